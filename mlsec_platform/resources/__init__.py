@@ -1,0 +1,64 @@
+"""Dagster resources, built from the platform settings.
+
+Each writer identity gets its own chain Vault -> audit -> lake, so an asset can only ever hold
+the credentials of the identity its IO manager or resource names:
+
+    raw_io_manager        connector identity: landing -> raw
+    lakehouse_io_manager  pipeline identity: raw -> silver -> gold -> features
+    warehouse             pipeline identity: short-lived Postgres writer
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlsec_platform.io.delta_s3 import DeltaLakeS3IOManager
+from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.postgres import PostgresWarehouseResource
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.runtime.settings import PlatformSettings, get_settings
+
+#: IO manager key -> the identity whose credentials it writes with.
+IO_MANAGER_IDENTITIES = {
+    "raw_io_manager": "connector",
+    "lakehouse_io_manager": "pipeline",
+}
+
+
+def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
+    settings = settings or get_settings()
+    endpoints = settings.endpoints()
+    resources: dict[str, Any] = {}
+    for identity in sorted(set(IO_MANAGER_IDENTITIES.values())):
+        vault = VaultResource(
+            addr=endpoints.vault_addr,
+            identity=identity,
+            credentials_dir=str(settings.identities_dir),
+        )
+        audit = AuditResource(
+            vault=vault,
+            host=endpoints.postgres_host,
+            port=endpoints.postgres_port,
+            dbname=settings.warehouse_db,
+        )
+        lake = S3LakeResource(
+            vault=vault,
+            audit=audit,
+            endpoint_url=endpoints.s3_endpoint,
+            region=settings.s3_region,
+            bucket_prefix=settings.bucket_prefix,
+        )
+        resources |= {f"vault_{identity}": vault, f"audit_{identity}": audit, f"lake_{identity}": lake}
+    for key, identity in IO_MANAGER_IDENTITIES.items():
+        resources[key] = DeltaLakeS3IOManager(
+            lake=resources[f"lake_{identity}"], audit=resources[f"audit_{identity}"]
+        )
+    resources["warehouse"] = PostgresWarehouseResource(
+        vault=resources["vault_pipeline"],
+        host=endpoints.postgres_host,
+        port=endpoints.postgres_port,
+        dbname=settings.warehouse_db,
+        role="warehouse-writer",
+    )
+    return resources

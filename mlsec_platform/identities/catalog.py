@@ -1,0 +1,86 @@
+"""The workload identities of the platform and what each may touch.
+
+Every writer gets its own storage identity: an OpenBao AppRole (whose token policy is
+``policies/vault/<name>.hcl``), S3 keys bound to ``policies/s3/<name>.json``, and the Postgres
+group roles its dynamic users join. The storage itself enforces these; nothing relies on
+callers behaving.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from string import Template
+
+from mlsec_platform.runtime.settings import Zone
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    purpose: str
+    #: Vault database roles this identity may request credentials from.
+    database_roles: tuple[str, ...] = ()
+
+    def vault_policy(self) -> str:
+        return _read("vault", f"{self.name}.hcl")
+
+    def s3_policy(self, bucket_prefix: str) -> dict:
+        """The AWS policy document, with bucket names filled in (same file serves any S3)."""
+        text = Template(_read("s3", f"{self.name}.json")).substitute(prefix=bucket_prefix)
+        return json.loads(text)
+
+
+def _read(kind: str, filename: str) -> str:
+    return resources.files("mlsec_platform.identities").joinpath(
+        "policies", kind, filename
+    ).read_text()
+
+
+CONNECTOR = Identity(
+    "connector",
+    "official connectors: read landing, append to raw, keep rejects in quarantine",
+    database_roles=("audit-writer",),
+)
+PIPELINE = Identity(
+    "pipeline",
+    "asset materializations: read raw, write silver, gold and features",
+    database_roles=("warehouse-writer", "audit-writer"),
+)
+BROKER = Identity(
+    "broker",
+    "the Access Broker: read curated zones (silver, gold, features), nothing else",
+    database_roles=("warehouse-reader", "audit-writer"),
+)
+AUDITOR = Identity(
+    "auditor",
+    "auditors: read the audit log, list zone contents, anchor the audit chain",
+    database_roles=("audit-reader",),
+)
+ORCHESTRATOR = Identity(
+    "orchestrator",
+    "the Dagster instance (webserver, daemon, run workers): its own storage only",
+)
+
+IDENTITIES: dict[str, Identity] = {
+    i.name: i for i in (CONNECTOR, PIPELINE, BROKER, AUDITOR, ORCHESTRATOR)
+}
+
+#: The S3 identities (the orchestrator stores nothing in the lake).
+S3_IDENTITIES = (CONNECTOR, PIPELINE, BROKER, AUDITOR)
+
+#: Which zones each identity may write (documentation of the JSON files, checked by tests).
+WRITES: dict[str, frozenset[Zone]] = {
+    "connector": frozenset({Zone.RAW, Zone.QUARANTINE, Zone.LANDING}),
+    "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
+    "broker": frozenset(),
+    "auditor": frozenset(),
+}
+#: Which zones each identity may read objects from.
+READS: dict[str, frozenset[Zone]] = {
+    "connector": frozenset({Zone.LANDING, Zone.RAW, Zone.QUARANTINE}),
+    "pipeline": frozenset({Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
+    "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
+    "auditor": frozenset(),
+}

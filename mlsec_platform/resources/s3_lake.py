@@ -1,0 +1,85 @@
+"""The S3 lake (one bucket per zone) seen through one identity's Vault-held keys."""
+
+
+import threading
+import time
+from dataclasses import dataclass
+
+import boto3
+import dagster as dg
+from botocore.config import Config
+from pydantic import PrivateAttr
+
+from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.runtime.settings import Zone
+
+
+@dataclass(frozen=True, repr=False)
+class S3Credentials:
+    access_key_id: str
+    secret_access_key: str
+
+    def __repr__(self) -> str:
+        return f"S3Credentials(access_key_id={self.access_key_id!r})"
+
+
+class S3LakeResource(dg.ConfigurableResource):
+    """Object storage of the lakehouse. Keys come from OpenBao KV at run time, are held in a
+    private attribute and re-read after ``refresh_seconds`` so rotations are picked up."""
+
+    vault: dg.ResourceDependency[VaultResource]
+    audit: dg.ResourceDependency[AuditResource]
+    endpoint_url: str
+    region: str = "us-east-1"
+    bucket_prefix: str = "mlsec-"
+    refresh_seconds: float = 300.0
+
+    _creds: S3Credentials | None = PrivateAttr(default=None)
+    _fetched_at: float = PrivateAttr(default=0.0)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def identity(self) -> str:
+        return self.vault.identity
+
+    def credentials(self) -> S3Credentials:
+        with self._lock:
+            stale = time.monotonic() - self._fetched_at > self.refresh_seconds
+            if self._creds is None or stale:
+                path = f"s3/{self.identity}"
+                data = self.vault.read_kv(path)
+                self._creds = S3Credentials(data["access_key_id"], data["secret_access_key"])
+                self._fetched_at = time.monotonic()
+                self.audit.secret_read(f"mlsec/{path}", purpose="s3-lake")
+            return self._creds
+
+    def bucket(self, zone: Zone | str) -> str:
+        return f"{self.bucket_prefix}{Zone(zone).value}"
+
+    def table_uri(self, zone: Zone | str, name: str) -> str:
+        return f"s3://{self.bucket(zone)}/{name}"
+
+    def storage_options(self) -> dict[str, str]:
+        """Options for delta-rs / object_store; commits use conditional PUT, no lock service."""
+        creds = self.credentials()
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": creds.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+            "AWS_ALLOW_HTTP": "true" if self.endpoint_url.startswith("http://") else "false",
+            "AWS_S3_ADDRESSING_STYLE": "path",
+        }
+
+    def client(self):
+        """A boto3 S3 client with this identity's keys."""
+        creds = self.credentials()
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        )

@@ -1,0 +1,111 @@
+"""Idempotent bootstrap of identities and permissions across OpenBao, S3 and PostgreSQL.
+
+Uses the bootstrap credentials (0600 files in the secrets folder) and nothing else; workloads
+never see them. Re-running it changes nothing that is already right, repairs what is not, and
+picks up changed addresses (e.g. a new Postgres port).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import hvac
+
+from mlsec_platform.runtime.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
+from mlsec_platform.runtime.bootstrap.s3 import bootstrap_s3
+from mlsec_platform.runtime.bootstrap.vault import bootstrap_vault, read_kv, write_kv
+from mlsec_platform.runtime.secret_files import (
+    new_password,
+    read_secret,
+    read_secret_json,
+    write_secret,
+)
+from mlsec_platform.runtime.settings import Endpoints, PlatformSettings, Profile
+
+
+@dataclass(frozen=True, repr=False)
+class BootstrapCredentials:
+    """The few secrets that exist before OpenBao can hand out anything (never printed)."""
+
+    vault_token: str
+    s3_admin: dict
+    postgres_superuser_password: str
+
+    @classmethod
+    def load(cls, settings: PlatformSettings) -> BootstrapCredentials:
+        folder = settings.secrets_dir
+        return cls(
+            vault_token=read_secret(folder / "openbao-bootstrap-token"),
+            s3_admin=read_secret_json(folder / "s3-admin.json"),
+            postgres_superuser_password=read_secret(folder / "postgres-superuser"),
+        )
+
+    def vault(self, endpoints: Endpoints) -> hvac.Client:
+        return hvac.Client(url=endpoints.vault_addr, token=self.vault_token, timeout=30)
+
+    def postgres_dsn(self, endpoints: Endpoints) -> dict:
+        return {
+            "host": endpoints.postgres_host,
+            "port": endpoints.postgres_port,
+            "user": "postgres",
+            "password": self.postgres_superuser_password,
+        }
+
+
+def _generated_secret(settings: PlatformSettings, name: str) -> str:
+    path = settings.secrets_dir / name
+    if not path.exists():
+        write_secret(path, new_password())
+    return read_secret(path)
+
+
+def bootstrap(
+    settings: PlatformSettings,
+    endpoints: Endpoints,
+    progress: Callable[[str], None] = lambda _: None,
+) -> None:
+    creds = BootstrapCredentials.load(settings)
+    vault = creds.vault(endpoints)
+    t0 = time.monotonic()
+
+    # The Dagster instance password lives in OpenBao from the first bootstrap on.
+    vault_admin_password = _generated_secret(settings, "postgres-vault-admin")
+    dagster = read_kv_safe(vault, "postgres/dagster") or {
+        "username": DAGSTER_USER,
+        "password": new_password(),
+    }
+
+    bootstrap_postgres(
+        creds.postgres_dsn(endpoints),
+        warehouse_db=settings.warehouse_db,
+        dagster_db=settings.dagster_db,
+        vault_admin_password=vault_admin_password,
+        dagster_password=dagster["password"],
+    )
+    progress(f"  postgres   roles, databases and the audit schema ({time.monotonic() - t0:.1f}s)")
+
+    t1 = time.monotonic()
+    bootstrap_vault(
+        vault,
+        settings,
+        endpoints,
+        vault_admin_password=vault_admin_password,
+        bind_loopback=settings.profile is Profile.LOCAL,
+    )
+    write_kv(vault, "postgres/dagster", dagster)
+    nats_file = settings.secrets_dir / "nats-platform.json"
+    if nats_file.exists():
+        write_kv(vault, "nats/platform", read_secret_json(nats_file))
+    progress(f"  openbao    engines, policies and AppRoles ({time.monotonic() - t1:.1f}s)")
+
+    t2 = time.monotonic()
+    bootstrap_s3(vault, settings, endpoints.s3_endpoint, creds.s3_admin)
+    progress(f"  seaweedfs  zone buckets and per-identity keys ({time.monotonic() - t2:.1f}s)")
+
+
+def read_kv_safe(vault: hvac.Client, path: str) -> dict | None:
+    """Read KV before the engine may exist (first bootstrap)."""
+    mounts = vault.sys.list_mounted_secrets_engines()["data"]
+    return read_kv(vault, path) if "mlsec/" in mounts else None

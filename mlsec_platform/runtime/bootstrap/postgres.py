@@ -1,0 +1,128 @@
+"""PostgreSQL roles, databases and grants (idempotent, run as the bootstrap superuser).
+
+Group roles hold the privileges; people and workloads never log in as them. Vault's database
+engine creates short-lived login users inside these groups (see ``vault.py``):
+
+    warehouse_owner   owns the warehouse schemas' tables (writers act as it)
+    warehouse_writer  member of warehouse_owner
+    warehouse_reader  SELECT on gold and features, nothing else
+    audit_owner       owns audit.events and its triggers
+    audit_writer      INSERT on audit.events only
+    audit_reader      SELECT on audit.events only
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import psycopg2
+from psycopg2 import sql
+
+from mlsec_platform.audit.schema import AUDIT_DDL
+
+GROUP_ROLES = (
+    "warehouse_owner",
+    "warehouse_writer",
+    "warehouse_reader",
+    "audit_owner",
+    "audit_writer",
+    "audit_reader",
+)
+#: Roles Vault's database engine puts its dynamic users into.
+VAULT_GRANTABLE = ("warehouse_writer", "warehouse_reader", "audit_writer", "audit_reader")
+VAULT_ADMIN = "vault_admin"
+DAGSTER_USER = "dagster"
+WAREHOUSE_SCHEMAS = ("gold", "features")
+
+
+def _role_exists(cur, name: str) -> bool:
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+    return cur.fetchone() is not None
+
+
+def _database_exists(cur, name: str) -> bool:
+    cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    return cur.fetchone() is not None
+
+
+def _login_role(cur, name: str, password: str, *extra: str) -> None:
+    options = sql.SQL(" ".join(("LOGIN", *extra, "PASSWORD")))
+    verb = "ALTER" if _role_exists(cur, name) else "CREATE"
+    cur.execute(
+        sql.SQL("{} ROLE {} WITH {} {}").format(
+            sql.SQL(verb), sql.Identifier(name), options, sql.Literal(password)
+        )
+    )
+
+
+def bootstrap_postgres(
+    superuser_dsn: dict,
+    *,
+    warehouse_db: str,
+    dagster_db: str,
+    vault_admin_password: str,
+    dagster_password: str,
+) -> None:
+    """Create or update every role, database, schema and grant the platform relies on."""
+    with closing(psycopg2.connect(**{**superuser_dsn, "dbname": "postgres"})) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for role in GROUP_ROLES:
+                if not _role_exists(cur, role):
+                    cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+            cur.execute("GRANT warehouse_owner TO warehouse_writer")
+            _login_role(cur, VAULT_ADMIN, vault_admin_password, "CREATEROLE")
+            for role in VAULT_GRANTABLE:
+                cur.execute(
+                    sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(
+                        sql.Identifier(role), sql.Identifier(VAULT_ADMIN)
+                    )
+                )
+            # Revocation ends the sessions of expired users, not only their logins.
+            cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(VAULT_ADMIN)))
+            _login_role(cur, DAGSTER_USER, dagster_password)
+
+            for db, owner in ((warehouse_db, "warehouse_owner"), (dagster_db, DAGSTER_USER)):
+                if not _database_exists(cur, db):
+                    cur.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(db), sql.Identifier(owner)
+                        )
+                    )
+                cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
+            cur.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+            cur.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(warehouse_db),
+                    sql.SQL(", ").join(map(sql.Identifier, (*VAULT_GRANTABLE, VAULT_ADMIN))),
+                )
+            )
+
+    with closing(psycopg2.connect(**{**superuser_dsn, "dbname": warehouse_db})) as conn:
+        conn.autocommit = False
+        with conn.cursor() as cur:
+            cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            for schema in WAREHOUSE_SCHEMAS:
+                cur.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION warehouse_owner").format(
+                        sql.Identifier(schema)
+                    )
+                )
+                ident = sql.Identifier(schema)
+                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO warehouse_reader").format(ident))
+                cur.execute(
+                    sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO warehouse_reader").format(ident)
+                )
+                cur.execute(
+                    sql.SQL(
+                        "ALTER DEFAULT PRIVILEGES FOR ROLE warehouse_owner IN SCHEMA {} "
+                        "GRANT SELECT ON TABLES TO warehouse_reader"
+                    ).format(ident)
+                )
+            cur.execute("CREATE SCHEMA IF NOT EXISTS audit AUTHORIZATION audit_owner")
+            cur.execute("GRANT USAGE ON SCHEMA audit TO audit_writer, audit_reader")
+            # Objects are created as audit_owner so the chain trigger runs with its rights.
+            cur.execute("SET ROLE audit_owner")
+            cur.execute(AUDIT_DDL)
+            cur.execute("RESET ROLE")
+        conn.commit()
