@@ -84,3 +84,10 @@ READS: dict[str, frozenset[Zone]] = {
     "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "auditor": frozenset(),
 }
+#: Which zones each identity may delete objects from (raw is immutable: nobody may).
+DELETES: dict[str, frozenset[Zone]] = {
+    "connector": frozenset({Zone.LANDING}),
+    "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
+    "broker": frozenset(),
+    "auditor": frozenset(),
+}

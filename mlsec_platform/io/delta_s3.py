@@ -15,7 +15,6 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
 
@@ -26,7 +25,6 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
     """Stores pyarrow Tables (or pandas DataFrames) as Delta tables, one commit per output."""
 
     lake: dg.ResourceDependency[S3LakeResource]
-    audit: dg.ResourceDependency[AuditResource]
 
     def _location(self, key: dg.AssetKey) -> tuple[Zone, str]:
         if len(key.path) != 2 or key.path[0] not in Zone.__members__.values():
@@ -71,7 +69,8 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         )
         # The Delta version is the data version: downstream staleness follows real commits.
         context.step_context.set_data_version(context.asset_key, dg.DataVersion(str(version)))
-        self.audit.emit(
+        # Through the lake's own audit resource: one audit login per run and identity.
+        self.lake.audit.emit(
             "asset.materialized",
             {
                 "asset": context.asset_key.to_user_string(),

@@ -51,9 +51,7 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
         )
         resources |= {f"vault_{identity}": vault, f"audit_{identity}": audit, f"lake_{identity}": lake}
     for key, identity in IO_MANAGER_IDENTITIES.items():
-        resources[key] = DeltaLakeS3IOManager(
-            lake=resources[f"lake_{identity}"], audit=resources[f"audit_{identity}"]
-        )
+        resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
     resources["warehouse"] = PostgresWarehouseResource(
         vault=resources["vault_pipeline"],
         host=endpoints.postgres_host,

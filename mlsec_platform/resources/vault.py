@@ -26,6 +26,10 @@ class VaultAccessDenied(VaultError):
     """This identity is not allowed the path it asked for, or its login was refused."""
 
 
+class VaultSecretNotFound(VaultError):
+    """The path is allowed but holds nothing (yet)."""
+
+
 @dataclass(repr=False)
 class Lease:
     """A secret with a lifetime. ``data`` is never shown in reprs or logs."""
@@ -170,9 +174,9 @@ class _Translate:
             ) from None
         if isinstance(exc, hvac_errors.VaultDown):
             raise VaultUnavailable(f"OpenBao at {self.addr} is sealed during {self.action}") from None
-        if isinstance(
-            exc, hvac_errors.Forbidden | hvac_errors.InvalidRequest | hvac_errors.InvalidPath
-        ):
+        if isinstance(exc, hvac_errors.InvalidPath):
+            raise VaultSecretNotFound(f"{self.action}: nothing stored there") from None
+        if isinstance(exc, hvac_errors.Forbidden | hvac_errors.InvalidRequest):
             raise VaultAccessDenied(
                 f"{self.action} refused for identity '{self.identity}' ({type(exc).__name__})"
             ) from None

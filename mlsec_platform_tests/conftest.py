@@ -1,0 +1,67 @@
+"""One real embedded stack for the whole test session, started by the product's supervisor.
+
+It runs on free loopback ports under a temporary state folder, so it never meets a stack a
+developer has running. The reader TTL is short so lease expiry is observable in a test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlsec_platform.runtime.settings import Endpoints, PlatformSettings, get_settings
+
+READER_TTL_SECONDS = 8
+
+TEST_ENV = {
+    "MLSEC_PROFILE": "local",
+    "MLSEC_PREFER_DEFAULT_PORTS": "false",
+    "MLSEC_PG_READER_TTL": str(READER_TTL_SECONDS),
+}
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformSettings]:
+    state = tmp_path_factory.mktemp("mlsec-state")
+    saved = {k: os.environ.get(k) for k in (*TEST_ENV, "MLSEC_STATE_DIR")}
+    os.environ.update({**TEST_ENV, "MLSEC_STATE_DIR": str(state)})
+    try:
+        yield get_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def supervisor(settings: PlatformSettings):
+    from mlsec_platform.runtime.bootstrap import bootstrap
+    from mlsec_platform.runtime.supervisor import Supervisor
+
+    sup = Supervisor(settings, progress=print)
+    try:
+        endpoints = sup.up()
+        bootstrap(settings, endpoints, progress=print)
+        yield sup
+    finally:
+        sup.down()
+
+
+@pytest.fixture(scope="session")
+def endpoints(supervisor) -> Endpoints:
+    return supervisor.endpoints()
+
+
+@pytest.fixture(scope="session")
+def superuser_dsn(supervisor) -> dict:
+    return supervisor.postgres.superuser_dsn("warehouse")
+
+
+@pytest.fixture(scope="session")
+def state_dir(settings: PlatformSettings) -> Path:
+    return settings.root

@@ -1,0 +1,62 @@
+"""Clients acting as one identity, with credentials fetched the way workloads fetch them."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from mlsec_platform.resources.postgres import LeasedLogin
+from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.runtime.settings import Endpoints, PlatformSettings
+
+BOTO = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
+
+
+def vault_as(identity: str, settings: PlatformSettings, endpoints: Endpoints) -> VaultResource:
+    return VaultResource(
+        addr=endpoints.vault_addr, identity=identity, credentials_dir=str(settings.identities_dir)
+    )
+
+
+def s3_as(identity: str, settings: PlatformSettings, endpoints: Endpoints):
+    """An S3 client with the keys `identity` reads from OpenBao through its own AppRole."""
+    vault = vault_as(identity, settings, endpoints)
+    keys = vault.read_kv(f"s3/{identity}")
+    vault.revoke()
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoints.s3_endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=keys["access_key_id"],
+        aws_secret_access_key=keys["secret_access_key"],
+        config=BOTO,
+    )
+
+
+def s3_admin(supervisor, settings: PlatformSettings):
+    admin = supervisor.seaweedfs.admin_credentials()
+    return boto3.client(
+        "s3",
+        endpoint_url=supervisor.seaweedfs.endpoint,
+        region_name=settings.s3_region,
+        aws_access_key_id=admin["access_key"],
+        aws_secret_access_key=admin["secret_key"],
+        config=BOTO,
+    )
+
+
+def pg_login(identity: str, role: str, settings: PlatformSettings, endpoints: Endpoints):
+    """(connection, login) for a dynamic Postgres user of `role`, issued to `identity`."""
+    login = LeasedLogin(vault_as(identity, settings, endpoints), role, margin_seconds=0)
+    conn = login.connect(endpoints.postgres_host, endpoints.postgres_port, settings.warehouse_db)
+    return conn, login
+
+
+def s3_error_code(call) -> str | None:
+    """None when the call succeeded, else the S3 error code (e.g. AccessDenied)."""
+    try:
+        call()
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+    return None

@@ -1,0 +1,66 @@
+"""OpenBao policies: each identity reads its own secrets and nothing else."""
+
+import base64
+
+import pytest
+
+from mlsec_platform.identities.catalog import IDENTITIES
+from mlsec_platform.resources.vault import VaultAccessDenied
+from mlsec_platform_tests.helpers import vault_as
+
+
+@pytest.mark.parametrize("identity", ["connector", "pipeline", "broker", "auditor"])
+def test_each_identity_reads_only_its_own_s3_keys(identity, settings, endpoints):
+    vault = vault_as(identity, settings, endpoints)
+    assert set(vault.read_kv(f"s3/{identity}")) == {"access_key_id", "secret_access_key"}
+    for other in ("connector", "pipeline", "broker", "auditor"):
+        if other != identity:
+            with pytest.raises(VaultAccessDenied):
+                vault.read_kv(f"s3/{other}")
+    vault.revoke()
+
+
+@pytest.mark.parametrize(
+    ("identity", "path"),
+    [
+        ("broker", "database/creds/warehouse-writer"),
+        ("connector", "database/creds/warehouse-writer"),
+        ("pipeline", "database/creds/warehouse-reader"),
+        ("pipeline", "database/creds/audit-reader"),
+        ("auditor", "database/creds/audit-writer"),
+    ],
+)
+def test_database_roles_are_per_identity(identity, path, settings, endpoints):
+    vault = vault_as(identity, settings, endpoints)
+    with pytest.raises(VaultAccessDenied):
+        vault.lease(path)
+
+
+def test_tokenizing_is_allowed_to_the_pipeline_but_reveal_is_not(settings, endpoints):
+    client = vault_as("pipeline", settings, endpoints).client()
+    plaintext = base64.b64encode(b"123.456.789-09").decode()
+    context = base64.b64encode(b"customer").decode()
+    token = client.secrets.transit.encrypt_data("tokenization", plaintext, context=context)
+    ciphertext = token["data"]["ciphertext"]
+    again = client.secrets.transit.encrypt_data("tokenization", plaintext, context=context)
+    assert again["data"]["ciphertext"] == ciphertext  # convergent: tokens join
+    from hvac.exceptions import Forbidden
+
+    with pytest.raises(Forbidden):
+        client.secrets.transit.decrypt_data("tokenization", ciphertext, context=context)
+
+
+def test_approle_tokens_carry_only_their_policy(settings, endpoints):
+    for name in IDENTITIES:
+        vault = vault_as(name, settings, endpoints)
+        policies = vault.client().auth.token.lookup_self()["data"]["policies"]
+        assert sorted(policies) == sorted(["default", name])
+        vault.revoke()
+
+
+def test_credential_files_are_private(settings):
+    for identity in IDENTITIES:
+        folder = settings.identities_dir / identity
+        assert folder.stat().st_mode & 0o777 == 0o700
+        for name in ("role_id", "secret_id"):
+            assert (folder / name).stat().st_mode & 0o777 == 0o600
