@@ -60,3 +60,10 @@ def s3_error_code(call) -> str | None:
     except ClientError as exc:
         return exc.response["Error"]["Code"]
     return None
+
+
+def error_chain(error):
+    """A Dagster SerializableErrorInfo and its causes, outermost first."""
+    while error is not None:
+        yield error
+        error = error.cause or error.context

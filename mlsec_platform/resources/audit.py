@@ -26,7 +26,7 @@ class AuditResource(dg.ConfigurableResource):
     _issued: list[str] = PrivateAttr(default_factory=list)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._run_id = context.run_id if context.dagster_run else None
+        self._run_id = context.run.run_id if context.run else None
 
     def _audit_log(self) -> AuditLog:
         if self._log is None:

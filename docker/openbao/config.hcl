@@ -1,0 +1,35 @@
+# OpenBao for the `stack` profile, mounted at /openbao/config/config.hcl (the image's
+# entrypoint loads every file in /openbao/config). Same shape as the `local` profile.
+
+# The image prepares /openbao/file and /openbao/logs for its non-root `openbao` user, so
+# the named volumes go there (a new path would be created root-owned and unwritable).
+storage "raft" {
+  path    = "/openbao/file"
+  node_id = "mlsec-1"
+}
+
+# Plain HTTP on the compose network only (the port is not published by compose.yaml).
+# Production must terminate TLS: set tls_cert_file / tls_key_file here, or put a TLS proxy
+# in front, and use https:// in api_addr, cluster_addr and MLSEC_VAULT_ADDR.
+listener "tcp" {
+  address         = "0.0.0.0:8200"
+  cluster_address = "0.0.0.0:8201"
+  tls_disable     = true
+}
+
+# Declarative audit device (OpenBao refuses to enable audit devices through the API).
+# Secrets in requests and responses are HMAC'd, never written in clear.
+audit "file" "file" {
+  options {
+    file_path = "/openbao/logs/audit.log"
+    mode      = "0600"
+  }
+}
+
+api_addr     = "http://openbao:8200"
+cluster_addr = "http://openbao:8201"
+# mlock is off as in the `local` profile (raft storage memory-maps its database, and the
+# container then needs no IPC_LOCK capability); keep swap disabled on the host instead.
+disable_mlock = true
+ui            = false
+log_level     = "warn"
