@@ -36,7 +36,9 @@ def canonical_text(
     prev_hash: str,
 ) -> str:
     """The text each link hashes; mirrors ``audit.canonical`` in ``schema.py``."""
-    return "|".join((str(seq), event_id, occurred_at, event_type, actor, run_id, payload, prev_hash))
+    return "|".join(
+        (str(seq), event_id, occurred_at, event_type, actor, run_id, payload, prev_hash)
+    )
 
 
 def link_hash(canonical: str) -> str:
@@ -74,7 +76,8 @@ class AuditLog:
                     with conn.cursor() as cur:
                         # seq, occurred_at and the hashes are set by the chain trigger.
                         cur.execute(
-                            "INSERT INTO audit.events (event_id, event_type, actor, run_id, payload)"
+                            "INSERT INTO audit.events"
+                            " (event_id, event_type, actor, run_id, payload)"
                             " VALUES (%s, %s, %s, %s, %s)",
                             row,
                         )
@@ -83,7 +86,9 @@ class AuditLog:
                     # A dropped connection (e.g. credentials rotated): reconnect once.
                     self.close()
                     if attempt == 2:
-                        raise AuditWriteError(f"audit log unreachable: {exc.pgerror or exc}") from None
+                        raise AuditWriteError(
+                            f"audit log unreachable: {exc.pgerror or exc}"
+                        ) from None
                 except psycopg2.Error as exc:
                     self.close()
                     raise AuditWriteError(f"audit event refused: {exc.pgerror or exc}") from None
@@ -147,7 +152,17 @@ def verify_chain(conn: PgConnection, anchor: Anchor | None = None) -> VerifyRepo
     with conn.cursor(name="audit_verify") as cur:
         cur.itersize = 5000
         cur.execute(_SELECT_CHAIN)
-        for seq, event_id, occurred_at, event_type, actor, run_id, payload, stored_prev, stored in cur:
+        for (
+            seq,
+            event_id,
+            occurred_at,
+            event_type,
+            actor,
+            run_id,
+            payload,
+            stored_prev,
+            stored,
+        ) in cur:
             if seq != expected_seq:
                 broken = BrokenLink(expected_seq, f"event {expected_seq} is missing (deleted)")
                 break

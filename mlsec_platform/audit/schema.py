@@ -3,7 +3,8 @@
 Writers hold INSERT only. A SECURITY DEFINER trigger owned by ``audit_owner`` serialises
 appends, numbers each event and links it to the one before:
 
-    hash = sha256(canonical(seq, event_id, occurred_at, event_type, actor, run_id, payload, prev_hash))
+    hash = sha256(canonical(seq, event_id, occurred_at, event_type, actor, run_id, payload,
+                            prev_hash))
 
 Another trigger refuses UPDATE, DELETE and TRUNCATE. The owner can still switch triggers off
 and edit rows, which is why ``mlsec audit verify`` recomputes every link on its own (see

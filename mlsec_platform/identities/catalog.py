@@ -33,9 +33,11 @@ class Identity:
 
 
 def _read(kind: str, filename: str) -> str:
-    return resources.files("mlsec_platform.identities").joinpath(
-        "policies", kind, filename
-    ).read_text()
+    return (
+        resources.files("mlsec_platform.identities")
+        .joinpath("policies", kind, filename)
+        .read_text()
+    )
 
 
 CONNECTOR = Identity(

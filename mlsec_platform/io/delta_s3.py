@@ -7,7 +7,6 @@ the row count and the table URI go into the materialization metadata, and the ve
 the asset's data version.
 """
 
-
 import uuid
 
 import dagster as dg
@@ -37,7 +36,11 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pa.Table | pd.DataFrame | None) -> None:
         if obj is None:
             return
-        table = pa.Table.from_pandas(obj, preserve_index=False) if isinstance(obj, pd.DataFrame) else obj
+        table = (
+            pa.Table.from_pandas(obj, preserve_index=False)
+            if isinstance(obj, pd.DataFrame)
+            else obj
+        )
         zone, name = self._location(context.asset_key)
         uri = self.lake.table_uri(zone, name)
         mode = context.definition_metadata.get(WRITE_MODE_KEY, "overwrite")

@@ -49,7 +49,11 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
             region=settings.s3_region,
             bucket_prefix=settings.bucket_prefix,
         )
-        resources |= {f"vault_{identity}": vault, f"audit_{identity}": audit, f"lake_{identity}": lake}
+        resources |= {
+            f"vault_{identity}": vault,
+            f"audit_{identity}": audit,
+            f"lake_{identity}": lake,
+        }
     for key, identity in IO_MANAGER_IDENTITIES.items():
         resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
     resources["warehouse"] = PostgresWarehouseResource(

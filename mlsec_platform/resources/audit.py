@@ -1,6 +1,5 @@
 """The audit log as a Dagster resource: every secret fetch and materialization is recorded."""
 
-
 from collections.abc import Mapping
 from typing import Any
 

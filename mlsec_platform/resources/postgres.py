@@ -1,6 +1,5 @@
 """PostgreSQL logins issued by Vault's database engine, re-issued before their lease ends."""
 
-
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,7 +75,9 @@ class PostgresWarehouseResource(dg.ConfigurableResource):
 
     def _leased(self) -> LeasedLogin:
         if self._login is None:
-            self._login = LeasedLogin(self.vault, self.role, margin_seconds=self.renew_margin_seconds)
+            self._login = LeasedLogin(
+                self.vault, self.role, margin_seconds=self.renew_margin_seconds
+            )
         return self._login
 
     @contextmanager

@@ -1,6 +1,5 @@
 """The S3 lake (one bucket per zone) seen through one identity's Vault-held keys."""
 
-
 import threading
 import time
 from dataclasses import dataclass

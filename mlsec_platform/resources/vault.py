@@ -1,6 +1,6 @@
 """OpenBao / Vault access for one workload identity (AppRole)."""
 
-
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -113,10 +113,8 @@ class VaultResource(dg.ConfigurableResource):
         """Give the token back (end of a run); best effort."""
         with self._lock:
             if self._client is not None:
-                try:
+                with contextlib.suppress(hvac_errors.VaultError, requests.RequestException):
                     self._client.auth.token.revoke_self()
-                except (hvac_errors.VaultError, requests.RequestException):
-                    pass
             self._client, self._token_expires_at = None, 0.0
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -145,10 +143,8 @@ class VaultResource(dg.ConfigurableResource):
         )
 
     def revoke_lease(self, lease: Lease) -> None:
-        try:
+        with contextlib.suppress(VaultError, hvac_errors.VaultError, requests.RequestException):
             self.client().sys.revoke_lease(lease.lease_id)
-        except (VaultError, hvac_errors.VaultError, requests.RequestException):
-            pass
 
     # -- errors --------------------------------------------------------------------------------
     def _translated(self, action: str):
@@ -173,7 +169,9 @@ class _Translate:
                 f"({type(exc).__name__}); check `mlsec status`"
             ) from None
         if isinstance(exc, hvac_errors.VaultDown):
-            raise VaultUnavailable(f"OpenBao at {self.addr} is sealed during {self.action}") from None
+            raise VaultUnavailable(
+                f"OpenBao at {self.addr} is sealed during {self.action}"
+            ) from None
         if isinstance(exc, hvac_errors.InvalidPath):
             raise VaultSecretNotFound(f"{self.action}: nothing stored there") from None
         if isinstance(exc, hvac_errors.Forbidden | hvac_errors.InvalidRequest):

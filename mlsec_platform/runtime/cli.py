@@ -73,6 +73,28 @@ def bootstrap_cmd() -> None:
 
 
 @main.group()
+def rotate() -> None:
+    """Rotate credentials."""
+
+
+@rotate.command("s3-keys")
+@click.argument("identities", nargs=-1)
+def rotate_s3(identities: tuple[str, ...]) -> None:
+    """New S3 keys for IDENTITIES (default: all); the old keys stop working at once."""
+    from mlsec_platform.identities.catalog import S3_IDENTITIES
+    from mlsec_platform.runtime.bootstrap import rotate_s3_keys
+
+    known = [i.name for i in S3_IDENTITIES]
+    unknown = sorted(set(identities) - set(known))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown identity {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    for name, key_id in rotate_s3_keys(get_settings(), list(identities) or known).items():
+        _echo(f"{name:<10} new key {key_id}, old keys deleted")
+
+
+@main.group()
 def audit() -> None:
     """The hash-chained audit log."""
 
@@ -94,16 +116,22 @@ def audit_verify(no_anchor: bool) -> None:
 
 @main.command()
 @click.option("--port", default=3000, show_default=True)
-def ui(port: int) -> None:
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; 0.0.0.0 only inside a container or behind a proxy.",
+)
+def ui(port: int, host: str) -> None:
     """Serve the Dagster webserver and daemon against the running stack."""
     from mlsec_platform.runtime.orchestrator import orchestrator_environment, project_root
 
     settings = get_settings()
     env = {**os.environ, **orchestrator_environment(settings)}
-    _echo(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    _echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
     command = [
         sys.executable, "-m", "dagster", "dev",
-        "-w", str(project_root() / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port),
+        "-w", str(project_root() / "workspace.yaml"), "-h", host, "-p", str(port),
     ]  # fmt: skip
     raise SystemExit(subprocess.call(command, env=env, cwd=project_root()))
 

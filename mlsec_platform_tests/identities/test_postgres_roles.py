@@ -20,7 +20,9 @@ def gold_table(settings, endpoints):
     with closing(conn), conn, conn.cursor() as cur:
         cur.execute(f"CREATE TABLE gold.{name} (id int PRIMARY KEY, label text)")
         cur.execute(f"INSERT INTO gold.{name} VALUES (1, 'one')")
-        cur.execute("SELECT tableowner FROM pg_tables WHERE schemaname='gold' AND tablename=%s", (name,))
+        cur.execute(
+            "SELECT tableowner FROM pg_tables WHERE schemaname='gold' AND tablename=%s", (name,)
+        )
         assert cur.fetchone() == ("warehouse_owner",)
     login.revoke()  # the table outlives the login that created it
     return f"gold.{name}"
@@ -56,9 +58,8 @@ def test_reader_stops_working_after_its_ttl(settings, endpoints):
         cur.execute("SELECT 1")
     time.sleep(READER_TTL_SECONDS + 4)
     # The open session was ended by the revocation, and the login no longer exists.
-    with pytest.raises(psycopg2.OperationalError):
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
+    with pytest.raises(psycopg2.OperationalError), conn.cursor() as cur:
+        cur.execute("SELECT 1")
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         psycopg2.connect(
             host=endpoints.postgres_host,
@@ -75,7 +76,8 @@ def test_audit_writer_can_only_insert(settings, endpoints):
     conn.autocommit = True
     with closing(conn), conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO audit.events (event_id, event_type, actor, payload) VALUES (%s, %s, %s, %s)",
+            "INSERT INTO audit.events (event_id, event_type, actor, payload)"
+            " VALUES (%s, %s, %s, %s)",
             (str(uuid.uuid4()), "test.probe", "pipeline", "{}"),
         )
         for statement in (

@@ -53,7 +53,10 @@ def test_asset_keys_must_name_a_zone(resources):
 
     result = dg.materialize([misplaced], resources=resources, raise_on_error=False)
     assert not result.success
-    assert "must be keyed [<zone>, <name>]" in result.get_step_failure_events()[0].step_failure_data.error.message
+    assert (
+        "must be keyed [<zone>, <name>]"
+        in result.get_step_failure_events()[0].step_failure_data.error.message
+    )
 
 
 def test_storage_refuses_a_zone_outside_the_identity(resources):
@@ -69,4 +72,7 @@ def test_storage_refuses_a_zone_outside_the_identity(resources):
     assert any("<Code>AccessDenied</Code>" in e.message for e in error_chain(error))
     lake = resources["lake_pipeline"]
     with pytest.raises(Exception):  # noqa: B017 - any "table not found" error from delta-rs
-        DeltaTable(lake.table_uri(Zone.SILVER, "connector_was_here"), storage_options=lake.storage_options())
+        DeltaTable(
+            lake.table_uri(Zone.SILVER, "connector_was_here"),
+            storage_options=lake.storage_options(),
+        )

