@@ -6,7 +6,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from mlsec_platform.resources.postgres import LeasedLogin
+from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.runtime.settings import Endpoints, PlatformSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import closing
 
 from mlsec_platform.audit.chain import Anchor, VerifyReport, verify_chain
-from mlsec_platform.resources.postgres import LeasedLogin
+from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource, VaultSecretNotFound
 from mlsec_platform.runtime.settings import PlatformSettings
 

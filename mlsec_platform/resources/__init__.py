@@ -58,6 +58,7 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
         resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
     resources["warehouse"] = PostgresWarehouseResource(
         vault=resources["vault_pipeline"],
+        audit=resources["audit_pipeline"],
         host=endpoints.postgres_host,
         port=endpoints.postgres_port,
         dbname=settings.warehouse_db,

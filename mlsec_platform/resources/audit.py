@@ -7,7 +7,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from mlsec_platform.audit.chain import AuditLog
-from mlsec_platform.resources.postgres import LeasedLogin
+from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
 
 
