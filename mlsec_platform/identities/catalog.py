@@ -40,6 +40,11 @@ def _read(kind: str, filename: str) -> str:
     )
 
 
+GATEWAY = Identity(
+    "gateway",
+    "the ingestion gateway: put accepted uploads in landing, rejects in quarantine, publish events",
+    database_roles=("audit-writer",),
+)
 CONNECTOR = Identity(
     "connector",
     "official connectors: read landing, append to raw, keep rejects in quarantine",
@@ -66,14 +71,15 @@ ORCHESTRATOR = Identity(
 )
 
 IDENTITIES: dict[str, Identity] = {
-    i.name: i for i in (CONNECTOR, PIPELINE, BROKER, AUDITOR, ORCHESTRATOR)
+    i.name: i for i in (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, ORCHESTRATOR)
 }
 
 #: The S3 identities (the orchestrator stores nothing in the lake).
-S3_IDENTITIES = (CONNECTOR, PIPELINE, BROKER, AUDITOR)
+S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR)
 
 #: Which zones each identity may write (documentation of the JSON files, checked by tests).
 WRITES: dict[str, frozenset[Zone]] = {
+    "gateway": frozenset({Zone.LANDING, Zone.QUARANTINE}),
     "connector": frozenset({Zone.RAW, Zone.QUARANTINE, Zone.LANDING}),
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
     "broker": frozenset(),
@@ -81,6 +87,7 @@ WRITES: dict[str, frozenset[Zone]] = {
 }
 #: Which zones each identity may read objects from.
 READS: dict[str, frozenset[Zone]] = {
+    "gateway": frozenset({Zone.QUARANTINE}),
     "connector": frozenset({Zone.LANDING, Zone.RAW, Zone.QUARANTINE}),
     "pipeline": frozenset({Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
     "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
@@ -88,6 +95,7 @@ READS: dict[str, frozenset[Zone]] = {
 }
 #: Which zones each identity may delete objects from (raw is immutable: nobody may).
 DELETES: dict[str, frozenset[Zone]] = {
+    "gateway": frozenset(),
     "connector": frozenset({Zone.LANDING}),
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "broker": frozenset(),

@@ -67,6 +67,15 @@ class PlatformSettings(BaseSettings):
     pg_reader_ttl: int = 900
     pg_audit_ttl: int = 3600
 
+    # Ingestion.
+    gateway_port: int = 8470
+    gateway_max_file_bytes: int = 512 * 1024 * 1024
+    gateway_max_events_bytes: int = 64 * 1024 * 1024
+    upload_token_ttl: int = 3600
+    #: How long a fetched event may stay unacknowledged before NATS delivers it again.
+    nats_ack_wait: float = 60.0
+    events_batch_size: int = 50_000
+
     # `local` profile: preferred ports, replaced by free ones when taken.
     vault_port: int = 8200
     s3_port: int = 8333

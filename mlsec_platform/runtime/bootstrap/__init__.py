@@ -7,6 +7,7 @@ picks up changed addresses (e.g. a new Postgres port).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from mlsec_platform.runtime.secret_files import (
     write_secret,
 )
 from mlsec_platform.runtime.settings import Endpoints, PlatformSettings, Profile
+from mlsec_platform.sources import event_stream
 
 
 @dataclass(frozen=True, repr=False)
@@ -96,13 +98,25 @@ def bootstrap(
     )
     write_kv(vault, "postgres/dagster", dagster)
     nats_file = settings.secrets_dir / "nats-platform.json"
-    if nats_file.exists():
-        write_kv(vault, "nats/platform", read_secret_json(nats_file))
+    nats_credentials = read_secret_json(nats_file)
+    write_kv(vault, "nats/platform", nats_credentials)
     progress(f"  openbao    engines, policies and AppRoles ({time.monotonic() - t1:.1f}s)")
 
     t2 = time.monotonic()
     bootstrap_s3(vault, settings, endpoints.s3_endpoint, creds.s3_admin)
     progress(f"  seaweedfs  zone buckets and per-identity keys ({time.monotonic() - t2:.1f}s)")
+
+    t3 = time.monotonic()
+    asyncio.run(_bootstrap_nats(endpoints.nats_url, nats_credentials, settings.nats_ack_wait))
+    progress(f"  nats       event stream and durable consumers ({time.monotonic() - t3:.1f}s)")
+
+
+async def _bootstrap_nats(url: str, credentials: dict, ack_wait: float) -> None:
+    nc = await event_stream.connect(url, credentials)
+    try:
+        await event_stream.ensure_stream(nc, ack_wait_seconds=ack_wait)
+    finally:
+        await nc.close()
 
 
 def read_kv_safe(vault: hvac.Client, path: str) -> dict | None:

@@ -15,7 +15,8 @@ from mlsec_platform.runtime.settings import Endpoints, PlatformSettings
 
 KV_MOUNT = "mlsec"
 TOKENIZATION_KEY = "tokenization"
-EXTRA_POLICIES = ("reveal",)
+ISSUER_KEY = "mlsec-issuer"
+EXTRA_POLICIES = ("reveal", "issuer")
 
 
 def _dynamic_role_sql(group: str, *settings: str) -> list[str]:
@@ -82,6 +83,13 @@ def bootstrap_vault(
         client.secrets.transit.create_key(
             TOKENIZATION_KEY, key_type="aes256-gcm96", convergent_encryption=True, derived=True
         )
+
+    try:
+        client.secrets.transit.read_key(ISSUER_KEY)
+    except InvalidPath:
+        # Signs identity tokens (uploaders now, broker users later); rotating the key adds
+        # a version, which is the token's `kid`, so old tokens verify until retired.
+        client.secrets.transit.create_key(ISSUER_KEY, key_type="ed25519")
 
     for identity in IDENTITIES.values():
         client.sys.create_or_update_policy(identity.name, identity.vault_policy())

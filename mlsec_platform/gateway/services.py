@@ -1,0 +1,110 @@
+"""What the gateway needs, all obtained as the `gateway` identity from OpenBao at start."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mlsec_platform.identities.tokens import TokenVerifier, transit_public_keys
+from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.runtime.settings import PlatformSettings, Zone
+
+AUDIENCE = "mlsec-gateway"
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What arrived, recorded whether it is accepted or rejected (never the content itself)."""
+
+    kind: str  # "file" or "events"
+    name: str  # source or domain
+    received_at: str
+    sha256: str
+    size: int
+    truncated: bool
+    content_type: str | None
+    client: str | None
+
+
+def batch_id() -> str:
+    """Sortable by arrival time, unique: ``20261122T171530Z-3f2a9c1b7d4e``."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+
+
+class GatewayServices:
+    def __init__(self, settings: PlatformSettings, vault: VaultResource) -> None:
+        endpoints = settings.endpoints()
+        self.settings = settings
+        self.vault = vault
+        self.audit = AuditResource(
+            vault=vault,
+            host=endpoints.postgres_host,
+            port=endpoints.postgres_port,
+            dbname=settings.warehouse_db,
+        )
+        self.lake = S3LakeResource(
+            vault=vault,
+            audit=self.audit,
+            endpoint_url=endpoints.s3_endpoint,
+            region=settings.s3_region,
+            bucket_prefix=settings.bucket_prefix,
+        )
+        self.verifier = TokenVerifier(
+            lambda: transit_public_keys(vault.client()), audience=AUDIENCE
+        )
+        self.nats_url = endpoints.nats_url
+
+    @classmethod
+    def from_settings(cls, settings: PlatformSettings) -> GatewayServices:
+        vault = VaultResource(
+            addr=settings.endpoints().vault_addr,
+            identity="gateway",
+            credentials_dir=str(settings.identities_dir),
+        )
+        return cls(settings, vault)
+
+    def nats_credentials(self) -> dict:
+        return self.vault.read_kv("nats/platform")
+
+    def put_landing(self, source: str, batch: str, body: bytes, metadata: dict[str, str]) -> str:
+        key = f"incoming/{source}/{batch}.csv"
+        self.lake.client().put_object(
+            Bucket=self.lake.bucket(Zone.LANDING),
+            Key=key,
+            Body=body,
+            ContentType="text/csv; charset=utf-8",
+            Metadata=metadata,
+        )
+        return key
+
+    def quarantine(
+        self, intake: Intake, body: bytes, status: int, reason: str, subject: str | None
+    ) -> str:
+        """Keep rejected input with its reason; returns the quarantine id."""
+        qid = batch_id()
+        prefix = f"gateway/{intake.kind}/{intake.name}/{qid}"
+        record = {
+            "quarantine_id": qid,
+            "status": status,
+            "reason": reason,
+            "subject": subject,
+            **intake.__dict__,
+        }
+        client = self.lake.client()
+        bucket = self.lake.bucket(Zone.QUARANTINE)
+        client.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=body)
+        client.put_object(
+            Bucket=bucket,
+            Key=f"{prefix}/reason.json",
+            Body=json.dumps(record, indent=2).encode(),
+            ContentType="application/json",
+        )
+        return qid
+
+    def close(self) -> None:
+        self.audit.teardown_after_execution(None)  # type: ignore[arg-type]
+        self.vault.revoke()

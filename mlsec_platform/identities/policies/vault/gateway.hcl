@@ -1,0 +1,12 @@
+# gateway: accepts uploads and events; never writes Raw.
+path "auth/token/lookup-self" { capabilities = ["read"] }
+path "auth/token/renew-self"  { capabilities = ["update"] }
+path "auth/token/revoke-self" { capabilities = ["update"] }
+path "sys/leases/renew"       { capabilities = ["update"] }
+path "sys/leases/revoke"      { capabilities = ["update"] }
+
+path "mlsec/data/s3/gateway"          { capabilities = ["read"] }
+path "mlsec/data/nats/platform"       { capabilities = ["read"] }
+path "database/creds/audit-writer"    { capabilities = ["read"] }
+# Public keys of the token issuer, to verify uploaders' tokens (never the private key).
+path "transit/keys/mlsec-issuer"      { capabilities = ["read"] }

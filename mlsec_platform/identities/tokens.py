@@ -1,0 +1,148 @@
+"""Identity tokens signed by an Ed25519 key that never leaves OpenBao (transit).
+
+The issuer asks OpenBao to sign the JWT's signing input; verifiers read only the public keys
+(``transit/keys/mlsec-issuer``). Each key version is a ``kid`` (``mlsec-issuer:v<n>``), so the
+key rotates without invalidating tokens signed by a version that is still published.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import hvac
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+ISSUER_KEY = "mlsec-issuer"
+ISSUER = "mlsec-local"
+ALGORITHM = "EdDSA"
+
+
+class InvalidToken(Exception):
+    """The request's token is missing, malformed, expired, not yet valid or wrongly signed."""
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def issue_token(
+    vault: hvac.Client,
+    *,
+    subject: str,
+    audience: str,
+    ttl_seconds: int,
+    claims: Mapping[str, Any] | None = None,
+    not_before: int | None = None,
+) -> str:
+    """A JWT signed by the latest version of the issuer key in OpenBao transit."""
+    version = vault.secrets.transit.read_key(ISSUER_KEY)["data"]["latest_version"]
+    now = int(time.time())
+    header = {"alg": ALGORITHM, "typ": "JWT", "kid": f"{ISSUER_KEY}:v{version}"}
+    payload = {
+        "iss": ISSUER,
+        "sub": subject,
+        "aud": audience,
+        "iat": now,
+        "nbf": now if not_before is None else not_before,
+        "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+        **(claims or {}),
+    }
+    signing_input = ".".join(
+        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload)
+    )
+    signed = vault.secrets.transit.sign_data(
+        ISSUER_KEY,
+        base64.b64encode(signing_input.encode()).decode(),
+        key_version=version,
+    )["data"]["signature"]
+    # OpenBao answers "vault:v<n>:<base64 signature>".
+    signature = base64.b64decode(signed.split(":", 2)[2])
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def transit_public_keys(vault: hvac.Client) -> dict[str, Ed25519PublicKey]:
+    """kid -> public key for every published version of the issuer key."""
+    keys = vault.secrets.transit.read_key(ISSUER_KEY)["data"]["keys"]
+    return {
+        f"{ISSUER_KEY}:v{version}": Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(entry["public_key"])
+        )
+        for version, entry in keys.items()
+    }
+
+
+class TokenVerifier:
+    """Verifies tokens against the issuer's public keys, refreshed when an unknown kid shows up."""
+
+    def __init__(
+        self,
+        fetch_keys: Callable[[], dict[str, Ed25519PublicKey]],
+        *,
+        audience: str,
+        required_claims: tuple[str, ...] = ("sub",),
+        leeway_seconds: int = 5,
+        refresh_seconds: float = 300.0,
+    ) -> None:
+        self._fetch_keys = fetch_keys
+        self._audience = audience
+        self._required = required_claims
+        self._leeway = leeway_seconds
+        self._refresh = refresh_seconds
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+
+    def _key(self, kid: str) -> Ed25519PublicKey:
+        with self._lock:
+            stale = time.monotonic() - self._fetched_at > self._refresh
+            if stale or kid not in self._keys:
+                self._keys = self._fetch_keys()
+                self._fetched_at = time.monotonic()
+            if kid not in self._keys:
+                raise InvalidToken("token signed with an unknown key")
+            return self._keys[kid]
+
+    def verify(self, token: str | None) -> dict[str, Any]:
+        if not token:
+            raise InvalidToken("missing bearer token")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("malformed token") from None
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken(f"algorithm {header.get('alg')!r} is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidToken("token has no key id")
+        try:
+            return jwt.decode(
+                token,
+                key=self._key(kid),
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=ISSUER,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "nbf", "iss", "aud", *self._required]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("token not valid yet") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("token is for another audience") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("token from an unknown issuer") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"token lacks the {exc.claim!r} claim") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("token signature does not verify") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("invalid token") from None

@@ -1,0 +1,59 @@
+"""The JetStream stream events land in, and the durable consumer of each event domain."""
+
+from __future__ import annotations
+
+import nats
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+from mlsec_platform.sources.contracts import EVENT_DOMAINS
+
+STREAM = "RAW_EVENTS"
+SUBJECTS = ["raw.*.ingest"]
+#: Publishes with the same Nats-Msg-Id (the event id) within this window are stored once.
+DUPLICATE_WINDOW_SECONDS = 600
+
+
+def durable_name(domain: str) -> str:
+    return f"raw_{domain}"
+
+
+async def connect(url: str, credentials: dict) -> nats.NATS:
+    return await nats.connect(
+        url,
+        user=credentials["user"],
+        password=credentials["password"],
+        connect_timeout=5,
+        max_reconnect_attempts=3,
+        allow_reconnect=True,
+    )
+
+
+async def ensure_stream(nc: nats.NATS, *, ack_wait_seconds: float) -> None:
+    """Create or update the stream and one durable pull consumer per domain (idempotent)."""
+    js = nc.jetstream()
+    config = api.StreamConfig(
+        name=STREAM,
+        subjects=SUBJECTS,
+        storage=api.StorageType.FILE,
+        retention=api.RetentionPolicy.LIMITS,
+        max_age=14 * 24 * 3600,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    )
+    try:
+        await js.stream_info(STREAM)
+        await js.update_stream(config)
+    except NotFoundError:
+        await js.add_stream(config)
+    for domain in EVENT_DOMAINS:
+        await js.add_consumer(
+            STREAM,
+            api.ConsumerConfig(
+                durable_name=durable_name(domain),
+                filter_subject=f"raw.{domain}.ingest",
+                ack_policy=api.AckPolicy.EXPLICIT,
+                ack_wait=ack_wait_seconds,
+                max_ack_pending=-1,
+                deliver_policy=api.DeliverPolicy.ALL,
+            ),
+        )
