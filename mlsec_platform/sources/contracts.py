@@ -60,7 +60,7 @@ def _cols(*specs: str | tuple[str, Kind] | tuple[str, Kind, bool]) -> tuple[Colu
     return tuple(out)
 
 
-S, I, D, T, DT = Kind.STRING, Kind.INTEGER, Kind.DECIMAL, Kind.TIMESTAMP, Kind.DATE
+S, INT, D, T = Kind.STRING, Kind.INTEGER, Kind.DECIMAL, Kind.TIMESTAMP
 
 FILE_SOURCES: dict[str, SourceContract] = {
     c.name: c
@@ -83,21 +83,21 @@ FILE_SOURCES: dict[str, SourceContract] = {
         ),
         SourceContract(
             "olist_order_items", "orders", 1, ("order_id", "order_item_id"),
-            _cols(("order_id", S, True), ("order_item_id", I, True), ("product_id", S, True),
+            _cols(("order_id", S, True), ("order_item_id", INT, True), ("product_id", S, True),
                   ("seller_id", S, True), ("shipping_limit_date", T), ("price", D, True),
                   ("freight_value", D, True)),
             "One row per item of an order (the fact grain).",
         ),
         SourceContract(
             "olist_order_payments", "payments", 1, ("order_id", "payment_sequential"),
-            _cols(("order_id", S, True), ("payment_sequential", I, True),
-                  ("payment_type", S, True), ("payment_installments", I),
+            _cols(("order_id", S, True), ("payment_sequential", INT, True),
+                  ("payment_type", S, True), ("payment_installments", INT),
                   ("payment_value", D, True)),
             "Payments of each order (several for vouchers and split payments).",
         ),
         SourceContract(
             "olist_order_reviews", "reviews", 1, ("review_id", "order_id"),
-            _cols(("review_id", S, True), ("order_id", S, True), ("review_score", I, True),
+            _cols(("review_id", S, True), ("order_id", S, True), ("review_score", INT, True),
                   "review_comment_title", "review_comment_message",
                   ("review_creation_date", T), ("review_answer_timestamp", T)),
             "Customer reviews (free text may contain personal data).",
@@ -105,9 +105,9 @@ FILE_SOURCES: dict[str, SourceContract] = {
         SourceContract(
             "olist_products", "catalog", 1, ("product_id",),
             _cols(("product_id", S, True), "product_category_name",
-                  ("product_name_lenght", I), ("product_description_lenght", I),
-                  ("product_photos_qty", I), ("product_weight_g", I), ("product_length_cm", I),
-                  ("product_height_cm", I), ("product_width_cm", I)),
+                  ("product_name_lenght", INT), ("product_description_lenght", INT),
+                  ("product_photos_qty", INT), ("product_weight_g", INT), ("product_length_cm", INT),
+                  ("product_height_cm", INT), ("product_width_cm", INT)),
             "Products (column names as in the public Olist data set, typos included).",
         ),
         SourceContract(
