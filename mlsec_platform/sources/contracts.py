@@ -106,8 +106,9 @@ FILE_SOURCES: dict[str, SourceContract] = {
             "olist_products", "catalog", 1, ("product_id",),
             _cols(("product_id", S, True), "product_category_name",
                   ("product_name_lenght", INT), ("product_description_lenght", INT),
-                  ("product_photos_qty", INT), ("product_weight_g", INT), ("product_length_cm", INT),
-                  ("product_height_cm", INT), ("product_width_cm", INT)),
+                  ("product_photos_qty", INT), ("product_weight_g", INT),
+                  ("product_length_cm", INT), ("product_height_cm", INT),
+                  ("product_width_cm", INT)),
             "Products (column names as in the public Olist data set, typos included).",
         ),
         SourceContract(
