@@ -60,7 +60,8 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
                 }
             ),
         )
-        version = _committed_version(DeltaTable(uri, storage_options=options), write_id)
+        table_after = DeltaTable(uri, storage_options=options)
+        version = committed_version(table_after, "mlsec.write_id", write_id)
         context.add_output_metadata(
             {
                 "delta_version": version,
@@ -96,10 +97,11 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         return data
 
 
-def _committed_version(table: DeltaTable, write_id: str) -> int:
-    for entry in table.history(20):
-        if entry.get("mlsec.write_id") == write_id:
+def committed_version(table: DeltaTable, key: str, value: str, limit: int | None = 50) -> int:
+    """The version whose commit metadata has ``key == value`` (our own commit, found exactly)."""
+    for entry in table.history(limit):
+        if entry.get(key) == value:
             return int(entry["version"])
     raise dg.DagsterInvariantViolationError(
-        f"commit {write_id} not found in the last 20 versions of {table.table_uri}"
+        f"commit with {key}={value} not found in the history of {table.table_uri}"
     )

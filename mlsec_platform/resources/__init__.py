@@ -6,6 +6,7 @@ the credentials of the identity its IO manager or resource names:
     raw_io_manager        connector identity: landing -> raw
     lakehouse_io_manager  pipeline identity: raw -> silver -> gold -> features
     warehouse             pipeline identity: short-lived Postgres writer
+    nats_connector        connector identity: the event stream
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from mlsec_platform.io.delta_s3 import DeltaLakeS3IOManager
 from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.vault import VaultResource
@@ -56,6 +58,11 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
         }
     for key, identity in IO_MANAGER_IDENTITIES.items():
         resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
+    resources["nats_connector"] = NatsResource(
+        vault=resources["vault_connector"],
+        audit=resources["audit_connector"],
+        url=endpoints.nats_url,
+    )
     resources["warehouse"] = PostgresWarehouseResource(
         vault=resources["vault_pipeline"],
         audit=resources["audit_pipeline"],

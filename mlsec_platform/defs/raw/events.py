@@ -1,0 +1,299 @@
+"""The official event connector: JetStream subject ``raw.<domain>.ingest`` -> Raw Delta table.
+
+``nats_events_sensor`` watches each domain's durable consumer; when events wait and no run of
+that domain is in flight, it adds a batch partition and launches ``raw/events_<domain>``.
+
+A run fetches up to ``events_batch_size`` messages, drops those whose ``event_id`` is already
+in Raw, quarantines invalid ones, commits the rest in one Delta commit and only then
+acknowledges. Killed before the commit, nothing is written and NATS redelivers after the ack
+wait; killed after it, the redelivered events are recognised by id. Nothing is lost or doubled.
+"""
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow as pa
+
+from mlsec_platform.defs.raw.writer import Lineage, RawCommit, commit_raw_batch, open_table
+from mlsec_platform.resources.nats import NatsResource
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.runtime.settings import Zone, get_settings
+from mlsec_platform.sources import event_stream
+from mlsec_platform.sources.contracts import EVENT_DOMAINS, EventContract
+from mlsec_platform.sources.validation import Rejected, validate_event
+
+CONNECTOR = "nats_events"
+CONNECTOR_VERSION = "1.0.0"
+FETCH_SIZE = 5000
+
+
+@dataclass
+class EventBatchResult:
+    fetched: int = 0
+    committed_rows: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    commit: RawCommit | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def committed_event_ids(lake: S3LakeResource, source: str) -> tuple[set[str], object]:
+    """Ids already in Raw (one column read), and the open table for the commit."""
+    table = open_table(lake.table_uri(Zone.RAW, source), lake.storage_options())
+    if table is None:
+        return set(), None
+    return set(table.to_pyarrow_table(columns=["event_id"]).column(0).to_pylist()), table
+
+
+async def _consume(
+    lake: S3LakeResource,
+    nats: NatsResource,
+    contract: EventContract,
+    batch_id: str,
+    max_events: int,
+    run_id: str | None,
+) -> EventBatchResult:
+    result = EventBatchResult()
+    t0 = time.perf_counter()
+    seen, table = committed_event_ids(lake, contract.source)
+    result.seconds["dedupe_index"] = time.perf_counter() - t0
+
+    nc = await event_stream.connect(nats.url, nats.credentials())
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe_bind(
+            durable=event_stream.durable_name(contract.domain), stream=event_stream.STREAM
+        )
+        t1 = time.perf_counter()
+        messages = []
+        while len(messages) < max_events:
+            try:
+                got = await sub.fetch(min(FETCH_SIZE, max_events - len(messages)), timeout=0.5)
+            except TimeoutError:
+                break
+            messages += got
+        result.fetched = len(messages)
+        result.seconds["fetch"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        columns: dict[str, list] = {name: [] for name in contract.fields}
+        sequences, hashes, received = [], [], []
+        keep, rejects = [], []
+        for msg in messages:
+            try:
+                event = json.loads(msg.data)
+                validate_event(event, contract)
+            except (Rejected, ValueError) as exc:
+                rejects.append((msg, getattr(exc, "reason", "malformed JSON")))
+                continue
+            event_id = event["event_id"]
+            if event_id in seen:
+                result.duplicates += 1
+                keep.append(msg)
+                continue
+            seen.add(event_id)
+            keep.append(msg)
+            for name in contract.fields:
+                value = event.get(name)
+                columns[name].append(None if value is None else str(value))
+            meta = msg.metadata
+            sequences.append(str(meta.sequence.stream))
+            hashes.append(hashlib.sha256(msg.data).hexdigest())
+            received.append(meta.timestamp.isoformat())
+        result.seconds["validate"] = time.perf_counter() - t2
+
+        if rejects:
+            _quarantine_events(lake, contract, batch_id, rejects)
+            for msg, _ in rejects:
+                await msg.term()
+            result.quarantined = len(rejects)
+
+        rows = len(sequences)
+        if rows:
+            t3 = time.perf_counter()
+            data = pa.table(
+                {**{n: pa.array(v, pa.string()) for n, v in columns.items()},
+                 "_stream_seq": pa.array(sequences, pa.string()),
+                 "_nats_received_at": pa.array(received, pa.string())}
+            )  # fmt: skip
+            result.commit = commit_raw_batch(
+                lake,
+                data,
+                Lineage(
+                    source=contract.source,
+                    connector=CONNECTOR,
+                    connector_version=CONNECTOR_VERSION,
+                    batch_id=batch_id,
+                    received_at=received[0],
+                    sha256=pa.array(hashes, pa.string()),
+                ),
+                run_id=run_id,
+                table=table,
+            )
+            result.committed_rows = rows
+            result.seconds["commit"] = time.perf_counter() - t3
+
+        # Only now, with the batch durable in Raw, are the messages acknowledged.
+        t4 = time.perf_counter()
+        for msg in keep:
+            await msg.ack()
+        await nc.flush()
+        result.seconds["ack"] = time.perf_counter() - t4
+    finally:
+        await nc.close()
+    return result
+
+
+def ingest_event_batch(
+    lake: S3LakeResource,
+    nats: NatsResource,
+    contract: EventContract,
+    batch_id: str,
+    *,
+    max_events: int,
+    run_id: str | None = None,
+) -> EventBatchResult:
+    return asyncio.run(_consume(lake, nats, contract, batch_id, max_events, run_id))
+
+
+def _quarantine_events(lake: S3LakeResource, contract, batch_id: str, rejects) -> None:
+    s3 = lake.client()
+    bucket = lake.bucket(Zone.QUARANTINE)
+    prefix = f"connector/events/{contract.domain}/{batch_id}"
+    lines = [
+        json.dumps({"reason": reason, "stream_seq": msg.metadata.sequence.stream,
+                    "payload": msg.data.decode("utf-8", errors="replace")})
+        for msg, reason in rejects
+    ]  # fmt: skip
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/rejected.jsonl", Body="\n".join(lines).encode())
+    lake.audit.emit(
+        "ingest.rejected",
+        {"kind": "events", "name": contract.domain, "batch_id": batch_id, "stage": "connector",
+         "events": len(rejects), "reason": rejects[0][1]},
+    )  # fmt: skip
+
+
+def partitions_for(contract: EventContract) -> dg.DynamicPartitionsDefinition:
+    return dg.DynamicPartitionsDefinition(name=f"{contract.source}_batches")
+
+
+def raw_events_asset(contract: EventContract) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["raw", contract.source],
+        partitions_def=partitions_for(contract),
+        group_name="raw",
+        code_version=CONNECTOR_VERSION,
+        kinds={"delta", "s3", "nats"},
+        tags={"zone": "raw", "connector": CONNECTOR, "domain": contract.domain},
+        metadata={"contract_version": contract.version, "subject": contract.subject},
+        pool=f"nats-{contract.domain}",
+        description=(
+            f"Raw {contract.domain} events: {contract.description} One Delta commit per batch "
+            f"pulled from JetStream, deduplicated by event_id; written by `connector`."
+        ),
+    )
+    def _raw(context: dg.AssetExecutionContext, lake_connector: S3LakeResource,
+             nats_connector: NatsResource):  # fmt: skip
+        result = ingest_event_batch(
+            lake_connector,
+            nats_connector,
+            contract,
+            context.partition_key,
+            max_events=get_settings().events_batch_size,
+            run_id=context.run.run_id,
+        )
+        commit = result.commit
+        lake_connector.audit.emit(
+            "raw.committed",
+            {"source": contract.source, "batch_id": context.partition_key,
+             "rows": result.committed_rows, "duplicates": result.duplicates,
+             "quarantined": result.quarantined,
+             "delta_version": commit.version if commit else None,
+             "connector": CONNECTOR, "connector_version": CONNECTOR_VERSION},
+        )  # fmt: skip
+        metadata = {
+            "fetched": result.fetched,
+            "rows": result.committed_rows,
+            "dagster/row_count": result.committed_rows,
+            "duplicates_dropped": result.duplicates,
+            "quarantined": result.quarantined,
+            "connector": CONNECTOR,
+            "connector_version": CONNECTOR_VERSION,
+            "contract_version": contract.version,
+            "batch_id": context.partition_key,
+        }
+        if commit is not None:
+            metadata |= {"delta_version": commit.version,
+                         "table_uri": dg.MetadataValue.text(commit.table_uri)}  # fmt: skip
+        return dg.MaterializeResult(
+            metadata=metadata,
+            data_version=dg.DataVersion(str(commit.version)) if commit else None,
+        )
+
+    return _raw
+
+
+RAW_EVENT_ASSETS = {domain: raw_events_asset(c) for domain, c in EVENT_DOMAINS.items()}
+
+
+def pending_events(nats: NatsResource, domain: str) -> int:
+    """Events waiting in the domain's durable consumer (not yet delivered or not yet acked)."""
+
+    async def info() -> int:
+        nc = await event_stream.connect(nats.url, nats.credentials())
+        try:
+            consumer = await nc.jetstream().consumer_info(
+                event_stream.STREAM, event_stream.durable_name(domain)
+            )
+            return consumer.num_pending + consumer.num_ack_pending + consumer.num_redelivered
+        finally:
+            await nc.close()
+
+    return asyncio.run(info())
+
+
+@dg.sensor(
+    name="nats_events_sensor",
+    minimum_interval_seconds=15,
+    asset_selection=list(RAW_EVENT_ASSETS.values()),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Events waiting on JetStream -> a batch partition and a run of the raw asset.",
+)
+def nats_events_sensor(
+    context: dg.SensorEvaluationContext, nats_connector: NatsResource
+) -> dg.SensorResult:
+    partition_requests, run_requests = [], []
+    for domain, contract in EVENT_DOMAINS.items():
+        in_flight = context.instance.get_runs(
+            filters=dg.RunsFilter(
+                tags={"mlsec/connector": CONNECTOR, "mlsec/domain": domain},
+                statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+            ),
+            limit=1,
+        )  # fmt: skip
+        if in_flight or not pending_events(nats_connector, domain):
+            continue
+        batch = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{domain}"
+        partition_requests.append(partitions_for(contract).build_add_request([batch]))
+        run_requests.append(
+            dg.RunRequest(
+                run_key=batch,
+                asset_selection=[dg.AssetKey(["raw", contract.source])],
+                partition_key=batch,
+                tags={"mlsec/connector": CONNECTOR, "mlsec/domain": domain},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=run_requests, dynamic_partitions_requests=partition_requests
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=list(RAW_EVENT_ASSETS.values()), sensors=[nats_events_sensor])

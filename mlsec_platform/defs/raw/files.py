@@ -1,0 +1,190 @@
+"""The official file connector: landing objects -> one Raw Delta table per source.
+
+The gateway puts accepted uploads under ``incoming/<source>/<batch>.csv`` in the landing
+bucket. ``landing_files_sensor`` sees each new object, adds it as a dynamic partition of its
+source and launches a run of ``raw/<source>``. The run checks the object again (checksum and
+contract), commits it to Raw, and only then moves it to ``processed/``.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+from botocore.exceptions import ClientError
+
+from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.sources.contracts import FILE_SOURCES, SourceContract
+from mlsec_platform.sources.validation import Rejected, validate_file
+
+CONNECTOR = "landing_files"
+CONNECTOR_VERSION = "1.0.0"
+
+
+class QuarantinedBatch(Exception):
+    """A landing batch failed its checks at ingestion; it was moved to quarantine."""
+
+
+def partitions_for(source: str) -> dg.DynamicPartitionsDefinition:
+    return dg.DynamicPartitionsDefinition(name=f"{source}_batches")
+
+
+def _fetch_landing(s3, bucket: str, source: str, batch: str) -> tuple[str, dict]:
+    """The batch object, from incoming/ or, if a previous run moved it already, processed/."""
+    for folder in ("incoming", "processed"):
+        key = f"{folder}/{source}/{batch}.csv"
+        try:
+            return key, s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+                raise
+    raise dg.Failure(f"landing batch {source}/{batch} not found in incoming/ or processed/")
+
+
+def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["raw", contract.name],
+        partitions_def=partitions_for(contract.name),
+        group_name="raw",
+        code_version=CONNECTOR_VERSION,
+        kinds={"delta", "s3"},
+        tags={"zone": "raw", "connector": CONNECTOR, "domain": contract.domain},
+        metadata={"contract_version": contract.version, "connector": CONNECTOR},
+        description=(
+            f"Raw {contract.name}: {contract.description} Immutable, one Delta commit per "
+            f"landing batch with lineage columns; written by the `connector` identity."
+        ),
+    )
+    def _raw(context: dg.AssetExecutionContext, lake_connector: S3LakeResource):
+        batch = context.partition_key
+        s3 = lake_connector.client()
+        landing = lake_connector.bucket(Zone.LANDING)
+        key, obj = _fetch_landing(s3, landing, contract.name, batch)
+        body = obj["Body"].read()
+        meta = obj.get("Metadata", {})
+        digest = hashlib.sha256(body).hexdigest()
+        try:
+            if meta.get("sha256") != digest:
+                raise Rejected(422, "landing object changed after it was accepted (sha256)")
+            table, _ = validate_file(body, contract)
+        except Rejected as exc:
+            _quarantine(lake_connector, s3, contract.name, batch, key, body, exc.reason)
+            raise QuarantinedBatch(f"{contract.name}/{batch}: {exc.reason}") from None
+
+        commit = commit_raw_batch(
+            lake_connector,
+            table,
+            Lineage(
+                source=contract.name,
+                connector=CONNECTOR,
+                connector_version=CONNECTOR_VERSION,
+                batch_id=batch,
+                received_at=meta.get("received-at", ""),
+                sha256=digest,
+            ),
+            run_id=context.run.run_id,
+        )
+        if key.startswith("incoming/"):
+            processed = key.replace("incoming/", "processed/", 1)
+            s3.copy_object(
+                Bucket=landing, Key=processed, CopySource={"Bucket": landing, "Key": key},
+                MetadataDirective="COPY",
+            )  # fmt: skip
+            s3.delete_object(Bucket=landing, Key=key)
+        lake_connector.audit.emit(
+            "raw.committed",
+            {"source": contract.name, "batch_id": batch, "rows": commit.rows,
+             "delta_version": commit.version, "already_committed": commit.already_committed,
+             "connector": CONNECTOR, "connector_version": CONNECTOR_VERSION, "sha256": digest},
+        )  # fmt: skip
+        return dg.MaterializeResult(
+            metadata={
+                "rows": commit.rows,
+                "dagster/row_count": commit.rows,
+                "delta_version": commit.version,
+                "table_uri": dg.MetadataValue.text(commit.table_uri),
+                "sha256": digest,
+                "batch_id": batch,
+                "uploader": meta.get("uploader", ""),
+                "connector": CONNECTOR,
+                "connector_version": CONNECTOR_VERSION,
+                "contract_version": contract.version,
+                "already_committed": commit.already_committed,
+            },
+            data_version=dg.DataVersion(str(commit.version)),
+        )
+
+    return _raw
+
+
+def _quarantine(
+    lake: S3LakeResource, s3, source: str, batch: str, key: str, body: bytes, reason: str
+):
+    bucket = lake.bucket(Zone.QUARANTINE)
+    prefix = f"connector/file/{source}/{batch}"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=body)
+    record = {"source": source, "batch_id": batch, "landing_key": key, "reason": reason}
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/reason.json", Body=json.dumps(record).encode())
+    landing = lake.bucket(Zone.LANDING)
+    s3.delete_object(Bucket=landing, Key=key)
+    lake.audit.emit("ingest.rejected", {"kind": "file", "name": source, "batch_id": batch,
+                                        "reason": reason, "stage": "connector"})  # fmt: skip
+
+
+RAW_FILE_ASSETS = {name: raw_file_asset(contract) for name, contract in FILE_SOURCES.items()}
+
+
+@dg.sensor(
+    name="landing_files_sensor",
+    minimum_interval_seconds=10,
+    asset_selection=list(RAW_FILE_ASSETS.values()),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New landing uploads -> a dynamic partition and a run of their raw asset.",
+)
+def landing_files_sensor(
+    context: dg.SensorEvaluationContext, lake_connector: S3LakeResource
+) -> dg.SensorResult:
+    return landing_sensor_result(context.cursor, lake_connector)
+
+
+def landing_sensor_result(cursor: str | None, lake: S3LakeResource) -> dg.SensorResult:
+    """The partitions to add and runs to launch for every object waiting in incoming/.
+
+    Objects leave incoming/ once committed, so the listing stays short; a batch seen twice is
+    launched once (its run key is the batch id, and Dagster skips run keys it has seen).
+    """
+    s3 = lake.client()
+    bucket = lake.bucket(Zone.LANDING)
+    partition_requests, run_requests = [], []
+    waiting = 0
+    for source in FILE_SOURCES:
+        prefix = f"incoming/{source}/"
+        batches = [
+            obj["Key"][len(prefix) : -len(".csv")]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+        if not batches:
+            continue
+        waiting += len(batches)
+        partition_requests.append(partitions_for(source).build_add_request(batches))
+        run_requests += [
+            dg.RunRequest(
+                run_key=f"{source}:{batch}",
+                asset_selection=[dg.AssetKey(["raw", source])],
+                partition_key=batch,
+                tags={"mlsec/connector": CONNECTOR, "mlsec/source": source},
+            )
+            for batch in batches
+        ]
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=partition_requests,
+        cursor=json.dumps({"waiting": waiting}),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=list(RAW_FILE_ASSETS.values()), sensors=[landing_files_sensor])
