@@ -20,6 +20,8 @@ TEST_ENV = {
     "MLSEC_PROFILE": "local",
     "MLSEC_PREFER_DEFAULT_PORTS": "false",
     "MLSEC_PG_READER_TTL": str(READER_TTL_SECONDS),
+    # Redelivery of unacknowledged events after a killed run, quickly.
+    "MLSEC_NATS_ACK_WAIT": "5",
 }
 
 

@@ -67,3 +67,46 @@ def error_chain(error):
     while error is not None:
         yield error
         error = error.cause or error.context
+
+
+def operator_vault(settings: PlatformSettings, endpoints: Endpoints):
+    from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+
+    return BootstrapCredentials.load(settings).vault(endpoints)
+
+
+def upload_token(settings, endpoints, *scopes: str, subject: str = "uploader-1", **kwargs) -> str:
+    from mlsec_platform.gateway.services import AUDIENCE
+    from mlsec_platform.identities.tokens import issue_token
+
+    return issue_token(
+        operator_vault(settings, endpoints),
+        subject=subject,
+        audience=kwargs.pop("audience", AUDIENCE),
+        ttl_seconds=kwargs.pop("ttl_seconds", 600),
+        claims={"scope": list(scopes)},
+        **kwargs,
+    )
+
+
+def audit_events(superuser_dsn: dict, event_type: str, since_seq: int = 0) -> list[dict]:
+    import psycopg2
+
+    with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT payload FROM audit.events WHERE event_type = %s AND seq > %s ORDER BY seq",
+            (event_type, since_seq),
+        )
+        rows = [r[0] for r in cur.fetchall()]
+    conn.close()
+    return rows
+
+
+def audit_head(superuser_dsn: dict) -> int:
+    import psycopg2
+
+    with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(seq), 0) FROM audit.events")
+        head = cur.fetchone()[0]
+    conn.close()
+    return head

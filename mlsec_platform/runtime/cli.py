@@ -95,6 +95,103 @@ def rotate_s3(identities: tuple[str, ...]) -> None:
 
 
 @main.group()
+def token() -> None:
+    """Identity tokens signed by the issuer key held in OpenBao."""
+
+
+@token.command("issue")
+@click.option("--subject", required=True, help="Who the token is for (sub).")
+@click.option("--audience", default="mlsec-gateway", show_default=True)
+@click.option("--scope", "scopes", multiple=True, help="e.g. upload:olist_orders, publish:*")
+@click.option("--ttl", type=int, default=None, help="Seconds (default MLSEC_UPLOAD_TOKEN_TTL).")
+def token_issue(subject: str, audience: str, scopes: tuple[str, ...], ttl: int | None) -> None:
+    """Print a signed token (operator command: uses the bootstrap credentials)."""
+    from mlsec_platform.identities.tokens import issue_token
+    from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+
+    settings = get_settings()
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    click.echo(
+        issue_token(
+            vault,
+            subject=subject,
+            audience=audience,
+            ttl_seconds=ttl or settings.upload_token_ttl,
+            claims={"scope": list(scopes)},
+        )
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default MLSEC_GATEWAY_PORT (8470).")
+def gateway(host: str, port: int | None) -> None:
+    """Serve the ingestion gateway (uploads and events) as the `gateway` identity."""
+    from mlsec_platform.gateway.server import serve
+
+    settings = get_settings()
+    port = port or settings.gateway_port
+    _echo(f"Ingestion gateway on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    serve(settings, host, port)
+
+
+@main.group()
+def quarantine() -> None:
+    """Input that was refused, kept with its reason."""
+
+
+def _connector_lake():
+    from mlsec_platform.resources import build_resources
+
+    return build_resources(get_settings())["lake_connector"]
+
+
+@quarantine.command("list")
+def quarantine_list() -> None:
+    """Every quarantined upload, event request or batch, with its reason."""
+    from mlsec_platform.gateway.quarantine import list_quarantine
+
+    entries = list_quarantine(_connector_lake())
+    for e in entries:
+        status = e.status if e.status is not None else "-"
+        _echo(f"{e.quarantine_id}  {e.stage:<9} {e.kind:<6} {e.name:<32} {status:<4} {e.reason}")
+    _echo(f"{len(entries)} quarantined")
+
+
+@quarantine.command("resubmit")
+@click.argument("quarantine_id")
+@click.option("--gateway-url", default=None, help="Default http://127.0.0.1:MLSEC_GATEWAY_PORT")
+def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
+    """Send a quarantined payload through the running gateway again (all checks re-run)."""
+    import httpx
+
+    from mlsec_platform.gateway.quarantine import list_quarantine, resubmit
+    from mlsec_platform.identities.tokens import issue_token
+    from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+
+    settings = get_settings()
+    lake = _connector_lake()
+    entry = next((e for e in list_quarantine(lake) if e.quarantine_id == quarantine_id), None)
+    if entry is None:
+        raise click.BadParameter(
+            f"no quarantined input {quarantine_id}; see `mlsec quarantine list`"
+        )
+    if entry.stage != "gateway" and entry.kind != "file":
+        raise click.UsageError("rejected events of a connector batch are kept for inspection only")
+    scope = f"{'upload' if entry.kind == 'file' else 'publish'}:{entry.name}"
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    token = issue_token(vault, subject="operator:resubmit", audience="mlsec-gateway",
+                        ttl_seconds=300, claims={"scope": [scope]})  # fmt: skip
+    url = gateway_url or f"http://127.0.0.1:{settings.gateway_port}"
+    try:
+        response = resubmit(lake, entry, url, token)
+    except httpx.ConnectError:
+        raise click.UsageError(f"no gateway at {url}: start it with `mlsec gateway`") from None
+    _echo(f"{response.status_code} {response.text}")
+    sys.exit(0 if response.is_success else 1)
+
+
+@main.group()
 def audit() -> None:
     """The hash-chained audit log."""
 

@@ -170,7 +170,9 @@ def _quarantine_events(lake: S3LakeResource, contract, batch_id: str, rejects) -
                     "payload": msg.data.decode("utf-8", errors="replace")})
         for msg, reason in rejects
     ]  # fmt: skip
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/rejected.jsonl", Body="\n".join(lines).encode())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body="\n".join(lines).encode())
+    record = {"batch_id": batch_id, "events": len(rejects), "reason": rejects[0][1]}
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/reason.json", Body=json.dumps(record).encode())
     lake.audit.emit(
         "ingest.rejected",
         {"kind": "events", "name": contract.domain, "batch_id": batch_id, "stage": "connector",

@@ -356,11 +356,13 @@ class ApiClient:
         for attempt in range(1, attempts + 1):
             if self._bucket is not None:
                 self._bucket.acquire()
-            response, failure = self._send(request, secrets)
+            response, failure, transient = self._send(request, secrets)
             if response is None:
                 log.warning(
                     "%s GET %s -> %s (attempt %d/%d)", self.name, shown, failure, attempt, attempts
                 )
+                if not transient:
+                    raise ApiError(f"{self.name}: GET {shown} failed: {failure}", url=shown)
                 last_failure, last_status = failure, None
                 delay = self.retry.backoff(attempt, self._rng)
             else:
@@ -404,21 +406,18 @@ class ApiClient:
 
     def _send(
         self, request: httpx.Request, secrets: list[str]
-    ) -> tuple[httpx.Response | None, str]:
-        """One attempt. Transport errors become scrubbed text; the exception is dropped here."""
-        transient = True
+    ) -> tuple[httpx.Response | None, str, bool]:
+        """One attempt: the response, or the scrubbed failure text and whether it is transient.
+
+        The httpx exception itself goes no further than this method, so it can never end up as
+        the ``__cause__`` or ``__context__`` of an error raised by the client.
+        """
         try:
-            return self._http.send(request), ""
+            return self._http.send(request), "", False
         except _TRANSIENT as exc:
-            failure = redact_text(f"{type(exc).__name__}: {exc}", secrets)
+            return None, redact_text(f"{type(exc).__name__}: {exc}", secrets), True
         except httpx.HTTPError as exc:  # e.g. a proxy or protocol error: retrying will not help
-            failure = redact_text(f"{type(exc).__name__}: {exc}", secrets)
-            transient = False
-        if not transient:
-            # Raised outside the except block: no __context__ pointing at the httpx exception.
-            shown = redact_text(str(request.url), secrets)
-            raise ApiError(f"{self.name}: GET {shown} failed: {failure}", url=shown)
-        return None, failure
+            return None, redact_text(f"{type(exc).__name__}: {exc}", secrets), False
 
     def _delay(self, response: httpx.Response, attempt: int) -> float:
         if response.status_code in _RETRY_AFTER_STATUSES:

@@ -1,0 +1,62 @@
+"""Listing quarantined input and sending it through the gateway again."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import httpx
+
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.runtime.settings import Zone
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    quarantine_id: str
+    kind: str  # file or events
+    name: str  # source or domain
+    stage: str  # gateway or connector
+    status: int | None
+    reason: str
+    prefix: str
+
+
+def list_quarantine(lake: S3LakeResource) -> list[QuarantineEntry]:
+    s3 = lake.client()
+    bucket = lake.bucket(Zone.QUARANTINE)
+    entries = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/reason.json"):
+                continue
+            prefix = obj["Key"].removesuffix("/reason.json")
+            stage, kind, name, qid = prefix.split("/")[:4]
+            record = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            entries.append(
+                QuarantineEntry(
+                    qid, kind, name, stage, record.get("status"), record["reason"], prefix
+                )
+            )
+    return sorted(entries, key=lambda e: e.quarantine_id)
+
+
+def resubmit(
+    lake: S3LakeResource, entry: QuarantineEntry, gateway_url: str, token: str
+) -> httpx.Response:
+    """Send the kept payload to the gateway again: every check runs anew."""
+    body = (
+        lake.client()
+        .get_object(Bucket=lake.bucket(Zone.QUARANTINE), Key=f"{entry.prefix}/payload")["Body"]
+        .read()
+    )
+    if entry.kind == "file":
+        request = ("PUT", f"{gateway_url}/v1/files/{entry.name}")
+    else:
+        request = ("POST", f"{gateway_url}/v1/events/{entry.name}")
+    return httpx.request(
+        *request,
+        content=body,
+        headers={"Authorization": f"Bearer {token}", "X-Resubmitted-From": entry.quarantine_id},
+        timeout=300,
+    )
