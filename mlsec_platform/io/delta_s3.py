@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
+from mlsec_platform.io.commits import committed_version
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
 
@@ -95,13 +96,3 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         if context.dagster_type.typing_type is pd.DataFrame:
             return data.to_pandas()
         return data
-
-
-def committed_version(table: DeltaTable, key: str, value: str, limit: int | None = 50) -> int:
-    """The version whose commit metadata has ``key == value`` (our own commit, found exactly)."""
-    for entry in table.history(limit):
-        if entry.get(key) == value:
-            return int(entry["version"])
-    raise dg.DagsterInvariantViolationError(
-        f"commit with {key}={value} not found in the history of {table.table_uri}"
-    )

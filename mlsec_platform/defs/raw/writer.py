@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from mlsec_platform.io.delta_s3 import committed_version
+from mlsec_platform.io.commits import committed_version
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
 
