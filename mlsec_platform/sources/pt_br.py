@@ -4,7 +4,7 @@ Everything here is synthetic: names are drawn from common Brazilian first names 
 CPFs are random numbers with valid check digits, phones use the area codes (DDD) of the
 person's state, and zip prefixes fall in the state's real CEP range. The generators take a
 ``numpy.random.Generator`` and work on whole arrays at once (no per-row Python), so a million
-people take about a second. The same generator state gives the same output.
+people take a few seconds. The same generator state gives the same output.
 
 Geography is deliberately coarse: each state has a handful of real cities (capital first) with
 approximate coordinates; a state's 5-digit zip-prefix range is split into one contiguous block
@@ -305,7 +305,7 @@ def _city_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _CITY_EDGES, CITY_ZIP_LO, CITY_ZIP_HI = _city_tables()
-_BBOX: np.ndarray = np.array([s.bbox for s in STATES])
+STATE_BBOXES: np.ndarray = np.array([s.bbox for s in STATES])
 _MAX_DDDS = max(len(s.ddds) for s in STATES)
 _DDD_TABLE: np.ndarray = np.array(
     [list(s.ddds) + [s.ddds[0]] * (_MAX_DDDS - len(s.ddds)) for s in STATES], dtype=np.int64
@@ -375,7 +375,7 @@ def coordinates(
     """Latitude and longitude near each city, kept inside its state's bounding box."""
     cities = np.asarray(cities, dtype=np.int64)
     n = len(cities)
-    box = _BBOX[CITY_STATE[cities]]
+    box = STATE_BBOXES[CITY_STATE[cities]]
     lat = np.clip(CITY_LAT[cities] + rng.normal(0.0, spread, n), box[:, 0], box[:, 1])
     lng = np.clip(CITY_LNG[cities] + rng.normal(0.0, spread, n), box[:, 2], box[:, 3])
     return lat, lng
@@ -414,6 +414,7 @@ def _ascii_rows(matrix: np.ndarray) -> np.ndarray:
 
 _CPF_W1 = np.arange(10, 1, -1)  # 10..2 over the 9 base digits
 _CPF_W2 = np.arange(11, 1, -1)  # 11..2 over the 9 digits and the first check digit
+_REPDIGITS = tuple(k * 111_111_111 for k in range(10))
 
 
 def _check_digit(total: np.ndarray) -> np.ndarray:
@@ -427,12 +428,11 @@ def cpf_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
     The 9 base digits are drawn without replacement and never all equal (such CPFs are
     invalid by rule even though their check digits work out).
     """
-    base = rng.choice(10**9, size=n, replace=False).astype(np.int64)
-    # The nine repdigits 000000000, 111111111, ... -> nudge the last digit (stays distinct:
-    # the nudged value k..k(k+1) is itself a non-repdigit that may collide only with a
-    # drawn value, which is astronomically unlikely and then caught below).
-    rep = base % 111111111 == 0
-    base = np.where(rep, base + np.where(base % 10 == 9, -1, 1), base)
+    # Draw among the 10**9 - 10 bases that are not repdigits (000000000, 111111111, ...),
+    # then shift each value past the repdigits below it: distinct in, distinct out.
+    base = rng.choice(10**9 - len(_REPDIGITS), size=n, replace=False).astype(np.int64)
+    for rep in _REPDIGITS:
+        base += base >= rep
     digits = (base[:, None] // 10 ** np.arange(8, -1, -1)) % 10
     d1 = _check_digit(digits @ _CPF_W1)
     d2 = _check_digit(digits @ _CPF_W2[:9] + d1 * _CPF_W2[9])
@@ -570,7 +570,7 @@ def street_addresses(rng: np.random.Generator, n: int) -> np.ndarray:
     number = np.clip(np.round(rng.lognormal(np.log(250), 1.1, n)), 1, 9999).astype(np.int64)
     flat = np.where(
         rng.random(n) < 0.5,
-        rng.integers(1, 25, n) * 10 + rng.integers(1, 5, n),  # floor + unit: 101 .. 244
+        rng.integers(1, 25, n) * 100 + rng.integers(1, 5, n),  # floor + unit: 101 .. 2404
         rng.integers(1, 99, n),
     )
     apto = np.strings.add(", apto ", flat.astype("U3"))

@@ -1,0 +1,44 @@
+"""A throwaway embedded stack for a benchmark run (the same supervisor the product uses)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlsec_platform.runtime.bootstrap import bootstrap
+from mlsec_platform.runtime.settings import PlatformSettings, get_settings
+from mlsec_platform.runtime.supervisor import Supervisor
+
+
+@contextmanager
+def benchmark_stack():
+    """Start servers on free ports in a temporary folder, bootstrap, yield settings, stop."""
+    with tempfile.TemporaryDirectory(prefix="mlsec-bench-") as state:
+        os.environ.update(
+            {
+                "MLSEC_STATE_DIR": state,
+                "MLSEC_PREFER_DEFAULT_PORTS": "false",
+                "MLSEC_PROFILE": "local",
+            }
+        )
+        settings: PlatformSettings = get_settings()
+        supervisor = Supervisor(settings)
+        try:
+            endpoints = supervisor.up()
+            bootstrap(settings, endpoints)
+            yield settings
+        finally:
+            supervisor.down()
+
+
+def report(name: str, real: float, baseline: float, unit: str, target: str) -> None:
+    print(f"\n{name}")
+    print(f"  real path : {real:>12,.0f} {unit}")
+    print(f"  baseline  : {baseline:>12,.0f} {unit}")
+    print(f"  ratio     : {real / baseline:>12.2f} (real / baseline)")
+    print(f"  target    : {target}")
+
+
+__all__ = ["Path", "benchmark_stack", "report"]
