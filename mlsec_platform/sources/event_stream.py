@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
@@ -57,3 +60,40 @@ async def ensure_stream(nc: nats.NATS, *, ack_wait_seconds: float) -> None:
                 deliver_policy=api.DeliverPolicy.ALL,
             ),
         )
+
+
+async def pull_batch(
+    nc: nats.NATS, stream: str, durable: str, batch: int, *, wait: float = 0.5
+) -> list:
+    """One JetStream pull request for up to ``batch`` messages of a durable consumer.
+
+    Messages are collected by the subscription callback: nats-py's ``fetch`` awaits every
+    message with its own timeout, which caps a Python consumer far below what the server
+    sends. Returns early when the server says no more are waiting (status 404/408).
+    """
+    messages: list = []
+    finished = asyncio.get_running_loop().create_future()
+
+    async def collect(msg) -> None:
+        if msg.headers and msg.headers.get("Status"):
+            # 404 no messages, 408 request expired, 409 consumer limits: the pull is over.
+            if not finished.done():
+                finished.set_result(None)
+            return
+        messages.append(msg)
+        if len(messages) >= batch and not finished.done():
+            finished.set_result(None)
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=collect, pending_msgs_limit=batch + 16)
+    request = {"batch": batch, "expires": int(wait * 1e9), "no_wait": True}
+    await nc.publish(
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", json.dumps(request).encode(), reply=inbox
+    )
+    try:
+        await asyncio.wait_for(finished, wait + 5)
+    except TimeoutError:
+        pass
+    finally:
+        await sub.unsubscribe()
+    return messages
