@@ -234,12 +234,14 @@ def ui(port: int, host: str) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """The main job on the embedded default: servers, bootstrap, asset graph, audit."""
+@click.option("--orders", default=20_000, show_default=True, help="Size of the generated data.")
+@click.option("--seed", default=42, show_default=True)
+def demo(orders: int, seed: int) -> None:
+    """The main job on the embedded default: servers, bootstrap, ingestion, asset graph, audit."""
     from mlsec_platform.runtime.demo import run_demo
 
     started = time.monotonic()
-    result = run_demo(get_settings(), _echo)
+    result = run_demo(get_settings(), _echo, orders=orders, seed=seed)
     ok = result.success and result.audit is not None and result.audit.ok
     _echo(f"Demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
     _echo("Browse runs and assets with `mlsec ui`; stop the servers with `mlsec down`.")

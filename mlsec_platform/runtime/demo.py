@@ -40,34 +40,83 @@ def bring_up(settings: PlatformSettings, echo: Echo) -> None:
     bootstrap(settings, endpoints, progress=echo)
 
 
-def run_demo(settings: PlatformSettings, echo: Echo) -> DemoResult:
-    bring_up(settings, echo)
+def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo) -> dict:
+    """Generate the Olist-shaped data set and send it through the real HTTP gateway."""
+    from mlsec_platform.gateway.client import GatewayClient
+    from mlsec_platform.gateway.server import BackgroundGateway
+    from mlsec_platform.gateway.services import AUDIENCE
+    from mlsec_platform.identities.tokens import issue_token
+    from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+    from mlsec_platform.runtime.ports import PortAllocator
+    from mlsec_platform.sources.olist_generator import generate, order_status_events, write_csv
 
-    echo("Materializing the asset graph")
+    started = time.monotonic()
+    dataset = generate(seed=seed, orders=orders)
+    files = write_csv(dataset, settings.root / "demo" / f"olist-seed{seed}-{orders}")
+    echo(f"  generated {orders:,} orders (seed {seed}) in {time.monotonic() - started:.1f}s")
+
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    token = issue_token(vault, subject="demo-uploader", audience=AUDIENCE, ttl_seconds=3600,
+                        claims={"scope": ["upload:*", "publish:*"]})  # fmt: skip
+    sent = {"files": 0, "rows": 0, "events": 0}
+    with BackgroundGateway(settings, PortAllocator().take()) as gateway, \
+            GatewayClient(gateway.url, token) as client:  # fmt: skip
+        echo(f"  gateway on {gateway.url}")
+        t0 = time.monotonic()
+        for source, path in files.items():
+            answer = client.upload_file(source, path.read_bytes())
+            sent["files"] += 1
+            sent["rows"] += answer["rows"]
+        took = time.monotonic() - t0
+        echo(f"  uploaded {sent['files']} files, {sent['rows']:,} rows in {took:.1f}s")
+        t1 = time.monotonic()
+        for answer in client.publish_events("order_status", order_status_events(dataset)):
+            sent["events"] += answer["accepted"] + answer["duplicates"]
+        echo(f"  published {sent['events']:,} order events in {time.monotonic() - t1:.1f}s")
+    return sent
+
+
+def run_demo(
+    settings: PlatformSettings, echo: Echo, orders: int = 20_000, seed: int = 42
+) -> DemoResult:
+    from mlsec_platform.defs.raw.drain import drain_events, drain_landing
+    from mlsec_platform.resources import build_resources
+
+    bring_up(settings, echo)
     apply_environment(orchestrator_environment(settings))
     from mlsec_platform.definitions import defs  # after the environment names the stack
 
     definitions = defs()
-    job = definitions.resolve_implicit_global_asset_job_def()
+    echo("Ingesting through the gateway (files and events)")
+    ingest_sample(settings, orders, seed, echo)
+
+    outcome = DemoResult(run_id="", success=True)
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            run_config=QUIET_RUN_CONFIG,
-            tags={"mlsec/trigger": "demo"},
-            raise_on_error=False,
+        resources = build_resources(settings)
+        echo("Official connectors: landing and event batches -> Raw")
+        raw_runs = drain_landing(instance, resources, echo) + drain_events(
+            instance, resources, echo
         )
-    outcome = DemoResult(run_id=result.run_id, success=result.success)
+        for run in raw_runs:
+            outcome.materializations[f"{run.asset} [{run.partition}]"] = run.metadata
+
+        echo("Materializing reference data")
+        result = definitions.resolve_job_def("reference_data").execute_in_process(
+            instance=instance, run_config=QUIET_RUN_CONFIG, tags={"mlsec/trigger": "demo"},
+            raise_on_error=False,
+        )  # fmt: skip
+    outcome.run_id, outcome.success = result.run_id, result.success
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         meta = {k: v.value for k, v in mat.metadata.items()}
         outcome.materializations[mat.asset_key.to_user_string()] = meta
         echo(
-            f"  {mat.asset_key.to_user_string():<28} delta v{meta.get('delta_version')}  "
+            f"  {mat.asset_key.to_user_string():<34} delta v{meta.get('delta_version')}  "
             f"{meta.get('dagster/row_count')} rows  {meta.get('table_uri')}"
         )
     state = "succeeded" if result.success else "FAILED"
-    echo(f"  run {result.run_id} {state} in {time.monotonic() - started:.1f}s")
+    echo(f"  {len(raw_runs) + 1} runs {state} in {time.monotonic() - started:.1f}s")
     if not result.success:
         return outcome
 

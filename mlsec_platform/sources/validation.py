@@ -109,18 +109,24 @@ def check_required(table: pa.Table, contract: SourceContract) -> None:
 
 
 _FORMULA = r"^[=+\-@\t\r]"
-_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+# A leading + or - followed only by digits, spaces and ().,- is a number or a phone number
+# (e.g. "-12.5", "+55 (11) 91234-5678"), not a formula: payloads need letters or | ! etc.
+_INERT_SIGNED = r"^[+-][0-9 ().,\-]*$"
 
 
 def neutralize_formulas(table: pa.Table) -> tuple[pa.Table, int]:
-    """Prefix cells a spreadsheet would run as a formula with ``'`` (numbers are left alone)."""
+    """Prefix cells a spreadsheet would run as a formula with ``'``.
+
+    Always for a leading ``= @``, tab or CR; for a leading ``+ -`` unless the cell is inert
+    (numbers, phone numbers).
+    """
     changed = 0
     columns = []
     for column in table.columns:
         formula = pc.fill_null(
             pc.and_(
                 pc.match_substring_regex(column, _FORMULA),
-                pc.invert(pc.match_substring_regex(column, _NUMBER)),
+                pc.invert(pc.match_substring_regex(column, _INERT_SIGNED)),
             ),
             False,
         )

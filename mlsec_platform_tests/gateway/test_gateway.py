@@ -52,20 +52,18 @@ def test_a_good_file_lands_with_its_metadata(gateway, uploader, supervisor, sett
 
 
 def test_formula_cells_are_neutralized_but_numbers_are_not(gateway, uploader, supervisor, settings):
-    csv = SELLERS_HEADER + 's3,=HYPERLINK("x"),@SUM(A1),-12.5\n'
+    csv = (SELLERS_HEADER + 's3,=HYPERLINK("x"),@SUM(A1),-12.5\n'
+           + "s4,+cmd|' /C calc'!A0,+55 (11) 91234-5678,\t=1\n")  # fmt: skip
     response = gateway.put("/v1/files/olist_sellers", content=csv.encode(), headers=uploader)
     assert response.status_code == 201
-    assert response.json()["neutralized_cells"] == 2
-    stored = (
-        s3_admin(supervisor, settings)
-        .get_object(Bucket=settings.bucket(Zone.LANDING), Key=response.json()["landing_key"])[
-            "Body"
-        ]
-        .read()
-        .decode()
+    assert response.json()["neutralized_cells"] == 4
+    landing = s3_admin(supervisor, settings).get_object(
+        Bucket=settings.bucket(Zone.LANDING), Key=response.json()["landing_key"]
     )
-    assert "'=HYPERLINK" in stored and "'@SUM(A1)" in stored and "-12.5" in stored
-    assert "'-12.5" not in stored
+    stored = landing["Body"].read().decode()
+    assert "'=HYPERLINK" in stored and "'@SUM(A1)" in stored and "'+cmd|" in stored
+    assert "-12.5" in stored and "'-12.5" not in stored
+    assert "+55 (11) 91234-5678" in stored and "'+55" not in stored
 
 
 BAD_FILES = {

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -134,7 +135,9 @@ async def _consume(
                     source=contract.source,
                     connector=CONNECTOR,
                     connector_version=CONNECTOR_VERSION,
-                    batch_id=batch_id,
+                    # Named after its content, not only the run: a re-run of the same partition
+                    # that pulls new events must commit them, never mistake them for done.
+                    batch_id=f"{batch_id}.{min(sequences)}-{max(sequences)}",
                     received_at=received[0].as_py(),
                     sha256=pa.array(hashes, pa.string()),
                 ),
@@ -302,7 +305,7 @@ def nats_events_sensor(
         )  # fmt: skip
         if in_flight or not pending_events(nats_connector, domain):
             continue
-        batch = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{domain}"
+        batch = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{domain}-{uuid.uuid4().hex[:8]}"
         partition_requests.append(partitions_for(contract).build_add_request([batch]))
         run_requests.append(
             dg.RunRequest(

@@ -12,7 +12,12 @@ import json
 import dagster as dg
 from botocore.exceptions import ClientError
 
-from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch
+from mlsec_platform.defs.raw.writer import (
+    Lineage,
+    batch_with_content,
+    commit_raw_batch,
+    open_table,
+)
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
 from mlsec_platform.sources.contracts import FILE_SOURCES, SourceContract
@@ -72,6 +77,24 @@ def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
             _quarantine(lake_connector, s3, contract.name, batch, key, body, exc.reason)
             raise QuarantinedBatch(f"{contract.name}/{batch}: {exc.reason}") from None
 
+        raw_table = open_table(
+            lake_connector.table_uri(Zone.RAW, contract.name), lake_connector.storage_options()
+        )
+        duplicate_of = batch_with_content(raw_table, digest)
+        if duplicate_of is not None and duplicate_of != batch:
+            # The same file uploaded again: nothing new to ingest.
+            _move_to_processed(s3, landing, key)
+            lake_connector.audit.emit(
+                "raw.duplicate_batch",
+                {"source": contract.name, "batch_id": batch, "duplicate_of": duplicate_of,
+                 "sha256": digest},
+            )  # fmt: skip
+            context.log.warning(f"{contract.name}/{batch} has the content of {duplicate_of}")
+            return dg.MaterializeResult(
+                metadata={"rows": 0, "dagster/row_count": 0, "duplicate_of": duplicate_of,
+                          "sha256": digest, "batch_id": batch, "connector": CONNECTOR,
+                          "connector_version": CONNECTOR_VERSION},
+            )  # fmt: skip
         commit = commit_raw_batch(
             lake_connector,
             table,
@@ -84,14 +107,9 @@ def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
                 sha256=digest,
             ),
             run_id=context.run.run_id,
+            table=raw_table,
         )
-        if key.startswith("incoming/"):
-            processed = key.replace("incoming/", "processed/", 1)
-            s3.copy_object(
-                Bucket=landing, Key=processed, CopySource={"Bucket": landing, "Key": key},
-                MetadataDirective="COPY",
-            )  # fmt: skip
-            s3.delete_object(Bucket=landing, Key=key)
+        _move_to_processed(s3, landing, key)
         lake_connector.audit.emit(
             "raw.committed",
             {"source": contract.name, "batch_id": batch, "rows": commit.rows,
@@ -116,6 +134,18 @@ def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
         )
 
     return _raw
+
+
+def _move_to_processed(s3, landing: str, key: str) -> None:
+    """Landing object -> processed/, only ever after its batch is safely in Raw."""
+    if not key.startswith("incoming/"):
+        return  # a re-run: already moved
+    processed = key.replace("incoming/", "processed/", 1)
+    s3.copy_object(
+        Bucket=landing, Key=processed, CopySource={"Bucket": landing, "Key": key},
+        MetadataDirective="COPY",
+    )  # fmt: skip
+    s3.delete_object(Bucket=landing, Key=key)
 
 
 def _quarantine(

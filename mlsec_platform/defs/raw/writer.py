@@ -103,6 +103,19 @@ def committed_batch(table: DeltaTable | None, batch_id: str) -> RawCommit | None
     return RawCommit(table.table_uri, version, int(rows), already_committed=True)
 
 
+def batch_with_content(table: DeltaTable | None, sha256: str) -> str | None:
+    """The batch already in Raw with this exact content (same checksum), if any.
+
+    ``_sha256`` is constant within a file batch, so Parquet statistics skip every other file.
+    """
+    if table is None:
+        return None
+    found = table.to_pyarrow_dataset().to_table(
+        columns=["_batch_id"], filter=pc.field("_sha256") == sha256
+    )
+    return found.column(0)[0].as_py() if found.num_rows else None
+
+
 def commit_raw_batch(
     lake: S3LakeResource,
     data: pa.Table,

@@ -51,6 +51,13 @@ def br_states() -> pa.Table:
     )
 
 
+reference_data_job = dg.define_asset_job(
+    "reference_data",
+    selection=dg.AssetSelection.groups("reference"),
+    description="Reference tables (no outside input).",
+)
+
+
 @dg.asset_check(asset=br_states, blocking=True, description="All 27 UFs, each exactly once.")
 def br_states_complete(br_states: pa.Table) -> dg.AssetCheckResult:
     ufs = br_states.column("uf").to_pylist()

@@ -140,3 +140,19 @@ def test_raw_refuses_every_identity_but_the_connector(resources, settings):
         .column(0)
         .to_pylist()
     )
+
+
+def test_rerunning_a_partition_commits_new_events(gateway, uploader, resources):
+    """A partition run again (e.g. from the UI) must commit what it pulls, not skip it."""
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(f"{CONTRACT.source}_batches", ["rerun"])
+    asset = RAW_EVENT_ASSETS["order_status"]
+    published = set()
+    for _ in range(2):
+        events = _events(5)
+        published |= {e["event_id"] for e in events}
+        gateway.post("/v1/events/order_status", content=json.dumps(events), headers=uploader)
+        assert dg.materialize(
+            [asset], partition_key="rerun", resources=resources, instance=instance
+        ).success
+    assert published <= set(_raw_ids(resources))
