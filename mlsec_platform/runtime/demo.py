@@ -79,8 +79,8 @@ def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo
 def run_demo(
     settings: PlatformSettings, echo: Echo, orders: int = 20_000, seed: int = 42
 ) -> DemoResult:
-    from mlsec_platform.runtime.drain import drain_events, drain_landing
     from mlsec_platform.resources import build_resources
+    from mlsec_platform.runtime.drain import drain_events, drain_landing
 
     bring_up(settings, echo)
     apply_environment(orchestrator_environment(settings))

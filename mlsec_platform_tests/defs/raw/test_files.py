@@ -7,10 +7,10 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
-from mlsec_platform.runtime.drain import drain_landing
 from mlsec_platform.defs.raw.files import RAW_FILE_ASSETS
 from mlsec_platform.defs.raw.writer import LINEAGE_COLUMNS
 from mlsec_platform.resources import build_resources
+from mlsec_platform.runtime.drain import drain_landing
 from mlsec_platform.runtime.settings import Zone
 from mlsec_platform.sources.contracts import FILE_SOURCES
 from mlsec_platform.sources.olist_generator import generate, write_csv
