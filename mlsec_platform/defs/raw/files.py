@@ -21,7 +21,7 @@ from mlsec_platform.defs.raw.writer import (
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
 from mlsec_platform.sources.contracts import FILE_SOURCES, SourceContract
-from mlsec_platform.sources.validation import Rejected, validate_file
+from mlsec_platform.sources.validation import Rejected, check_required, read_csv
 
 CONNECTOR = "landing_files"
 CONNECTOR_VERSION = "1.0.0"
@@ -72,7 +72,9 @@ def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
         try:
             if meta.get("sha256") != digest:
                 raise Rejected(422, "landing object changed after it was accepted (sha256)")
-            table, _ = validate_file(body, contract)
+            # Byte for byte what the gateway validated (and neutralized): parse, recheck keys.
+            table = read_csv(body, contract)
+            check_required(table, contract)
         except Rejected as exc:
             _quarantine(lake_connector, s3, contract.name, batch, key, body, exc.reason)
             raise QuarantinedBatch(f"{contract.name}/{batch}: {exc.reason}") from None

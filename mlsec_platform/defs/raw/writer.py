@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
@@ -55,7 +56,14 @@ class RawCommit:
     already_committed: bool
 
 
-def _constant(value: str, rows: int) -> pa.Array:
+def _constant(value: str, rows: int, *, dictionary: bool = True) -> pa.Array:
+    """A column holding one value. Dictionary-encoded, it costs nothing to build and Parquet
+    writes it as one dictionary entry (Delta still stores plain strings); partition columns
+    must be plain."""
+    if dictionary:
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value], pa.string())
+        )
     return pc.fill_null(pa.nulls(rows, pa.string()), value)
 
 
@@ -68,7 +76,7 @@ def with_lineage(table: pa.Table, lineage: Lineage, ingested_at: str) -> pa.Tabl
         "_source": _constant(lineage.source, rows),
         "_connector": _constant(lineage.connector, rows),
         "_connector_version": _constant(lineage.connector_version, rows),
-        "_batch_id": _constant(lineage.batch_id, rows),
+        "_batch_id": _constant(lineage.batch_id, rows, dictionary=False),
         "_sha256": sha,
         "_received_at": _constant(lineage.received_at, rows),
         "_ingested_at": _constant(ingested_at, rows),
