@@ -77,12 +77,13 @@ def create_app(services: GatewayServices) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         credentials = await run_in_threadpool(services.nats_credentials)
-        state["nats"] = await event_stream.connect(services.nats_url, credentials)
+        state["nats"] = await event_stream.connect(services.nats_url, credentials, long_lived=True)
         state["js"] = state["nats"].jetstream()
         try:
             yield
         finally:
-            await state["nats"].drain()
+            if not state["nats"].is_closed:
+                await state["nats"].drain()
             await run_in_threadpool(services.close)
 
     app = FastAPI(
@@ -151,6 +152,30 @@ def create_app(services: GatewayServices) -> FastAPI:
             body,
         )
 
+    async def admit(request: Request, kind: str, name: str, *, limit: int, scope: str,
+                    contracts: dict, check):  # fmt: skip
+        """Intake, identity, size, contract and checks, the same for files and events.
+
+        Returns (intake, subject, contract, checked) or, when refused, the refusal response
+        (the input kept in quarantine and audited).
+        """
+        arrived, body = await intake(request, kind, name, limit)
+        subject = None
+        try:
+            claims = authenticate(request, f"{scope}:{name}")
+            subject = claims["sub"]
+            if arrived.truncated:
+                raise Rejected(413, f"{'upload' if kind == 'file' else 'request'} is larger "
+                                    f"than {limit} bytes")  # fmt: skip
+            contract = contracts.get(name)
+            if contract is None:
+                what = "source" if kind == "file" else "event domain"
+                raise Rejected(404, f"unknown {what} {name!r}; known: {', '.join(contracts)}")
+            checked = await run_in_threadpool(check, body, contract)
+        except Rejected as exc:
+            return await refuse(arrived, body, exc, subject)
+        return arrived, body, subject, contract, checked
+
     @app.put(
         "/v1/files/{source}",
         status_code=201,
@@ -158,20 +183,13 @@ def create_app(services: GatewayServices) -> FastAPI:
         summary="Upload one CSV file of a source",
     )
     async def upload_file(source: str, request: Request):
-        limit = services.settings.gateway_max_file_bytes
-        arrived, body = await intake(request, "file", source, limit)
-        subject = None
-        try:
-            claims = authenticate(request, f"upload:{source}")
-            subject = claims["sub"]
-            if arrived.truncated:
-                raise Rejected(413, f"upload is larger than {limit} bytes")
-            contract = FILE_SOURCES.get(source)
-            if contract is None:
-                raise Rejected(404, f"unknown source {source!r}; known: {', '.join(FILE_SOURCES)}")
-            table, neutralized = await run_in_threadpool(validate_file, body, contract)
-        except Rejected as exc:
-            return await refuse(arrived, body, exc, subject)
+        admitted = await admit(
+            request, "file", source, limit=services.settings.gateway_max_file_bytes,
+            scope="upload", contracts=FILE_SOURCES, check=validate_file,
+        )  # fmt: skip
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        arrived, body, subject, contract, (table, neutralized) = admitted
 
         stored = body
         if neutralized:
@@ -217,22 +235,13 @@ def create_app(services: GatewayServices) -> FastAPI:
         summary="Publish JSON events of a domain (an array or one object)",
     )
     async def publish_events(domain: str, request: Request):
-        limit = services.settings.gateway_max_events_bytes
-        arrived, body = await intake(request, "events", domain, limit)
-        subject = None
-        try:
-            claims = authenticate(request, f"publish:{domain}")
-            subject = claims["sub"]
-            if arrived.truncated:
-                raise Rejected(413, f"request is larger than {limit} bytes")
-            contract = EVENT_DOMAINS.get(domain)
-            if contract is None:
-                raise Rejected(
-                    404, f"unknown event domain {domain!r}; known: {', '.join(EVENT_DOMAINS)}"
-                )
-            events = await run_in_threadpool(parse_events, body, contract)
-        except Rejected as exc:
-            return await refuse(arrived, body, exc, subject)
+        admitted = await admit(
+            request, "events", domain, limit=services.settings.gateway_max_events_bytes,
+            scope="publish", contracts=EVENT_DOMAINS, check=parse_events,
+        )  # fmt: skip
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        arrived, _, subject, contract, events = admitted
 
         js = state["js"]
         futures = [

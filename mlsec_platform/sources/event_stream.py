@@ -21,13 +21,15 @@ def durable_name(domain: str) -> str:
     return f"raw_{domain}"
 
 
-async def connect(url: str, credentials: dict) -> nats.NATS:
+async def connect(url: str, credentials: dict, *, long_lived: bool = False) -> nats.NATS:
+    """A client connection. Long-lived ones (the gateway) reconnect for as long as it takes;
+    short ones (a connector run) give up after a few attempts and fail the run."""
     return await nats.connect(
         url,
         user=credentials["user"],
         password=credentials["password"],
         connect_timeout=5,
-        max_reconnect_attempts=3,
+        max_reconnect_attempts=-1 if long_lived else 3,
         allow_reconnect=True,
     )
 

@@ -49,7 +49,7 @@ def ui_port(supervisor, settings):
 def test_a_run_launched_from_the_ui_materializes_with_vault_credentials(ui_port):
     client = DagsterGraphQLClient("127.0.0.1", port_number=ui_port)
     run_id = client.submit_job_execution(
-        "__ASSET_JOB",
+        "reference_data",
         repository_location_name="mlsec_platform",
         repository_name="__repository__",
     )
