@@ -106,5 +106,5 @@ class GatewayServices:
         return qid
 
     def close(self) -> None:
-        self.audit.teardown_after_execution(None)  # type: ignore[arg-type]
+        self.audit.close()
         self.vault.revoke()

@@ -53,8 +53,12 @@ class AuditResource(dg.ConfigurableResource):
         """Record that this identity read a secret (the path, never the value)."""
         self.emit("secret.read", {"path": path, "identity": self.vault.identity, **details})
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+    def close(self) -> None:
+        """Close the connection and give the audit login back to OpenBao."""
         if self._log is not None:
             self._log.close()
         if self._login is not None:
             self._login.revoke()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()

@@ -1,4 +1,4 @@
-"""The main job on the embedded default: start the stack, bootstrap, materialize, verify."""
+"""The main job on the embedded default: servers, bootstrap, ingestion into Raw, verification."""
 
 from __future__ import annotations
 

@@ -177,10 +177,10 @@ RAW_FILE_ASSETS = {name: raw_file_asset(contract) for name, contract in FILE_SOU
 def landing_files_sensor(
     context: dg.SensorEvaluationContext, lake_connector: S3LakeResource
 ) -> dg.SensorResult:
-    return landing_sensor_result(context.cursor, lake_connector)
+    return landing_sensor_result(lake_connector)
 
 
-def landing_sensor_result(cursor: str | None, lake: S3LakeResource) -> dg.SensorResult:
+def landing_sensor_result(lake: S3LakeResource) -> dg.SensorResult:
     """The partitions to add and runs to launch for every object waiting in incoming/.
 
     Objects leave incoming/ once committed, so the listing stays short; a batch seen twice is
