@@ -25,6 +25,8 @@ from _stack import benchmark_stack, report  # noqa: E402
 
 from mlsec_platform.defs.raw.events import ingest_event_batch  # noqa: E402
 from mlsec_platform.resources import build_resources  # noqa: E402
+from mlsec_platform.resources.vault import VaultResource  # noqa: E402
+from mlsec_platform.runtime.secret_files import read_secret_json  # noqa: E402
 from mlsec_platform.sources import event_stream  # noqa: E402
 from mlsec_platform.sources.contracts import EVENT_DOMAINS  # noqa: E402
 
@@ -91,9 +93,13 @@ def main() -> None:
     with benchmark_stack() as settings:
         resources = build_resources(settings)
         nats = resources["nats_connector"]
-        creds = nats.credentials()
+        gateway = VaultResource(addr=settings.endpoints().vault_addr, identity="gateway",
+                                credentials_dir=str(settings.identities_dir))  # fmt: skip
+        # Publishing as the gateway does; the baselines' own consumers need the admin login.
+        publisher = gateway.read_kv("nats/gateway")
+        creds = read_secret_json(settings.secrets_dir / "nats-platform.json")
         print(f"publishing {args.events:,} events ...", flush=True)
-        pub = asyncio.run(publish(nats.url, creds, args.events))
+        pub = asyncio.run(publish(nats.url, publisher, args.events))
         print(f"  published in {pub:.1f}s ({args.events / pub:,.0f} events/s)")
 
         print("baseline: bare JetStream consume (nats-py fetch) ...", flush=True)

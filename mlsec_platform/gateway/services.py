@@ -68,7 +68,7 @@ class GatewayServices:
         return cls(settings, vault)
 
     def nats_credentials(self) -> dict:
-        return self.vault.read_kv("nats/platform")
+        return self.vault.read_kv("nats/gateway")
 
     def put_landing(self, source: str, batch: str, body: bytes, metadata: dict[str, str]) -> str:
         key = f"incoming/{source}/{batch}.csv"

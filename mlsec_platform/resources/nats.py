@@ -14,6 +14,7 @@ class NatsResource(dg.ConfigurableResource):
     url: str
 
     def credentials(self) -> dict:
-        credentials = self.vault.read_kv("nats/platform")
-        self.audit.secret_read("mlsec/nats/platform", purpose="nats")
+        path = f"nats/{self.vault.identity}"
+        credentials = self.vault.read_kv(path)
+        self.audit.secret_read(f"mlsec/{path}", purpose="nats")
         return credentials

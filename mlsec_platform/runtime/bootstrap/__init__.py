@@ -97,9 +97,12 @@ def bootstrap(
         bind_loopback=settings.profile is Profile.LOCAL,
     )
     write_kv(vault, "postgres/dagster", dagster)
-    nats_file = settings.secrets_dir / "nats-platform.json"
-    nats_credentials = read_secret_json(nats_file)
-    write_kv(vault, "nats/platform", nats_credentials)
+    # Each workload's NATS login goes to OpenBao; the platform (admin) login stays here.
+    nats_credentials = read_secret_json(settings.secrets_dir / "nats-platform.json")
+    for user in ("gateway", "connector"):
+        write_kv(
+            vault, f"nats/{user}", read_secret_json(settings.secrets_dir / f"nats-{user}.json")
+        )
     progress(f"  openbao    engines, policies and AppRoles ({time.monotonic() - t1:.1f}s)")
 
     t2 = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import requests
 
 from mlsec_platform.runtime.secret_files import new_password, read_secret_json, write_secret
 from mlsec_platform.runtime.servers.base import ManagedServer, ServerError
+from mlsec_platform.sources import event_stream
+from mlsec_platform.sources.contracts import EVENT_DOMAINS
 
 CONFIG_TEMPLATE = """\
 listen: "127.0.0.1:{client}"
@@ -22,10 +25,38 @@ jetstream {{
 }}
 authorization {{
   users = [
-    {{ user: "{user}", password: "{password}" }}
+    # Bootstrap only: creates the stream and the durable consumers.
+    {{ user: "platform", password: "{platform}" }}
+    # The gateway publishes events and reads JetStream's acks; nothing else.
+    {{ user: "gateway", password: "{gateway}", permissions: {{
+        publish: {{ allow: ["raw.*.ingest"] }}
+        subscribe: {{ allow: ["_INBOX.>"] }}
+    }} }}
+    # The connector pulls from and acknowledges the durable consumers; it cannot publish
+    # events, create consumers or touch the stream.
+    {{ user: "connector", password: "{connector}", permissions: {{
+        publish: {{ allow: {connector_subjects} }}
+        subscribe: {{ allow: ["_INBOX.>"] }}
+    }} }}
   ]
 }}
 """
+#: NATS users, each with its own password file (0600) in the secrets folder.
+NATS_USERS = ("platform", "gateway", "connector")
+
+
+def connector_subjects() -> list[str]:
+    """What the connector may publish: pull requests, consumer info and acks of each domain's
+    durable consumer, named one by one (NATS wildcards match whole tokens only)."""
+    subjects = []
+    for domain in EVENT_DOMAINS:
+        durable = event_stream.durable_name(domain)
+        subjects += [
+            f"$JS.API.CONSUMER.MSG.NEXT.{event_stream.STREAM}.{durable}",
+            f"$JS.API.CONSUMER.INFO.{event_stream.STREAM}.{durable}",
+            f"$JS.ACK.{event_stream.STREAM}.{durable}.>",
+        ]
+    return subjects
 
 
 def nats_binary() -> str:
@@ -43,15 +74,17 @@ class NatsServer(ManagedServer):
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.ports['client']}"
 
-    @property
-    def credentials_file(self) -> Path:
-        return self.settings.secrets_dir / "nats-platform.json"
+    def credentials_file(self, user: str) -> Path:
+        return self.settings.secrets_dir / f"nats-{user}.json"
 
     def prepare(self) -> None:
         (self.home / "jetstream").mkdir(parents=True, exist_ok=True)
-        if not self.credentials_file.exists():
-            write_secret(self.credentials_file, {"user": "platform", "password": new_password()})
-        creds = read_secret_json(self.credentials_file)
+        passwords = {}
+        for user in NATS_USERS:
+            path = self.credentials_file(user)
+            if not path.exists():
+                write_secret(path, {"user": user, "password": new_password()})
+            passwords[user] = read_secret_json(path)["password"]
         config = self.home / "nats.conf"
         config.touch(mode=0o600)
         config.chmod(0o600)
@@ -60,8 +93,8 @@ class NatsServer(ManagedServer):
                 client=self.ports["client"],
                 monitor=self.ports["monitor"],
                 store=self.home / "jetstream",
-                user=creds["user"],
-                password=creds["password"],
+                connector_subjects=json.dumps(connector_subjects()),
+                **passwords,
             )
         )
 

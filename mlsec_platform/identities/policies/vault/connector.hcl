@@ -8,5 +8,5 @@ path "sys/leases/revoke"      { capabilities = ["update"] }
 
 path "mlsec/data/s3/connector"      { capabilities = ["read"] }
 path "mlsec/data/connectors/*"      { capabilities = ["read"] }
-path "mlsec/data/nats/platform"     { capabilities = ["read"] }
+path "mlsec/data/nats/connector"    { capabilities = ["read"] }
 path "database/creds/audit-writer"  { capabilities = ["read"] }

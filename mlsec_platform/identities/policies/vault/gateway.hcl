@@ -6,7 +6,7 @@ path "sys/leases/renew"       { capabilities = ["update"] }
 path "sys/leases/revoke"      { capabilities = ["update"] }
 
 path "mlsec/data/s3/gateway"          { capabilities = ["read"] }
-path "mlsec/data/nats/platform"       { capabilities = ["read"] }
+path "mlsec/data/nats/gateway"        { capabilities = ["read"] }
 path "database/creds/audit-writer"    { capabilities = ["read"] }
 # Public keys of the token issuer, to verify uploaders' tokens (never the private key).
 path "transit/keys/mlsec-issuer"      { capabilities = ["read"] }
