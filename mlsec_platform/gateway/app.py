@@ -28,6 +28,8 @@ from mlsec_platform.sources.contracts import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.sources.validation import Rejected, parse_events, validate_file
 
 VERSION = "1.0.0"
+#: Of a request refused for its token, this much of the body is kept in quarantine.
+UNAUTHENTICATED_KEEP_BYTES = 1024 * 1024
 
 
 class FileAccepted(BaseModel):
@@ -73,6 +75,8 @@ def _bearer(request: Request) -> str | None:
 
 def create_app(services: GatewayServices) -> FastAPI:
     state: dict[str, Any] = {}
+    # Bodies are held in memory while checked: bound how many are read at once.
+    uploads = asyncio.Semaphore(services.settings.gateway_max_concurrent_uploads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -107,7 +111,9 @@ def create_app(services: GatewayServices) -> FastAPI:
             raise Rejected(401, str(exc)) from None
         scopes = claims.get("scope", [])
         if scope not in scopes and f"{scope.split(':')[0]}:*" not in scopes:
-            raise Rejected(403, f"token of {claims['sub']!r} does not grant {scope}")
+            refusal = Rejected(403, f"token of {claims['sub']!r} does not grant {scope}")
+            refusal.subject = claims["sub"]
+            raise refusal
         return claims
 
     async def refuse(intake: Intake, body: bytes, exc: Rejected, subject: str | None):
@@ -157,23 +163,31 @@ def create_app(services: GatewayServices) -> FastAPI:
         """Intake, identity, size, contract and checks, the same for files and events.
 
         Returns (intake, subject, contract, checked) or, when refused, the refusal response
-        (the input kept in quarantine and audited).
+        (the input kept in quarantine and audited). The token is checked before the body is
+        read: of an unauthenticated request only the first bytes are kept, as evidence, so
+        nobody can make the gateway buffer or store large bodies without a valid token.
         """
-        arrived, body = await intake(request, kind, name, limit)
-        subject = None
         try:
             claims = authenticate(request, f"{scope}:{name}")
-            subject = claims["sub"]
-            if arrived.truncated:
-                raise Rejected(413, f"{'upload' if kind == 'file' else 'request'} is larger "
-                                    f"than {limit} bytes")  # fmt: skip
-            contract = contracts.get(name)
-            if contract is None:
-                what = "source" if kind == "file" else "event domain"
-                raise Rejected(404, f"unknown {what} {name!r}; known: {', '.join(contracts)}")
-            checked = await run_in_threadpool(check, body, contract)
         except Rejected as exc:
-            return await refuse(arrived, body, exc, subject)
+            evidence = min(limit, UNAUTHENTICATED_KEEP_BYTES)
+            arrived, body = await intake(request, kind, name, evidence)
+            return await refuse(arrived, body, exc, getattr(exc, "subject", None))
+        subject = claims["sub"]
+        # The body stays in memory until checked: the semaphore bounds how many at once.
+        async with uploads:
+            arrived, body = await intake(request, kind, name, limit)
+            try:
+                if arrived.truncated:
+                    raise Rejected(413, f"{'upload' if kind == 'file' else 'request'} is larger "
+                                        f"than {limit} bytes")  # fmt: skip
+                contract = contracts.get(name)
+                if contract is None:
+                    what = "source" if kind == "file" else "event domain"
+                    raise Rejected(404, f"unknown {what} {name!r}; known: {', '.join(contracts)}")
+                checked = await run_in_threadpool(check, body, contract)
+            except Rejected as exc:
+                return await refuse(arrived, body, exc, subject)
         return arrived, body, subject, contract, checked
 
     @app.put(

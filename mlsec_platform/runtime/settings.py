@@ -71,6 +71,7 @@ class PlatformSettings(BaseSettings):
     gateway_port: int = 8470
     gateway_max_file_bytes: int = 512 * 1024 * 1024
     gateway_max_events_bytes: int = 64 * 1024 * 1024
+    gateway_max_concurrent_uploads: int = 4
     upload_token_ttl: int = 3600
     #: How long a fetched event may stay unacknowledged before NATS delivers it again.
     nats_ack_wait: float = 60.0

@@ -227,3 +227,28 @@ def test_the_gateway_cannot_write_raw(settings, endpoints):
     s3 = s3_as("gateway", settings, endpoints)
     raw = settings.bucket(Zone.RAW)
     assert s3_error_code(lambda: s3.put_object(Bucket=raw, Key="x", Body=b"x")) == "AccessDenied"
+
+
+def test_without_a_token_only_the_first_megabyte_is_kept(
+    gateway, supervisor, settings, superuser_dsn
+):
+    from mlsec_platform.gateway.app import UNAUTHENTICATED_KEEP_BYTES
+
+    body = GOOD_SELLERS.encode() + b"s,01001,x,SP\n" * 200_000  # about 2.6 MB
+    seq = audit_head(superuser_dsn)
+    response = gateway.put("/v1/files/olist_sellers", content=body)
+    assert response.status_code == 401
+    _assert_kept(response.json(), body[:UNAUTHENTICATED_KEEP_BYTES], supervisor, settings,
+                 superuser_dsn, seq, "gateway/file/olist_sellers/")  # fmt: skip
+
+
+def test_a_forbidden_upload_is_audited_with_its_subject(
+    gateway, settings, endpoints, superuser_dsn
+):
+    token = upload_token(settings, endpoints, "upload:olist_orders", subject="carol")
+    seq = audit_head(superuser_dsn)
+    response = gateway.put("/v1/files/olist_sellers", content=GOOD_SELLERS.encode(),
+                           headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert response.status_code == 403
+    [event] = audit_events(superuser_dsn, "ingest.rejected", seq)
+    assert event["subject"] == "carol" and event["status"] == 403
