@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +16,11 @@ from mlsec_platform.runtime.supervisor import Supervisor
 
 @contextmanager
 def benchmark_stack():
-    """Start servers on free ports in a temporary folder, bootstrap, yield settings, stop."""
+    """Start servers on free ports in a temporary folder, bootstrap, yield settings, stop.
+
+    SIGTERM (e.g. from `timeout`) becomes a normal exit, so the servers are stopped too.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="mlsec-bench-") as state:
         os.environ.update(
             {
