@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.runtime.settings import PlatformSettings, Zone
+from mlsec_platform.sources import quarantine
 
 AUDIENCE = "mlsec-gateway"
 
@@ -86,7 +86,6 @@ class GatewayServices:
     ) -> str:
         """Keep rejected input with its reason; returns the quarantine id."""
         qid = batch_id()
-        prefix = f"gateway/{intake.kind}/{intake.name}/{qid}"
         record = {
             "quarantine_id": qid,
             "status": status,
@@ -94,15 +93,8 @@ class GatewayServices:
             "subject": subject,
             **intake.__dict__,
         }
-        client = self.lake.client()
-        bucket = self.lake.bucket(Zone.QUARANTINE)
-        client.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=body)
-        client.put_object(
-            Bucket=bucket,
-            Key=f"{prefix}/reason.json",
-            Body=json.dumps(record, indent=2).encode(),
-            ContentType="application/json",
-        )
+        quarantine.keep(self.lake, stage="gateway", kind=intake.kind, name=intake.name,
+                        entry_id=qid, payload=body, record=record)  # fmt: skip
         return qid
 
     def close(self) -> None:

@@ -149,7 +149,7 @@ def _connector_lake():
 @quarantine.command("list")
 def quarantine_list() -> None:
     """Every quarantined upload, event request or batch, with its reason."""
-    from mlsec_platform.gateway.quarantine import list_quarantine
+    from mlsec_platform.sources.quarantine import list_quarantine
 
     entries = list_quarantine(_connector_lake())
     for e in entries:
@@ -165,9 +165,9 @@ def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
     """Send a quarantined payload through the running gateway again (all checks re-run)."""
     import httpx
 
-    from mlsec_platform.gateway.quarantine import list_quarantine, resubmit
     from mlsec_platform.identities.tokens import issue_token
     from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+    from mlsec_platform.sources.quarantine import list_quarantine, resubmit
 
     settings = get_settings()
     lake = _connector_lake()

@@ -43,14 +43,7 @@ def _result(commit, rows: int, **metadata) -> dg.MaterializeResult:
     if commit is None:
         return dg.MaterializeResult(metadata={"rows": 0, "dagster/row_count": 0, **metadata})
     return dg.MaterializeResult(
-        metadata={
-            "rows": commit.rows,
-            "dagster/row_count": commit.rows,
-            "delta_version": commit.version,
-            "table_uri": dg.MetadataValue.text(commit.table_uri),
-            "already_committed": commit.already_committed,
-            **metadata,
-        },
+        metadata={**commit.metadata(), **metadata},
         data_version=dg.DataVersion(str(commit.version)),
     )
 

@@ -26,7 +26,7 @@ from mlsec_platform.defs.raw.writer import Lineage, RawCommit, commit_raw_batch,
 from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone, get_settings
-from mlsec_platform.sources import event_stream
+from mlsec_platform.sources import event_stream, quarantine
 from mlsec_platform.sources.contracts import EVENT_DOMAINS, EventContract
 from mlsec_platform.sources.validation import Rejected, validate_event
 
@@ -186,17 +186,15 @@ def ingest_event_batch(
 
 
 def _quarantine_events(lake: S3LakeResource, contract, batch_id: str, rejects) -> None:
-    s3 = lake.client()
-    bucket = lake.bucket(Zone.QUARANTINE)
-    prefix = f"connector/events/{contract.domain}/{batch_id}"
     lines = [
         json.dumps({"reason": reason, "stream_seq": msg.metadata.sequence.stream,
                     "payload": msg.data.decode("utf-8", errors="replace")})
         for msg, reason in rejects
     ]  # fmt: skip
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body="\n".join(lines).encode())
     record = {"batch_id": batch_id, "events": len(rejects), "reason": rejects[0][1]}
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/reason.json", Body=json.dumps(record).encode())
+    payload = "\n".join(lines).encode()
+    quarantine.keep(lake, stage="connector", kind="events", name=contract.domain,
+                    entry_id=batch_id, payload=payload, record=record)  # fmt: skip
     lake.audit.emit(
         "ingest.rejected",
         {"kind": "events", "name": contract.domain, "batch_id": batch_id, "stage": "connector",
@@ -254,8 +252,7 @@ def raw_events_asset(contract: EventContract) -> dg.AssetsDefinition:
             "batch_id": context.partition_key,
         }
         if commit is not None:
-            metadata |= {"delta_version": commit.version,
-                         "table_uri": dg.MetadataValue.text(commit.table_uri)}  # fmt: skip
+            metadata |= commit.metadata()
         return dg.MaterializeResult(
             metadata=metadata,
             data_version=dg.DataVersion(str(commit.version)) if commit else None,

@@ -20,6 +20,7 @@ from mlsec_platform.defs.raw.writer import (
 )
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.sources import quarantine
 from mlsec_platform.sources.contracts import FILE_SOURCES, SourceContract
 from mlsec_platform.sources.validation import Rejected, check_required, read_csv
 
@@ -120,17 +121,13 @@ def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
         )  # fmt: skip
         return dg.MaterializeResult(
             metadata={
-                "rows": commit.rows,
-                "dagster/row_count": commit.rows,
-                "delta_version": commit.version,
-                "table_uri": dg.MetadataValue.text(commit.table_uri),
+                **commit.metadata(),
                 "sha256": digest,
                 "batch_id": batch,
                 "uploader": meta.get("uploader", ""),
                 "connector": CONNECTOR,
                 "connector_version": CONNECTOR_VERSION,
                 "contract_version": contract.version,
-                "already_committed": commit.already_committed,
             },
             data_version=dg.DataVersion(str(commit.version)),
         )
@@ -153,11 +150,9 @@ def _move_to_processed(s3, landing: str, key: str) -> None:
 def _quarantine(
     lake: S3LakeResource, s3, source: str, batch: str, key: str, body: bytes, reason: str
 ):
-    bucket = lake.bucket(Zone.QUARANTINE)
-    prefix = f"connector/file/{source}/{batch}"
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=body)
     record = {"source": source, "batch_id": batch, "landing_key": key, "reason": reason}
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/reason.json", Body=json.dumps(record).encode())
+    quarantine.keep(lake, stage="connector", kind="file", name=source, entry_id=batch,
+                    payload=body, record=record)  # fmt: skip
     landing = lake.bucket(Zone.LANDING)
     s3.delete_object(Bucket=landing, Key=key)
     lake.audit.emit("ingest.rejected", {"kind": "file", "name": source, "batch_id": batch,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -54,6 +55,16 @@ class RawCommit:
     version: int
     rows: int
     already_committed: bool
+
+    def metadata(self) -> dict:
+        """What every raw materialization reports about its commit."""
+        return {
+            "rows": self.rows,
+            "dagster/row_count": self.rows,
+            "delta_version": self.version,
+            "table_uri": dg.MetadataValue.text(self.table_uri),
+            "already_committed": self.already_committed,
+        }
 
 
 def _constant(value: str, rows: int, *, dictionary: bool = True) -> pa.Array:

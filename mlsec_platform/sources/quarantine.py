@@ -1,4 +1,8 @@
-"""Listing quarantined input and sending it through the gateway again."""
+"""Quarantine: refused input kept with its reason, listed, and sent through the gateway again.
+
+One layout for every stage that refuses input (the gateway, the connectors):
+``<stage>/<kind>/<name>/<id>/payload`` and ``.../reason.json`` in the quarantine bucket.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,30 @@ class QuarantineEntry:
     status: int | None
     reason: str
     prefix: str
+
+
+def keep(
+    lake: S3LakeResource,
+    *,
+    stage: str,
+    kind: str,
+    name: str,
+    entry_id: str,
+    payload: bytes,
+    record: dict,
+) -> str:
+    """Store the refused payload and its reason record; returns the entry's prefix."""
+    prefix = f"{stage}/{kind}/{name}/{entry_id}"
+    client = lake.client()
+    bucket = lake.bucket(Zone.QUARANTINE)
+    client.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=payload)
+    client.put_object(
+        Bucket=bucket,
+        Key=f"{prefix}/reason.json",
+        Body=json.dumps(record, indent=2, default=str).encode(),
+        ContentType="application/json",
+    )
+    return prefix
 
 
 def list_quarantine(lake: S3LakeResource) -> list[QuarantineEntry]:
