@@ -7,6 +7,9 @@ the credentials of the identity its IO manager or resource names:
     lakehouse_io_manager  pipeline identity: raw -> silver -> gold -> features
     warehouse             pipeline identity: short-lived Postgres writer
     nats_connector        connector identity: the event stream
+    lake_lifecycle        lifecycle identity: raw batches past retention -> cold and back
+    tokenization          pipeline identity: the tokenization key version, in memory
+    engine                DuckDB (default) or PySpark for the curated transforms
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any
 
 from mlsec_platform.io.delta_s3 import DeltaLakeS3IOManager
 from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.engine import TransformEngine
 from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.resources.tokenization import TokenizationResource
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.runtime.settings import PlatformSettings, get_settings
 
@@ -32,7 +37,7 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
     settings = settings or get_settings()
     endpoints = settings.endpoints()
     resources: dict[str, Any] = {}
-    for identity in sorted(set(IO_MANAGER_IDENTITIES.values())):
+    for identity in sorted({*IO_MANAGER_IDENTITIES.values(), "lifecycle"}):
         vault = VaultResource(
             addr=endpoints.vault_addr,
             identity=identity,
@@ -71,4 +76,8 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
         dbname=settings.warehouse_db,
         role="warehouse-writer",
     )
+    resources["tokenization"] = TokenizationResource(
+        vault=resources["vault_pipeline"], audit=resources["audit_pipeline"]
+    )
+    resources["engine"] = TransformEngine(engine=settings.engine)
     return resources

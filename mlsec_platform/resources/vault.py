@@ -129,6 +129,22 @@ class VaultResource(dg.ConfigurableResource):
                 path, mount_point=mount, raise_on_deleted_version=True
             )["data"]["data"]
 
+    def read(self, path: str) -> dict[str, Any]:
+        """Read any path the policy allows (e.g. ``transit/keys/<name>``); its ``data``."""
+        client = self.client()
+        with self._translated(f"read of {path}"):
+            response = client.read(path)
+        if response is None:
+            raise VaultSecretNotFound(f"read of {path}: nothing stored there")
+        return response["data"]
+
+    def write(self, path: str, **data: Any) -> dict[str, Any]:
+        """Write to a path the policy allows (e.g. ``transit/decrypt/<key>``); its ``data``."""
+        client = self.client()
+        with self._translated(f"write to {path}"):
+            response = client.write_data(path, data=data)
+        return (response or {}).get("data", {})
+
     def lease(self, path: str) -> Lease:
         """Read a dynamic secret (e.g. ``database/creds/<role>``) with its lease."""
         client = self.client()

@@ -16,6 +16,7 @@ import json
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,12 @@ class PlatformSettings(BaseSettings):
     #: How long a fetched event may stay unacknowledged before NATS delivers it again.
     nats_ack_wait: float = 60.0
     events_batch_size: int = 50_000
+
+    # Engine of the curated transforms: duckdb (default) or spark (local mode here).
+    engine: Literal["duckdb", "spark"] = "duckdb"
+
+    # Lifecycle: raw batches ingested longer ago than this move to the cold zone.
+    raw_retention_days: int = 365
 
     # `local` profile: preferred ports, replaced by free ones when taken.
     vault_port: int = 8200

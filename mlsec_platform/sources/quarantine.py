@@ -88,3 +88,35 @@ def resubmit(
         headers={"Authorization": f"Bearer {token}", "X-Resubmitted-From": entry.quarantine_id},
         timeout=300,
     )
+
+
+EXCLUSIONS = "exclusions"
+
+
+def exclude_batch(lake: S3LakeResource, *, source: str, batch_id: str, record: dict) -> str:
+    """Keep a Raw batch out of the curated zones (after its rows failed a quality gate).
+
+    Raw stays immutable; Silver skips the batch from its next materialization on. Returns the
+    marker's key in the quarantine bucket.
+    """
+    key = f"{EXCLUSIONS}/{source}/{batch_id}.json"
+    lake.client().put_object(
+        Bucket=lake.bucket(Zone.QUARANTINE),
+        Key=key,
+        Body=json.dumps({"source": source, "batch_id": batch_id, **record}, indent=2).encode(),
+        ContentType="application/json",
+    )
+    return key
+
+
+def excluded_batches(lake: S3LakeResource, source: str) -> set[str]:
+    """Raw batches of ``source`` an operator excluded from curation."""
+    client = lake.client()
+    prefix = f"{EXCLUSIONS}/{source}/"
+    found: set[str] = set()
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=lake.bucket(Zone.QUARANTINE), Prefix=prefix
+    ):
+        for obj in page.get("Contents", []):
+            found.add(obj["Key"][len(prefix) :].removesuffix(".json"))
+    return found

@@ -83,6 +83,9 @@ def bootstrap_vault(
         client.secrets.transit.create_key(
             TOKENIZATION_KEY, key_type="aes256-gcm96", convergent_encryption=True, derived=True
         )
+    # The pipeline reads the current version to compute transit-identical tokens at batch
+    # speed (privacy/tokenization.py); exporting is granted by policy to the pipeline only.
+    client.secrets.transit.update_key_configuration(TOKENIZATION_KEY, exportable=True)
 
     try:
         client.secrets.transit.read_key(ISSUER_KEY)

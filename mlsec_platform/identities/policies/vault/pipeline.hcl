@@ -9,5 +9,8 @@ path "sys/leases/revoke"      { capabilities = ["update"] }
 path "mlsec/data/s3/pipeline"           { capabilities = ["read"] }
 path "database/creds/warehouse-writer"  { capabilities = ["read"] }
 path "database/creds/audit-writer"      { capabilities = ["read"] }
-# Tokenization only: encrypting is allowed, decrypting (reveal) is a separate policy.
-path "transit/encrypt/tokenization"     { capabilities = ["update"] }
+# Tokenization only: the current key version is read (audited) to compute transit-identical
+# convergent tokens locally (see privacy/tokenization.py for the measurement). Decrypting
+# (reveal) is a separate policy the pipeline does not hold.
+path "transit/keys/tokenization"                      { capabilities = ["read"] }
+path "transit/export/encryption-key/tokenization/*"   { capabilities = ["read"] }

@@ -1,0 +1,71 @@
+"""Feature groups: ``customer_rfm`` v1, offline in Delta and online in Postgres.
+
+Offline (``features/customer_rfm``): one row per person and month in which they bought, with
+the values as of the start of the next month (``event_timestamp``), so a point-in-time join
+never sees the future. Every materialization is a Delta version; the feature group version
+(``customer_rfm:v1``) and the materialization time are columns.
+
+Online (``warehouse/customer_rfm_online``, Postgres ``features.customer_rfm_online``): the
+latest row per customer token, with the same version and times, for low-latency lookups.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlsec_platform.defs.gold.assets import warehouse_asset
+from mlsec_platform.io.snapshots import lineage_metadata, read_snapshot
+from mlsec_platform.privacy.catalog import dataset
+from mlsec_platform.quality.gates import QualityGate
+from mlsec_platform.resources.engine import TransformEngine
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.transforms.gold import customer_rfm as rfm_query
+
+RFM = dataset("features/customer_rfm")
+RFM_GATE = QualityGate(RFM)
+FEATURE_GROUP_VERSION = f"customer_rfm:v{RFM.version}"
+
+
+def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Table:
+    rows = table.num_rows
+    return table.append_column(
+        "feature_group_version", pa.array([FEATURE_GROUP_VERSION] * rows, pa.string())
+    ).append_column(
+        "materialized_at", pa.array([materialized_at] * rows, pa.timestamp("us", tz="UTC"))
+    )
+
+
+@dg.asset(
+    key=RFM.asset_key,
+    deps=[dg.AssetKey(["gold", "fact_order_item"])],
+    group_name="features",
+    io_manager_key="lakehouse_io_manager",
+    code_version=str(RFM.version),
+    kinds={"delta", "s3", "duckdb"},
+    owners=["team:ml-platform"],
+    tags={**RFM.asset_tags(), "feature_group": "customer_rfm", "feature_group_version": "v1"},
+    metadata={**RFM.asset_metadata(), "feature_group_version": FEATURE_GROUP_VERSION},
+    check_specs=RFM_GATE.check_specs,
+)
+def customer_rfm(
+    context: dg.AssetExecutionContext, lake_pipeline: S3LakeResource, engine: TransformEngine
+):
+    """Recency, frequency, monetary, average review and late-delivery rate per customer token,
+    as of each month end they bought in (point-in-time correct history)."""
+    fact = read_snapshot(lake_pipeline, Zone.GOLD, "fact_order_item")
+    table = with_feature_metadata(
+        engine.run(rfm_query, fact_order_item=fact.table), datetime.now(UTC)
+    )
+    metadata = lineage_metadata([fact]) | {
+        "feature_group_version": FEATURE_GROUP_VERSION,
+        "entities": pc.count_distinct(table.column("customer_token")).as_py(),
+    }
+    yield from RFM_GATE.commit(context, table, lake_pipeline, metadata=metadata)
+
+
+customer_rfm_online = warehouse_asset(
+    "features/customer_rfm", schema="features", name="customer_rfm_online", key=("customer_token",)
+)

@@ -1,0 +1,147 @@
+"""Quality gates: a batch is validated before it is committed, or it is not committed at all.
+
+One factory, :class:`QualityGate`, turns a catalog dataset into its Dagster asset check (a
+blocking ``quality_gate`` check) and the code that enforces it inside the asset:
+
+* pass: the batch is returned as the asset's output (the IO manager commits it as one Delta
+  commit) and the check passes with the row count and rules checked;
+* fail: nothing is returned, so nothing is committed and the zone keeps its last good version;
+  the failing rows and pandera's failure cases go to quarantine
+  (``gate/table/<zone>.<name>/<run id>/``); the check fails with the counts and the Raw batches
+  the failing rows came from; an audit event is written; the step fails, so downstream assets
+  do not run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pandera.errors
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlsec_platform.privacy.catalog import DatasetSpec
+from mlsec_platform.quality.schemas import schema_for, validation_frame
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.runtime.settings import Zone
+
+CHECK_NAME = "quality_gate"
+#: Failing rows kept per gate failure (all failure cases are kept).
+MAX_QUARANTINED_ROWS = 100_000
+
+
+class QualityGate:
+    """The gate of one catalog dataset."""
+
+    def __init__(self, spec: DatasetSpec) -> None:
+        self.spec = spec
+
+    @property
+    def check_specs(self) -> list[dg.AssetCheckSpec]:
+        return [
+            dg.AssetCheckSpec(
+                CHECK_NAME,
+                asset=self.spec.asset_key,
+                blocking=True,
+                description=(
+                    f"pandera schema of {self.spec.id} (catalog v{self.spec.version}), "
+                    "checked on the batch before it is committed"
+                ),
+            )
+        ]
+
+    def commit(
+        self,
+        context: dg.AssetExecutionContext,
+        table: pa.Table,
+        lake: S3LakeResource,
+        *,
+        metadata: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        """Yield the output and a passing check, or a failing check and raise ``dg.Failure``."""
+        try:
+            table = self.spec.conform(table)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            yield from self._fail(
+                context, lake, table, None, f"does not fit the catalog types: {exc}"
+            )
+        schema = schema_for(self.spec, **params)
+        frame = validation_frame(table)
+        try:
+            schema.validate(frame, lazy=True)
+        except pandera.errors.SchemaErrors as exc:
+            yield from self._fail(context, lake, table, exc.failure_cases, "failed its checks")
+        yield dg.Output(table, metadata=metadata or {})
+        yield dg.AssetCheckResult(
+            check_name=CHECK_NAME,
+            passed=True,
+            metadata={"rows": table.num_rows, "rules": len(schema.columns) + len(schema.checks)},
+        )
+
+    def _fail(self, context, lake, table, failure_cases, why: str):
+        spec = self.spec
+        indices, summary, batches = [], [], []
+        if failure_cases is not None:
+            indices = sorted(
+                {int(i) for i in failure_cases["index"].dropna().tolist() if i is not None}
+            )
+            summary = (
+                failure_cases.groupby(["column", "check"], dropna=False)
+                .size()
+                .reset_index(name="failures")
+                .astype(str)
+                .to_dict("records")
+            )
+        rows = table.take(indices[:MAX_QUARANTINED_ROWS]) if indices else table.slice(0, 0)
+        if "_raw_batch_id" in rows.column_names:
+            batches = sorted(set(rows.column("_raw_batch_id").drop_null().to_pylist()))
+        prefix = f"gate/table/{spec.zone.value}.{spec.name}/{context.run.run_id}"
+        client, bucket = lake.client(), lake.bucket(Zone.QUARANTINE)
+        sink = io.BytesIO()
+        pq.write_table(rows, sink)
+        client.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=sink.getvalue())
+        if failure_cases is not None:
+            cases = io.BytesIO()
+            failure_cases.astype(str).to_parquet(cases)
+            client.put_object(
+                Bucket=bucket, Key=f"{prefix}/failure_cases.parquet", Body=cases.getvalue()
+            )
+        reason = {
+            "reason": f"{spec.id} {why}",
+            "dataset": spec.id,
+            "catalog_version": spec.version,
+            "run_id": context.run.run_id,
+            "failing_rows": len(indices),
+            "checks": summary,
+            "raw_batches": batches,
+        }
+        client.put_object(
+            Bucket=bucket,
+            Key=f"{prefix}/reason.json",
+            Body=json.dumps(reason, indent=2).encode(),
+            ContentType="application/json",
+        )
+        lake.audit.emit("quality.gate_failed", {**reason, "quarantine": prefix})
+        yield dg.AssetCheckResult(
+            check_name=CHECK_NAME,
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "failing_rows": len(indices),
+                "checks": dg.MetadataValue.json(summary),
+                "raw_batches": dg.MetadataValue.json(batches),
+                "quarantine": dg.MetadataValue.text(f"{bucket}/{prefix}"),
+            },
+        )
+        raise dg.Failure(
+            description=(
+                f"{spec.id} {why}: {len(indices)} failing rows; nothing was committed. "
+                f"Failing rows and reasons are in quarantine at {bucket}/{prefix}."
+            ),
+            metadata={"failing_rows": len(indices), "raw_batches": dg.MetadataValue.json(batches)},
+        )

@@ -1,0 +1,147 @@
+"""Pandera schemas of every Silver, Gold and feature table, generated from the catalog.
+
+Types are the catalog's Arrow types (a batch is cast to them before it is validated, so a
+value that does not fit fails there). Pandera checks the rest on the batch: nullability and
+key uniqueness from the catalog, plus the value rules below. Some rules need reference data
+known only at run time (e.g. the category list); those come in as ``params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa_
+import pyarrow as pa
+
+from mlsec_platform.privacy.catalog import CATALOG, DatasetSpec
+from mlsec_platform.sources.olist_generator import ORDER_STATUSES
+
+#: The 27 federative units (as in silver/br_states).
+UFS = (
+    "AC", "AL", "AM", "AP", "BA", "CE", "DF", "ES", "GO", "MA", "MG", "MS", "MT", "PA",
+    "PB", "PE", "PI", "PR", "RJ", "RN", "RO", "RR", "RS", "SC", "SE", "SP", "TO", "",
+)  # fmt: skip
+PAYMENT_TYPES = ("credit_card", "boleto", "voucher", "debit_card", "not_defined")
+EVENT_TYPES = ("created", "approved", "shipped", "delivered", "canceled")
+STATUSES = tuple(s for s, _ in ORDER_STATUSES)
+TOKEN_SHAPE = r"^vault:v\d+:[A-Za-z0-9+/]+=*$"  # noqa: S105 - a pattern
+
+C = pa_.Check
+Rules = dict[str, list[pa_.Check]]
+
+
+def _non_negative(*columns: str) -> Rules:
+    return {c: [C.ge(0)] for c in columns}
+
+
+def _share(*columns: str) -> Rules:
+    return {c: [C.in_range(0, 1)] for c in columns}
+
+
+def _tokens(spec: DatasetSpec) -> Rules:
+    """Tokenized columns must hold tokens: a clear value there fails the gate."""
+    return {c.name: [C.str_matches(TOKEN_SHAPE)] for c in spec.columns if c.tokenized}
+
+
+def _states(*columns: str) -> Rules:
+    return {c: [C.isin(UFS)] for c in columns}
+
+
+def _categories(params: dict[str, Any]) -> Rules:
+    """Product categories must be known to the translation table (passed in by the asset)."""
+    return {"category": [C.isin(sorted(params["categories"]))]}
+
+
+#: Value rules per dataset, beyond types, nullability and keys.
+RULES: dict[str, Callable[[dict[str, Any]], Rules]] = {
+    "silver/customers": lambda p: (
+        _states("customer_state") | {"customer_zip3": [C.str_matches(r"^\d{3}$")]}
+    ),
+    "silver/orders": lambda p: {"order_status": [C.isin(STATUSES)]},
+    "silver/order_items": lambda p: (
+        _non_negative("price", "freight_value") | {"order_item_id": [C.ge(1)]}
+    ),
+    "silver/order_payments": lambda p: (
+        _non_negative("payment_value", "payment_installments")
+        | {"payment_type": [C.isin(PAYMENT_TYPES)]}
+    ),
+    "silver/order_reviews": lambda p: {"review_score": [C.in_range(1, 5)]},
+    "silver/products": _categories,
+    "silver/sellers": lambda p: _states("seller_state"),
+    "silver/product_categories": lambda p: {},
+    "silver/geolocation": lambda p: {"lat": [C.in_range(-90, 90)], "lng": [C.in_range(-180, 180)]},
+    "silver/order_events": lambda p: {
+        "event_type": [C.isin(EVENT_TYPES)],
+        "status": [C.isin(STATUSES)],
+    },
+    "gold/dim_customer": lambda p: _states("customer_state") | {"orders": [C.ge(1)]},
+    "gold/dim_product": lambda p: _non_negative("weight_g", "volume_cm3"),
+    "gold/dim_seller": lambda p: _states("seller_state"),
+    "gold/dim_date": lambda p: {"month": [C.in_range(1, 12)], "iso_weekday": [C.in_range(1, 7)]},
+    "gold/fact_order_item": lambda p: (
+        _non_negative("price", "freight_value", "item_total")
+        | _states("customer_state", "seller_state")
+        | {"review_score": [C.in_range(1, 5)]}
+    ),
+    "gold/kpi_sales_monthly": lambda p: _non_negative("orders", "items", "revenue", "freight"),
+    "gold/kpi_delivery": lambda p: (
+        _share("late_rate") | _non_negative("delivered_orders", "late_orders", "avg_delivery_days")
+    ),
+    "gold/kpi_review_score": lambda p: (
+        _share("share_low", "share_top") | {"avg_score": [C.in_range(1, 5)]}
+    ),
+    "features/customer_rfm": lambda p: (
+        _non_negative("recency_days", "monetary")
+        | {"frequency": [C.ge(1)], "avg_review_score": [C.in_range(1, 5)]}
+        | _share("late_delivery_rate")
+    ),
+}
+
+#: Whole-table rules (name, check) per dataset.
+TABLE_RULES: dict[str, list[pa_.Check]] = {
+    "gold/fact_order_item": [
+        C(
+            lambda df: (df["item_total"] - df["price"] - df["freight_value"]).abs() < 0.005,
+            name="item_total_is_price_plus_freight",
+        )
+    ],
+    "gold/kpi_delivery": [
+        C(lambda df: df["late_orders"] <= df["delivered_orders"], name="late_within_delivered")
+    ],
+}
+
+
+def schema_for(spec: DatasetSpec, **params: Any) -> pa_.DataFrameSchema:
+    """The pandera schema of one catalog dataset."""
+    rules = RULES[spec.id](params) | _tokens(spec)
+    unknown = set(rules) - set(spec.column_names)
+    if unknown:
+        raise KeyError(f"{spec.id}: rules for unknown columns {sorted(unknown)}")
+    return pa_.DataFrameSchema(
+        {
+            c.name: pa_.Column(None, checks=rules.get(c.name, []), nullable=c.nullable)
+            for c in spec.columns
+        },
+        checks=TABLE_RULES.get(spec.id, []),
+        unique=list(spec.key) if spec.key else None,
+        strict=True,
+        ordered=True,
+        name=spec.id,
+    )
+
+
+def validation_frame(table: pa.Table) -> pd.DataFrame:
+    """The batch as pandas for pandera: decimals as floats (exact to the cent at these sizes)."""
+    columns = {}
+    for field in table.schema:
+        column = table.column(field.name)
+        if pa.types.is_decimal(field.type):
+            column = column.cast(pa.float64())
+        columns[field.name] = column
+    return pa.table(columns).to_pandas()
+
+
+if set(RULES) != set(CATALOG):
+    raise RuntimeError(f"datasets without quality rules: {sorted(set(CATALOG) - set(RULES))}")

@@ -1,0 +1,238 @@
+"""Silver -> Gold and feature transforms as SQL, written once for two engines.
+
+Each transform is a function of a :class:`Dialect` returning SQL over named input tables. The
+few expressions DuckDB and Spark SQL spell differently (month labels, day differences) come
+from the dialect; everything else is the common subset, so both engines compute the same
+tables (a test compares them). Floating results are rounded to 6 decimals for that reason:
+the engines sum in different orders.
+
+Grain rules: ``fact_order_item`` has exactly one row per Silver order item. Reviews (several
+per order possible) are averaged per order and payments are not joined, so nothing fans out;
+missing dimension rows surface as NULL keys that the gate refuses instead of dropped rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    #: 'YYYY-MM' of a timestamp.
+    year_month: Callable[[str], str]
+    #: Whole days from date ``a`` to date ``b`` (b - a).
+    days_between: Callable[[str, str], str]
+    #: Fractional days from timestamp ``a`` to timestamp ``b``.
+    fractional_days: Callable[[str, str], str]
+    #: First instant of the month after the timestamp's month.
+    next_month_start: Callable[[str], str]
+
+
+DUCKDB = Dialect(
+    "duckdb",
+    year_month=lambda ts: f"strftime({ts}, '%Y-%m')",
+    days_between=lambda a, b: f"CAST(date_diff('day', {a}, {b}) AS INTEGER)",
+    fractional_days=lambda a, b: f"((epoch({b}) - epoch({a})) / 86400.0)",
+    next_month_start=lambda ts: f"(date_trunc('month', {ts}) + INTERVAL 1 MONTH)",
+)
+SPARK = Dialect(
+    "spark",
+    year_month=lambda ts: f"date_format({ts}, 'yyyy-MM')",
+    days_between=lambda a, b: f"CAST(datediff({b}, {a}) AS INT)",
+    fractional_days=lambda a, b: f"((unix_micros({b}) - unix_micros({a})) / 86400000000.0)",
+    next_month_start=lambda ts: f"(date_trunc('MONTH', {ts}) + INTERVAL 1 MONTH)",
+)
+
+Query = Callable[[Dialect], str]
+
+
+def dim_customer(d: Dialect) -> str:
+    """Inputs: customers, orders, br_states."""
+    return """
+        WITH visits AS (
+            SELECT c.customer_token, c.customer_zip3, c.customer_city, c.customer_state,
+                   o.purchased_at,
+                   row_number() OVER (PARTITION BY c.customer_token
+                                      ORDER BY o.purchased_at DESC, c.customer_id DESC) AS rn,
+                   min(o.purchased_at) OVER (PARTITION BY c.customer_token) AS first_purchase_at,
+                   count(*) OVER (PARTITION BY c.customer_token) AS orders
+            FROM customers c JOIN orders o ON o.customer_id = c.customer_id
+        )
+        SELECT v.customer_token, v.customer_zip3, v.customer_city, v.customer_state,
+               s.region AS customer_region, v.first_purchase_at,
+               CAST(v.orders AS BIGINT) AS orders
+        FROM visits v LEFT JOIN br_states s ON s.uf = v.customer_state
+        WHERE v.rn = 1
+    """
+
+
+def dim_product(d: Dialect) -> str:
+    """Inputs: products."""
+    return """
+        SELECT product_id, category, category_english, weight_g,
+               CAST(length_cm AS BIGINT) * height_cm * width_cm AS volume_cm3, photos_qty
+        FROM products
+    """
+
+
+def dim_seller(d: Dialect) -> str:
+    """Inputs: sellers, br_states."""
+    return """
+        SELECT s.seller_id, s.seller_zip_prefix, s.seller_city, s.seller_state,
+               b.region AS seller_region
+        FROM sellers s LEFT JOIN br_states b ON b.uf = s.seller_state
+    """
+
+
+def fact_order_item(d: Dialect) -> str:
+    """Inputs: order_items, orders, customers, sellers, order_reviews."""
+    delivered_day = "CAST(o.delivered_customer_at AS DATE)"
+    return f"""
+        WITH review AS (
+            SELECT order_id, round(avg(review_score), 6) AS review_score
+            FROM order_reviews GROUP BY order_id
+        )
+        SELECT i.order_id, i.order_item_id, c.customer_token, i.product_id, i.seller_id,
+               CAST(o.purchased_at AS DATE) AS date_key, o.purchased_at, o.order_status,
+               i.price, i.freight_value, i.price + i.freight_value AS item_total,
+               o.delivered_customer_at AS delivered_at, o.estimated_delivery_date,
+               {d.days_between("o.estimated_delivery_date", delivered_day)}
+                   AS delivery_delay_days,
+               CASE WHEN o.delivered_customer_at IS NULL OR o.estimated_delivery_date IS NULL
+                    THEN NULL ELSE {delivered_day} > o.estimated_delivery_date END AS is_late,
+               r.review_score, c.customer_state, s.seller_state, i._raw_batch_id
+        FROM order_items i
+        LEFT JOIN orders o ON o.order_id = i.order_id
+        LEFT JOIN customers c ON c.customer_id = o.customer_id
+        LEFT JOIN sellers s ON s.seller_id = i.seller_id
+        LEFT JOIN review r ON r.order_id = i.order_id
+    """
+
+
+def kpi_sales_monthly(d: Dialect) -> str:
+    """Inputs: fact_order_item, dim_product."""
+    return f"""
+        SELECT {d.year_month("f.purchased_at")} AS year_month, f.customer_state,
+               coalesce(p.category_english, 'unknown') AS category_english,
+               CAST(count(DISTINCT f.order_id) AS BIGINT) AS orders,
+               CAST(count(*) AS BIGINT) AS items,
+               sum(f.price) AS revenue, sum(f.freight_value) AS freight
+        FROM fact_order_item f LEFT JOIN dim_product p ON p.product_id = f.product_id
+        GROUP BY {d.year_month("f.purchased_at")}, f.customer_state,
+                 coalesce(p.category_english, 'unknown')
+    """
+
+
+def kpi_delivery(d: Dialect) -> str:
+    """Inputs: fact_order_item (delivered orders, order grain)."""
+    return f"""
+        WITH o AS (
+            SELECT order_id, min(purchased_at) AS purchased_at, min(delivered_at) AS delivered_at,
+                   min(estimated_delivery_date) AS estimated, min(customer_state) AS customer_state
+            FROM fact_order_item
+            WHERE order_status = 'delivered' AND delivered_at IS NOT NULL
+            GROUP BY order_id
+        )
+        SELECT {d.year_month("purchased_at")} AS year_month, customer_state,
+               CAST(count(*) AS BIGINT) AS delivered_orders,
+               CAST(sum(CASE WHEN CAST(delivered_at AS DATE) > estimated THEN 1 ELSE 0 END)
+                    AS BIGINT) AS late_orders,
+               round(avg(CASE WHEN CAST(delivered_at AS DATE) > estimated
+                              THEN 1.0 ELSE 0.0 END), 6) AS late_rate,
+               round(avg({d.fractional_days("purchased_at", "delivered_at")}), 6)
+                   AS avg_delivery_days,
+               round(avg({d.days_between("estimated", "CAST(delivered_at AS DATE)")}), 6)
+                   AS avg_delay_days
+        FROM o
+        GROUP BY {d.year_month("purchased_at")}, customer_state
+    """
+
+
+def kpi_review_score(d: Dialect) -> str:
+    """Inputs: fact_order_item, dim_product (order x category grain)."""
+    return f"""
+        WITH oc AS (
+            SELECT DISTINCT f.order_id, {d.year_month("f.purchased_at")} AS year_month,
+                   coalesce(p.category_english, 'unknown') AS category_english, f.review_score
+            FROM fact_order_item f LEFT JOIN dim_product p ON p.product_id = f.product_id
+            WHERE f.review_score IS NOT NULL
+        )
+        SELECT year_month, category_english, CAST(count(*) AS BIGINT) AS reviewed_orders,
+               round(avg(review_score), 6) AS avg_score,
+               round(avg(CASE WHEN review_score <= 2 THEN 1.0 ELSE 0.0 END), 6) AS share_low,
+               round(avg(CASE WHEN review_score >= 5 THEN 1.0 ELSE 0.0 END), 6) AS share_top
+        FROM oc GROUP BY year_month, category_english
+    """
+
+
+def customer_rfm(d: Dialect) -> str:
+    """Inputs: fact_order_item. One row per person and month with orders (point in time)."""
+    return f"""
+        WITH o AS (
+            SELECT order_id, customer_token, min(customer_state) AS customer_state,
+                   min(purchased_at) AS purchased_at, sum(item_total) AS order_total,
+                   min(review_score) AS review_score,
+                   max(CASE WHEN is_late THEN 1 ELSE 0 END) AS late,
+                   max(CASE WHEN delivered_at IS NOT NULL THEN 1 ELSE 0 END) AS delivered
+            FROM fact_order_item GROUP BY order_id, customer_token
+        ),
+        monthly AS (
+            SELECT customer_token, {d.next_month_start("purchased_at")} AS event_timestamp,
+                   count(*) AS n, sum(order_total) AS spend,
+                   sum(review_score) AS score_sum, count(review_score) AS scored,
+                   sum(late) AS late, sum(delivered) AS delivered,
+                   max(purchased_at) AS last_purchase, min(customer_state) AS state
+            FROM o
+            GROUP BY customer_token, {d.next_month_start("purchased_at")}
+        )
+        SELECT customer_token, event_timestamp, state AS customer_state,
+               {
+        d.days_between("CAST(max(last_purchase) OVER w AS DATE)", "CAST(event_timestamp AS DATE)")
+    } AS recency_days,
+               CAST(sum(n) OVER w AS BIGINT) AS frequency,
+               sum(spend) OVER w AS monetary,
+               round(sum(score_sum) OVER w / nullif(sum(scored) OVER w, 0), 6)
+                   AS avg_review_score,
+               round(CAST(sum(late) OVER w AS DOUBLE) / nullif(sum(delivered) OVER w, 0), 6)
+                   AS late_delivery_rate
+        FROM monthly
+        WINDOW w AS (PARTITION BY customer_token ORDER BY event_timestamp
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    """
+
+
+def dim_date(first: date, last: date) -> pa.Table:
+    """Every day from ``first`` to ``last`` (inclusive); engine-independent."""
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return pa.table(
+        {
+            "date_key": pa.array(days, pa.date32()),
+            "year": pa.array([x.year for x in days], pa.int32()),
+            "quarter": pa.array([(x.month - 1) // 3 + 1 for x in days], pa.int32()),
+            "month": pa.array([x.month for x in days], pa.int32()),
+            "day": pa.array([x.day for x in days], pa.int32()),
+            "iso_weekday": pa.array([x.isoweekday() for x in days], pa.int32()),
+            "is_weekend": pa.array([x.isoweekday() >= 6 for x in days], pa.bool_()),
+            "year_month": pa.array([f"{x.year:04d}-{x.month:02d}" for x in days], pa.string()),
+        }
+    )
+
+
+#: Gold table -> (query, the tables it reads).
+GOLD_QUERIES: dict[str, tuple[Query, tuple[str, ...]]] = {
+    "dim_customer": (dim_customer, ("customers", "orders", "br_states")),
+    "dim_product": (dim_product, ("products",)),
+    "dim_seller": (dim_seller, ("sellers", "br_states")),
+    "fact_order_item": (
+        fact_order_item,
+        ("order_items", "orders", "customers", "sellers", "order_reviews"),
+    ),
+    "kpi_sales_monthly": (kpi_sales_monthly, ("fact_order_item", "dim_product")),
+    "kpi_delivery": (kpi_delivery, ("fact_order_item",)),
+    "kpi_review_score": (kpi_review_score, ("fact_order_item", "dim_product")),
+}
