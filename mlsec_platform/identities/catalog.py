@@ -65,17 +65,22 @@ AUDITOR = Identity(
     "auditors: read the audit log, list zone contents, anchor the audit chain",
     database_roles=("audit-reader",),
 )
+LIFECYCLE = Identity(
+    "lifecycle",
+    "moves raw partitions past retention to cold and back",
+    database_roles=("audit-writer",),
+)
 ORCHESTRATOR = Identity(
     "orchestrator",
     "the Dagster instance (webserver, daemon, run workers): its own storage only",
 )
 
 IDENTITIES: dict[str, Identity] = {
-    i.name: i for i in (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, ORCHESTRATOR)
+    i.name: i for i in (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, ORCHESTRATOR)
 }
 
 #: The S3 identities (the orchestrator stores nothing in the lake).
-S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR)
+S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE)
 
 #: Which zones each identity may write (documentation of the JSON files, checked by tests).
 WRITES: dict[str, frozenset[Zone]] = {
@@ -84,6 +89,7 @@ WRITES: dict[str, frozenset[Zone]] = {
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
     "broker": frozenset(),
     "auditor": frozenset(),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
 }
 #: Which zones each identity may read objects from.
 READS: dict[str, frozenset[Zone]] = {
@@ -92,12 +98,15 @@ READS: dict[str, frozenset[Zone]] = {
     "pipeline": frozenset({Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
     "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "auditor": frozenset(),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
 }
-#: Which zones each identity may delete objects from (raw is immutable: nobody may).
+#: Which zones each identity may delete objects from. Raw is immutable to every writer: only
+#: ``lifecycle`` may delete there, the files of batches it has archived to cold.
 DELETES: dict[str, frozenset[Zone]] = {
     "gateway": frozenset(),
     "connector": frozenset({Zone.LANDING}),
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "broker": frozenset(),
     "auditor": frozenset(),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
 }

@@ -4,16 +4,18 @@ import base64
 
 import pytest
 
-from mlsec_platform.identities.catalog import IDENTITIES
+from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.resources.vault import VaultAccessDenied
 from mlsec_platform_tests.helpers import vault_as
 
+S3_NAMES = [i.name for i in S3_IDENTITIES]
 
-@pytest.mark.parametrize("identity", ["connector", "pipeline", "broker", "auditor"])
+
+@pytest.mark.parametrize("identity", S3_NAMES)
 def test_each_identity_reads_only_its_own_s3_keys(identity, settings, endpoints):
     vault = vault_as(identity, settings, endpoints)
     assert set(vault.read_kv(f"s3/{identity}")) == {"access_key_id", "secret_access_key"}
-    for other in ("connector", "pipeline", "broker", "auditor"):
+    for other in S3_NAMES:
         if other != identity:
             with pytest.raises(VaultAccessDenied):
                 vault.read_kv(f"s3/{other}")
@@ -28,6 +30,8 @@ def test_each_identity_reads_only_its_own_s3_keys(identity, settings, endpoints)
         ("pipeline", "database/creds/warehouse-reader"),
         ("pipeline", "database/creds/audit-reader"),
         ("auditor", "database/creds/audit-writer"),
+        ("lifecycle", "database/creds/warehouse-writer"),
+        ("lifecycle", "database/creds/warehouse-reader"),
     ],
 )
 def test_database_roles_are_per_identity(identity, path, settings, endpoints):
