@@ -1,10 +1,11 @@
 """Silver -> Gold and feature transforms as SQL, written once for two engines.
 
 Each transform is a function of a :class:`Dialect` returning SQL over named input tables. The
-few expressions DuckDB and Spark SQL spell differently (month labels, day differences) come
-from the dialect; everything else is the common subset, so both engines compute the same
-tables (a test compares them). Floating results are rounded to 6 decimals for that reason:
-the engines sum in different orders.
+few expressions DuckDB and Spark SQL spell differently (month labels, day differences,
+rounding) come from the dialect; everything else is the common subset, so both engines compute
+the same tables (a test compares them). Floating results are rounded to 6 decimals for that
+reason: the engines sum in different orders. Shares average integers 0/1, not 0.0/1.0: Spark
+reads ``1.0`` as DECIMAL(2,1), whose average keeps only 5 decimals.
 
 Grain rules: ``fact_order_item`` has exactly one row per Silver order item. Reviews (several
 per order possible) are averaged per order and payments are not joined, so nothing fans out;
@@ -27,8 +28,12 @@ class Dialect:
     year_month: Callable[[str], str]
     #: Whole days from date ``a`` to date ``b`` (b - a).
     days_between: Callable[[str, str], str]
-    #: Fractional days from timestamp ``a`` to timestamp ``b``.
-    fractional_days: Callable[[str, str], str]
+    #: Whole seconds from timestamp ``a`` to timestamp ``b`` (BIGINT: sums of it are exact).
+    seconds_between: Callable[[str, str], str]
+    #: A DOUBLE rounded to ``n`` decimals the way DuckDB does it: half away from zero on
+    #: ``x * 10^n``. Spark's ``round(x, n)`` rounds the exact binary value instead, which
+    #: differs on near-ties (e.g. 23.1128125).
+    round: Callable[[str, int], str]
     #: First instant of the month after the timestamp's month.
     next_month_start: Callable[[str], str]
 
@@ -37,14 +42,16 @@ DUCKDB = Dialect(
     "duckdb",
     year_month=lambda ts: f"strftime({ts}, '%Y-%m')",
     days_between=lambda a, b: f"CAST(date_diff('day', {a}, {b}) AS INTEGER)",
-    fractional_days=lambda a, b: f"((epoch({b}) - epoch({a})) / 86400.0)",
+    seconds_between=lambda a, b: f"date_diff('second', {a}, {b})",
+    round=lambda x, n: f"round({x}, {n})",
     next_month_start=lambda ts: f"(date_trunc('month', {ts}) + INTERVAL 1 MONTH)",
 )
 SPARK = Dialect(
     "spark",
     year_month=lambda ts: f"date_format({ts}, 'yyyy-MM')",
     days_between=lambda a, b: f"CAST(datediff({b}, {a}) AS INT)",
-    fractional_days=lambda a, b: f"((unix_micros({b}) - unix_micros({a})) / 86400000000.0)",
+    seconds_between=lambda a, b: f"(unix_seconds({b}) - unix_seconds({a}))",
+    round=lambda x, n: f"(round({x} * 1E{n}) / 1E{n})",
     next_month_start=lambda ts: f"(date_trunc('MONTH', {ts}) + INTERVAL 1 MONTH)",
 )
 
@@ -94,7 +101,7 @@ def fact_order_item(d: Dialect) -> str:
     delivered_day = "CAST(o.delivered_customer_at AS DATE)"
     return f"""
         WITH review AS (
-            SELECT order_id, round(avg(review_score), 6) AS review_score
+            SELECT order_id, {d.round("avg(review_score)", 6)} AS review_score
             FROM order_reviews GROUP BY order_id
         )
         SELECT i.order_id, i.order_item_id, c.customer_token, i.product_id, i.seller_id,
@@ -130,6 +137,10 @@ def kpi_sales_monthly(d: Dialect) -> str:
 
 def kpi_delivery(d: Dialect) -> str:
     """Inputs: fact_order_item (delivered orders, order grain)."""
+    late = "CASE WHEN CAST(delivered_at AS DATE) > estimated THEN 1 ELSE 0 END"
+    # Whole seconds summed exactly, divided once: the mean does not depend on summation order.
+    seconds = d.seconds_between("purchased_at", "delivered_at")
+    delay = d.days_between("estimated", "CAST(delivered_at AS DATE)")
     return f"""
         WITH o AS (
             SELECT order_id, min(purchased_at) AS purchased_at, min(delivered_at) AS delivered_at,
@@ -140,14 +151,11 @@ def kpi_delivery(d: Dialect) -> str:
         )
         SELECT {d.year_month("purchased_at")} AS year_month, customer_state,
                CAST(count(*) AS BIGINT) AS delivered_orders,
-               CAST(sum(CASE WHEN CAST(delivered_at AS DATE) > estimated THEN 1 ELSE 0 END)
-                    AS BIGINT) AS late_orders,
-               round(avg(CASE WHEN CAST(delivered_at AS DATE) > estimated
-                              THEN 1.0 ELSE 0.0 END), 6) AS late_rate,
-               round(avg({d.fractional_days("purchased_at", "delivered_at")}), 6)
+               CAST(sum({late}) AS BIGINT) AS late_orders,
+               {d.round(f"avg({late})", 6)} AS late_rate,
+               {d.round(f"CAST(sum({seconds}) AS DOUBLE) / count(*) / 86400", 6)}
                    AS avg_delivery_days,
-               round(avg({d.days_between("estimated", "CAST(delivered_at AS DATE)")}), 6)
-                   AS avg_delay_days
+               {d.round(f"avg({delay})", 6)} AS avg_delay_days
         FROM o
         GROUP BY {d.year_month("purchased_at")}, customer_state
     """
@@ -163,9 +171,9 @@ def kpi_review_score(d: Dialect) -> str:
             WHERE f.review_score IS NOT NULL
         )
         SELECT year_month, category_english, CAST(count(*) AS BIGINT) AS reviewed_orders,
-               round(avg(review_score), 6) AS avg_score,
-               round(avg(CASE WHEN review_score <= 2 THEN 1.0 ELSE 0.0 END), 6) AS share_low,
-               round(avg(CASE WHEN review_score >= 5 THEN 1.0 ELSE 0.0 END), 6) AS share_top
+               {d.round("avg(review_score)", 6)} AS avg_score,
+               {d.round("avg(CASE WHEN review_score <= 2 THEN 1 ELSE 0 END)", 6)} AS share_low,
+               {d.round("avg(CASE WHEN review_score >= 5 THEN 1 ELSE 0 END)", 6)} AS share_top
         FROM oc GROUP BY year_month, category_english
     """
 
@@ -196,9 +204,9 @@ def customer_rfm(d: Dialect) -> str:
     } AS recency_days,
                CAST(sum(n) OVER w AS BIGINT) AS frequency,
                sum(spend) OVER w AS monetary,
-               round(sum(score_sum) OVER w / nullif(sum(scored) OVER w, 0), 6)
+               {d.round("sum(score_sum) OVER w / nullif(sum(scored) OVER w, 0)", 6)}
                    AS avg_review_score,
-               round(CAST(sum(late) OVER w AS DOUBLE) / nullif(sum(delivered) OVER w, 0), 6)
+               {d.round("CAST(sum(late) OVER w AS DOUBLE) / nullif(sum(delivered) OVER w, 0)", 6)}
                    AS late_delivery_rate
         FROM monthly
         WINDOW w AS (PARTITION BY customer_token ORDER BY event_timestamp

@@ -13,10 +13,9 @@ import pyarrow as pa
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
-#: Local mode: two cores, UTC like DuckDB, loopback only, Arrow transfers, no UI, quiet logs.
+#: UTC like DuckDB, loopback only, Arrow transfers, no UI (the master comes separately).
 LOCAL_SPARK_CONFIG: dict[str, str] = {
     "spark.app.name": "mlsec",
-    "spark.master": "local[2]",
     "spark.sql.session.timeZone": "UTC",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
@@ -31,9 +30,10 @@ _PLAIN_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
 
 def local_session(master: str = "local[2]") -> SparkSession:
-    """A Spark session on ``master`` (local mode by default), created through dagster-pyspark.
+    """A Spark session on ``master`` (local mode, two cores by default), quiet (ERROR logs).
 
-    Starts the JVM (seconds): call it only when the Spark engine is actually used.
+    Created through dagster-pyspark's lazy resource; starts the JVM (seconds), so call it only
+    when the Spark engine is actually used.
     """
     if master.startswith("local"):
         # Read when the JVM starts: without it Spark looks up (and warns about) a public address.
@@ -61,7 +61,7 @@ def run_spark_sql(spark: SparkSession, sql: str, **tables: pa.Table) -> pa.Table
 
 
 def _plain(table: pa.Table) -> pa.Table:
-    """``table`` with view-typed columns (Delta and Polars readers produce them) made plain."""
+    """``table`` with view-typed columns (some Arrow readers produce them) made plain."""
     schema = pa.schema(
         [f.with_type(_PLAIN_TYPES.get(f.type, f.type)) for f in table.schema],
         metadata=table.schema.metadata,
