@@ -152,13 +152,17 @@ class DatasetSpec:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
 
-    def conform(self, table: pa.Table) -> pa.Table:
-        """``table`` with exactly the catalog's columns, in order, cast to the catalog types."""
+    def conform(self, table: pa.Table, *, nullability: bool = True) -> pa.Table:
+        """``table`` with exactly the catalog's columns, in order, cast to the catalog types
+        (and nullability, unless ``nullability`` is False: the gate checks it itself)."""
         missing = [n for n in self.column_names if n not in table.column_names]
         extra = [n for n in table.column_names if n not in self.column_names]
         if missing or extra:
             raise ValueError(f"{self.id}: columns differ from the catalog: {missing=} {extra=}")
-        return table.select(self.column_names).cast(self.arrow_schema())
+        schema = self.arrow_schema()
+        if not nullability:
+            schema = pa.schema([f.with_nullable(True) for f in schema])
+        return table.select(self.column_names).cast(schema)
 
     def column_schema(self) -> dg.TableSchema:
         return dg.TableSchema(

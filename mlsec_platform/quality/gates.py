@@ -65,7 +65,7 @@ class QualityGate:
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Yield the output and a passing check, or a failing check and raise ``dg.Failure``."""
         try:
-            table = self.spec.conform(table)
+            table = self.spec.conform(table, nullability=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
             yield from self._fail(
                 context, lake, table, None, f"does not fit the catalog types: {exc}"
@@ -76,7 +76,7 @@ class QualityGate:
             schema.validate(frame, lazy=True)
         except pandera.errors.SchemaErrors as exc:
             yield from self._fail(context, lake, table, exc.failure_cases, "failed its checks")
-        yield dg.Output(table, metadata=metadata or {})
+        yield dg.Output(table.cast(self.spec.arrow_schema()), metadata=metadata or {})
         yield dg.AssetCheckResult(
             check_name=CHECK_NAME,
             passed=True,

@@ -94,6 +94,56 @@ def rotate_s3(identities: tuple[str, ...]) -> None:
         _echo(f"{name:<10} new key {key_id}, old keys deleted")
 
 
+@rotate.command("tokenization-key")
+@click.option("--resume", is_flag=True, help="Finish a rotation whose re-tokenization failed.")
+def rotate_tokenization(resume: bool) -> None:
+    """New tokenization key version; re-tokenize everything; retire the old version."""
+    import dagster as dg
+
+    from mlsec_platform.runtime.orchestrator import apply_environment, orchestrator_environment
+    from mlsec_platform.runtime.rotation import RotationError, rotate_tokenization_key
+
+    settings = get_settings()
+    apply_environment(orchestrator_environment(settings))
+    try:
+        with dg.DagsterInstance.get() as instance:
+            report = rotate_tokenization_key(settings, instance, _echo, resume=resume)
+    except RotationError as exc:
+        raise click.ClickException(str(exc)) from None
+    _echo(f"{len(report.tables_checked)} tokenized columns hold only v{report.to_version} tokens")
+
+
+@main.command("reveal")
+@click.argument("tokens", nargs=-1, required=True)
+@click.option("--domain", default="customers", show_default=True)
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+def reveal_cmd(tokens: tuple[str, ...], domain: str, reason: str) -> None:
+    """Turn tokens back into clear values (operator; audited at high severity)."""
+    import hvac
+
+    from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
+    from mlsec_platform.runtime.operator import (
+        child_token,
+        operator_audit,
+        operator_name,
+        operator_vault,
+    )
+
+    settings = get_settings()
+    operator = operator_vault(settings)
+    revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    with operator_audit(settings, operator) as audit:
+        try:
+            values = reveal(
+                revealer, tokens, domain=domain, subject=operator_name(), reason=reason,
+                emit=audit.emit,
+            )  # fmt: skip
+        except RevealDenied as exc:
+            raise click.ClickException(str(exc)) from None
+    for value in values:
+        click.echo(value)
+
+
 @main.group()
 def token() -> None:
     """Identity tokens signed by the issuer key held in OpenBao."""

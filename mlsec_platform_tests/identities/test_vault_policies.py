@@ -2,11 +2,12 @@
 
 import base64
 
+import pyarrow as pa
 import pytest
 
 from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.resources.vault import VaultAccessDenied
-from mlsec_platform_tests.helpers import vault_as
+from mlsec_platform_tests.helpers import operator_vault, vault_as
 
 S3_NAMES = [i.name for i in S3_IDENTITIES]
 
@@ -41,17 +42,26 @@ def test_database_roles_are_per_identity(identity, path, settings, endpoints):
 
 
 def test_tokenizing_is_allowed_to_the_pipeline_but_reveal_is_not(settings, endpoints):
-    client = vault_as("pipeline", settings, endpoints).client()
-    plaintext = base64.b64encode(b"123.456.789-09").decode()
-    context = base64.b64encode(b"customer").decode()
-    token = client.secrets.transit.encrypt_data("tokenization", plaintext, context=context)
-    ciphertext = token["data"]["ciphertext"]
-    again = client.secrets.transit.encrypt_data("tokenization", plaintext, context=context)
-    assert again["data"]["ciphertext"] == ciphertext  # convergent: tokens join
     from hvac.exceptions import Forbidden
 
+    from mlsec_platform.privacy.tokenization import Tokenizer
+
+    pipeline = vault_as("pipeline", settings, endpoints)
+    latest = pipeline.read("transit/keys/tokenization")["latest_version"]
+    key = pipeline.read(f"transit/export/encryption-key/tokenization/{latest}")["keys"]
+    tokenizer = Tokenizer(base64.b64decode(key[str(latest)]), latest)
+    ciphertext = tokenizer.tokenize(pa.array(["123.456.789-09"]), "customer")[0].as_py()
+    context = base64.b64encode(b"customer").decode()
+    operator = operator_vault(settings, endpoints)
+    by_vault = operator.secrets.transit.encrypt_data(
+        "tokenization", base64.b64encode(b"123.456.789-09").decode(), context=context
+    )
+    assert by_vault["data"]["ciphertext"] == ciphertext  # transit's own convergent token
+    client = pipeline.client()
     with pytest.raises(Forbidden):
         client.secrets.transit.decrypt_data("tokenization", ciphertext, context=context)
+    with pytest.raises(VaultAccessDenied):  # the broker neither tokenizes nor reveals
+        vault_as("broker", settings, endpoints).read("transit/keys/tokenization")
 
 
 def test_approle_tokens_carry_only_their_policy(settings, endpoints):

@@ -44,7 +44,7 @@ def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Tabl
     group_name="features",
     io_manager_key="lakehouse_io_manager",
     code_version=str(RFM.version),
-    kinds={"delta", "s3", "duckdb"},
+    kinds={"delta", "s3", "duckdb", "spark"},
     owners=["team:ml-platform"],
     tags={**RFM.asset_tags(), "feature_group": "customer_rfm", "feature_group_version": "v1"},
     metadata={**RFM.asset_metadata(), "feature_group_version": FEATURE_GROUP_VERSION},

@@ -65,9 +65,8 @@ def run_curated(resources: dict, instance: dg.DagsterInstance, **kwargs) -> dg.E
     from mlsec_platform.definitions import defs
 
     job = defs().resolve_job_def("curated")
-    return job.execute_in_process(
-        instance=instance, resources=resources, raise_on_error=False, **kwargs
-    )
+    # The code location's own resources (built from the same settings as `resources`).
+    return job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
 
 
 @pytest.fixture(scope="session")
