@@ -208,6 +208,30 @@ def quarantine_list() -> None:
     _echo(f"{len(entries)} quarantined")
 
 
+@quarantine.command("exclude")
+@click.argument("source")
+@click.argument("batch_id")
+@click.option("--reason", required=True, help="Why (kept with the marker and audited).")
+def quarantine_exclude(source: str, batch_id: str, reason: str) -> None:
+    """Keep a Raw batch that failed a quality gate out of Silver (Raw itself stays as it is)."""
+    from mlsec_platform.resources import build_resources
+    from mlsec_platform.runtime.operator import operator_audit, operator_name, operator_vault
+    from mlsec_platform.sources.contracts import EVENT_DOMAINS, FILE_SOURCES
+    from mlsec_platform.sources.quarantine import exclude_batch
+
+    known = [*FILE_SOURCES, *(c.source for c in EVENT_DOMAINS.values())]
+    if source not in known:
+        raise click.BadParameter(f"unknown source {source}; known: {', '.join(known)}")
+    settings = get_settings()
+    lake = build_resources(settings)["lake_pipeline"]
+    record = {"reason": reason, "by": operator_name()}
+    with operator_audit(settings, operator_vault(settings)) as audit:
+        key = exclude_batch(lake, source=source, batch_id=batch_id, record=record)
+        audit.emit("quality.batch_excluded", {"source": source, "batch_id": batch_id, **record})
+    lake.audit.close()
+    _echo(f"excluded {source}/{batch_id} from curation ({key}); re-run the `curated` job")
+
+
 @quarantine.command("resubmit")
 @click.argument("quarantine_id")
 @click.option("--gateway-url", default=None, help="Default http://127.0.0.1:MLSEC_GATEWAY_PORT")

@@ -101,8 +101,8 @@ def run_demo(
         for run in raw_runs:
             outcome.materializations[f"{run.asset} [{run.partition}]"] = run.metadata
 
-        echo("Materializing reference data")
-        result = definitions.resolve_job_def("reference_data").execute_in_process(
+        echo("Curating: Raw -> Silver -> Gold -> warehouse and feature groups (gated)")
+        result = definitions.resolve_job_def("curated").execute_in_process(
             instance=instance, run_config=QUIET_RUN_CONFIG, tags={"mlsec/trigger": "demo"},
             raise_on_error=False,
         )  # fmt: skip
@@ -111,10 +111,14 @@ def run_demo(
         mat = event.event_specific_data.materialization
         meta = {k: v.value for k, v in mat.metadata.items()}
         outcome.materializations[mat.asset_key.to_user_string()] = meta
+        where = meta.get("table_uri") or meta.get("table", "")
         echo(
             f"  {mat.asset_key.to_user_string():<34} delta v{meta.get('delta_version')}  "
-            f"{meta.get('dagster/row_count')} rows  {meta.get('table_uri')}"
+            f"{meta.get('dagster/row_count')} rows  {where}"
         )
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            echo(f"  gate FAILED: {check.asset_key.to_user_string()} {check.check_name}")
     state = "succeeded" if result.success else "FAILED"
     echo(f"  {len(raw_runs) + 1} runs {state} in {time.monotonic() - started:.1f}s")
     if not result.success:

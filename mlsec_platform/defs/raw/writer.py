@@ -8,6 +8,7 @@ S3 delete permission on raw: nothing can rewrite what was ingested.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from mlsec_platform.io.commits import committed_version
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -31,6 +32,8 @@ LINEAGE_COLUMNS = (
     "_received_at",
     "_ingested_at",
 )
+#: Extra columns of event tables: where each event sat in the stream, and when NATS got it.
+STREAM_COLUMNS = ("_stream_seq", "_nats_received_at")
 RAW_TABLE_CONFIGURATION = {
     "delta.appendOnly": "true",
     # Old log files are never deleted: the connector may not delete in raw anyway.
@@ -143,9 +146,29 @@ def commit_raw_batch(
     run_id: str | None,
     table: DeltaTable | None = None,
 ) -> RawCommit:
-    """Append ``data`` with lineage as one commit, unless the batch is already in."""
+    """Append ``data`` with lineage as one commit, unless the batch is already in.
+
+    A commit that loses a race with a table-metadata change (the lifecycle job lifting and
+    sealing ``delta.appendOnly`` around a retention delete) wrote nothing; it is retried on
+    the new table state, a few times.
+    """
     uri = lake.table_uri(Zone.RAW, lineage.source)
     options = lake.storage_options()
+    for attempt in range(COMMIT_ATTEMPTS):
+        try:
+            return _commit_once(lake, data, lineage, run_id, uri, options, table)
+        except CommitFailedError:
+            if attempt == COMMIT_ATTEMPTS - 1:
+                raise
+            table = None  # re-read the log: the batch may be in, or the metadata moved on
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+COMMIT_ATTEMPTS = 4
+
+
+def _commit_once(lake, data, lineage, run_id, uri, options, table) -> RawCommit:
     table = table or open_table(uri, options)
     existing = committed_batch(table, lineage.batch_id)
     if existing is not None:

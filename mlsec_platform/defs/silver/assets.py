@@ -11,7 +11,7 @@ from collections.abc import Callable
 import dagster as dg
 import pyarrow as pa
 
-from mlsec_platform.defs.raw.writer import LINEAGE_COLUMNS
+from mlsec_platform.defs.raw.writer import LINEAGE_COLUMNS, STREAM_COLUMNS
 from mlsec_platform.io.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.privacy.catalog import dataset
 from mlsec_platform.privacy.scrubbing import scrub
@@ -41,7 +41,8 @@ TOKEN_DOMAIN = "customers"  # noqa: S105 - a transit derivation context
 def raw_schema(source: str) -> pa.Schema:
     contract = FILE_SOURCES.get(source) or EVENT_DOMAINS[source.removeprefix("events_")]
     schema = contract.raw_schema()
-    for name in LINEAGE_COLUMNS:
+    extra = STREAM_COLUMNS if source not in FILE_SOURCES else ()
+    for name in (*extra, *LINEAGE_COLUMNS):
         schema = schema.append(pa.field(name, pa.string()))
     return schema
 

@@ -15,6 +15,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from mlsec_platform.defs.raw import events as event_connector
+from mlsec_platform.defs.raw import files as file_connector
 from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch
 from mlsec_platform.resources import build_resources
 from mlsec_platform.sources.contracts import EVENT_DOMAINS
@@ -33,6 +35,14 @@ class Curated:
     batches: dict[str, str]
 
 
+def with_stream_columns(events: pa.Table, received_at: str) -> pa.Table:
+    """Event rows as the event connector stores them (stream position, NATS receive time)."""
+    seq = pa.array(range(1, events.num_rows + 1), pa.int64()).cast(pa.string())
+    return events.append_column("_stream_seq", seq).append_column(
+        "_nats_received_at", pa.array([received_at] * events.num_rows, pa.string())
+    )
+
+
 def seed_raw(resources: dict, dataset: OlistDataset, tag: str) -> dict[str, str]:
     """Commit every table of ``dataset`` (and its events) to Raw; source -> batch id."""
     lake = resources["lake_connector"]
@@ -44,17 +54,33 @@ def seed_raw(resources: dict, dataset: OlistDataset, tag: str) -> dict[str, str]
         commit_raw_batch(
             lake,
             table,
-            Lineage(source, "test_seed", "1", batch, now, digest),
+            Lineage(
+                source,
+                file_connector.CONNECTOR,
+                file_connector.CONNECTOR_VERSION,
+                batch,
+                now,
+                digest,
+            ),
             run_id=None,
         )
         batches[source] = batch
     contract = EVENT_DOMAINS["order_status"]
-    events = pa.Table.from_pylist(list(order_status_events(dataset)), schema=contract.raw_schema())
+    events = with_stream_columns(
+        pa.Table.from_pylist(list(order_status_events(dataset)), schema=contract.raw_schema()), now
+    )
     batch = f"{tag}-events"
     commit_raw_batch(
         lake,
         events,
-        Lineage(contract.source, "test_seed", "1", batch, now, "0" * 64),
+        Lineage(
+            contract.source,
+            event_connector.CONNECTOR,
+            event_connector.CONNECTOR_VERSION,
+            batch,
+            now,
+            "0" * 64,
+        ),
         run_id=None,
     )
     batches[contract.source] = batch

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
+from mlsec_platform.defs.raw.files import CONNECTOR, CONNECTOR_VERSION
 from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch
+from mlsec_platform.runtime.cli import main
 from mlsec_platform.runtime.settings import Zone
 from mlsec_platform.sources.contracts import FILE_SOURCES
-from mlsec_platform.sources.quarantine import exclude_batch
 from mlsec_platform_tests.defs.curated.conftest import run_curated
 from mlsec_platform_tests.defs.curated.helpers import version
 from mlsec_platform_tests.helpers import audit_events, audit_head
@@ -34,7 +36,9 @@ def _bad_batch(curated, source: str, change: dict) -> tuple[str, dict]:
     commit_raw_batch(
         curated.resources["lake_connector"],
         table,
-        Lineage(source, "test_seed", "1", batch, datetime.now(UTC).isoformat(), "1" * 64),
+        Lineage(
+            source, CONNECTOR, CONNECTOR_VERSION, batch, datetime.now(UTC).isoformat(), "1" * 64
+        ),
         run_id=None,
     )
     return batch, row
@@ -87,7 +91,11 @@ def test_failing_batch_is_not_committed_and_downstream_does_not_run(
     ]
 
     # The operator excludes the batch (Raw stays immutable); the next run passes.
-    exclude_batch(lake, source=source, batch_id=batch, record={"reason": "test"})
+    excluded = CliRunner().invoke(
+        main, ["quarantine", "exclude", source, batch, "--reason", "negative test batch"]
+    )
+    assert excluded.exit_code == 0, excluded.output
+    assert len(audit_events(superuser_dsn, "quality.batch_excluded", head)) == 1
     again = run_curated(
         curated.resources,
         curated.instance,

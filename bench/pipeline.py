@@ -1,0 +1,219 @@
+"""Raw -> Silver -> Gold -> warehouse -> features, governed, against an ungoverned script.
+
+Real path: the `curated` Dagster job as the platform runs it (Vault logins and leases, reads as
+`pipeline`, tokenization of every direct identifier, a pandera gate on every table, one Delta
+commit per asset with lineage, warehouse loads in one transaction each with RLS, audit events).
+Baseline, in the same process run on the same Raw snapshot and the same servers: the same
+transforms (``mlsec_platform.transforms``) on DuckDB, with admin S3 keys and the Postgres
+superuser, writing the same Delta tables (to a `baseline/` prefix) and the same Postgres
+tables (schema `baseline`), with no tokenization, gates, RLS, lineage or audit.
+
+    .venv/bin/python bench/pipeline.py --orders 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dagster as dg  # noqa: E402
+import psycopg2  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.csv as pacsv  # noqa: E402
+from _stack import benchmark_stack  # noqa: E402
+from deltalake import DeltaTable, write_deltalake  # noqa: E402
+
+from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch  # noqa: E402
+from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  # noqa: E402
+from mlsec_platform.resources import build_resources  # noqa: E402
+from mlsec_platform.runtime.settings import Zone  # noqa: E402
+from mlsec_platform.runtime.supervisor import Supervisor  # noqa: E402
+from mlsec_platform.sources.contracts import EVENT_DOMAINS  # noqa: E402
+from mlsec_platform.sources.olist_generator import generate, order_status_events  # noqa: E402
+from mlsec_platform.transforms import gold, silver  # noqa: E402
+from mlsec_platform.transforms.duck import run_sql  # noqa: E402
+
+SILVER_SOURCES = {
+    "customers": "olist_customers",
+    "orders": "olist_orders",
+    "order_items": "olist_order_items",
+    "order_payments": "olist_order_payments",
+    "order_reviews": "olist_order_reviews",
+    "product_categories": "product_category_name_translation",
+    "sellers": "olist_sellers",
+    "geolocation": "olist_geolocation",
+    "order_events": "events_order_status",
+}
+
+
+def with_stream_columns(events: pa.Table, received_at: str) -> pa.Table:
+    """Event rows as the event connector stores them (stream position, NATS receive time)."""
+    seq = pa.array(range(1, events.num_rows + 1), pa.int64()).cast(pa.string())
+    return events.append_column("_stream_seq", seq).append_column(
+        "_nats_received_at", pa.array([received_at] * events.num_rows, pa.string())
+    )
+
+
+def seed_raw(resources: dict, orders: int) -> dict[str, int]:
+    """Raw as the connectors leave it (one batch per source), written as `connector`."""
+    dataset = generate(seed=11, orders=orders)
+    tables = dict(dataset.tables)
+    contract = EVENT_DOMAINS["order_status"]
+    now = datetime.now(UTC).isoformat()
+    tables[contract.source] = with_stream_columns(
+        pa.Table.from_pylist(list(order_status_events(dataset)), schema=contract.raw_schema()),
+        now,
+    )
+    rows = {}
+    for source, table in tables.items():
+        digest = hashlib.sha256(source.encode()).hexdigest()
+        commit_raw_batch(
+            resources["lake_connector"],
+            table,
+            Lineage(source, "bench", "1", f"bench-{source}", now, digest),
+            run_id=None,
+        )
+        rows[source] = table.num_rows
+    return rows
+
+
+class Baseline:
+    """The same transforms and outputs, ungoverned."""
+
+    def __init__(self, supervisor: Supervisor, settings) -> None:
+        admin = supervisor.seaweedfs.admin_credentials()
+        self.options = {
+            "AWS_ENDPOINT_URL": supervisor.seaweedfs.endpoint,
+            "AWS_REGION": settings.s3_region,
+            "AWS_ACCESS_KEY_ID": admin["access_key"],
+            "AWS_SECRET_ACCESS_KEY": admin["secret_key"],
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_S3_ADDRESSING_STYLE": "path",
+        }
+        self.settings = settings
+        self.dsn = supervisor.postgres.superuser_dsn(settings.warehouse_db)
+
+    def read(self, zone: Zone, name: str) -> pa.Table:
+        uri = f"s3://{self.settings.bucket(zone)}/{name}"
+        return pa.table(DeltaTable(uri, storage_options=self.options).to_pyarrow_table())
+
+    def write(self, zone: Zone, name: str, table: pa.Table) -> None:
+        uri = f"s3://{self.settings.bucket(zone)}/baseline/{name}"
+        write_deltalake(uri, table, mode="overwrite", storage_options=self.options)
+
+    def load(self, conn, name: str, table: pa.Table) -> None:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS baseline.{name}")
+            columns = ", ".join(f'"{f.name}" {_pg(f.type)}' for f in table.schema)
+            cur.execute(f"CREATE TABLE baseline.{name} ({columns})")
+            buffer = io.BytesIO()
+            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+            buffer.seek(0)
+            cur.copy_expert(f"COPY baseline.{name} FROM STDIN WITH (FORMAT csv)", buffer)
+        conn.commit()
+
+    def run(self) -> None:
+        raw = {n: self.read(Zone.RAW, s) for n, s in SILVER_SOURCES.items()}
+        raw["products"] = self.read(Zone.RAW, "olist_products")
+        out = {}
+        for name in SILVER_SOURCES:
+            out[name] = getattr(silver, name)(raw[name])
+        out["products"] = silver.products(raw["products"], out["product_categories"])
+        out["customers"] = out["customers"].rename_columns(
+            [
+                {"customer_unique_id": "customer_token"}.get(c, c)
+                for c in out["customers"].column_names
+            ]
+        )
+        out["br_states"] = pa.Table.from_pylist(
+            [dict(zip(BR_STATES_SCHEMA.names, r, strict=True)) for r in _BR_STATES],
+            schema=BR_STATES_SCHEMA,
+        )
+        for name, table in out.items():
+            self.write(Zone.SILVER, name, table)
+        gold_tables = {}
+        for name, (query, inputs) in gold.GOLD_QUERIES.items():
+            tables = {i: gold_tables.get(i, out.get(i)) for i in inputs}
+            gold_tables[name] = run_sql(query(gold.DUCKDB), **tables)
+        bounds = pc.min_max(out["orders"].column("purchased_at"))
+        gold_tables["dim_date"] = gold.dim_date(
+            date(bounds["min"].as_py().year, 1, 1), date(bounds["max"].as_py().year, 12, 31)
+        )
+        for name, table in gold_tables.items():
+            self.write(Zone.GOLD, name, table)
+        rfm = run_sql(
+            gold.customer_rfm(gold.DUCKDB), fact_order_item=gold_tables["fact_order_item"]
+        )
+        self.write(Zone.FEATURES, "customer_rfm", rfm)
+        online = run_sql(
+            "SELECT * FROM t QUALIFY row_number() OVER "
+            "(PARTITION BY customer_token ORDER BY event_timestamp DESC) = 1",
+            t=rfm,
+        )
+        with psycopg2.connect(**self.dsn) as conn:
+            with conn.cursor() as cur:
+                cur.execute("CREATE SCHEMA IF NOT EXISTS baseline")
+            for name, table in gold_tables.items():
+                self.load(conn, name, table)
+            self.load(conn, "customer_rfm_online", online)
+        conn.close()
+
+
+def _pg(type_: pa.DataType) -> str:
+    from mlsec_platform.io.warehouse import pg_type
+
+    return pg_type(pa.string() if pa.types.is_large_string(type_) else type_)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    with benchmark_stack() as settings:
+        supervisor = Supervisor(settings)
+        resources = build_resources(settings)
+        started = time.perf_counter()
+        rows = seed_raw(resources, args.orders)
+        print(f"Raw seeded in {time.perf_counter() - started:.1f}s: "
+              + ", ".join(f"{k} {v:,}" for k, v in rows.items()))  # fmt: skip
+
+        baseline = Baseline(supervisor, settings)
+        started = time.perf_counter()
+        baseline.run()
+        base = time.perf_counter() - started
+        print(f"baseline (ungoverned DuckDB script): {base:.1f}s")
+
+        from mlsec_platform.definitions import defs
+
+        job = defs().resolve_job_def("curated")
+        instance = dg.DagsterInstance.ephemeral()
+        started = time.perf_counter()
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        real = time.perf_counter() - started
+        if not result.success:
+            raise SystemExit("the curated job failed")
+        steps = {}
+        for event in result.all_events:
+            if event.event_type_value == "STEP_SUCCESS":
+                steps[event.step_key] = event.event_specific_data.duration_ms / 1000
+        slowest = sorted(steps.items(), key=lambda kv: -kv[1])[:8]
+        print("slowest steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in slowest))
+        print(f"governed (curated job): {real:.1f}s")
+
+        print(f"\nRaw -> features, {args.orders:,} orders")
+        print(f"  real path : {real:8.1f} s")
+        print(f"  baseline  : {base:8.1f} s")
+        print(f"  ratio     : {real / base:8.2f} (real / baseline)")
+        print("  target    : at most 1.5x the baseline, and under 120 s")
+
+
+if __name__ == "__main__":
+    main()
