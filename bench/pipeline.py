@@ -84,6 +84,17 @@ def seed_raw(resources: dict, orders: int) -> dict[str, int]:
     return rows
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+
 class Baseline:
     """The same transforms and outputs, ungoverned."""
 
@@ -120,6 +131,7 @@ class Baseline:
         conn.commit()
 
     def run(self) -> None:
+        clock = Clock()
         raw = {n: self.read(Zone.RAW, s) for n, s in SILVER_SOURCES.items()}
         raw["products"] = self.read(Zone.RAW, "olist_products")
         out = {}
@@ -132,12 +144,14 @@ class Baseline:
                 for c in out["customers"].column_names
             ]
         )
+        clock.lap("read raw + silver transforms")
         out["br_states"] = pa.Table.from_pylist(
             [dict(zip(BR_STATES_SCHEMA.names, r, strict=True)) for r in _BR_STATES],
             schema=BR_STATES_SCHEMA,
         )
         for name, table in out.items():
             self.write(Zone.SILVER, name, table)
+        clock.lap("silver writes")
         gold_tables = {}
         for name, (query, inputs) in gold.GOLD_QUERIES.items():
             tables = {i: gold_tables.get(i, out.get(i)) for i in inputs}
@@ -146,8 +160,10 @@ class Baseline:
         gold_tables["dim_date"] = gold.dim_date(
             date(bounds["min"].as_py().year, 1, 1), date(bounds["max"].as_py().year, 12, 31)
         )
+        clock.lap("gold transforms")
         for name, table in gold_tables.items():
             self.write(Zone.GOLD, name, table)
+        clock.lap("gold writes")
         rfm = run_sql(
             gold.customer_rfm(gold.DUCKDB), fact_order_item=gold_tables["fact_order_item"]
         )
@@ -157,6 +173,7 @@ class Baseline:
             "(PARTITION BY customer_token ORDER BY event_timestamp DESC) = 1",
             t=rfm,
         )
+        clock.lap("features")
         with psycopg2.connect(**self.dsn) as conn:
             with conn.cursor() as cur:
                 cur.execute("CREATE SCHEMA IF NOT EXISTS baseline")
@@ -164,6 +181,8 @@ class Baseline:
                 self.load(conn, name, table)
             self.load(conn, "customer_rfm_online", online)
         conn.close()
+        clock.lap("warehouse loads")
+        print("baseline stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in clock.laps.items()))
 
 
 def _pg(type_: pa.DataType) -> str:
@@ -206,6 +225,15 @@ def main() -> None:
                 steps[event.step_key] = event.event_specific_data.duration_ms / 1000
         slowest = sorted(steps.items(), key=lambda kv: -kv[1])[:8]
         print("slowest steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in slowest))
+        for event in result.get_asset_materialization_events():
+            meta = event.event_specific_data.materialization.metadata
+            if "seconds" in meta or "transform_seconds" in meta:
+                detail = meta.get("seconds") or meta.get("transform_seconds")
+                print(f"  {event.asset_key.to_user_string():<32} {detail.value}")
+        for check in result.get_asset_check_evaluations():
+            if "seconds" in check.metadata and check.metadata["seconds"].value > 0.5:
+                seconds = check.metadata["seconds"].value
+                print(f"  gate {check.asset_key.to_user_string():<27} {seconds}s")
         print(f"governed (curated job): {real:.1f}s")
 
         print(f"\nRaw -> features, {args.orders:,} orders")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.dataset as ds
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
@@ -25,7 +27,12 @@ class Snapshot:
     name: str
     uri: str
     version: int | None  # None: the table does not exist yet (read as empty)
-    table: pa.Table
+    #: The files of that version; scanning it reads only the columns a query needs.
+    dataset: ds.Dataset
+
+    @cached_property
+    def table(self) -> pa.Table:
+        return pa.table(self.dataset.to_table())
 
     @property
     def asset(self) -> str:
@@ -51,9 +58,11 @@ def read_snapshot(
                 f"{zone.value}/{name} does not exist yet: materialize it first"
             ) from None
         empty = schema if columns is None else pa.schema([schema.field(c) for c in columns])
-        return Snapshot(zone, name, uri, None, empty.empty_table())
-    data = pa.table(table.to_pyarrow_dataset().to_table(columns=columns))
-    return Snapshot(zone, name, uri, table.version(), data)
+        return Snapshot(zone, name, uri, None, ds.dataset(empty.empty_table()))
+    dataset = table.to_pyarrow_dataset()
+    if columns is not None:
+        dataset = ds.dataset(dataset.to_table(columns=columns))
+    return Snapshot(zone, name, uri, table.version(), dataset)
 
 
 def lineage_metadata(snapshots: Iterable[Snapshot]) -> dict:

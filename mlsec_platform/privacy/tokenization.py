@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import mmap
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
@@ -68,49 +69,58 @@ class DomainKey:
         return cls(version, material[:32], material[32:])
 
 
-def _encrypt_range(key: DomainKey, data: bytes, offsets: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Tokens of values ``data[offsets[i]:offsets[i+1]]``, concatenated, with their lengths."""
+def token_lengths(value_lengths: np.ndarray, version: int) -> np.ndarray:
+    """Length of each value's token: ``vault:v<n>:`` + base64(12-byte nonce, value, 16-byte tag)."""
+    prefix = len(f"vault:v{version}:")
+    return prefix + 4 * ((value_lengths + 12 + 16 + 2) // 3)
+
+
+def _encrypt_into(
+    key: DomainKey,
+    data: bytes,
+    offsets: np.ndarray,
+    out: mmap.mmap | bytearray,
+    out_offsets: np.ndarray,
+    start: int,
+    end: int,
+) -> None:
+    """Write the tokens of values ``start..end`` at their precomputed places in ``out``."""
     padded = key.nonce_key.ljust(64, b"\0")
     inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
     outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
     seal = AESGCM(key.aes_key).encrypt
     b64 = binascii.b2a_base64
     prefix = f"vault:v{key.version}:".encode()
-    out: list[bytes] = []
-    append = out.append
     view = memoryview(data)
-    bounds = offsets.tolist()
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        value = view[start:end].tobytes()
+    bounds = offsets[start : end + 1].tolist()
+    places = out_offsets[start : end + 1].tolist()
+    for i in range(end - start):
+        value = view[bounds[i] : bounds[i + 1]].tobytes()
         h = inner.copy()
         h.update(value)
         o = outer.copy()
         o.update(h.digest())
         nonce = o.digest()[:12]  # HMAC-SHA256(nonce key, value), as transit's convergent v3
-        append(prefix + b64(nonce + seal(nonce, value, None), newline=False))
-    lengths = np.fromiter((len(t) for t in out), dtype=np.int64, count=len(out))
-    return b"".join(out), lengths
+        out[places[i] : places[i + 1]] = prefix + b64(
+            nonce + seal(nonce, value, None), newline=False
+        )
 
 
-_WORK: tuple[DomainKey, bytes, np.ndarray] | None = None
+_WORK: tuple | None = None
 
 
-def _worker(bounds: tuple[int, int]) -> tuple[bytes, np.ndarray]:
+def _worker(bounds: tuple[int, int]) -> None:
     assert _WORK is not None
-    key, data, offsets = _WORK
-    start, end = bounds
-    base = int(offsets[start])
-    return _encrypt_range(key, data[base : int(offsets[end])], offsets[start : end + 1] - base)
+    _encrypt_into(*_WORK, *bounds)
 
 
 def _string_buffers(values: pa.Array) -> tuple[bytes, np.ndarray]:
     values = values.cast(pa.large_string())
     _, offsets_buf, data_buf = values.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
-        values.offset : values.offset + len(values) + 1
-    ]
+    start, stop = values.offset, values.offset + len(values) + 1
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[start:stop]
     data = data_buf.to_pybytes() if data_buf is not None else b""
-    return data, offsets
+    return data, offsets - offsets[0]
 
 
 class Tokenizer:
@@ -131,27 +141,33 @@ class Tokenizer:
         return self._domains[domain]
 
     def tokenize_distinct(self, values: pa.Array, domain: str) -> pa.Array:
-        """Tokens of non-null, distinct ``values`` (same order)."""
+        """Tokens of non-null, distinct ``values`` (same order).
+
+        Token lengths follow from value lengths, so every token's place in the output is known
+        up front: worker processes (forked, sharing memory) write them there directly.
+        """
         key = self.domain_key(domain)
         data, offsets = _string_buffers(values)
         n = len(values)
+        out_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(token_lengths(np.diff(offsets), self.version), out=out_offsets[1:])
+        size = int(out_offsets[-1])
         if n < PARALLEL_THRESHOLD or self.workers < 2:
-            parts = [_encrypt_range(key, data, offsets - offsets[0])]
+            out: mmap.mmap | bytearray = bytearray(size)
+            _encrypt_into(key, data, offsets, out, out_offsets, 0, n)
         else:
             global _WORK
-            _WORK = (key, data, offsets - offsets[0])
+            out = mmap.mmap(-1, max(size, 1))  # anonymous and shared with forked workers
+            _WORK = (key, data, offsets, out, out_offsets)
             try:
                 step = -(-n // (self.workers * 4))
                 ranges = [(i, min(i + step, n)) for i in range(0, n, step)]
                 with ProcessPoolExecutor(self.workers, mp_context=get_context("fork")) as pool:
-                    parts = list(pool.map(_worker, ranges))
+                    list(pool.map(_worker, ranges))
             finally:
                 _WORK = None
-        blob = b"".join(p[0] for p in parts)
-        lengths = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-        out_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return pa.LargeStringArray.from_buffers(
-            n, pa.py_buffer(out_offsets.tobytes()), pa.py_buffer(blob)
+            n, pa.py_buffer(out_offsets.tobytes()), pa.py_buffer(bytes(out[:size]))
         ).cast(pa.string())
 
     def tokenize(self, values: pa.Array | pa.ChunkedArray, domain: str) -> pa.Array:
@@ -163,14 +179,15 @@ class Tokenizer:
         return tokens.take(encoded.indices)
 
     def tokenize_many(self, columns: dict[str, pa.Array], domain: str) -> dict[str, pa.Array]:
-        """Several columns of one domain, sharing one pass over their distinct values."""
-        chunks = [
-            c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c for c in columns.values()
-        ]
-        everything = pa.concat_arrays([c.cast(pa.string()) for c in chunks])
-        tokens = self.tokenize(everything, domain)
+        """Several columns of one domain: each column's distinct values, encrypted in one pass."""
+        encoded = {}
+        for name, column in columns.items():
+            values = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+            encoded[name] = pc.dictionary_encode(values.cast(pa.string()))
+        distinct = pa.concat_arrays([e.dictionary for e in encoded.values()])
+        tokens = self.tokenize_distinct(distinct, domain)
         out, start = {}, 0
-        for name, column in zip(columns, chunks, strict=True):
-            out[name] = tokens.slice(start, len(column))
-            start += len(column)
+        for name, e in encoded.items():
+            out[name] = tokens.slice(start, len(e.dictionary)).take(e.indices)
+            start += len(e.dictionary)
         return out

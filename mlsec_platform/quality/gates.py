@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,17 +71,23 @@ class QualityGate:
             yield from self._fail(
                 context, lake, table, None, f"does not fit the catalog types: {exc}"
             )
+        started = time.perf_counter()
         schema = schema_for(self.spec, **params)
         frame = validation_frame(table)
         try:
             schema.validate(frame, lazy=True)
         except pandera.errors.SchemaErrors as exc:
             yield from self._fail(context, lake, table, exc.failure_cases, "failed its checks")
+        seconds = round(time.perf_counter() - started, 2)
         yield dg.Output(table.cast(self.spec.arrow_schema()), metadata=metadata or {})
         yield dg.AssetCheckResult(
             check_name=CHECK_NAME,
             passed=True,
-            metadata={"rows": table.num_rows, "rules": len(schema.columns) + len(schema.checks)},
+            metadata={
+                "rows": table.num_rows,
+                "rules": len(schema.columns) + len(schema.checks),
+                "seconds": seconds,
+            },
         )
 
     def _fail(self, context, lake, table, failure_cases, why: str):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.dataset as ds
 from pydantic import PrivateAttr
 
 from mlsec_platform.transforms.duck import run_sql
@@ -31,12 +32,14 @@ class TransformEngine(dg.ConfigurableResource):
 
     _spark: "SparkSession | None" = PrivateAttr(default=None)
 
-    def run(self, query: Query, **tables: pa.Table) -> pa.Table:
+    def run(self, query: Query, **tables: pa.Table | ds.Dataset) -> pa.Table:
+        """Datasets are scanned lazily by DuckDB (only the columns the query uses)."""
         if self.engine == "duckdb":
             return run_sql(query(DUCKDB), **tables)
         from mlsec_platform.transforms.spark import run_spark_sql
 
-        return run_spark_sql(self.spark_session(), query(SPARK), **tables)
+        loaded = {k: v.to_table() if isinstance(v, ds.Dataset) else v for k, v in tables.items()}
+        return run_spark_sql(self.spark_session(), query(SPARK), **loaded)
 
     def spark_session(self) -> "SparkSession":
         """The Spark session of this engine, started on first use."""

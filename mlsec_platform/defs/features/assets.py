@@ -5,8 +5,9 @@ the values as of the start of the next month (``event_timestamp``), so a point-i
 never sees the future. Every materialization is a Delta version; the feature group version
 (``customer_rfm:v1``) and the materialization time are columns.
 
-Online (``warehouse/customer_rfm_online``, Postgres ``features.customer_rfm_online``): the
-latest row per customer token, with the same version and times, for low-latency lookups.
+Online (``warehouse/customer_rfm_online``, Postgres ``features.customer_rfm_online``, loaded
+by ``defs/warehouse``): the latest row per customer token, with the same version and times,
+keyed by the token for low-latency lookups.
 """
 
 from datetime import UTC, datetime
@@ -15,7 +16,6 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlsec_platform.defs.gold.assets import warehouse_asset
 from mlsec_platform.io.snapshots import lineage_metadata, read_snapshot
 from mlsec_platform.privacy.catalog import dataset
 from mlsec_platform.quality.gates import QualityGate
@@ -57,15 +57,10 @@ def customer_rfm(
     as of each month end they bought in (point-in-time correct history)."""
     fact = read_snapshot(lake_pipeline, Zone.GOLD, "fact_order_item")
     table = with_feature_metadata(
-        engine.run(rfm_query, fact_order_item=fact.table), datetime.now(UTC)
+        engine.run(rfm_query, fact_order_item=fact.dataset), datetime.now(UTC)
     )
     metadata = lineage_metadata([fact]) | {
         "feature_group_version": FEATURE_GROUP_VERSION,
         "entities": pc.count_distinct(table.column("customer_token")).as_py(),
     }
     yield from RFM_GATE.commit(context, table, lake_pipeline, metadata=metadata)
-
-
-customer_rfm_online = warehouse_asset(
-    "features/customer_rfm", schema="features", name="customer_rfm_online", key=("customer_token",)
-)

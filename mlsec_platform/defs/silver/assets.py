@@ -6,6 +6,7 @@ skips the Raw batches an operator excluded after a gate failure, applies its tra
 pandera gate generated from the catalog. Written by the ``pipeline`` identity.
 """
 
+import time
 from collections.abc import Callable
 
 import dagster as dg
@@ -97,9 +98,11 @@ def silver_asset(name: str, source: str, build: Build, *, deps=(), tokenizes: bo
         lake_pipeline: S3LakeResource,
         tokenization: TokenizationResource,
     ):
+        started = time.perf_counter()
         tokenizer = tokenization.tokenizer() if tokenizes else None
         table, snapshots, params = build(context, lake_pipeline, tokenizer)
         metadata = lineage_metadata(snapshots)
+        metadata["transform_seconds"] = round(time.perf_counter() - started, 2)
         if tokenizer is not None:
             metadata["tokenization/key_version"] = tokenizer.version
         yield from gate.commit(context, table, lake_pipeline, metadata=metadata, **params)
@@ -110,25 +113,25 @@ def silver_asset(name: str, source: str, build: Build, *, deps=(), tokenizes: bo
 def _simple(source: str, transform) -> Build:
     def build(context, lake, tokenizer):
         raw, excluded = read_raw(lake, source)
-        return transform(raw.table, excluded), [raw], {}
+        return transform(raw.dataset, excluded), [raw], {}
 
     return build
 
 
 def _customers(context, lake, tokenizer):
     raw, excluded = read_raw(lake, "olist_customers")
-    return tokenize_customers(transforms.customers(raw.table, excluded), tokenizer), [raw], {}
+    return tokenize_customers(transforms.customers(raw.dataset, excluded), tokenizer), [raw], {}
 
 
 def _reviews(context, lake, tokenizer):
     raw, excluded = read_raw(lake, "olist_order_reviews")
-    return scrub_reviews(transforms.order_reviews(raw.table, excluded), tokenizer), [raw], {}
+    return scrub_reviews(transforms.order_reviews(raw.dataset, excluded), tokenizer), [raw], {}
 
 
 def _products(context, lake, tokenizer):
     raw, excluded = read_raw(lake, "olist_products")
     categories = read_snapshot(lake, Zone.SILVER, "product_categories")
-    table = transforms.products(raw.table, categories.table, excluded)
+    table = transforms.products(raw.dataset, categories.dataset, excluded)
     known = categories.table.column("category").to_pylist()
     return table, [raw, categories], {"categories": known}
 

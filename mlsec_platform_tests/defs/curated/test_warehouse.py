@@ -39,8 +39,10 @@ def test_each_load_records_the_delta_version_it_loaded(curated, superuser_dsn):
     with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT table_name, delta_version, rows FROM gold.loads")
         loads = {name: (v, rows) for name, v, rows in cur.fetchall()}
-        cur.execute("SELECT count(*) FROM gold.fact_order_item")
-        loaded_rows = cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(*), max(purchased_at), min(delivered_at) FROM gold.fact_order_item"
+        )
+        loaded_rows, latest_purchase, first_delivery = cur.fetchone()
     conn.close()
     event = curated.instance.get_latest_materialization_event(
         dg.AssetKey(["warehouse", "fact_order_item"])
@@ -52,7 +54,24 @@ def test_each_load_records_the_delta_version_it_loaded(curated, superuser_dsn):
     loaded = read(curated, "gold", "fact_order_item", ["order_id"])
     assert loaded_version <= version(curated, "gold", "fact_order_item")
     assert loaded_rows == loaded.num_rows
+    # Times arrive as the same instants (UTC), not shifted by a session time zone.
+    times = read(curated, "gold", "fact_order_item", ["purchased_at", "delivered_at"])
+    assert latest_purchase == pc.max(times.column("purchased_at")).as_py()
+    assert first_delivery == pc.min(times.column("delivered_at")).as_py()
     assert set(loads) >= {"dim_customer", "dim_product", "dim_seller", "dim_date", "kpi_delivery"}
+
+
+def test_the_online_store_is_keyed_by_customer_token(curated, superuser_dsn):
+    import psycopg2
+
+    with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            """SELECT a.attname FROM pg_index i
+               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+               WHERE i.indrelid = 'features.customer_rfm_online'::regclass AND i.indisprimary"""
+        )
+        assert [r[0] for r in cur.fetchall()] == ["customer_token"]
+    conn.close()
 
 
 def test_online_features_are_the_latest_offline_row_per_customer(curated, settings, endpoints):
