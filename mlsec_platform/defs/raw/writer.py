@@ -34,6 +34,8 @@ LINEAGE_COLUMNS = (
 )
 #: Extra columns of event tables: where each event sat in the stream, and when NATS got it.
 STREAM_COLUMNS = ("_stream_seq", "_nats_received_at")
+#: Tries of one batch's commit when it races a table-metadata change.
+COMMIT_ATTEMPTS = 4
 RAW_TABLE_CONFIGURATION = {
     "delta.appendOnly": "true",
     # Old log files are never deleted: the connector may not delete in raw anyway.
@@ -163,9 +165,6 @@ def commit_raw_batch(
             table = None  # re-read the log: the batch may be in, or the metadata moved on
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-COMMIT_ATTEMPTS = 4
 
 
 def _commit_once(lake, data, lineage, run_id, uri, options, table) -> RawCommit:

@@ -100,7 +100,9 @@ def warehouse_loads(
             )  # fmt: skip
         return target, snapshot, result
 
-    lake_pipeline.storage_options()  # credentials fetched (and audited) before any thread
+    # S3 keys and the warehouse login are fetched (and audited) here, once, so the loading
+    # threads only reuse them and never write to the audit connection themselves.
+    lake_pipeline.storage_options()
     with warehouse.connection():
         pass
     # Largest first, so the two workers finish together.
