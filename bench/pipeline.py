@@ -35,7 +35,11 @@ import pyarrow.csv as pacsv  # noqa: E402
 from _stack import benchmark_stack  # noqa: E402
 from deltalake import DeltaTable, write_deltalake  # noqa: E402
 
-from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch  # noqa: E402
+from mlsec_platform.defs.raw.writer import (  # noqa: E402
+    Lineage,
+    commit_raw_batch,
+    with_stream_columns,
+)
 from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  # noqa: E402
 from mlsec_platform.resources import build_resources  # noqa: E402
 from mlsec_platform.runtime.settings import Zone  # noqa: E402
@@ -56,14 +60,6 @@ SILVER_SOURCES = {
     "geolocation": "olist_geolocation",
     "order_events": "events_order_status",
 }
-
-
-def with_stream_columns(events: pa.Table, received_at: str) -> pa.Table:
-    """Event rows as the event connector stores them (stream position, NATS receive time)."""
-    seq = pa.array(range(1, events.num_rows + 1), pa.int64()).cast(pa.string())
-    return events.append_column("_stream_seq", seq).append_column(
-        "_nats_received_at", pa.array([received_at] * events.num_rows, pa.string())
-    )
 
 
 def seed_raw(resources: dict, orders: int) -> dict[str, int]:

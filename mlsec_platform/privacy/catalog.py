@@ -252,6 +252,16 @@ STATE = col(
     nullable=False,
 )
 
+ZIP3 = col(
+    "customer_zip3",
+    S,
+    "First 3 digits of the zip code prefix.",
+    pii=PiiKind.QUASI,
+    mask=Mask.REDACT,
+    generalised="zip prefix (5 digits) -> first 3 digits",
+)
+CITY = col("customer_city", S, "City.", pii=PiiKind.QUASI, mask=Mask.REDACT)
+
 
 def _datasets(*specs: DatasetSpec) -> dict[str, DatasetSpec]:
     return {s.id: s for s in specs}
@@ -264,9 +274,8 @@ SILVER = _datasets(
         (
             key("customer_id", "Customer id of one order (Olist: one per order)."),
             CUSTOMER_TOKEN,
-            col("customer_zip3", S, "First 3 digits of the zip code prefix.", pii=PiiKind.QUASI,
-                mask=Mask.REDACT, generalised="zip prefix (5 digits) -> first 3 digits"),
-            col("customer_city", S, "City.", pii=PiiKind.QUASI, mask=Mask.REDACT),
+            ZIP3,
+            CITY,
             STATE,
             token("name_token", "full name"),
             token("cpf_token", "CPF"),
@@ -412,9 +421,8 @@ GOLD = _datasets(
         "One row per person (customer token), location from their latest order.",
         (
             CUSTOMER_TOKEN,
-            col("customer_zip3", S, "First 3 digits of the zip code prefix.", pii=PiiKind.QUASI,
-                mask=Mask.REDACT, generalised="zip prefix (5 digits) -> first 3 digits"),
-            col("customer_city", S, "City.", pii=PiiKind.QUASI, mask=Mask.REDACT),
+            ZIP3,
+            CITY,
             STATE,
             col("customer_region", S, "Macro-region of the state."),
             key("first_purchase_at", "First purchase.", TS),

@@ -13,21 +13,15 @@ import pytest
 from pyspark.sql import SparkSession
 
 from mlsec_platform.defs.reference.assets import br_states
+
+# Tokenization stands in as a rename of these columns here.
+from mlsec_platform.defs.silver.assets import CUSTOMER_TOKENS
 from mlsec_platform.privacy.catalog import CATALOG, DatasetSpec
 from mlsec_platform.resources.engine import TransformEngine
 from mlsec_platform.sources.olist_generator import generate
 from mlsec_platform.transforms import silver
 from mlsec_platform.transforms.gold import GOLD_QUERIES, Query, customer_rfm
 
-# Same mapping as defs/silver/assets.py (tokenization stands in as a rename here).
-CUSTOMER_TOKENS = {
-    "customer_unique_id": "customer_token",
-    "customer_name": "name_token",
-    "customer_cpf": "cpf_token",
-    "customer_email": "email_token",
-    "customer_phone": "phone_token",
-    "customer_street_address": "address_token",
-}
 OUTPUTS = [*(f"gold/{name}" for name in GOLD_QUERIES), "features/customer_rfm"]
 MATERIALIZED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -72,6 +72,15 @@ class RawCommit:
         }
 
 
+def with_stream_columns(events: pa.Table, received_at: str) -> pa.Table:
+    """Events as the event connector stores them, numbered from 1 in stream order, all received
+    at ``received_at`` (for seeding Raw outside the connector: tests and benchmarks)."""
+    seq = pa.array(range(1, events.num_rows + 1), pa.int64()).cast(pa.string())
+    return events.append_column(STREAM_COLUMNS[0], seq).append_column(
+        STREAM_COLUMNS[1], pa.array([received_at] * events.num_rows, pa.string())
+    )
+
+
 def _constant(value: str, rows: int, *, dictionary: bool = True) -> pa.Array:
     """A column holding one value. Dictionary-encoded, it costs nothing to build and Parquet
     writes it as one dictionary entry (Delta still stores plain strings); partition columns

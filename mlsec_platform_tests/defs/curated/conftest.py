@@ -17,7 +17,7 @@ import pytest
 
 from mlsec_platform.defs.raw import events as event_connector
 from mlsec_platform.defs.raw import files as file_connector
-from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch
+from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch, with_stream_columns
 from mlsec_platform.resources import build_resources
 from mlsec_platform.sources.contracts import EVENT_DOMAINS
 from mlsec_platform.sources.olist_generator import OlistDataset, generate, order_status_events
@@ -33,14 +33,6 @@ class Curated:
     instance: dg.DagsterInstance
     result: dg.ExecuteInJobResult
     batches: dict[str, str]
-
-
-def with_stream_columns(events: pa.Table, received_at: str) -> pa.Table:
-    """Event rows as the event connector stores them (stream position, NATS receive time)."""
-    seq = pa.array(range(1, events.num_rows + 1), pa.int64()).cast(pa.string())
-    return events.append_column("_stream_seq", seq).append_column(
-        "_nats_received_at", pa.array([received_at] * events.num_rows, pa.string())
-    )
 
 
 def seed_raw(resources: dict, dataset: OlistDataset, tag: str) -> dict[str, str]:
