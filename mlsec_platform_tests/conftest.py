@@ -14,6 +14,9 @@ import pytest
 
 from mlsec_platform.runtime.settings import Endpoints, PlatformSettings, get_settings
 
+#: Session fixtures shared across packages: the curated data set (``curated``).
+pytest_plugins = ["mlsec_platform_tests.curated_data"]
+
 READER_TTL_SECONDS = 8
 
 TEST_ENV = {

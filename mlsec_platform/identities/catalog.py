@@ -57,8 +57,9 @@ PIPELINE = Identity(
 )
 BROKER = Identity(
     "broker",
-    "the Access Broker: read curated zones (silver, gold, features), nothing else",
-    database_roles=("warehouse-reader", "audit-writer"),
+    "the Access Broker: read curated zones (silver, gold, features) and their lineage, "
+    "nothing else",
+    database_roles=("warehouse-reader", "lineage-reader", "audit-writer"),
 )
 AUDITOR = Identity(
     "auditor",
@@ -70,13 +71,19 @@ LIFECYCLE = Identity(
     "moves raw partitions past retention to cold and back",
     database_roles=("audit-writer",),
 )
+REVEALER = Identity(
+    "revealer",
+    "the Access Broker's reveal path: transit decrypt only, for entitled requests with a reason",
+    database_roles=("audit-writer",),
+)
 ORCHESTRATOR = Identity(
     "orchestrator",
     "the Dagster instance (webserver, daemon, run workers): its own storage only",
 )
 
 IDENTITIES: dict[str, Identity] = {
-    i.name: i for i in (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, ORCHESTRATOR)
+    i.name: i
+    for i in (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, REVEALER, ORCHESTRATOR)
 }
 
 #: The S3 identities (the orchestrator stores nothing in the lake).

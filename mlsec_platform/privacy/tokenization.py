@@ -50,6 +50,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 TRANSIT_KEY = "tokenization"
+#: The derivation context of customer identifiers: one domain, so the same person has the same
+#: token in every table (and only tokens of one domain can be joined).
+TOKEN_DOMAIN = "customers"  # noqa: S105 - a transit derivation context, not a secret
 TOKEN_PATTERN = re.compile(r"vault:v\d+:[A-Za-z0-9+/=]+")
 #: Below this many distinct values one process is faster than starting workers.
 PARALLEL_THRESHOLD = 200_000

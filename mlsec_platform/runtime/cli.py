@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable
 
 import click
 
@@ -149,27 +150,88 @@ def token() -> None:
     """Identity tokens signed by the issuer key held in OpenBao."""
 
 
+class _LazyChoice(click.Choice):
+    """A choice whose values are imported only when the option is used or its help is shown."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._load())
+
+
+def _purposes() -> list[str]:
+    from mlsec_platform.privacy.catalog import Purpose
+
+    return [p.value for p in Purpose]
+
+
+def _clearances() -> list[str]:
+    from mlsec_platform.privacy.catalog import Sensitivity
+
+    return [s.label for s in Sensitivity]
+
+
 @token.command("issue")
 @click.option("--subject", required=True, help="Who the token is for (sub).")
 @click.option("--audience", default="mlsec-gateway", show_default=True)
 @click.option("--scope", "scopes", multiple=True, help="e.g. upload:olist_orders, publish:*")
+@click.option("--group", "groups", multiple=True, help="Broker: a group of the subject.")
+@click.option("--project", default=None, help="Broker: the project the subject works for.")
+@click.option("--purpose", type=_LazyChoice(_purposes), default=None, help="Broker: why.")
+@click.option(
+    "--clearance", type=_LazyChoice(_clearances), default=None, help="Broker: data clearance."
+)
+@click.option("--entitlement", "entitlements", multiple=True, help="Broker: e.g. reveal.")
 @click.option("--ttl", type=int, default=None, help="Seconds (default MLSEC_UPLOAD_TOKEN_TTL).")
-def token_issue(subject: str, audience: str, scopes: tuple[str, ...], ttl: int | None) -> None:
-    """Print a signed token (operator command: uses the bootstrap credentials)."""
-    from mlsec_platform.identities.tokens import issue_token
+def token_issue(
+    subject: str,
+    audience: str,
+    scopes: tuple[str, ...],
+    groups: tuple[str, ...],
+    project: str | None,
+    purpose: str | None,
+    clearance: str | None,
+    entitlements: tuple[str, ...],
+    ttl: int | None,
+) -> None:
+    """Print a signed token (operator command: uses the bootstrap credentials).
+
+    Gateway tokens carry --scope; broker tokens (--audience mlsec-broker) carry --group,
+    --project, --purpose, --clearance and optionally --entitlement.
+    """
     from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+
+    broker_options = {"--group": groups, "--project": project, "--purpose": purpose,
+                      "--clearance": clearance, "--entitlement": entitlements}  # fmt: skip
+    if audience == "mlsec-broker":  # broker_api.identity.BROKER_AUDIENCE (not imported: slow)
+        missing = [o for o, v in broker_options.items() if not v and o != "--entitlement"]
+        if missing:
+            raise click.UsageError(f"a broker token needs {', '.join(missing)}")
+        if scopes:
+            raise click.UsageError("--scope is for gateway tokens, not broker tokens")
+    elif given := [o for o, v in broker_options.items() if v]:
+        raise click.UsageError(f"{', '.join(given)}: for broker tokens (--audience mlsec-broker)")
 
     settings = get_settings()
     vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    click.echo(
-        issue_token(
-            vault,
-            subject=subject,
+    ttl_seconds = ttl or settings.upload_token_ttl
+    if project and purpose and clearance:
+        from broker_api.identity import issue_broker_token
+
+        signed = issue_broker_token(
+            vault, subject=subject, groups=groups, project=project, purpose=purpose,
+            clearance=clearance, entitlements=entitlements, ttl_seconds=ttl_seconds,
             audience=audience,
-            ttl_seconds=ttl or settings.upload_token_ttl,
-            claims={"scope": list(scopes)},
-        )
-    )
+        )  # fmt: skip
+    else:
+        from mlsec_platform.identities.tokens import issue_token
+
+        signed = issue_token(vault, subject=subject, audience=audience,
+                             ttl_seconds=ttl_seconds, claims={"scope": list(scopes)})  # fmt: skip
+    click.echo(signed)
 
 
 @main.command()
@@ -182,6 +244,19 @@ def gateway(host: str, port: int | None) -> None:
     settings = get_settings()
     port = port or settings.gateway_port
     _echo(f"Ingestion gateway on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    serve(settings, host, port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default MLSEC_BROKER_PORT (8480).")
+def broker(host: str, port: int | None) -> None:
+    """Serve the Access Broker (read-only, policy-checked, audited) as the `broker` identity."""
+    from broker_api.server import serve
+
+    settings = get_settings()
+    port = port or settings.broker_port
+    _echo(f"Access Broker on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
     serve(settings, host, port)
 
 

@@ -27,6 +27,7 @@ class DemoResult:
     success: bool
     materializations: dict[str, dict] = field(default_factory=dict)
     audit: VerifyReport | None = None
+    reads: dict[str, object] = field(default_factory=dict)
 
 
 def bring_up(settings: PlatformSettings, echo: Echo) -> None:
@@ -124,6 +125,9 @@ def run_demo(
     if not result.success:
         return outcome
 
+    echo("Serving the Access Broker; sample reads at two clearances")
+    outcome.reads = sample_reads(settings, echo)
+
     echo("Verifying the audit chain")
     outcome.audit = verify_audit_log(settings)
     report = outcome.audit
@@ -132,3 +136,62 @@ def run_demo(
         + ("intact" if report.ok else f"BROKEN at #{report.broken.seq}: {report.broken.reason}")
     )
     return outcome
+
+
+#: The demo's two readers: the same question, asked at two clearances.
+DEMO_READERS = {
+    "analyst (internal)": dict(
+        subject="demo-analyst",
+        groups=["analysts"],
+        project="olist-sp",
+        purpose="analytics",
+        clearance="internal",
+    ),
+    "support (confidential)": dict(
+        subject="demo-support",
+        groups=["support"],
+        project="olist-br",
+        purpose="customer_support",
+        clearance="confidential",
+    ),
+}
+DEMO_QUERY = dict(
+    dataset="gold/dim_customer",
+    columns=["customer_token", "customer_state", "customer_city", "first_purchase_at", "orders"],
+    filters=[("orders", "gte", 2)],
+    order_by=["-orders"],
+    limit=5,
+    max_pages=1,
+)
+
+
+def sample_reads(settings: PlatformSettings, echo: Echo) -> dict[str, object]:
+    """Start the broker on a loopback port and read through the SDK as two different people."""
+    import pandas as pd
+
+    from broker_api.client import BrokerClient
+    from broker_api.identity import issue_broker_token
+    from broker_api.server import BackgroundBroker
+    from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+    from mlsec_platform.runtime.ports import PortAllocator
+
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    frames: dict[str, object] = {}
+    with BackgroundBroker(settings, PortAllocator().take()) as broker:
+        echo(f"  broker on {broker.url} (OpenAPI at {broker.url}/docs)")
+        for label, who in DEMO_READERS.items():
+            token = issue_broker_token(vault, ttl_seconds=600, **who)
+            with BrokerClient(broker.url, token) as client:
+                frame = client.query(**DEMO_QUERY)
+            frames[label] = frame
+            lineage = frame.attrs["lineage"]
+            masks = frame.attrs.get("masks") or {}
+            echo(f"  {label}, project {who['project']}: {len(frame)} rows of "
+                 f"{lineage['asset_key']} v{lineage['delta_version']} "
+                 f"(run {str(lineage['run_id'])[:8]}), masked: "
+                 f"{', '.join(f'{c}={m}' for c, m in masks.items()) or 'none'}")  # fmt: skip
+            with pd.option_context("display.width", 160, "display.max_columns", 10,
+                                   "display.max_colwidth", 40):  # fmt: skip
+                for line in frame.to_string(index=False).splitlines():
+                    echo(f"    {line}")
+    return frames

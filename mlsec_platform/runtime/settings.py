@@ -78,6 +78,20 @@ class PlatformSettings(BaseSettings):
     nats_ack_wait: float = 60.0
     events_batch_size: int = 50_000
 
+    # Access Broker.
+    broker_port: int = 8480
+    #: JWKS of the OIDC provider whose tokens the broker accepts (`stack` profile). Unset:
+    #: the local issuer, whose key is held by OpenBao transit.
+    broker_jwks_url: str | None = None
+    broker_issuer: str = "mlsec-local"
+    broker_audience: str = "mlsec-broker"
+    broker_token_algorithms: tuple[str, ...] = ("EdDSA",)
+    #: Memory for pinned snapshots of curated tables (least recently used leave first).
+    broker_cache_bytes: int = 1 << 30
+    #: How long the latest materialization of an asset is reused before asking Dagster again.
+    broker_lineage_ttl: float = 1.0
+    broker_max_concurrent_queries: int = 16
+
     # Engine of the curated transforms: duckdb (default) or spark (local mode here).
     engine: Literal["duckdb", "spark"] = "duckdb"
 

@@ -16,7 +16,7 @@ from mlsec_platform.defs.raw.writer import LINEAGE_COLUMNS, STREAM_COLUMNS
 from mlsec_platform.io.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.privacy.catalog import dataset
 from mlsec_platform.privacy.scrubbing import scrub
-from mlsec_platform.privacy.tokenization import Tokenizer
+from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN, Tokenizer
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.tokenization import TokenizationResource
@@ -36,7 +36,6 @@ CUSTOMER_TOKENS = {
     "customer_phone": "phone_token",
     "customer_street_address": "address_token",
 }
-TOKEN_DOMAIN = "customers"  # noqa: S105 - a transit derivation context
 
 
 def raw_schema(source: str) -> pa.Schema:

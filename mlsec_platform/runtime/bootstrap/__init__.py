@@ -8,6 +8,8 @@ picks up changed addresses (e.g. a new Postgres port).
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,9 @@ from mlsec_platform.runtime.secret_files import (
 )
 from mlsec_platform.runtime.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
+
+#: OpenBao KV path of the Access Broker's own keys (read by the `broker` identity only).
+BROKER_KEYS = "broker/keys"
 
 
 @dataclass(frozen=True, repr=False)
@@ -97,6 +102,13 @@ def bootstrap(
         bind_loopback=settings.profile is Profile.LOCAL,
     )
     write_kv(vault, "postgres/dagster", dagster)
+    # The broker's own keys (keyed-hash masking, cursor signing): made once, kept on re-runs,
+    # so masked values and issued cursors stay valid across restarts.
+    if not read_kv_safe(vault, BROKER_KEYS):
+        write_kv(vault, BROKER_KEYS, {
+            "masking_hash_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "cursor_signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        })  # fmt: skip
     # Each workload's NATS login goes to OpenBao; the platform (admin) login stays here.
     nats_credentials = read_secret_json(settings.secrets_dir / "nats-platform.json")
     for user in ("gateway", "connector"):

@@ -9,6 +9,8 @@ engine creates short-lived login users inside these groups (see ``vault.py``):
     audit_owner       owns audit.events and its triggers
     audit_writer      INSERT on audit.events only
     audit_reader      SELECT on audit.events only
+    lineage_reader    CONNECT on the Dagster database, SELECT on its tables (the broker's
+                      lineage); never the Dagster owner login, nothing in the warehouse
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ GROUP_ROLES = (
     "audit_owner",
     "audit_writer",
     "audit_reader",
+    "lineage_reader",
 )
+#: Groups whose dynamic users work in the warehouse database.
+WAREHOUSE_GRANTABLE = ("warehouse_writer", "warehouse_reader", "audit_writer", "audit_reader")
+LINEAGE_READER = "lineage_reader"
 #: Roles Vault's database engine puts its dynamic users into.
-VAULT_GRANTABLE = ("warehouse_writer", "warehouse_reader", "audit_writer", "audit_reader")
+VAULT_GRANTABLE = (*WAREHOUSE_GRANTABLE, LINEAGE_READER)
 VAULT_ADMIN = "vault_admin"
 DAGSTER_USER = "dagster"
 WAREHOUSE_SCHEMAS = ("gold", "features")
@@ -98,9 +104,16 @@ def bootstrap_postgres(
             cur.execute(
                 sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                     sql.Identifier(warehouse_db),
-                    sql.SQL(", ").join(map(sql.Identifier, (*VAULT_GRANTABLE, VAULT_ADMIN))),
+                    sql.SQL(", ").join(map(sql.Identifier, (*WAREHOUSE_GRANTABLE, VAULT_ADMIN))),
                 )
             )
+            cur.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    sql.Identifier(dagster_db), sql.Identifier(LINEAGE_READER)
+                )
+            )
+
+    _grant_lineage_reader(superuser_dsn, dagster_db)
 
     with closing(psycopg2.connect(**{**superuser_dsn, "dbname": warehouse_db})) as conn:
         conn.autocommit = False
@@ -132,3 +145,21 @@ def bootstrap_postgres(
             cur.execute(AUDIT_DDL)
             cur.execute("RESET ROLE")
         conn.commit()
+
+
+def _grant_lineage_reader(superuser_dsn: dict, dagster_db: str) -> None:
+    """SELECT on the Dagster instance's tables, today's and those Dagster creates later.
+
+    Dagster creates its tables lazily, as its owner login, at the instance's first use: the
+    default privileges of that owner cover them whenever they appear.
+    """
+    reader, owner = sql.Identifier(LINEAGE_READER), sql.Identifier(DAGSTER_USER)
+    conn = psycopg2.connect(**{**superuser_dsn, "dbname": dagster_db})
+    with closing(conn), conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(reader))
+        cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(reader))
+        cur.execute(
+            sql.SQL(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}"
+            ).format(owner, reader)
+        )

@@ -51,6 +51,11 @@ def database_roles(settings: PlatformSettings) -> dict[str, tuple[list[str], int
             _dynamic_role_sql("audit_reader", "default_transaction_read_only = on"),
             settings.pg_audit_ttl,
         ),
+        # The broker's view of the Dagster event log (lineage), never the owner login.
+        "lineage-reader": (
+            _dynamic_role_sql("lineage_reader", "default_transaction_read_only = on"),
+            settings.pg_reader_ttl,
+        ),
     }
 
 

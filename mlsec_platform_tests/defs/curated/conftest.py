@@ -1,98 +1,14 @@
-"""One Raw data set (100k generated orders and their events), curated once per session.
+"""The curated zones' tests share the session's curated data set.
 
-Raw is written by the connector's own writer with the connector identity (the ingestion path
-itself is covered by the raw tests); then the `curated` job runs on a Dagster instance the
-tests can query for materializations and checks.
+Its fixture ``curated`` lives in ``mlsec_platform_tests/curated_data.py`` (loaded for the whole
+session by the root ``conftest.py``), so other packages, the broker's, read the same data; the
+names below stay importable from here.
 """
 
-from __future__ import annotations
-
-import hashlib
-from dataclasses import dataclass
-from datetime import UTC, datetime
-
-import dagster as dg
-import pyarrow as pa
-import pytest
-
-from mlsec_platform.defs.raw import events as event_connector
-from mlsec_platform.defs.raw import files as file_connector
-from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch, with_stream_columns
-from mlsec_platform.resources import build_resources
-from mlsec_platform.sources.contracts import EVENT_DOMAINS
-from mlsec_platform.sources.olist_generator import OlistDataset, generate, order_status_events
-
-ORDERS = 100_000
-SEED = 23
-
-
-@dataclass
-class Curated:
-    dataset: OlistDataset
-    resources: dict
-    instance: dg.DagsterInstance
-    result: dg.ExecuteInJobResult
-    batches: dict[str, str]
-
-
-def seed_raw(resources: dict, dataset: OlistDataset, tag: str) -> dict[str, str]:
-    """Commit every table of ``dataset`` (and its events) to Raw; source -> batch id."""
-    lake = resources["lake_connector"]
-    now = datetime.now(UTC).isoformat()
-    batches = {}
-    for source, table in dataset.tables.items():
-        batch = f"{tag}-{source}"
-        digest = hashlib.sha256(f"{tag}/{source}".encode()).hexdigest()
-        commit_raw_batch(
-            lake,
-            table,
-            Lineage(
-                source,
-                file_connector.CONNECTOR,
-                file_connector.CONNECTOR_VERSION,
-                batch,
-                now,
-                digest,
-            ),
-            run_id=None,
-        )
-        batches[source] = batch
-    contract = EVENT_DOMAINS["order_status"]
-    events = with_stream_columns(
-        pa.Table.from_pylist(list(order_status_events(dataset)), schema=contract.raw_schema()), now
-    )
-    batch = f"{tag}-events"
-    commit_raw_batch(
-        lake,
-        events,
-        Lineage(
-            contract.source,
-            event_connector.CONNECTOR,
-            event_connector.CONNECTOR_VERSION,
-            batch,
-            now,
-            "0" * 64,
-        ),
-        run_id=None,
-    )
-    batches[contract.source] = batch
-    return batches
-
-
-def run_curated(resources: dict, instance: dg.DagsterInstance, **kwargs) -> dg.ExecuteInJobResult:
-    from mlsec_platform.definitions import defs
-
-    job = defs().resolve_job_def("curated")
-    # The code location's own resources (built from the same settings as `resources`).
-    return job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
-
-
-@pytest.fixture(scope="session")
-def curated(settings, supervisor) -> Curated:
-    resources = build_resources(settings)
-    dataset = generate(seed=SEED, orders=ORDERS)
-    batches = seed_raw(resources, dataset, "curated")
-    instance = dg.DagsterInstance.ephemeral()
-    result = run_curated(resources, instance)
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
-    return Curated(dataset, resources, instance, result, batches)
+from mlsec_platform_tests.curated_data import (  # noqa: F401 - re-exported for the tests
+    ORDERS,
+    SEED,
+    Curated,
+    run_curated,
+    seed_raw,
+)

@@ -1,4 +1,6 @@
-# broker: read-only access to curated zones; holds no write credential anywhere.
+# broker: read-only access to curated zones; holds no write credential to any zone (its only
+# write is appending its own audit events). It cannot decrypt tokens: reveal goes through the
+# separate `revealer` identity.
 # Every identity manages its own token and leases, nothing else.
 path "auth/token/lookup-self" { capabilities = ["read"] }
 path "auth/token/renew-self"  { capabilities = ["update"] }
@@ -9,3 +11,9 @@ path "sys/leases/revoke"      { capabilities = ["update"] }
 path "mlsec/data/s3/broker"             { capabilities = ["read"] }
 path "database/creds/warehouse-reader"  { capabilities = ["read"] }
 path "database/creds/audit-writer"      { capabilities = ["read"] }
+# Lineage: a read-only login to the Dagster instance's tables (never its owner login).
+path "database/creds/lineage-reader"    { capabilities = ["read"] }
+# Verifying identity tokens: the issuer's public keys only (the JWKS), never signing.
+path "transit/keys/mlsec-issuer"        { capabilities = ["read"] }
+# Its own keys: keyed-hash masking and cursor signing.
+path "mlsec/data/broker/keys"           { capabilities = ["read"] }

@@ -1,0 +1,202 @@
+"""What the broker holds, all obtained as the `broker` identity from OpenBao at start.
+
+Read-only S3 keys for the curated buckets, short-lived Postgres logins (warehouse reader for
+the online store, lineage reader for the Dagster event log, audit writer), and its own keys
+for keyed-hash masking and cursor signing. It holds no write credential to any zone.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg2
+import pyarrow as pa
+from psycopg2.extensions import connection as PgConnection
+
+from broker_api.audit import AuditSink
+from broker_api.cursor import CursorSigner
+from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
+from broker_api.limits import ConcurrencyGate, RateLimiter
+from broker_api.lineage import LineageReader
+from broker_api.masking import Masker
+from broker_api.metrics import BrokerMetrics
+from broker_api.policy import PolicyEngine
+from broker_api.snapshots import SnapshotCache, SnapshotEngine
+from mlsec_platform.audit.chain import AuditLog
+from mlsec_platform.privacy.catalog import DatasetSpec
+from mlsec_platform.privacy.reveal import reveal as reveal_tokens
+from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN
+from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.leased_login import LeasedLogin
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.runtime.bootstrap import BROKER_KEYS
+from mlsec_platform.runtime.settings import PlatformSettings
+
+#: The identity whose only power is transit decrypt (the `reveal` policy); used for entitled,
+#: reasoned reveal requests only.
+REVEALER = "revealer"
+
+
+class OnlineStore:
+    """Reads the warehouse as ``warehouse_reader`` with the caller's row scope set, so the
+    warehouse's own row-level security applies too (defence in depth)."""
+
+    def __init__(self, login: LeasedLogin, host: str, port: int, dbname: str) -> None:
+        self._login = login
+        self._where = (host, port, dbname)
+        self._local = threading.local()
+
+    def _connection(self) -> PgConnection:
+        lease = self._login.current()
+        conn: PgConnection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or self._local.lease_id != lease.lease_id:
+            if conn is not None and not conn.closed:
+                conn.close()
+            conn = self._login.connect(*self._where)
+            conn.set_session(readonly=True, autocommit=False)
+            self._local.conn, self._local.lease_id = conn, lease.lease_id
+        return conn
+
+    @contextmanager
+    def scoped(self, row_scope: str) -> Iterator[psycopg2.extensions.cursor]:
+        """A read-only transaction whose RLS scope is ``row_scope`` ('*', 'SP,RJ' or '')."""
+        conn = self._connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT set_config('mlsec.row_scope', %s, true)", (row_scope,))
+                yield cur
+            conn.rollback()  # read only: nothing to keep
+        except psycopg2.Error:
+            conn.close()
+            raise
+
+
+class BrokerServices:
+    def __init__(self, settings: PlatformSettings, vault: VaultResource) -> None:
+        endpoints = settings.endpoints()
+        pg = (endpoints.postgres_host, endpoints.postgres_port)
+        self.settings = settings
+        self.vault = vault
+        self.metrics = BrokerMetrics()
+        # Secret reads of the broker itself (S3 keys, its own keys) are audited like any other.
+        self.audit = AuditResource(
+            vault=vault, host=pg[0], port=pg[1], dbname=settings.warehouse_db
+        )
+        audit_login = LeasedLogin(vault, "audit-writer", margin_seconds=60.0)
+        self.sink = AuditSink(
+            AuditLog(lambda: audit_login.connect(*pg, settings.warehouse_db), actor="broker"),
+            on_depth=self.metrics.audit_queue_depth.set,
+            on_failure=self.metrics.audit_failures_total.inc,
+        )
+        self._audit_login = audit_login
+        self.lake = S3LakeResource(
+            vault=vault,
+            audit=self.audit,
+            endpoint_url=endpoints.s3_endpoint,
+            region=settings.s3_region,
+            bucket_prefix=settings.bucket_prefix,
+        )
+        self.snapshots = SnapshotCache(
+            self._table_uri, self.lake.storage_options, max_bytes=settings.broker_cache_bytes
+        )
+        self.engine = SnapshotEngine(self.snapshots)
+        self.lineage = LineageReader.from_vault(
+            vault, pg[0], pg[1], settings.dagster_db, ttl_seconds=settings.broker_lineage_ttl
+        )
+        self._reader_login = LeasedLogin(vault, "warehouse-reader", margin_seconds=2.0)
+        self.online = OnlineStore(self._reader_login, *pg, settings.warehouse_db)
+        fetch = (
+            http_jwks(settings.broker_jwks_url)
+            if settings.broker_jwks_url
+            else (lambda: transit_jwks(vault.client()))
+        )
+        self.verifier = JwksVerifier(
+            fetch,
+            issuer=settings.broker_issuer,
+            audience=settings.broker_audience,
+            algorithms=settings.broker_token_algorithms,
+        )
+        self.policy = PolicyEngine.load()
+        keys = vault.read_kv(BROKER_KEYS)
+        self.audit.secret_read(f"mlsec/{BROKER_KEYS}", purpose="masking and cursor keys")
+        self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))
+        self.cursors = CursorSigner(base64.b64decode(keys["cursor_signing_key"]))
+        self.limiter = RateLimiter()
+        self.concurrency = ConcurrencyGate(global_cap=settings.broker_max_concurrent_queries)
+        self._revealer: VaultResource | None = None
+        self._reveal_lock = threading.Lock()
+
+    def reveal(
+        self,
+        table: pa.Table,
+        columns: Sequence[str],
+        *,
+        subject: str,
+        reason: str,
+        request_id: str,
+    ) -> pa.Table:
+        """Tokenized ``columns`` back in clear, decrypted by OpenBao transit as the separate
+        ``revealer`` identity (the broker's own token cannot decrypt). Each column's reveal is
+        recorded (severity high, fingerprints only) before any value is returned."""
+        with self._reveal_lock:
+            if self._revealer is None:
+                self._revealer = VaultResource(
+                    addr=self.settings.endpoints().vault_addr,
+                    identity=REVEALER,
+                    credentials_dir=str(self.settings.identities_dir),
+                )
+        for name in columns:
+            values = table.column(name).to_pylist()
+            tokens = sorted({v for v in values if v is not None})
+            if not tokens:
+                continue
+
+            def emit(event_type: str, payload: dict, column: str = name) -> None:
+                self.audit.emit(event_type, {**payload, "column": column, "request_id": request_id})
+
+            clear = dict(
+                zip(
+                    tokens,
+                    reveal_tokens(
+                        self._revealer.client(),
+                        tokens,
+                        domain=TOKEN_DOMAIN,
+                        subject=subject,
+                        reason=reason,
+                        emit=emit,
+                    ),  # fmt: skip
+                    strict=True,
+                )
+            )
+            index = table.column_names.index(name)
+            table = table.set_column(
+                index, name, pa.array([clear.get(v) for v in values], pa.string())
+            )
+        return table
+
+    def _table_uri(self, spec: DatasetSpec) -> str:
+        return self.lake.table_uri(spec.zone, spec.name)
+
+    @classmethod
+    def from_settings(cls, settings: PlatformSettings) -> BrokerServices:
+        vault = VaultResource(
+            addr=settings.endpoints().vault_addr,
+            identity="broker",
+            credentials_dir=str(settings.identities_dir),
+        )
+        return cls(settings, vault)
+
+    def close(self) -> None:
+        self.sink.close()
+        self.engine.close()
+        self.lineage.close()
+        self._reader_login.revoke()
+        self._audit_login.revoke()
+        self.audit.close()
+        if self._revealer is not None:
+            self._revealer.revoke()
+        self.vault.revoke()
