@@ -115,22 +115,28 @@ class _Watchdog:
             self._done.add(ticket)
             return True
 
+    def clear(self) -> None:
+        with self._cv:
+            self._heap.clear()
+            self._done.clear()
+
     def _run(self) -> None:
         while True:
             with self._cv:
                 while not self._heap:
                     self._cv.wait()
-                deadline, ticket, cursor = self._heap[0]
-                wait = deadline - time.monotonic()
+                wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:
                     self._cv.wait(wait)
                     continue
-                heapq.heappop(self._heap)
+                _, ticket, cursor = heapq.heappop(self._heap)
                 if ticket in self._done:
                     self._done.discard(ticket)
+                    del cursor
                     continue
                 self._done.add(ticket)
             cursor.interrupt()
+            del cursor  # hold no cursor between deadlines
 
 
 class SnapshotEngine:
@@ -140,6 +146,8 @@ class SnapshotEngine:
         self.cache = cache
         self._db = duckdb.connect(config={"threads": threads})
         self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
         self._watchdog = _Watchdog()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -148,6 +156,8 @@ class SnapshotEngine:
             cursor = self._db.cursor()
             cursor.execute("SET TimeZone = 'UTC'")
             self._local.cursor = cursor
+            with self._cursors_lock:
+                self._cursors.append(cursor)
         return cursor
 
     def run(self, query: CompiledQuery, table: pa.Table, *, timeout_seconds: float) -> pa.Table:
@@ -181,4 +191,12 @@ class SnapshotEngine:
         return pa.table(result)
 
     def close(self) -> None:
+        """Close every thread's cursor and the database, and drop all references to them
+        (worker threads outlive the engine; DuckDB objects must not outlive the process)."""
+        self._watchdog.clear()
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
+        self._local = threading.local()
         self._db.close()
