@@ -87,11 +87,20 @@ def _lineage(lin: AssetLineage) -> dict[str, Any]:
     }
 
 
+def _json_ready(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Decimals as exact strings; UTC times as RFC 3339 and dates as ISO strings, made by
+    Arrow (building Python datetimes per value costs more than the rest of a page)."""
+    t = column.type
+    if pa.types.is_decimal(t) or pa.types.is_date(t):
+        return pc.cast(column, pa.string())
+    if pa.types.is_timestamp(t) and t.tz in ("UTC", "+00:00"):
+        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")  # %S carries the fraction
+    return column
+
+
 def _records(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows as JSON-ready dicts; decimals as exact strings."""
-    columns = [
-        pc.cast(col, pa.string()) if pa.types.is_decimal(col.type) else col for col in table.columns
-    ]
+    """Rows as JSON-ready dicts."""
+    columns = [_json_ready(col) for col in table.columns]
     return pa.table(columns, names=table.column_names).to_pylist()
 
 
@@ -104,6 +113,80 @@ def _columns_out(spec: DatasetSpec, decision: Decision) -> list[dict[str, Any]]:
         out.append({"name": name, "type": str(shown), "mask": mask.value if mask else None,
                     "revealed": name in decision.revealed})  # fmt: skip
     return out
+
+
+class AuditedRequests:
+    """Pure ASGI middleware: exactly one audit event per request, committed before the
+    response's first byte leaves. The endpoint fills ``request.state.audit``; if the event
+    cannot be recorded the response is replaced by a 503 (fail closed)."""
+
+    def __init__(self, app: Any, services: BrokerServices) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"], state["audit"] = request_id, {}
+        held: list[dict] = []
+
+        async def hold(message: dict) -> None:
+            held.append(message)  # sent below, once the audit event is committed
+
+        try:
+            await self.app(scope, receive, hold)
+        except Exception:  # noqa: BLE001 - never leak internals; still audited
+            held = _plain(500, {"status": 500, "reason": "internal error",
+                                "request_id": request_id})  # fmt: skip
+        start = next((m for m in held if m["type"] == "http.response.start"), None)
+        if start is None:
+            held = _plain(500, {"status": 500, "reason": "no response",
+                                "request_id": request_id})  # fmt: skip
+            start = held[0]
+        status = start["status"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        fields = state["audit"]
+        event = {
+            "request_id": request_id,
+            "correlation_id": headers.get("x-correlation-id", "")[:128] or None,
+            "method": scope["method"],
+            "path": scope["path"][:512],
+            "client": scope["client"][0] if scope.get("client") else None,
+            "status": status,
+            "outcome": fields.pop("outcome", "allowed" if status < 400 else "denied"),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            **fields,
+        }
+        if event.get("revealed"):
+            event["severity"] = "high"
+        try:
+            await self.services.sink.arecord(event)
+        except AuditUnavailable:
+            held = _plain(503, {"status": 503, "request_id": request_id,
+                                "reason": "audit log unavailable: request not served"},
+                          {"retry-after": "5"})  # fmt: skip
+            start, status = held[0], 503
+        start["headers"] = [*start.get("headers", []), (b"x-request-id", request_id.encode())]
+        for message in held:
+            await send(message)
+        # Label by route template, so unknown paths cannot grow the series without bound.
+        endpoint = getattr(scope.get("route"), "path", "other")
+        self.services.metrics.requests_total.labels(endpoint, str(status)).inc()
+        self.services.metrics.request_seconds.labels(endpoint).observe(
+            time.perf_counter() - started
+        )
+
+
+def _plain(status: int, body: dict, headers: Mapping[str, str] | None = None) -> list[dict]:
+    payload = orjson.dumps(body)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    return [{"type": "http.response.start", "status": status, "headers": raw},
+            {"type": "http.response.body", "body": payload, "more_body": False}]  # fmt: skip
 
 
 def create_app(services: BrokerServices) -> FastAPI:
@@ -124,44 +207,7 @@ def create_app(services: BrokerServices) -> FastAPI:
 
     # ---- one audit event per request -------------------------------------------------------
 
-    @app.middleware("http")
-    async def audited(request: Request, call_next):
-        started = time.perf_counter()
-        request_id = uuid.uuid4().hex
-        correlation = request.headers.get("x-correlation-id", "")[:128] or None
-        request.state.request_id = request_id
-        request.state.audit = {}
-        try:
-            response = await call_next(request)
-        except Exception:  # noqa: BLE001 - never leak internals; still audited
-            response = _json({"status": 500, "reason": "internal error",
-                              "request_id": request_id}, 500)  # fmt: skip
-        fields = request.state.audit
-        event = {
-            "request_id": request_id,
-            "correlation_id": correlation,
-            "method": request.method,
-            "path": request.url.path,
-            "client": request.client.host if request.client else None,
-            "status": response.status_code,
-            "outcome": fields.pop("outcome", "allowed" if response.status_code < 400 else "denied"),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-            **fields,
-        }
-        if event.get("revealed"):
-            event["severity"] = "high"
-        try:
-            await services.sink.arecord(event)
-        except AuditUnavailable:
-            return _json({"status": 503, "reason": "audit log unavailable: request not served",
-                          "request_id": request_id}, 503, {"Retry-After": "5"})  # fmt: skip
-        response.headers["X-Request-ID"] = request_id
-        # Label by route template, so unknown paths cannot grow the series without bound.
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "other")
-        services.metrics.requests_total.labels(endpoint, str(response.status_code)).inc()
-        services.metrics.request_seconds.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(AuditedRequests, services=services)
 
     def problem(request: Request, status: int, reason: str, decision_id: str | None = None,
                 headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
@@ -323,11 +369,14 @@ def create_app(services: BrokerServices) -> FastAPI:
             result = reveal(request, principal, decision, result, body.reveal.reason)
         records = _records(result)
         # The byte cap: cut the page where it would pass the cap; the cursor resumes there.
-        sizes, total, keep = [len(orjson.dumps(r, default=str)) for r in records], 0, 0
-        for size in sizes:
-            if total + size > decision.limits.max_bytes:
-                break
-            total, keep = total + size, keep + 1
+        total, keep = len(orjson.dumps(records, default=str)), len(records)
+        if total > decision.limits.max_bytes:
+            total = keep = 0
+            for record in records:
+                size = len(orjson.dumps(record, default=str)) + 1
+                if total + size > decision.limits.max_bytes:
+                    break
+                total, keep = total + size, keep + 1
         if keep == 0 and records:
             raise Refusal(413, "one row is larger than this policy's byte cap",
                           decision_id=decision.id)  # fmt: skip
@@ -407,17 +456,15 @@ def create_app(services: BrokerServices) -> FastAPI:
                 rows = cur.fetchall()
         finally:
             services.concurrency.release(principal.subject)
-        schema = pa.schema(
-            [spec.arrow_schema().field(c).with_nullable(True) for c in decision.columns]
-        )
-        table = pa.Table.from_pylist(
-            [dict(zip(decision.columns, r[:-1], strict=True)) for r in rows], schema=schema
-        )
         materialized = max((r[-1] for r in rows), default=None)
-        found = set(table.column(FEATURE_ENTITY).to_pylist())
-        if decision.masks:
-            table = services.masker.apply(table, decision.masks)
-        records = _records(table)
+        records = [dict(zip(decision.columns, r[:-1], strict=True)) for r in rows]
+        found = {r[FEATURE_ENTITY] for r in records}
+        if decision.masks:  # masks are Arrow kernels: only then build a table
+            schema = pa.schema(
+                [spec.arrow_schema().field(c).with_nullable(True) for c in decision.columns]
+            )
+            table = pa.Table.from_pylist(records, schema=schema)
+            records = _records(services.masker.apply(table, decision.masks))
         request.state.audit.update(rows=len(records))
         group_version = records[0].get("feature_group_version") if records and \
             "feature_group_version" in records[0] else f"{group}:v{spec.version}"  # fmt: skip
@@ -541,12 +588,12 @@ def create_app(services: BrokerServices) -> FastAPI:
         })  # fmt: skip
 
     @app.get("/health", tags=["operations"])
-    def health() -> Response:
+    async def health() -> Response:
         """Liveness: the broker answers and its audit writer is running."""
         return _json({"status": "ok", "version": VERSION})
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
-    def metrics() -> Response:
+    async def metrics() -> Response:
         """Prometheus text format."""
         body, content_type = services.metrics.render()
         return Response(body, media_type=content_type)

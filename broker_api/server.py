@@ -15,7 +15,14 @@ from mlsec_platform.runtime.settings import PlatformSettings
 
 def _server(services: BrokerServices, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(services), host=host, port=port, log_level="warning", access_log=False
+        create_app(services),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # The C HTTP parser and event loop: less time per request than h11 and asyncio.
+        http="httptools",
+        loop="uvloop",
     )
     return uvicorn.Server(config)
 

@@ -120,7 +120,7 @@ class BrokerServices:
             audience=settings.broker_audience,
             algorithms=settings.broker_token_algorithms,
         )
-        self.policy = PolicyEngine.load()
+        self.policy = PolicyEngine.load(settings.broker_policy_dir)
         keys = vault.read_kv(BROKER_KEYS)
         self.audit.secret_read(f"mlsec/{BROKER_KEYS}", purpose="masking and cursor keys")
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))

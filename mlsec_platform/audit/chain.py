@@ -111,20 +111,16 @@ class AuditLog:
         with self._lock:
             try:
                 conn = self._connection()
-                conn.autocommit = False
-                try:
-                    with conn.cursor() as cur:
-                        execute_values(
-                            cur,
-                            "INSERT INTO audit.events"
-                            " (event_id, event_type, actor, run_id, payload) VALUES %s",
-                            rows,
-                            page_size=len(rows) or 1,
-                        )
-                    conn.commit()
-                finally:
-                    if not conn.closed:
-                        conn.autocommit = True
+                with conn.cursor() as cur:
+                    # One multi-row INSERT statement (one page), so in autocommit it is one
+                    # transaction and one round trip: all events or none.
+                    execute_values(
+                        cur,
+                        "INSERT INTO audit.events"
+                        " (event_id, event_type, actor, run_id, payload) VALUES %s",
+                        rows,
+                        page_size=max(len(rows), 1),
+                    )
             except psycopg2.Error as exc:
                 self.close()
                 raise AuditWriteError(f"audit events not recorded: {exc.pgerror or exc}") from None

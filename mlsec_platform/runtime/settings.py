@@ -91,6 +91,8 @@ class PlatformSettings(BaseSettings):
     #: How long the latest materialization of an asset is reused before asking Dagster again.
     broker_lineage_ttl: float = 1.0
     broker_max_concurrent_queries: int = 16
+    #: A folder of policy files to use instead of the packaged ones.
+    broker_policy_dir: Path | None = None
 
     # Engine of the curated transforms: duckdb (default) or spark (local mode here).
     engine: Literal["duckdb", "spark"] = "duckdb"

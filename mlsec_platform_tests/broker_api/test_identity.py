@@ -237,6 +237,26 @@ def test_a_key_removed_from_the_jwks_stops_verifying_after_the_refresh():
         verifier.verify(token)
 
 
+def test_a_verified_token_is_remembered_briefly_and_never_past_its_expiry():
+    source, clock = KeySource(ED_JWK), Clock()
+    verifier = _verifier(source, clock=clock, refresh_seconds=35, min_refetch_seconds=1,
+                         leeway_seconds=0)
+    token = _sign(_claims(exp=int(time.time()) + 2))
+    first = verifier.verify(token)
+    source.failing, source.keys = True, []
+    clock.now += 10  # within the remembered window: no key lookup at all
+    assert verifier.verify(token) is first
+    clock.now += 30  # past it: verified again, with stale keys and the key source down
+    with pytest.raises(InvalidToken):
+        verifier.verify(token)
+    source.failing, source.keys = False, [ED_JWK]
+    clock.now += 600
+    verifier.verify(token)
+    time.sleep(2.1)  # expiry is wall-clock: a remembered token still expires on time
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
 def test_an_unreachable_key_source_fails_closed():
     source, clock = KeySource(ED_JWK), Clock()
     verifier = _verifier(source, clock=clock, refresh_seconds=60, min_refetch_seconds=10)
