@@ -8,6 +8,8 @@ request, allowed or denied, before the response leaves; if it cannot be, the ans
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import time
 import uuid
@@ -209,6 +211,19 @@ def create_app(services: BrokerServices) -> FastAPI:
 
     app.add_middleware(AuditedRequests, services=services)
 
+    def offloaded(fn):
+        """Run a blocking endpoint on the broker's own thread pool (a plain executor hop costs
+        the event loop less than the default per-call thread limiter)."""
+
+        @functools.wraps(fn)
+        async def endpoint(*args: Any, **kwargs: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(
+                services.executor, functools.partial(fn, *args, **kwargs)
+            )
+
+        return endpoint
+
     def problem(request: Request, status: int, reason: str, decision_id: str | None = None,
                 headers: Mapping[str, str] | None = None) -> Response:  # fmt: skip
         request.state.audit.setdefault("reason", reason)
@@ -363,6 +378,11 @@ def create_app(services: BrokerServices) -> FastAPI:
             services.concurrency.release(principal.subject)
         more = result.num_rows > body.limit
         result = result.slice(0, body.limit)
+        if not services.quota.charge(principal.project, result.num_rows, decision.limits):
+            services.metrics.rate_limited_total.labels("quota").inc()
+            reset = str(services.quota.seconds_to_reset())
+            raise Refusal(429, f"project {principal.project!r} has used its rows for today",
+                          decision_id=decision.id, headers={"Retry-After": reset})  # fmt: skip
         if decision.masks:
             result = services.masker.apply(result, decision.masks)
         if decision.revealed:
@@ -402,11 +422,13 @@ def create_app(services: BrokerServices) -> FastAPI:
         }
 
     @app.post("/query", response_model=m.QueryResponse, tags=["data"])
+    @offloaded
     def query(request: Request, body: m.QueryRequest) -> Response:
         """One page of a dataset: explicit columns, typed filters, order, limit and cursor."""
         return _json(query_page(request, body))
 
     @app.post("/explain", response_model=m.Explanation, tags=["data"])
+    @offloaded
     def explain(request: Request, body: m.QueryRequest) -> Response:
         """What a query would do (decision, masks, row scope, SQL with placeholders): no data."""
         spec, decision, lin, compiled = query_page(request, body, explain=True)
@@ -425,6 +447,7 @@ def create_app(services: BrokerServices) -> FastAPI:
         })  # fmt: skip
 
     @app.get("/feature/vector", response_model=m.FeatureVectorResponse, tags=["features"])
+    @offloaded
     def feature_vector(
         request: Request,
         group: Annotated[str, Query(pattern=r"^[a-z_][a-z0-9_]{0,62}$")],
@@ -482,6 +505,7 @@ def create_app(services: BrokerServices) -> FastAPI:
         })  # fmt: skip
 
     @app.post("/feature/historical", response_model=m.HistoricalResponse, tags=["features"])
+    @offloaded
     def feature_historical(request: Request, body: m.HistoricalRequest) -> Response:
         """Point-in-time correct values: per entity row, the latest features at or before its
         ``event_timestamp`` (never a value computed after it)."""
@@ -560,6 +584,7 @@ def create_app(services: BrokerServices) -> FastAPI:
                 "row_security_key": spec.row_security_key, "version": spec.version}  # fmt: skip
 
     @app.get("/catalog/datasets", response_model=list[m.DatasetOut], tags=["catalog"])
+    @offloaded
     def catalog_datasets(request: Request) -> Response:
         """The datasets this caller's policy lets them read for their purpose."""
         principal = authenticate(request)
@@ -571,6 +596,7 @@ def create_app(services: BrokerServices) -> FastAPI:
         return _json(visible)
 
     @app.get("/catalog/schema", response_model=m.SchemaOut, tags=["catalog"])
+    @offloaded
     def catalog_schema(
         request: Request, dataset: Annotated[str, Query(pattern=r"^[a-z]+/[a-z_][a-z0-9_]{0,62}$")]
     ) -> Response:

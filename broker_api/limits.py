@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 
 from broker_api.principal import Principal
 
@@ -29,6 +29,8 @@ class Limits:
     project_requests_per_minute: int = 3_000
     #: Requests one subject may have in flight at once.
     concurrency: int = 4
+    #: Rows a whole project may be returned per UTC day (the quota; 429 once spent).
+    rows_per_day: int = 5_000_000
 
 
 class _Bucket:
@@ -183,45 +185,29 @@ class ConcurrencyGate:
             return self._total if subject is None else self._per_subject.get(subject, 0)
 
 
-class RowQuota:
-    """Rows a project may be returned per UTC day, all or nothing per charge.
+class ProjectRowQuota:
+    """Rows per project per UTC day, each project capped by its policy's ``rows_per_day``."""
 
-    Counts live in memory (one broker process); they reset when the UTC date changes.
-    """
-
-    def __init__(
-        self,
-        rows_per_day: int,
-        *,
-        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
-    ) -> None:
-        self.rows_per_day = rows_per_day
-        self._today = today
-        self._day = today()
+    def __init__(self, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._now = now
+        self._day = now().date()
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def charge(self, project: str, rows: int) -> bool:
-        """Count ``rows`` against ``project`` if they fit in today's quota; False (and nothing
-        counted) if they do not."""
-        if rows < 0:
-            raise ValueError("rows must be >= 0")
+    def charge(self, project: str, rows: int, limits: Limits) -> bool:
+        """Count ``rows`` if they fit in today's quota; False, counting nothing, if not."""
         with self._lock:
-            self._roll()
+            today = self._now().date()
+            if today != self._day:
+                self._day, self._used = today, {}
             used = self._used.get(project, 0)
-            if used + rows > self.rows_per_day:
+            if used + rows > limits.rows_per_day:
                 return False
             self._used[project] = used + rows
             return True
 
-    def remaining(self, project: str) -> int:
-        """Rows ``project`` may still be returned today."""
-        with self._lock:
-            self._roll()
-            return max(0, self.rows_per_day - self._used.get(project, 0))
+    def seconds_to_reset(self) -> int:
+        now = self._now()
+        midnight = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
+        return max(1, math.ceil((midnight - now).total_seconds()))
 
-    def _roll(self) -> None:
-        today = self._today()
-        if today != self._day:
-            self._day = today
-            self._used.clear()

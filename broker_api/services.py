@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import psycopg2
@@ -19,7 +20,7 @@ from psycopg2.extensions import connection as PgConnection
 from broker_api.audit import AuditSink
 from broker_api.cursor import CursorSigner
 from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
-from broker_api.limits import ConcurrencyGate, RateLimiter
+from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import LineageReader
 from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
@@ -126,7 +127,12 @@ class BrokerServices:
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))
         self.cursors = CursorSigner(base64.b64decode(keys["cursor_signing_key"]))
         self.limiter = RateLimiter()
+        self.quota = ProjectRowQuota()
         self.concurrency = ConcurrencyGate(global_cap=settings.broker_max_concurrent_queries)
+        #: Blocking work of requests (DuckDB, Postgres, OpenBao) runs here, off the event loop.
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.broker_max_concurrent_queries, thread_name_prefix="broker"
+        )
         self._revealer: VaultResource | None = None
         self._reveal_lock = threading.Lock()
 
@@ -191,6 +197,7 @@ class BrokerServices:
         return cls(settings, vault)
 
     def close(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
         self.sink.close()
         self.engine.close()
         self.lineage.close()

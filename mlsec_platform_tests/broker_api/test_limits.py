@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import UTC, datetime
 
 import pytest
 
-from broker_api.limits import ConcurrencyGate, Limits, RateLimiter, RowQuota
+from broker_api.limits import ConcurrencyGate, Limits, ProjectRowQuota, RateLimiter
 from broker_api.principal import Principal
 from mlsec_platform.privacy.catalog import Purpose, Sensitivity
 
@@ -196,15 +196,14 @@ def test_gate_is_thread_safe() -> None:
 
 
 def test_row_quota_per_project_per_utc_day() -> None:
-    day = [date(2024, 5, 1)]
-    quota = RowQuota(1_000, today=lambda: day[0])
-    assert quota.charge("churn", 600)
-    assert not quota.charge("churn", 500)  # would exceed: nothing counted
-    assert quota.remaining("churn") == 400
-    assert quota.charge("churn", 400)
-    assert quota.remaining("churn") == 0
-    assert quota.remaining("other") == 1_000
-    day[0] = date(2024, 5, 2)
-    assert quota.remaining("churn") == 1_000
-    with pytest.raises(ValueError):
-        quota.charge("churn", -1)
+    now = [datetime(2024, 5, 1, 23, 59, 30, tzinfo=UTC)]
+    quota = ProjectRowQuota(now=lambda: now[0])
+    limits = Limits(rows_per_day=1_000)
+    assert quota.charge("churn", 600, limits)
+    assert not quota.charge("churn", 500, limits)  # would exceed: nothing counted
+    assert quota.charge("churn", 400, limits)
+    assert not quota.charge("churn", 1, limits)
+    assert quota.charge("other", 1_000, limits)
+    assert quota.seconds_to_reset() == 30
+    now[0] = datetime(2024, 5, 2, 0, 0, 1, tzinfo=UTC)
+    assert quota.charge("churn", 1_000, limits)
