@@ -22,10 +22,15 @@ from urllib.parse import urlsplit
 import httpx
 import hvac
 import jwt
-from jwt.exceptions import InvalidIssuedAtError, InvalidJTIError, InvalidSubjectError
 
 from broker_api.principal import REQUIRED_CLAIMS, Principal
-from mlsec_platform.identities.tokens import ISSUER, ISSUER_KEY, InvalidToken, issue_token
+from mlsec_platform.identities.tokens import (
+    ISSUER,
+    ISSUER_KEY,
+    InvalidToken,
+    decode_claims,
+    issue_token,
+)
 from mlsec_platform.privacy.catalog import Purpose, Sensitivity
 
 __all__ = [
@@ -250,38 +255,15 @@ class JwksVerifier:
         if not isinstance(kid, str) or not kid:
             raise InvalidToken("token has no key id")
         key = self._key(kid, alg)
-        try:
-            claims = jwt.decode(
-                token,
-                key=key,
-                algorithms=[alg],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": self._require},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("token not valid yet") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidToken("token is for another audience") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidToken("token from an unknown issuer") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"token lacks the {exc.claim!r} claim") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("token signature does not verify") from None
-        except InvalidSubjectError:
-            raise InvalidToken("claim 'sub' must be a non-empty string") from None
-        except InvalidJTIError:
-            raise InvalidToken("claim 'jti' must be a string") from None
-        except InvalidIssuedAtError:
-            raise InvalidToken("claim 'iat' must be a number") from None
-        except jwt.InvalidAlgorithmError:
-            raise InvalidToken("token algorithm does not match its key") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("invalid token") from None
+        claims = decode_claims(
+            token,
+            key,
+            algorithm=alg,
+            audience=self._audience,
+            issuer=self._issuer,
+            leeway=self._leeway,
+            require=self._require,
+        )
         principal = _principal(claims)
         with self._verified_lock:
             if len(self._verified) >= VERIFIED_CACHE_SIZE:

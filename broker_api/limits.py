@@ -210,4 +210,3 @@ class ProjectRowQuota:
         now = self._now()
         midnight = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
         return max(1, math.ceil((midnight - now).total_seconds()))
-

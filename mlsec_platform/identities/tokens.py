@@ -18,6 +18,7 @@ from typing import Any
 import hvac
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from jwt.exceptions import InvalidIssuedAtError, InvalidJTIError, InvalidSubjectError
 
 ISSUER_KEY = "mlsec-issuer"
 ISSUER = "mlsec-local"
@@ -122,27 +123,58 @@ class TokenVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise InvalidToken("token has no key id")
-        try:
-            return jwt.decode(
-                token,
-                key=self._key(kid),
-                algorithms=[ALGORITHM],
-                audience=self._audience,
-                issuer=ISSUER,
-                leeway=self._leeway,
-                options={"require": ["exp", "iat", "nbf", "iss", "aud", *self._required]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("token not valid yet") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidToken("token is for another audience") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidToken("token from an unknown issuer") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"token lacks the {exc.claim!r} claim") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("token signature does not verify") from None
-        except jwt.PyJWTError:
-            raise InvalidToken("invalid token") from None
+        return decode_claims(
+            token,
+            self._key(kid),
+            algorithm=ALGORITHM,
+            audience=self._audience,
+            issuer=ISSUER,
+            leeway=self._leeway,
+            require=["exp", "iat", "nbf", "iss", "aud", *self._required],
+        )
+
+
+def decode_claims(
+    token: str,
+    key: Any,
+    *,
+    algorithm: str,
+    audience: str,
+    issuer: str,
+    leeway: int,
+    require: list[str],
+) -> dict[str, Any]:
+    """The verified claims of ``token``; every failure as InvalidToken with a client-safe
+    reason (shared by the gateway's and the broker's verifiers)."""
+    try:
+        return jwt.decode(
+            token,
+            key=key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": require},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token expired") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidToken("token not valid yet") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidToken("token is for another audience") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidToken("token from an unknown issuer") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidToken(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidSignatureError:
+        raise InvalidToken("token signature does not verify") from None
+    except InvalidSubjectError:
+        raise InvalidToken("claim 'sub' must be a non-empty string") from None
+    except InvalidJTIError:
+        raise InvalidToken("claim 'jti' must be a string") from None
+    except InvalidIssuedAtError:
+        raise InvalidToken("claim 'iat' must be a number") from None
+    except jwt.InvalidAlgorithmError:
+        raise InvalidToken("token algorithm does not match its key") from None
+    except jwt.PyJWTError:
+        raise InvalidToken("invalid token") from None
