@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
+import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import FastAPI, Query, Request
@@ -378,11 +379,6 @@ def create_app(services: BrokerServices) -> FastAPI:
             services.concurrency.release(principal.subject)
         more = result.num_rows > body.limit
         result = result.slice(0, body.limit)
-        if not services.quota.charge(principal.project, result.num_rows, decision.limits):
-            services.metrics.rate_limited_total.labels("quota").inc()
-            reset = str(services.quota.seconds_to_reset())
-            raise Refusal(429, f"project {principal.project!r} has used its rows for today",
-                          decision_id=decision.id, headers={"Retry-After": reset})  # fmt: skip
         if decision.masks:
             result = services.masker.apply(result, decision.masks)
         if decision.revealed:
@@ -402,6 +398,12 @@ def create_app(services: BrokerServices) -> FastAPI:
                           decision_id=decision.id)  # fmt: skip
         if keep < len(records):
             records, more = records[:keep], True
+        # The project's daily quota counts the rows actually returned.
+        if not services.quota.charge(principal.project, len(records), decision.limits):
+            services.metrics.rate_limited_total.labels("quota").inc()
+            reset = str(services.quota.seconds_to_reset())
+            raise Refusal(429, f"project {principal.project!r} has used its rows for today",
+                          decision_id=decision.id, headers={"Retry-After": reset})  # fmt: skip
         next_cursor = (
             services.cursors.issue(body, principal.subject,
                                    Page(lin.delta_version, page.offset + len(records)))
@@ -477,6 +479,13 @@ def create_app(services: BrokerServices) -> FastAPI:
                     (list(entity),),
                 )
                 rows = cur.fetchall()
+        except psycopg2.Error:
+            raise Refusal(
+                503,
+                "the online feature store is unavailable",
+                decision_id=decision.id,
+                headers={"Retry-After": "5"},
+            ) from None
         finally:
             services.concurrency.release(principal.subject)
         materialized = max((r[-1] for r in rows), default=None)
