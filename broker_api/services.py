@@ -150,11 +150,7 @@ class BrokerServices:
         recorded (severity high, fingerprints only) before any value is returned."""
         with self._reveal_lock:
             if self._revealer is None:
-                self._revealer = VaultResource(
-                    addr=self.settings.endpoints().vault_addr,
-                    identity=REVEALER,
-                    credentials_dir=str(self.settings.identities_dir),
-                )
+                self._revealer = VaultResource.for_identity(self.settings, REVEALER)
         for name in columns:
             values = table.column(name).to_pylist()
             tokens = sorted({v for v in values if v is not None})
@@ -189,12 +185,7 @@ class BrokerServices:
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> BrokerServices:
-        vault = VaultResource(
-            addr=settings.endpoints().vault_addr,
-            identity="broker",
-            credentials_dir=str(settings.identities_dir),
-        )
-        return cls(settings, vault)
+        return cls(settings, VaultResource.for_identity(settings, "broker"))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

@@ -25,7 +25,7 @@ from mlsec_platform.defs.raw import events as event_connector
 from mlsec_platform.defs.raw import files as file_connector
 from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch, with_stream_columns
 from mlsec_platform.resources import build_resources
-from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.runtime.orchestrator import dagster_login
 from mlsec_platform.runtime.settings import Endpoints, PlatformSettings
 from mlsec_platform.sources.contracts import EVENT_DOMAINS
 from mlsec_platform.sources.olist_generator import OlistDataset, generate, order_status_events
@@ -100,15 +100,7 @@ def stack_instance(
 ) -> dg.DagsterInstance:
     """The stack's Dagster instance (Postgres storage, as in ``dagster.yaml``), with the login
     the ``orchestrator`` identity reads; kept in memory, never exported or written."""
-    vault = VaultResource(
-        addr=endpoints.vault_addr,
-        identity="orchestrator",
-        credentials_dir=str(settings.identities_dir),
-    )
-    try:
-        login = vault.read_kv("postgres/dagster")
-    finally:
-        vault.revoke()
+    login = dagster_login(settings)
     database = {
         "hostname": endpoints.postgres_host,
         "port": endpoints.postgres_port,

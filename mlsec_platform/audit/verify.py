@@ -13,11 +13,7 @@ ANCHOR_PATH = "audit/anchor"
 
 
 def auditor_vault(settings: PlatformSettings) -> VaultResource:
-    return VaultResource(
-        addr=settings.endpoints().vault_addr,
-        identity="auditor",
-        credentials_dir=str(settings.identities_dir),
-    )
+    return VaultResource.for_identity(settings, "auditor")
 
 
 def read_anchor(vault: VaultResource) -> Anchor | None:

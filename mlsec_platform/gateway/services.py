@@ -60,12 +60,7 @@ class GatewayServices:
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> GatewayServices:
-        vault = VaultResource(
-            addr=settings.endpoints().vault_addr,
-            identity="gateway",
-            credentials_dir=str(settings.identities_dir),
-        )
-        return cls(settings, vault)
+        return cls(settings, VaultResource.for_identity(settings, "gateway"))
 
     def nats_credentials(self) -> dict:
         return self.vault.read_kv("nats/gateway")

@@ -5,13 +5,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import hvac
 import requests
 from hvac import exceptions as hvac_errors
 from pydantic import PrivateAttr
+
+if TYPE_CHECKING:
+    from mlsec_platform.runtime.settings import PlatformSettings
 
 
 class VaultError(RuntimeError):
@@ -63,6 +66,16 @@ class VaultResource(dg.ConfigurableResource):
     _client: hvac.Client | None = PrivateAttr(default=None)
     _token_expires_at: float = PrivateAttr(default=0.0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def for_identity(cls, settings: "PlatformSettings", identity: str) -> "VaultResource":
+        """The stack's OpenBao as ``identity``, with the AppRole credentials bootstrap
+        delivered for it."""
+        return cls(
+            addr=settings.endpoints().vault_addr,
+            identity=identity,
+            credentials_dir=str(settings.identities_dir),
+        )
 
     # -- token ---------------------------------------------------------------------------------
     def client(self) -> hvac.Client:

@@ -23,19 +23,21 @@ def project_root() -> Path:
     raise ConfigurationError("run mlsec from the project folder (with dagster.yaml)")
 
 
+def dagster_login(settings: PlatformSettings) -> dict[str, str]:
+    """The Dagster instance's own Postgres login, read as the ``orchestrator`` identity. A
+    secret: hand it to the instance only, never print or write it."""
+    vault = VaultResource.for_identity(settings, "orchestrator")
+    try:
+        return vault.read_kv("postgres/dagster")
+    finally:
+        vault.revoke()
+
+
 def orchestrator_environment(settings: PlatformSettings) -> dict[str, str]:
     """Variables for processes that use the Dagster instance. Contains the instance password:
     pass it to child processes only, never print or write it."""
     endpoints = settings.endpoints()
-    vault = VaultResource(
-        addr=endpoints.vault_addr,
-        identity="orchestrator",
-        credentials_dir=str(settings.identities_dir),
-    )
-    try:
-        login = vault.read_kv("postgres/dagster")
-    finally:
-        vault.revoke()
+    login = dagster_login(settings)
     artifacts = settings.dagster_home
     (artifacts / "compute_logs").mkdir(parents=True, exist_ok=True)
     return {
