@@ -348,11 +348,15 @@ def test_feature_vector_respects_project_scope_in_the_warehouse(http, mint) -> N
 
 def test_historical_is_point_in_time_correct(http, mint, curated) -> None:
     token = mint("analyst_conf")
-    customer = _tokens(http, mint, 1)[0]
-    history = _query(http, token, dataset="features/customer_rfm",
-                     columns=["event_timestamp", "frequency", "monetary"],
-                     filters=[{"column": "customer_token", "op": "eq", "value": customer}],
-                     order_by=[{"column": "event_timestamp"}]).json()["rows"]  # fmt: skip
+    # A customer with feature rows in at least two months (tokens, and so the order of
+    # customers, differ from stack to stack: look for one rather than take the first).
+    for customer in _tokens(http, mint, 50):
+        history = _query(http, token, dataset="features/customer_rfm",
+                         columns=["event_timestamp", "frequency", "monetary"],
+                         filters=[{"column": "customer_token", "op": "eq", "value": customer}],
+                         order_by=[{"column": "event_timestamp"}]).json()["rows"]  # fmt: skip
+        if len(history) >= 2:
+            break
     assert len(history) >= 2
     first = datetime.fromisoformat(history[0]["event_timestamp"])
     second = datetime.fromisoformat(history[1]["event_timestamp"])
