@@ -87,6 +87,24 @@ class RevealRequest(Strict):
 
 
 class QueryRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset": "gold/fact_order_item",
+                    "columns": ["order_id", "order_item_id", "price", "customer_state"],
+                    "filters": [
+                        {"column": "price", "op": "gt", "value": 20},
+                        {"column": "customer_state", "op": "in", "value": ["SP", "RJ"]},
+                    ],
+                    "order_by": [{"column": "price", "direction": "desc"}],
+                    "limit": 100,
+                }
+            ]
+        },
+    )
+
     dataset: DatasetId
     columns: list[ColumnName] = Field(min_length=1, max_length=128)
     filters: list[Filter] = Field(default_factory=list, max_length=MAX_FILTERS)
