@@ -13,8 +13,8 @@ import functools
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -178,10 +178,7 @@ class AuditedRequests:
             await send(message)
         # Label by route template, so unknown paths cannot grow the series without bound.
         endpoint = getattr(scope.get("route"), "path", "other")
-        self.services.metrics.requests_total.labels(endpoint, str(status)).inc()
-        self.services.metrics.request_seconds.labels(endpoint).observe(
-            time.perf_counter() - started
-        )
+        self.services.metrics.observe_request(endpoint, status, time.perf_counter() - started)
 
 
 def _plain(status: int, body: dict, headers: Mapping[str, str] | None = None) -> list[dict]:
@@ -259,15 +256,14 @@ def create_app(services: BrokerServices) -> FastAPI:
                 token.strip() if scheme.lower() == "bearer" else None
             )
         except InvalidToken as exc:
-            services.metrics.denied_total.labels("identity").inc()
+            services.metrics.deny("identity")
             raise Refusal(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
         request.state.audit.update(principal.audit_fields())
         limits = services.policy.limits_for(principal)
         wait = services.limiter.check(principal, limits)
         if wait is not None:
-            services.metrics.rate_limited_total.labels("rate").inc()
+            services.metrics.limit("rate")
             raise Refusal(429, "rate limit reached", headers={"Retry-After": str(int(wait))})
-        request.state.principal = principal
         return principal
 
     def decide(request: Request, principal: Principal, dataset: str, columns: Sequence[str],
@@ -280,7 +276,7 @@ def create_app(services: BrokerServices) -> FastAPI:
             policy_version=decision.policy_version,
         )
         if not decision.allowed:
-            services.metrics.denied_total.labels("policy").inc()
+            services.metrics.deny("policy")
             raise Refusal(decision.status, decision.reason, decision_id=decision.id)
         request.state.audit.update(
             # Lists, not maps keyed by column: column names are data, not audit field names.
@@ -293,10 +289,14 @@ def create_app(services: BrokerServices) -> FastAPI:
         )  # fmt: skip
         return CATALOG[dataset], decision
 
-    def slot(principal: Principal, decision: Decision):
-        if not services.concurrency.acquire(principal.subject, decision.limits.concurrency):
-            services.metrics.rate_limited_total.labels("concurrency").inc()
-            raise Refusal(429, "too many requests in flight", headers={"Retry-After": "1"})
+    @contextmanager
+    def slot(principal: Principal, decision: Decision) -> Iterator[None]:
+        """One of the subject's in-flight slots for the block, or 429."""
+        with services.concurrency.slot(principal.subject, decision.limits.concurrency) as ok:
+            if not ok:
+                services.metrics.limit("concurrency")
+                raise Refusal(429, "too many requests in flight", headers={"Retry-After": "1"})
+            yield
 
     def lineage_for(request: Request, spec: DatasetSpec, version: int | None) -> AssetLineage:
         try:
@@ -372,11 +372,8 @@ def create_app(services: BrokerServices) -> FastAPI:
             raise Refusal(400, str(exc), decision_id=decision.id) from None
         if explain:
             return spec, decision, lin, query
-        slot(principal, decision)
-        try:
+        with slot(principal, decision):
             result = run(spec, lin.delta_version, query, decision)
-        finally:
-            services.concurrency.release(principal.subject)
         more = result.num_rows > body.limit
         result = result.slice(0, body.limit)
         if decision.masks:
@@ -400,7 +397,7 @@ def create_app(services: BrokerServices) -> FastAPI:
             records, more = records[:keep], True
         # The project's daily quota counts the rows actually returned.
         if not services.quota.charge(principal.project, len(records), decision.limits):
-            services.metrics.rate_limited_total.labels("quota").inc()
+            services.metrics.limit("quota")
             reset = str(services.quota.seconds_to_reset())
             raise Refusal(429, f"project {principal.project!r} has used its rows for today",
                           decision_id=decision.id, headers={"Retry-After": reset})  # fmt: skip
@@ -410,8 +407,7 @@ def create_app(services: BrokerServices) -> FastAPI:
             if more else None
         )  # fmt: skip
         request.state.audit.update(rows=len(records), bytes=total)
-        services.metrics.rows_returned_total.labels(spec.id).inc(len(records))
-        services.metrics.bytes_returned_total.labels(spec.id).inc(total)
+        services.metrics.returned(spec.id, len(records), total)
         return {
             "request_id": request.state.request_id,
             "dataset": spec.id,
@@ -470,9 +466,8 @@ def create_app(services: BrokerServices) -> FastAPI:
         lin = lineage_for(request, spec, None)
         scope = "*" if decision.row_filter is None else ",".join(decision.row_filter.values)
         select = ", ".join(quote(spec, c) for c in decision.columns)
-        slot(principal, decision)
         try:
-            with services.online.scoped(scope) as cur:
+            with slot(principal, decision), services.online.scoped(scope) as cur:
                 cur.execute(
                     f"SELECT {select}, materialized_at AS _materialized_at "  # noqa: S608 - catalog names only
                     f"FROM {ONLINE_TABLES[group]} WHERE customer_token = ANY(%s)",
@@ -486,8 +481,6 @@ def create_app(services: BrokerServices) -> FastAPI:
                 decision_id=decision.id,
                 headers={"Retry-After": "5"},
             ) from None
-        finally:
-            services.concurrency.release(principal.subject)
         materialized = max((r[-1] for r in rows), default=None)
         records = [dict(zip(decision.columns, r[:-1], strict=True)) for r in rows]
         found = {r[FEATURE_ENTITY] for r in records}
@@ -552,21 +545,19 @@ def create_app(services: BrokerServices) -> FastAPI:
             f"FROM entities e ASOF LEFT JOIN (SELECT * FROM {RELATION} WHERE {scoped}) f "
             f"ON e._entity = f.customer_token AND e._as_of >= f.event_timestamp ORDER BY e._row"
         )
-        slot(principal, decision)
         try:
-            table = services.snapshots.get(spec, lin.delta_version)
-            result = services.engine.run_with(
-                sql,
-                params,
-                {RELATION: table, "entities": entities},
-                timeout_seconds=decision.limits.timeout_seconds,
-            )
+            with slot(principal, decision):
+                table = services.snapshots.get(spec, lin.delta_version)
+                result = services.engine.run_with(
+                    sql,
+                    params,
+                    {RELATION: table, "entities": entities},
+                    timeout_seconds=decision.limits.timeout_seconds,
+                )
         except SnapshotUnavailable as exc:
             raise Refusal(410, str(exc)) from None
         except QueryTimeout as exc:
             raise Refusal(504, str(exc)) from None
-        finally:
-            services.concurrency.release(principal.subject)
         masks = {c: mk for c, mk in decision.masks.items() if c in result.column_names}
         if masks:
             result = services.masker.apply(result, masks)
