@@ -85,6 +85,22 @@ def seed_raw(resources: dict, orders: int) -> dict[str, int]:
     return rows
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine (Linux), to show how much of both cores a
+    stage kept busy; (0, 0) where /proc/stat does not exist."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> str:
+    total = after[1] - before[1]
+    return f"{(after[0] - before[0]) / total:.0%} of all cores busy" if total else "n/a"
+
+
 class Clock:
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
@@ -238,14 +254,15 @@ def main() -> None:
               + ", ".join(f"{k} {v:,}" for k, v in rows.items()))  # fmt: skip
 
         baseline = Baseline(supervisor, settings)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_ticks()
         baseline.run()
         base = time.perf_counter() - started
-        print(f"baseline (ungoverned DuckDB script): {base:.1f}s")
+        print(f"baseline (ungoverned DuckDB script): {base:.1f}s, {busy_share(cpu, cpu_ticks())}")
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_ticks()
         result = run_curated(args.executor)
         real = time.perf_counter() - started
+        real_cpu = busy_share(cpu, cpu_ticks())
         if not result.success:
             raise SystemExit("the curated job failed")
         steps = {}
@@ -263,7 +280,7 @@ def main() -> None:
             if "seconds" in check.metadata and check.metadata["seconds"].value > 0.5:
                 seconds = check.metadata["seconds"].value
                 print(f"  gate {check.asset_key.to_user_string():<27} {seconds}s")
-        print(f"governed (curated job): {real:.1f}s")
+        print(f"governed (curated job): {real:.1f}s, {real_cpu}")
 
         print(f"\nRaw -> features, {args.orders:,} orders")
         print(f"  real path : {real:8.1f} s")

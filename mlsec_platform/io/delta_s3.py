@@ -63,6 +63,8 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         )
         table_after = DeltaTable(uri, storage_options=options)
         version = committed_version(table_after, "mlsec.write_id", write_id)
+        if mode == "overwrite":  # the version holds exactly these rows: later steps reuse them
+            self.lake.committed.remember(uri, version, table)
         context.add_output_metadata(
             {
                 "delta_version": version,

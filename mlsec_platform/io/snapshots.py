@@ -3,11 +3,14 @@
 Curated assets read their inputs as snapshots: the Delta version read goes into the
 materialization's ``lineage/inputs`` metadata, so from any Gold or feature row the asset graph
 answers which Silver versions, and from those which Raw versions, it was built from.
+
+A version this run committed itself is served from memory (``io/committed.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -60,6 +63,11 @@ def read_snapshot(
         empty = schema if columns is None else pa.schema([schema.field(c) for c in columns])
         return Snapshot(zone, name, uri, None, ds.dataset(empty.empty_table()))
     dataset = table.to_pyarrow_dataset()
+    committed = lake.committed.get(uri, table.version())
+    if committed is not None:  # this run committed that very version: no need to fetch it
+        # Not what the files decode to? Then read them: the cache only ever saves time.
+        with suppress(KeyError, pa.ArrowInvalid, pa.ArrowTypeError, NotImplementedError):
+            dataset = ds.dataset(committed.select(dataset.schema.names).cast(dataset.schema))
     if columns is not None:
         dataset = ds.dataset(dataset.to_table(columns=columns))
     return Snapshot(zone, name, uri, table.version(), dataset)

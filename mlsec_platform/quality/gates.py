@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 import pandera.errors
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,6 +34,14 @@ from mlsec_platform.runtime.settings import Zone
 CHECK_NAME = "quality_gate"
 #: Failing rows kept per gate failure (all failure cases are kept).
 MAX_QUARANTINED_ROWS = 100_000
+
+
+def relevant_cases(failure_cases: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
+    """pandera's failure cases, less noise: a row-wise table check reports every column of a
+    failing row, and for the key check only the key columns say anything."""
+    check = failure_cases["check"].astype(str)
+    unrelated = check.str.startswith("unique_key(") & ~failure_cases["column"].isin(key)
+    return failure_cases[~unrelated]
 
 
 class QualityGate:
@@ -94,6 +103,7 @@ class QualityGate:
         spec = self.spec
         indices, summary, batches = [], [], []
         if failure_cases is not None:
+            failure_cases = relevant_cases(failure_cases, spec.key)
             indices = sorted(
                 {int(i) for i in failure_cases["index"].dropna().tolist() if i is not None}
             )

@@ -9,6 +9,7 @@ import dagster as dg
 from botocore.config import Config
 from pydantic import PrivateAttr
 
+from mlsec_platform.io.committed import CommittedTables, committed_tables
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.runtime.settings import Zone
@@ -33,6 +34,8 @@ class S3LakeResource(dg.ConfigurableResource):
     region: str = "us-east-1"
     bucket_prefix: str = "mlsec-"
     refresh_seconds: float = 300.0
+    #: Bound of the tables this run committed and keeps for its own later reads (0: none).
+    committed_cache_bytes: int = 4 << 30
 
     _creds: S3Credentials | None = PrivateAttr(default=None)
     _fetched_at: float = PrivateAttr(default=0.0)
@@ -52,6 +55,14 @@ class S3LakeResource(dg.ConfigurableResource):
                 self._fetched_at = time.monotonic()
                 self.audit.secret_read(f"mlsec/{path}", purpose="s3-lake")
             return self._creds
+
+    @property
+    def committed(self) -> CommittedTables:
+        """Tables this run committed through this identity (see ``io/committed.py``)."""
+        return committed_tables(f"{self.identity}@{self.endpoint_url}", self.committed_cache_bytes)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.committed.clear()
 
     def bucket(self, zone: Zone | str) -> str:
         return f"{self.bucket_prefix}{Zone(zone).value}"

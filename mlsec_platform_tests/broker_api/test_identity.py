@@ -239,8 +239,9 @@ def test_a_key_removed_from_the_jwks_stops_verifying_after_the_refresh():
 
 def test_a_verified_token_is_remembered_briefly_and_never_past_its_expiry():
     source, clock = KeySource(ED_JWK), Clock()
-    verifier = _verifier(source, clock=clock, refresh_seconds=35, min_refetch_seconds=1,
-                         leeway_seconds=0)
+    verifier = _verifier(
+        source, clock=clock, refresh_seconds=35, min_refetch_seconds=1, leeway_seconds=0
+    )
     token = _sign(_claims(exp=int(time.time()) + 2))
     first = verifier.verify(token)
     source.failing, source.keys = True, []

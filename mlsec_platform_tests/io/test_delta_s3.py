@@ -1,12 +1,17 @@
-"""DeltaLakeS3IOManager: one commit per output, its version as metadata and data version."""
+"""DeltaLakeS3IOManager: one commit per output, its version as metadata and data version;
+the run's own commits read back from memory."""
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 from mlsec_platform.defs.reference.assets import br_states, br_states_complete
+from mlsec_platform.io.committed import CommittedTables
+from mlsec_platform.io.snapshots import read_snapshot
 from mlsec_platform.resources import build_resources
+from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
 from mlsec_platform_tests.helpers import error_chain
 
@@ -76,3 +81,57 @@ def test_storage_refuses_a_zone_outside_the_identity(resources):
             lake.table_uri(Zone.SILVER, "connector_was_here"),
             storage_options=lake.storage_options(),
         )
+
+
+def test_a_run_reads_its_own_commit_from_memory_and_anything_newer_from_storage(resources):
+    lake = resources["lake_pipeline"]
+    uri = lake.table_uri(Zone.SILVER, "committed_probe")
+    seen: dict[str, object] = {}
+    rows = pa.table(
+        {
+            "id": pa.array([3, 1, 2], pa.int64()),
+            "at": pa.array([0, 1, 2], pa.timestamp("us", tz="UTC")),
+            "name": ["c", "a", "b"],
+        }
+    )
+
+    @dg.asset(key=["silver", "committed_probe"], io_manager_key="lakehouse_io_manager")
+    def probe() -> pa.Table:
+        return rows
+
+    @dg.asset(deps=[probe])
+    def reader(lake_pipeline: S3LakeResource) -> None:
+        first = read_snapshot(lake_pipeline, Zone.SILVER, "committed_probe")
+        seen["first"] = (isinstance(first.dataset, ds.InMemoryDataset), first.table)
+        # Another commit lands between this run's commit and its next read.
+        write_deltalake(uri, rows.slice(0, 1), mode="overwrite",
+                        storage_options=lake_pipeline.storage_options())  # fmt: skip
+        second = read_snapshot(lake_pipeline, Zone.SILVER, "committed_probe")
+        seen["second"] = (isinstance(second.dataset, ds.InMemoryDataset), second.table)
+        seen["cached"] = len(lake_pipeline.committed)
+
+    assert dg.materialize([probe, reader], resources=resources).success
+    in_memory, table = seen["first"]
+    version = DeltaTable(uri, storage_options=lake.storage_options(), version=0)
+    assert in_memory and seen["cached"] == 1
+    assert table.equals(pa.table(version.to_pyarrow_table()))  # what the files decode to
+    in_memory, table = seen["second"]
+    assert not in_memory and table.num_rows == 1
+    assert len(lake.committed) == 0  # emptied when the run ended
+
+
+def test_committed_tables_are_bounded_in_bytes_and_keep_one_version_per_table():
+    small = pa.table({"a": pa.array(range(1000), pa.int64())})  # 8000 bytes
+    cache = CommittedTables(max_bytes=20_000)
+    cache.remember("s3://z/a", 0, small)
+    cache.remember("s3://z/a", 1, small)
+    assert cache.get("s3://z/a", 0) is None and cache.get("s3://z/a", 1) is small
+    cache.remember("s3://z/b", 0, small)
+    assert cache.get("s3://z/a", 1) is small  # a is now the most recently used
+    cache.remember("s3://z/c", 0, small)  # over the bound: b goes
+    assert cache.get("s3://z/b", 0) is None
+    assert cache.get("s3://z/a", 1) is small and cache.get("s3://z/c", 0) is small
+    assert cache.nbytes == 16_000
+    cache.remember("s3://z/big", 0, pa.concat_tables([small] * 3))  # larger than the bound
+    assert cache.get("s3://z/big", 0) is None and cache.nbytes <= 20_000
+    assert cache.get("s3://z/a", None) is None
