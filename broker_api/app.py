@@ -90,21 +90,26 @@ def _lineage(lin: AssetLineage) -> dict[str, Any]:
     }
 
 
-def _json_ready(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Decimals as exact strings; UTC times as RFC 3339 and dates as ISO strings, made by
-    Arrow (building Python datetimes per value costs more than the rest of a page)."""
+def _json_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values, JSON-ready: decimals as exact strings, dates as ISO strings, UTC
+    times as RFC 3339 (``2026-01-31T12:00:00.000000Z``). Arrow casts them to text (building a
+    Python datetime per value costs more than the rest of a page; Arrow's strftime, 5x more
+    than a cast)."""
     t = column.type
     if pa.types.is_decimal(t) or pa.types.is_date(t):
-        return pc.cast(column, pa.string())
+        return pc.cast(column, pa.string()).to_pylist()
     if pa.types.is_timestamp(t) and t.tz in ("UTC", "+00:00"):
-        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")  # %S carries the fraction
-    return column
+        # The same instant without its zone casts to "YYYY-MM-DD HH:MM:SS[.fraction]".
+        text = pc.cast(column.cast(pa.timestamp(t.unit)), pa.string()).to_pylist()
+        return [None if v is None else f"{v[:10]}T{v[11:]}Z" for v in text]
+    return column.to_pylist()
 
 
 def _records(table: pa.Table) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts."""
-    columns = [_json_ready(col) for col in table.columns]
-    return pa.table(columns, names=table.column_names).to_pylist()
+    names = table.column_names
+    return [dict(zip(names, row, strict=True))
+            for row in zip(*(_json_values(c) for c in table.columns), strict=True)]  # fmt: skip
 
 
 def _columns_out(spec: DatasetSpec, decision: Decision) -> list[dict[str, Any]]:

@@ -103,7 +103,8 @@ class _Watchdog:
         ticket = next(self._ids)
         with self._cv:
             heapq.heappush(self._heap, (time.monotonic() + seconds, ticket, cursor))
-            self._cv.notify()
+            if self._heap[0][1] == ticket:  # sooner than what the thread waits for: wake it
+                self._cv.notify()
         return ticket
 
     def done(self, ticket: int) -> bool:

@@ -71,6 +71,18 @@ def _csv_ready(table: pa.Table) -> pa.Table:
     return table
 
 
+def ensure_loads_table(cur, schema: str) -> None:
+    """Create ``<schema>.loads`` if missing. Loads that run in parallel must find it there:
+    two transactions creating the same table at once fail (Postgres' catalog race), so the
+    caller makes it once before starting them."""
+    cur.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, delta_version bigint, "
+            "run_id text NOT NULL, rows bigint NOT NULL, loaded_at timestamptz NOT NULL)"
+        ).format(sql.Identifier(schema, LOADS_TABLE))
+    )
+
+
 def load_table(
     conn,
     spec: DatasetSpec,
@@ -130,12 +142,7 @@ def load_table(
                 "CREATE POLICY row_scope ON {} FOR SELECT TO warehouse_reader USING ({})"
             ).format(target, _row_policy(spec))
         )
-        cur.execute(
-            sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, delta_version bigint, "
-                "run_id text NOT NULL, rows bigint NOT NULL, loaded_at timestamptz NOT NULL)"
-            ).format(sql.Identifier(schema, LOADS_TABLE))
-        )
+        ensure_loads_table(cur, schema)
         cur.execute(
             sql.SQL(
                 "INSERT INTO {} VALUES (%s, %s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE "

@@ -14,7 +14,7 @@ import dagster as dg
 import pyarrow as pa
 
 from mlsec_platform.io.snapshots import Snapshot, lineage_metadata, read_snapshot
-from mlsec_platform.io.warehouse import WarehouseLoad, load_table
+from mlsec_platform.io.warehouse import WarehouseLoad, ensure_loads_table, load_table
 from mlsec_platform.privacy.catalog import DatasetSpec, dataset
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -102,9 +102,11 @@ def warehouse_loads(
 
     # S3 keys and the warehouse login are fetched (and audited) here, once, so the loading
     # threads only reuse them and never write to the audit connection themselves.
+    # The bookkeeping tables too, so parallel loads never race to create one.
     lake_pipeline.storage_options()
-    with warehouse.connection():
-        pass
+    with warehouse.connection() as conn, conn.cursor() as cur:
+        for schema in sorted({t.schema for t in targets}):
+            ensure_loads_table(cur, schema)
     # Largest first, so the two workers finish together.
     targets.sort(key=lambda t: t.name not in ("fact_order_item", "customer_rfm_online"))
     with ThreadPoolExecutor(PARALLEL_LOADS) as pool:
