@@ -7,6 +7,7 @@ for keyed-hash masking and cursor signing. It holds no write credential to any z
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,6 @@ from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
 from broker_api.policy import PolicyEngine
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
-from mlsec_platform.audit.chain import AuditLog
 from mlsec_platform.privacy.catalog import DatasetSpec
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
 from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN
@@ -88,8 +88,17 @@ class BrokerServices:
             vault=vault, host=pg[0], port=pg[1], dbname=settings.warehouse_db
         )
         audit_login = LeasedLogin(vault, "audit-writer", margin_seconds=60.0)
+
+        async def audit_connection() -> PgConnection:
+            # The login may need a Vault round trip: off the event loop. The connection itself
+            # is non-blocking (the sink drives it on the loop).
+            return await asyncio.get_running_loop().run_in_executor(
+                None, lambda: audit_login.connect(*pg, settings.warehouse_db, async_=True)
+            )
+
         self.sink = AuditSink(
-            AuditLog(lambda: audit_login.connect(*pg, settings.warehouse_db), actor="broker"),
+            audit_connection,
+            actor="broker",
             on_depth=self.metrics.audit_queue_depth.set,
             on_failure=self.metrics.audit_failures_total.inc,
         )

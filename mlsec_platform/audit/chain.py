@@ -68,7 +68,7 @@ class AuditLog:
         """Record one event and return its id. Raises AuditWriteError if it was not recorded."""
         check_payload(payload)
         event_id = str(uuid.uuid4())
-        row = (event_id, event_type, self._actor, run_id, Json(dict(payload), dumps=_dumps))
+        row = (event_id, event_type, self._actor, run_id, Json(dict(payload), dumps=payload_json))
         with self._lock:
             for attempt in (1, 2):
                 try:
@@ -105,7 +105,7 @@ class AuditLog:
             check_payload(payload)
         ids = [str(uuid.uuid4()) for _ in events]
         rows = [
-            (event_id, event_type, self._actor, run_id, Json(dict(payload), dumps=_dumps))
+            (event_id, event_type, self._actor, run_id, Json(dict(payload), dumps=payload_json))
             for event_id, (event_type, payload) in zip(ids, events, strict=True)
         ]
         with self._lock:
@@ -138,7 +138,8 @@ class AuditLog:
         self._conn = None
 
 
-def _dumps(value: Any) -> str:
+def payload_json(value: Any) -> str:
+    """An event payload as JSON text (Postgres stores it as jsonb, which fixes its form)."""
     return json.dumps(value, default=str, sort_keys=True)
 
 

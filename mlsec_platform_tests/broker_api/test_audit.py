@@ -1,0 +1,99 @@
+"""The broker's audit sink on the real audit log: group commit on the event loop, fail closed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg2
+import pytest
+
+from broker_api.audit import EVENT_TYPE, AuditSink, AuditUnavailable
+from mlsec_platform.audit.verify import verify_audit_log
+from mlsec_platform.resources.leased_login import LeasedLogin
+from mlsec_platform_tests.helpers import audit_events, audit_head, vault_as
+
+
+def _sink(settings, endpoints, **kwargs) -> AuditSink:
+    login = LeasedLogin(vault_as("broker", settings, endpoints), "audit-writer", margin_seconds=0)
+
+    async def connect():
+        return login.connect(
+            endpoints.postgres_host, endpoints.postgres_port, settings.warehouse_db, async_=True
+        )
+
+    return AuditSink(connect, actor="broker", **kwargs)
+
+
+def test_concurrent_requests_share_commits_and_every_event_lands_once(
+    settings, endpoints, superuser_dsn
+):
+    sink = _sink(settings, endpoints, max_batch=16)
+    before = audit_head(superuser_dsn)
+
+    async def requests() -> list[str]:
+        return await asyncio.gather(
+            *(sink.arecord({"request_id": f"sink-{i}", "status": 200}) for i in range(100))
+        )
+
+    try:
+        ids = asyncio.run(requests())
+        again = asyncio.run(requests())  # a new event loop, the same sink and connection
+    finally:
+        sink.close()
+    recorded = audit_events(superuser_dsn, EVENT_TYPE, before)
+    assert len(set(ids + again)) == 200
+    assert sorted(e["request_id"] for e in recorded) == sorted(
+        [f"sink-{i}" for i in range(100)] * 2
+    )
+    # 100 events queued at once go out in batches of at most 16: 7 statements, not 100.
+    assert 14 <= sink.batches <= 20
+    assert verify_audit_log(settings).ok
+
+
+def test_an_event_that_names_a_secret_is_refused_without_writing(
+    settings, endpoints, superuser_dsn
+):
+    sink = _sink(settings, endpoints)
+    before = audit_head(superuser_dsn)
+    with pytest.raises(AuditUnavailable, match="looks like a secret"):
+        asyncio.run(sink.arecord({"request_id": "x", "bearer_token": "abc"}))
+    assert audit_head(superuser_dsn) == before and sink.batches == 0
+
+
+def test_an_unreachable_log_fails_every_waiting_request_and_recovers():
+    failures: list[int] = []
+    target = {"port": 1}
+
+    async def connect():
+        return psycopg2.connect(host="127.0.0.1", port=target["port"], dbname="x", async_=True)
+
+    sink = AuditSink(connect, actor="broker", on_failure=lambda: failures.append(1))
+
+    async def two() -> list:
+        return await asyncio.gather(
+            sink.arecord({"request_id": "lost-1"}),
+            sink.arecord({"request_id": "lost-2"}),
+            return_exceptions=True,
+        )
+
+    outcomes = asyncio.run(two())
+    assert all(isinstance(o, AuditUnavailable) for o in outcomes), outcomes
+    assert "audit log unavailable" in str(outcomes[0])
+    assert failures and sink.batches == 0
+
+
+def test_too_many_waiting_events_are_refused(settings, endpoints):
+    sink = _sink(settings, endpoints, max_waiting=3)
+
+    async def burst() -> list:
+        return await asyncio.gather(
+            *(sink.arecord({"request_id": f"burst-{i}"}) for i in range(5)),
+            return_exceptions=True,
+        )
+
+    try:
+        outcomes = asyncio.run(burst())
+    finally:
+        sink.close()
+    refused = [o for o in outcomes if isinstance(o, AuditUnavailable)]
+    assert len(refused) == 2 and "too many" in str(refused[0])
