@@ -3,8 +3,8 @@
 The sink writes from the event loop itself, over a non-blocking Postgres connection: a request
 queues its event and awaits it; one writer task commits whatever has queued up in one
 multi-row INSERT (group commit: in autocommit, one statement is one transaction) and resolves
-the waiting requests. No thread hand-off sits between a request and its commit (measured: a
-writer thread added about 0.5 ms per request on these 2 cores, the commit itself is 0.34 ms).
+the waiting requests. No thread hand-off sits between a request and its commit (measured
+alone on these 2 cores: a writer thread added 0.15-0.2 ms to a 0.4 ms commit).
 
 A response is never sent for a request whose event was not recorded: when the log cannot be
 written the broker answers 503 instead (fail closed), and when too many events are waiting it
@@ -80,7 +80,7 @@ class AuditSink:
             self._on_depth(len(self._queue))
             try:
                 ids = await self._insert([payload for payload, _ in batch])
-            except (psycopg2.Error, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the batch is not recorded
                 self._on_failure()
                 self.close()  # a fresh connection (and login) for the next batch
                 reason = getattr(exc, "pgerror", None) or str(exc) or type(exc).__name__

@@ -27,8 +27,6 @@ class CommittedTables:
         self._tables: OrderedDict[tuple[str, int], pa.Table] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._tables)
@@ -54,11 +52,8 @@ class CommittedTables:
     def get(self, uri: str, version: int | None) -> pa.Table | None:
         with self._lock:
             table = self._tables.get((uri, version)) if version is not None else None
-            if table is None:
-                self.misses += 1
-                return None
-            self._tables.move_to_end((uri, version))
-            self.hits += 1
+            if table is not None:
+                self._tables.move_to_end((uri, version))
             return table
 
     def clear(self) -> None:

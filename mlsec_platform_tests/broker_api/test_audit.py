@@ -97,3 +97,12 @@ def test_too_many_waiting_events_are_refused(settings, endpoints):
         sink.close()
     refused = [o for o in outcomes if isinstance(o, AuditUnavailable)]
     assert len(refused) == 2 and "too many" in str(refused[0])
+
+
+def test_a_failing_login_fails_the_request_instead_of_hanging():
+    async def connect():
+        raise RuntimeError("vault sealed")  # e.g. no database login could be issued
+
+    sink = AuditSink(connect, actor="broker")
+    with pytest.raises(AuditUnavailable, match="vault sealed"):
+        asyncio.run(asyncio.wait_for(sink.arecord({"request_id": "r"}), timeout=10))
