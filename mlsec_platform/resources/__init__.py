@@ -55,6 +55,7 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
             endpoint_url=endpoints.s3_endpoint,
             region=settings.s3_region,
             bucket_prefix=settings.bucket_prefix,
+            committed_cache_bytes=settings.committed_cache_bytes,
         )
         resources |= {
             f"vault_{identity}": vault,

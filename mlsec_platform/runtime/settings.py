@@ -96,6 +96,8 @@ class PlatformSettings(BaseSettings):
 
     # Engine of the curated transforms: duckdb (default) or spark (local mode here).
     engine: Literal["duckdb", "spark"] = "duckdb"
+    #: Memory a run may use to keep the tables it committed for its own later steps (0: none).
+    committed_cache_bytes: int = 4 << 30
 
     # Lifecycle: raw batches ingested longer ago than this move to the cold zone.
     raw_retention_days: int = 365
