@@ -125,22 +125,18 @@ async def wait_ready(conn: pgx.connection) -> None:
         state = conn.poll()
         if state == pgx.POLL_OK:
             return
-        ready = loop.create_future()
-        fd = conn.fileno()
         if state == pgx.POLL_READ:
-            loop.add_reader(fd, _resolve, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
+            watch, unwatch = loop.add_reader, loop.remove_reader
         elif state == pgx.POLL_WRITE:
-            loop.add_writer(fd, _resolve, ready)
-            try:
-                await ready
-            finally:
-                loop.remove_writer(fd)
+            watch, unwatch = loop.add_writer, loop.remove_writer
         else:
             raise psycopg2.OperationalError(f"unexpected poll state {state}")
+        ready, fd = loop.create_future(), conn.fileno()
+        watch(fd, _resolve, ready)
+        try:
+            await ready
+        finally:
+            unwatch(fd)
 
 
 def _resolve(ready: asyncio.Future) -> None:

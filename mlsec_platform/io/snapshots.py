@@ -62,15 +62,15 @@ def read_snapshot(
             ) from None
         empty = schema if columns is None else pa.schema([schema.field(c) for c in columns])
         return Snapshot(zone, name, uri, None, ds.dataset(empty.empty_table()))
-    dataset = table.to_pyarrow_dataset()
-    committed = lake.committed.get(uri, table.version())
+    dataset, version = table.to_pyarrow_dataset(), table.version()
+    committed = lake.committed.get(uri, version)
     if committed is not None:  # this run committed that very version: no need to fetch it
         # Not what the files decode to? Then read them: the cache only ever saves time.
         with suppress(KeyError, pa.ArrowInvalid, pa.ArrowTypeError, NotImplementedError):
             dataset = ds.dataset(committed.select(dataset.schema.names).cast(dataset.schema))
     if columns is not None:
         dataset = ds.dataset(dataset.to_table(columns=columns))
-    return Snapshot(zone, name, uri, table.version(), dataset)
+    return Snapshot(zone, name, uri, version, dataset)
 
 
 def lineage_metadata(snapshots: Iterable[Snapshot]) -> dict:

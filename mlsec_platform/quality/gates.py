@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlsec_platform.privacy.catalog import DatasetSpec
-from mlsec_platform.quality.schemas import schema_for, validation_frame
+from mlsec_platform.quality.schemas import UNIQUE_KEY_CHECK, schema_for, validation_frame
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.runtime.settings import Zone
 
@@ -40,7 +40,7 @@ def relevant_cases(failure_cases: pd.DataFrame, key: tuple[str, ...]) -> pd.Data
     """pandera's failure cases, less noise: a row-wise table check reports every column of a
     failing row, and for the key check only the key columns say anything."""
     check = failure_cases["check"].astype(str)
-    unrelated = check.str.startswith("unique_key(") & ~failure_cases["column"].isin(key)
+    unrelated = check.str.startswith(f"{UNIQUE_KEY_CHECK}(") & ~failure_cases["column"].isin(key)
     return failure_cases[~unrelated]
 
 
