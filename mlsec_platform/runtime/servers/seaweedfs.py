@@ -17,6 +17,12 @@ import requests
 from mlsec_platform.runtime.secret_files import new_password, read_secret_json, write_secret
 from mlsec_platform.runtime.servers.base import ManagedServer, ServerError
 
+#: Volumes the volume server may hold. Each bucket grows 7 at its first write (sparse files:
+#: nothing is reserved on disk), so 7 zones plus the default collection need 56. The
+#: default, 0, derives the limit from free disk space / volume size: on a disk with less than
+#: about 60 GB free the last bucket written (cold) found no writable volume.
+MAX_VOLUMES = 128
+
 ADMIN_USER = "mlsec-admin"
 
 
@@ -67,7 +73,7 @@ class SeaweedFSServer(ManagedServer):
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             "-s3.iam.readOnly=false",
-            "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+            "-master.volumeSizeLimitMB=1024", f"-volume.max={MAX_VOLUMES}",
             # One master: no peers to wait for before electing itself, and no load balancer
             # to drain before the volume server stops.
             "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
