@@ -9,6 +9,7 @@ request, allowed or denied, before the response leaves; if it cannot be, the ans
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import hashlib
 import time
@@ -126,38 +127,21 @@ def _columns_out(spec: DatasetSpec, decision: Decision) -> list[dict[str, Any]]:
 class AuditedRequests:
     """Pure ASGI middleware: exactly one audit event per request, committed before the
     response's first byte leaves. The endpoint fills ``request.state.audit``; if the event
-    cannot be recorded the response is replaced by a 503 (fail closed)."""
+    cannot be recorded the response is replaced by a 503 (fail closed).
+
+    An endpoint running on a worker thread seals its finished response there
+    (``request.state.seal``): the event starts committing at once, while the response travels
+    back to the event loop, and the sealed response is the one sent. Anything else (refusals,
+    errors, endpoints on the loop) is recorded here once the app has answered.
+    """
 
     def __init__(self, app: Any, services: BrokerServices) -> None:
         self.app = app
         self.services = services
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = uuid.uuid4().hex
-        state = scope.setdefault("state", {})
-        state["request_id"], state["audit"] = request_id, {}
-        held: list[dict] = []
-
-        async def hold(message: dict) -> None:
-            held.append(message)  # sent below, once the audit event is committed
-
-        try:
-            await self.app(scope, receive, hold)
-        except Exception:  # noqa: BLE001 - never leak internals; still audited
-            held = _plain(500, {"status": 500, "reason": "internal error",
-                                "request_id": request_id})  # fmt: skip
-        start = next((m for m in held if m["type"] == "http.response.start"), None)
-        if start is None:
-            held = _plain(500, {"status": 500, "reason": "no response",
-                                "request_id": request_id})  # fmt: skip
-            start = held[0]
-        status = start["status"]
+    def _event(self, scope: dict, request_id: str, started: float, status: int) -> dict:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        fields = state["audit"]
+        fields = dict(scope["state"]["audit"])
         event = {
             "request_id": request_id,
             "correlation_id": headers.get("x-correlation-id", "")[:128] or None,
@@ -171,19 +155,62 @@ class AuditedRequests:
         }
         if event.get("revealed"):
             event["severity"] = "high"
+        return event
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"], state["audit"] = request_id, {}
+        held: list[dict] = []
+        loop = asyncio.get_running_loop()
+        sealed: list[tuple[Response, concurrent.futures.Future]] = []
+
+        def seal(response: Response) -> None:
+            """Called once, on the endpoint's thread, with the final response."""
+            event = self._event(scope, request_id, started, response.status_code)
+            commit = asyncio.run_coroutine_threadsafe(self.services.sink.arecord(event), loop)
+            sealed.append((response, commit))
+
+        state["seal"] = seal
+
+        async def hold(message: dict) -> None:
+            held.append(message)  # sent below, once the audit event is committed
+
         try:
-            await self.services.sink.arecord(event)
+            await self.app(scope, receive, hold)
+        except Exception:  # noqa: BLE001 - never leak internals; still audited
+            held = _plain(500, {"status": 500, "reason": "internal error",
+                                "request_id": request_id})  # fmt: skip
+        if sealed:  # the event describes the sealed response: send exactly that one
+            response, commit = sealed[0]
+            held = []
+            await response(scope, receive, hold)
+            recorded = asyncio.wrap_future(commit)
+        else:
+            if not any(m["type"] == "http.response.start" for m in held):
+                held = _plain(500, {"status": 500, "reason": "no response",
+                                    "request_id": request_id})  # fmt: skip
+            status = next(m for m in held if m["type"] == "http.response.start")["status"]
+            recorded = self.services.sink.arecord(self._event(scope, request_id, started, status))
+        try:
+            await recorded
         except AuditUnavailable:
             held = _plain(503, {"status": 503, "request_id": request_id,
                                 "reason": "audit log unavailable: request not served"},
                           {"retry-after": "5"})  # fmt: skip
-            start, status = held[0], 503
+        start = next(m for m in held if m["type"] == "http.response.start")
         start["headers"] = [*start.get("headers", []), (b"x-request-id", request_id.encode())]
         for message in held:
             await send(message)
         # Label by route template, so unknown paths cannot grow the series without bound.
         endpoint = getattr(scope.get("route"), "path", "other")
-        self.services.metrics.observe_request(endpoint, status, time.perf_counter() - started)
+        self.services.metrics.observe_request(
+            endpoint, start["status"], time.perf_counter() - started
+        )
 
 
 def _plain(status: int, body: dict, headers: Mapping[str, str] | None = None) -> list[dict]:
@@ -216,13 +243,20 @@ def create_app(services: BrokerServices) -> FastAPI:
 
     def offloaded(fn):
         """Run a blocking endpoint on the broker's own thread pool (a plain executor hop costs
-        the event loop less than the default per-call thread limiter)."""
+        the event loop less than the default per-call thread limiter) and seal its response
+        there. Every offloaded endpoint takes ``request`` and returns a finished Response."""
+
+        def answer(*args: Any, **kwargs: Any) -> Response:
+            response = fn(*args, **kwargs)
+            # Final: its audit event starts committing from here, not after the thread hop.
+            kwargs["request"].state.seal(response)
+            return response
 
         @functools.wraps(fn)
         async def endpoint(*args: Any, **kwargs: Any) -> Any:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(
-                services.executor, functools.partial(fn, *args, **kwargs)
+                services.executor, functools.partial(answer, *args, **kwargs)
             )
 
         return endpoint

@@ -413,6 +413,41 @@ def test_every_request_yields_exactly_one_audit_event(http, mint, settings, supe
     assert report.ok, report.broken
 
 
+def test_no_answer_leaves_without_its_audit_event(broker, mint) -> None:
+    """With the audit log unwritable, an allowed page (sealed on the worker thread) and a
+    refusal (recorded by the middleware) both become 503, and no row leaves."""
+    import asyncio
+    import copy
+
+    import httpx
+    import psycopg2
+
+    from broker_api.app import create_app
+    from broker_api.audit import AuditSink
+
+    async def unreachable():
+        raise psycopg2.OperationalError("the audit database is unreachable")
+
+    services = copy.copy(broker.services)
+    services.sink = AuditSink(unreachable, actor="broker")
+    app = create_app(services)
+    body = {"dataset": FACT, "columns": ["order_id", "price"], "limit": 5}
+
+    async def ask():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
+            return (
+                await client.post("/query", json=body, headers=bearer(mint("analyst"))),
+                await client.post("/query", json=body, headers=bearer(mint("stranger"))),
+            )
+
+    allowed, refused = asyncio.run(ask())
+    for response in (allowed, refused):
+        assert response.status_code == 503, response.text
+        assert response.json()["reason"] == "audit log unavailable: request not served"
+        assert "rows" not in response.json() and response.headers["X-Request-ID"]
+
+
 # ---- SDK -----------------------------------------------------------------------------------
 
 
