@@ -50,13 +50,17 @@ def test_tokenizing_is_allowed_to_the_pipeline_but_reveal_is_not(settings, endpo
     latest = pipeline.read("transit/keys/tokenization")["latest_version"]
     key = pipeline.read(f"transit/export/encryption-key/tokenization/{latest}")["keys"]
     tokenizer = Tokenizer(base64.b64decode(key[str(latest)]), latest)
-    ciphertext = tokenizer.tokenize(pa.array(["123.456.789-09"]), "customer")[0].as_py()
+    # Lengths 14, 15 and 16: sealed lengths 0, 1 and 2 mod 3, so every base64 padding case.
+    values = ["123.456.789-09", "ana@example.com", "Rua das Flores 1", "João"]
+    tokens = tokenizer.tokenize(pa.array(values), "customer").to_pylist()
     context = base64.b64encode(b"customer").decode()
     operator = operator_vault(settings, endpoints)
-    by_vault = operator.secrets.transit.encrypt_data(
-        "tokenization", base64.b64encode(b"123.456.789-09").decode(), context=context
-    )
-    assert by_vault["data"]["ciphertext"] == ciphertext  # transit's own convergent token
+    for value, token in zip(values, tokens, strict=True):
+        by_vault = operator.secrets.transit.encrypt_data(
+            "tokenization", base64.b64encode(value.encode()).decode(), context=context
+        )
+        assert by_vault["data"]["ciphertext"] == token  # transit's own convergent token
+    ciphertext = tokens[0]
     client = pipeline.client()
     with pytest.raises(Forbidden):
         client.secrets.transit.decrypt_data("tokenization", ciphertext, context=context)
