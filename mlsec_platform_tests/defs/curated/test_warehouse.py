@@ -94,6 +94,10 @@ def test_online_features_are_the_latest_offline_row_per_customer(curated, settin
         login.revoke()
     assert rows == distinct == people
     assert vmin == vmax == "customer_rfm:v1" and stamped
+    event = curated.instance.get_latest_materialization_event(
+        dg.AssetKey(["features", "customer_rfm"])
+    )
+    assert event.asset_materialization.metadata["entities"].value == people
 
 
 def test_rfm_history_is_point_in_time(curated):
