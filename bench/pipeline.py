@@ -6,8 +6,7 @@ commit per asset with lineage, warehouse loads in one transaction each with RLS,
 Baseline, in the same process run on the same Raw snapshot and the same servers: the same
 transforms (``mlsec_platform.transforms``) on DuckDB, with admin S3 keys and the Postgres
 superuser, writing the same Delta tables (to a `baseline/` prefix) and the same Postgres
-tables (schema `baseline`), with no tokenization, gates, RLS, lineage or audit. The baseline
-runs before and after the real path; the ratio is against the mean of the two.
+tables (schema `baseline`), with no tokenization, gates, RLS, lineage or audit.
 
     .venv/bin/python bench/pipeline.py --orders 1000000 [--executor multiprocess]
 
@@ -255,16 +254,10 @@ def main() -> None:
               + ", ".join(f"{k} {v:,}" for k, v in rows.items()))  # fmt: skip
 
         baseline = Baseline(supervisor, settings)
-
-        def run_baseline() -> float:
-            started, cpu = time.perf_counter(), cpu_ticks()
-            baseline.run()
-            seconds = time.perf_counter() - started
-            print(f"baseline (ungoverned DuckDB script): {seconds:.1f}s, "
-                  f"{busy_share(cpu, cpu_ticks())}")  # fmt: skip
-            return seconds
-
-        before = run_baseline()
+        started, cpu = time.perf_counter(), cpu_ticks()
+        baseline.run()
+        base = time.perf_counter() - started
+        print(f"baseline (ungoverned DuckDB script): {base:.1f}s, {busy_share(cpu, cpu_ticks())}")
 
         started, cpu = time.perf_counter(), cpu_ticks()
         result = run_curated(args.executor)
@@ -288,14 +281,10 @@ def main() -> None:
                 seconds = check.metadata["seconds"].value
                 print(f"  gate {check.asset_key.to_user_string():<27} {seconds}s")
         print(f"governed (curated job): {real:.1f}s, {real_cpu}")
-        # Baseline, real path, baseline again: the mean of both baselines cancels a steady
-        # drift of the machine's speed over the run, whichever way it goes.
-        after = run_baseline()
-        base = (before + after) / 2
 
         print(f"\nRaw -> features, {args.orders:,} orders")
         print(f"  real path : {real:8.1f} s")
-        print(f"  baseline  : {base:8.1f} s (mean of {before:.1f} s before, {after:.1f} s after)")
+        print(f"  baseline  : {base:8.1f} s")
         print(f"  ratio     : {real / base:8.2f} (real / baseline)")
         print("  target    : at most 1.5x the baseline, and under 120 s")
 
