@@ -205,12 +205,13 @@ class Tokenizer:
     def tokenize_many(self, columns: dict[str, pa.Array], domain: str) -> dict[str, pa.Array]:
         """Several columns of one domain: each column's distinct values, encrypted in one pass.
         Dictionary encoding and the final takes run a column per thread (Arrow releases the
-        GIL)."""
+        GIL); no thread of ours is alive while the encryption workers fork."""
         with ThreadPoolExecutor(self.workers) as pool:
             encoded = dict(zip(columns, pool.map(_dictionary, columns.values()), strict=True))
-            distinct = pa.concat_arrays([e.dictionary for e in encoded.values()])
-            tokens = self.tokenize_distinct(distinct, domain)
-            starts = np.cumsum([0, *(len(e.dictionary) for e in encoded.values())]).tolist()
+        distinct = pa.concat_arrays([e.dictionary for e in encoded.values()])
+        tokens = self.tokenize_distinct(distinct, domain)
+        starts = np.cumsum([0, *(len(e.dictionary) for e in encoded.values())]).tolist()
+        with ThreadPoolExecutor(self.workers) as pool:
             taken = pool.map(
                 lambda item: tokens.slice(item[0], len(item[1].dictionary)).take(item[1].indices),
                 zip(starts, encoded.values(), strict=False),
