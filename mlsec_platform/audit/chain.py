@@ -7,13 +7,13 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
 from psycopg2.extensions import connection as PgConnection
-from psycopg2.extras import Json, execute_values
+from psycopg2.extras import Json
 
 GENESIS_HASH = "0" * 64
 
@@ -93,38 +93,6 @@ class AuditLog:
                     self.close()
                     raise AuditWriteError(f"audit event refused: {exc.pgerror or exc}") from None
         raise AssertionError("unreachable")
-
-    def emit_many(
-        self, events: Sequence[tuple[str, Mapping[str, Any]]], *, run_id: str | None = None
-    ) -> list[str]:
-        """Record ``(event_type, payload)`` pairs in one transaction: all or none. Returns ids.
-
-        The chain trigger still links them one by one; a busy writer (the Access Broker)
-        commits once per batch instead of once per event."""
-        for _, payload in events:
-            check_payload(payload)
-        ids = [str(uuid.uuid4()) for _ in events]
-        rows = [
-            (event_id, event_type, self._actor, run_id, Json(dict(payload), dumps=payload_json))
-            for event_id, (event_type, payload) in zip(ids, events, strict=True)
-        ]
-        with self._lock:
-            try:
-                conn = self._connection()
-                with conn.cursor() as cur:
-                    # One multi-row INSERT statement (one page), so in autocommit it is one
-                    # transaction and one round trip: all events or none.
-                    execute_values(
-                        cur,
-                        "INSERT INTO audit.events"
-                        " (event_id, event_type, actor, run_id, payload) VALUES %s",
-                        rows,
-                        page_size=max(len(rows), 1),
-                    )
-            except psycopg2.Error as exc:
-                self.close()
-                raise AuditWriteError(f"audit events not recorded: {exc.pgerror or exc}") from None
-        return ids
 
     def _connection(self) -> PgConnection:
         if self._conn is None or self._conn.closed:
