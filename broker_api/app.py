@@ -9,7 +9,6 @@ request, allowed or denied, before the response leaves; if it cannot be, the ans
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import hashlib
 import time
@@ -167,13 +166,15 @@ class AuditedRequests:
         state["request_id"], state["audit"] = request_id, {}
         held: list[dict] = []
         loop = asyncio.get_running_loop()
-        sealed: list[tuple[Response, concurrent.futures.Future]] = []
+        sealed: list[Response] = []
+        commit: asyncio.Future[str] = loop.create_future()
 
         def seal(response: Response) -> None:
             """Called once, on the endpoint's thread, with the final response."""
             event = self._event(scope, request_id, started, response.status_code)
-            commit = asyncio.run_coroutine_threadsafe(self.services.sink.arecord(event), loop)
-            sealed.append((response, commit))
+            # The loop's next turn puts the INSERT on the wire.
+            loop.call_soon_threadsafe(self.services.sink.submit, event, commit)
+            sealed.append(response)
 
         state["seal"] = seal
 
@@ -186,10 +187,9 @@ class AuditedRequests:
             held = _plain(500, {"status": 500, "reason": "internal error",
                                 "request_id": request_id})  # fmt: skip
         if sealed:  # the event describes the sealed response: send exactly that one
-            response, commit = sealed[0]
             held = []
-            await response(scope, receive, hold)
-            recorded = asyncio.wrap_future(commit)
+            await sealed[0](scope, receive, hold)
+            recorded = asyncio.shield(commit)
         else:
             if not any(m["type"] == "http.response.start" for m in held):
                 held = _plain(500, {"status": 500, "reason": "no response",

@@ -50,6 +50,36 @@ def test_concurrent_requests_share_commits_and_every_event_lands_once(
     assert verify_audit_log(settings).ok
 
 
+def test_an_idle_sink_sends_at_once_and_batches_what_queues_behind(
+    settings, endpoints, superuser_dsn
+):
+    """The first event leaves in the turn it was submitted (no task hop before the INSERT);
+    the 20 submitted while it is in flight go out together in the next statement."""
+    sink = _sink(settings, endpoints)
+
+    async def burst() -> tuple[int, list[str]]:
+        await sink.arecord({"request_id": "warm-up"})  # connected
+        loop = asyncio.get_running_loop()
+        before = sink.batches
+        futures = [loop.create_future() for _ in range(21)]
+        for i, future in enumerate(futures):  # one loop turn, as from call_soon_threadsafe
+            sink.submit({"request_id": f"turn-{i}"}, future)
+        return before, await asyncio.gather(*futures)
+
+    head = audit_head(superuser_dsn)
+    try:
+        before, ids = asyncio.run(burst())
+    finally:
+        sink.close()
+    assert len(set(ids)) == 21
+    assert sink.batches - before == 2  # the first alone, then the other 20 in one INSERT
+    recorded = audit_events(superuser_dsn, EVENT_TYPE, head)
+    assert sorted(e["request_id"] for e in recorded) == sorted(
+        ["warm-up", *(f"turn-{i}" for i in range(21))]
+    )
+    assert verify_audit_log(settings).ok
+
+
 def test_an_event_that_names_a_secret_is_refused_without_writing(
     settings, endpoints, superuser_dsn
 ):
