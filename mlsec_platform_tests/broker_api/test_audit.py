@@ -112,6 +112,47 @@ def test_an_unreachable_log_fails_every_waiting_request_and_recovers():
     assert failures and sink.batches == 0
 
 
+def test_a_session_lost_between_events_fails_that_event_then_reconnects(
+    settings, endpoints, superuser_dsn
+):
+    login = LeasedLogin(vault_as("broker", settings, endpoints), "audit-writer", margin_seconds=0)
+
+    async def connect():
+        return login.connect(
+            endpoints.postgres_host, endpoints.postgres_port, settings.warehouse_db, async_=True
+        )
+
+    failures: list[int] = []
+    sink = AuditSink(connect, actor="broker", on_failure=lambda: failures.append(1))
+    head = audit_head(superuser_dsn)
+
+    async def around_a_drop() -> list:
+        outcomes = [await sink.arecord({"request_id": "before-drop"})]
+        # The server ends the sink's session (a restart, a failover, an operator).
+        with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = %s",
+                (login.current().data["username"],),
+            )
+            assert cur.fetchall() == [(True,)]
+        for request_id in ("during-drop", "after-drop"):
+            try:
+                outcomes.append(await sink.arecord({"request_id": request_id}))
+            except AuditUnavailable as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    try:
+        before, during, after = asyncio.run(around_a_drop())
+    finally:
+        sink.close()
+    assert isinstance(during, AuditUnavailable) and "audit log unavailable" in str(during)
+    assert failures == [1] and isinstance(before, str) and isinstance(after, str)
+    recorded = audit_events(superuser_dsn, EVENT_TYPE, head)
+    assert [e["request_id"] for e in recorded] == ["before-drop", "after-drop"]
+    assert verify_audit_log(settings).ok
+
+
 def test_too_many_waiting_events_are_refused(settings, endpoints):
     sink = _sink(settings, endpoints, max_waiting=3)
 
