@@ -15,6 +15,7 @@ refuses new work rather than buffering without bound. The sink serves one event 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class _Sent:
     batch: _Batch
     ids: list[str]
     cursor: pgx.cursor
+    sent_at: float
 
 
 def _settle(
@@ -73,6 +75,7 @@ class AuditSink:
         max_waiting: int = 5_000,
         on_depth: Callable[[int], Any] | None = None,
         on_failure: Callable[[], Any] | None = None,
+        on_commit: Callable[[float], Any] | None = None,
     ) -> None:
         self._connect = connect
         self._actor = actor
@@ -80,6 +83,7 @@ class AuditSink:
         self._max_waiting = max_waiting
         self._on_depth = on_depth or (lambda depth: None)
         self._on_failure = on_failure or (lambda: None)
+        self._on_commit = on_commit or (lambda seconds: None)
         self._queue: _Batch = []
         self._inflight: asyncio.Future[None] | None = None
         self._conn: pgx.connection | None = None
@@ -136,6 +140,7 @@ class AuditSink:
             self._fail(batch or self._take(), exc)
         else:
             self.batches += 1
+            self._on_commit(time.perf_counter() - sent.sent_at)
             for (_, future), event_id in zip(batch, sent.ids, strict=True):
                 _settle(future, event_id)
         finally:
@@ -160,7 +165,7 @@ class AuditSink:
         )
         # One statement: all of the batch or none. The chain trigger links each row.
         cursor.execute(_INSERT + values)
-        return _Sent(batch, ids, cursor)
+        return _Sent(batch, ids, cursor, time.perf_counter())
 
     def _fail(self, batch: _Batch, exc: Exception) -> None:
         self._on_failure()

@@ -30,7 +30,7 @@ LATENCY_BUCKETS = (
 
 
 class BrokerMetrics:
-    """Counters, a latency histogram and the audit queue gauge of one broker process.
+    """Counters, latency histograms and the audit queue gauge of one broker process.
 
     Metric names carry ``namespace`` as a prefix (``broker_requests_total`` and so on).
     """
@@ -70,6 +70,13 @@ class BrokerMetrics:
         )
         self.audit_failures_total = Counter(
             "audit_failures", "Audit events that could not be written.", namespace=ns, registry=reg
+        )
+        self.audit_commit_seconds = Histogram(
+            "audit_commit_seconds",
+            "Time from sending an audit INSERT to its commit (every request waits for one).",
+            namespace=ns,
+            registry=reg,
+            buckets=LATENCY_BUCKETS,
         )
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:

@@ -101,6 +101,7 @@ class BrokerServices:
             actor="broker",
             on_depth=self.metrics.audit_queue_depth.set,
             on_failure=self.metrics.audit_failures_total.inc,
+            on_commit=self.metrics.audit_commit_seconds.observe,
         )
         self._audit_login = audit_login
         self.lake = S3LakeResource(

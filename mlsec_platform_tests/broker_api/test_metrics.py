@@ -29,6 +29,8 @@ def test_counts_move_and_render_parses() -> None:
     m.limit("rate")
     m.audit_queue_depth.set(7)
     m.audit_failures_total.inc()
+    m.audit_commit_seconds.observe(0.0004)
+    m.audit_commit_seconds.observe(0.042)
 
     s = samples(m)
     assert s[("broker_requests_total", (("endpoint", "/query"), ("status", "200")))] == 2
@@ -42,6 +44,8 @@ def test_counts_move_and_render_parses() -> None:
     assert s[("broker_rate_limited_total", (("kind", "rate"),))] == 2
     assert s[("broker_audit_queue_depth", ())] == 7
     assert s[("broker_audit_failures_total", ())] == 1
+    assert s[("broker_audit_commit_seconds_count", ())] == 2
+    assert s[("broker_audit_commit_seconds_bucket", (("le", "0.005"),))] == 1
 
 
 def test_latency_buckets_span_half_a_millisecond_to_ten_seconds() -> None:
