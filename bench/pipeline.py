@@ -6,7 +6,8 @@ commit per asset with lineage, warehouse loads in one transaction each with RLS,
 Baseline, in the same process run on the same Raw snapshot and the same servers: the same
 transforms (``mlsec_platform.transforms``) on DuckDB, with admin S3 keys and the Postgres
 superuser, writing the same Delta tables (to a `baseline/` prefix) and the same Postgres
-tables (schema `baseline`), with no tokenization, gates, RLS, lineage or audit.
+tables with the same lookup keys (schema `baseline`), with no tokenization, gates, RLS,
+lineage or audit.
 
     .venv/bin/python bench/pipeline.py --orders 1000000 [--executor multiprocess]
 
@@ -41,6 +42,7 @@ from mlsec_platform.defs.raw.writer import (  # noqa: E402
     with_stream_columns,
 )
 from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  # noqa: E402
+from mlsec_platform.defs.warehouse.assets import TARGETS  # noqa: E402
 from mlsec_platform.resources import build_resources  # noqa: E402
 from mlsec_platform.runtime.settings import Zone  # noqa: E402
 from mlsec_platform.runtime.supervisor import Supervisor  # noqa: E402
@@ -60,6 +62,8 @@ SILVER_SOURCES = {
     "geolocation": "olist_geolocation",
     "order_events": "events_order_status",
 }
+#: Postgres keys of the warehouse tables, as the platform builds them.
+WAREHOUSE_KEYS = {t.name: t.index for t in TARGETS if t.index}
 
 
 def seed_raw(resources: dict, orders: int) -> dict[str, int]:
@@ -145,6 +149,11 @@ class Baseline:
             pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
             buffer.seek(0)
             cur.copy_expert(f"COPY baseline.{name} FROM STDIN WITH (FORMAT csv)", buffer)
+            # The same lookup key as the platform's table (the online store is keyed by
+            # entity), built the same way.
+            if key := WAREHOUSE_KEYS.get(name):
+                cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                cur.execute(f"ALTER TABLE baseline.{name} ADD PRIMARY KEY ({', '.join(key)})")
         conn.commit()
 
     def run(self) -> None:
