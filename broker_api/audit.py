@@ -113,7 +113,9 @@ class AuditSink:
 
     def _kick(self) -> None:
         """Send what has queued, unless a statement is in flight (it kicks again when done)."""
-        while self._queue and self._inflight is None:
+        while self._queue and (self._inflight is None or self._inflight.done()):
+            if self._conn is not None and self._conn.isexecuting():
+                self.close()  # left mid-statement by a loop that closed: its outcome is unknown
             if self._conn is None or self._conn.closed:
                 self._inflight = asyncio.ensure_future(self._write(None))
                 return
@@ -136,6 +138,9 @@ class AuditSink:
                 sent = self._send(batch)
             await wait_ready(self._conn)
             sent.cursor.close()
+        except asyncio.CancelledError:  # the loop is closing: the statement's outcome is unknown
+            self._fail(batch, RuntimeError("the event loop closed"))
+            raise
         except Exception as exc:  # noqa: BLE001 - whatever it is, the batch is not recorded
             self._fail(batch or self._take(), exc)
         else:
@@ -143,9 +148,8 @@ class AuditSink:
             self._on_commit(time.perf_counter() - sent.sent_at)
             for (_, future), event_id in zip(batch, sent.ids, strict=True):
                 _settle(future, event_id)
-        finally:
-            self._inflight = None
-            self._kick()
+        self._inflight = None
+        self._kick()
 
     def _take(self) -> _Batch:
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]

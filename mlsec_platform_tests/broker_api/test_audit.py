@@ -153,6 +153,30 @@ def test_a_session_lost_between_events_fails_that_event_then_reconnects(
     assert verify_audit_log(settings).ok
 
 
+def test_a_loop_that_closes_mid_statement_leaves_a_working_sink(settings, endpoints, superuser_dsn):
+    sink = _sink(settings, endpoints)
+    head = audit_head(superuser_dsn)
+
+    async def leave_mid_statement() -> asyncio.Future:
+        await sink.arecord({"request_id": "connected"})
+        cut_off = asyncio.get_running_loop().create_future()
+        sink.submit({"request_id": "cut-off"}, cut_off)  # on the wire, never waited for
+        return cut_off
+
+    try:
+        cut_off = asyncio.run(leave_mid_statement())  # the loop closes with it in flight
+        assert not cut_off.done() or isinstance(cut_off.exception(), AuditUnavailable)
+        after = asyncio.run(sink.arecord({"request_id": "next-loop"}))
+    finally:
+        sink.close()
+    assert isinstance(after, str)
+    recorded = [e["request_id"] for e in audit_events(superuser_dsn, EVENT_TYPE, head)]
+    # Whether the cut-off INSERT committed is the server's business; the next one always does.
+    assert recorded[0] == "connected" and recorded[-1] == "next-loop"
+    assert set(recorded) <= {"connected", "cut-off", "next-loop"}
+    assert verify_audit_log(settings).ok
+
+
 def test_too_many_waiting_events_are_refused(settings, endpoints):
     sink = _sink(settings, endpoints, max_waiting=3)
 
