@@ -241,10 +241,11 @@ def bench_vector(url: str, services: BrokerServices, token: str, rate: int, seco
     direct = []
     for i in range(500):
         t0 = time.perf_counter()
-        with services.online.scoped("*") as cur:
-            cur.execute("SELECT * FROM features.customer_rfm_online WHERE customer_token = ANY(%s)",
-                        ([entities[i % len(entities)]],))  # fmt: skip
-            cur.fetchall()
+        services.online.fetch(
+            "SELECT * FROM features.customer_rfm_online WHERE customer_token = ANY(%s)",
+            ([entities[i % len(entities)]],),
+            "*",
+        )
         direct.append(time.perf_counter() - t0)
     print(f"\n/feature/vector at {rate} requests/s for {seconds:g} s "
           f"({len(latencies)} requests in {elapsed:.1f} s, {len(errors)} errors)")  # fmt: skip

@@ -506,13 +506,13 @@ def create_app(services: BrokerServices) -> FastAPI:
         scope = "*" if decision.row_filter is None else ",".join(decision.row_filter.values)
         select = ", ".join(quote(spec, c) for c in decision.columns)
         try:
-            with slot(principal, decision), services.online.scoped(scope) as cur:
-                cur.execute(
+            with slot(principal, decision):
+                rows = services.online.fetch(
                     f"SELECT {select}, materialized_at AS _materialized_at "  # noqa: S608 - catalog names only
                     f"FROM {ONLINE_TABLES[group]} WHERE customer_token = ANY(%s)",
                     (list(entity),),
+                    scope,
                 )
-                rows = cur.fetchall()
         except psycopg2.Error:
             raise Refusal(
                 503,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from typing import Any
 
 import psycopg2
 import pyarrow as pa
@@ -27,6 +27,7 @@ from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
 from broker_api.policy import PolicyEngine
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
+from mlsec_platform.io.warehouse import ROW_SCOPE_SETTING
 from mlsec_platform.privacy.catalog import DatasetSpec
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
 from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN
@@ -58,19 +59,23 @@ class OnlineStore:
             if conn is not None and not conn.closed:
                 conn.close()
             conn = self._login.connect(*self._where)
-            conn.set_session(readonly=True, autocommit=False)
+            conn.set_session(readonly=True, autocommit=True)
             self._local.conn, self._local.lease_id = conn, lease.lease_id
         return conn
 
-    @contextmanager
-    def scoped(self, row_scope: str) -> Iterator[psycopg2.extensions.cursor]:
-        """A read-only transaction whose RLS scope is ``row_scope`` ('*', 'SP,RJ' or '')."""
+    def fetch(self, sql: str, params: Sequence[Any], row_scope: str) -> list[tuple]:
+        """The rows of one read-only ``sql`` (``%s`` placeholders) under the RLS scope
+        ``row_scope`` ('*', 'SP,RJ' or '').
+
+        One round trip: the scope and the query go as one message, which Postgres runs as one
+        implicit transaction, so the transaction-local scope covers the query and ends with
+        it (a transaction of its own cost three more round trips: BEGIN, SET, ROLLBACK)."""
         conn = self._connection()
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT set_config('mlsec.row_scope', %s, true)", (row_scope,))
-                yield cur
-            conn.rollback()  # read only: nothing to keep
+                cur.execute(f"SELECT set_config('{ROW_SCOPE_SETTING}', %s, true); {sql}",
+                            (row_scope, *params))  # fmt: skip
+                return cur.fetchall()
         except psycopg2.Error:
             conn.close()
             raise

@@ -350,6 +350,21 @@ def test_feature_vector_respects_project_scope_in_the_warehouse(http, mint) -> N
     assert len(sp["vectors"]) == sum(v["customer_state"] == "SP" for v in everyone["vectors"])
 
 
+def test_online_reads_carry_their_row_scope_and_leave_none_behind(broker) -> None:
+    online = broker.services.online
+    sql = ("SELECT current_setting('mlsec.row_scope', true), current_setting("
+           "'transaction_read_only'), count(*) FROM features.customer_rfm_online")  # fmt: skip
+    scope, read_only, sp_rows = online.fetch(sql, (), "SP")[0]
+    everyone = online.fetch(sql, (), "*")[0][2]
+    assert (scope, read_only) == ("SP", "on") and 0 < sp_rows < everyone
+    # The scope lived as long as its statement: the connection's next one has none, and the
+    # warehouse's row-level security shows it nothing (fail closed).
+    with online._connection().cursor() as cur:
+        cur.execute(sql)
+        left, _, rows = cur.fetchone()
+    assert not left and rows == 0
+
+
 def test_historical_is_point_in_time_correct(http, mint, curated) -> None:
     token = mint("analyst_conf")
     # A customer with feature rows in at least two months (tokens, and so the order of
