@@ -13,8 +13,12 @@ from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform_tests.helpers import audit_events, audit_head, vault_as
 
 
-def _sink(settings, endpoints, **kwargs) -> AuditSink:
-    login = LeasedLogin(vault_as("broker", settings, endpoints), "audit-writer", margin_seconds=0)
+def _login(settings, endpoints) -> LeasedLogin:
+    return LeasedLogin(vault_as("broker", settings, endpoints), "audit-writer", margin_seconds=0)
+
+
+def _sink(settings, endpoints, login: LeasedLogin | None = None, **kwargs) -> AuditSink:
+    login = login or _login(settings, endpoints)
 
     async def connect():
         return login.connect(
@@ -115,15 +119,9 @@ def test_an_unreachable_log_fails_every_waiting_request_and_recovers():
 def test_a_session_lost_between_events_fails_that_event_then_reconnects(
     settings, endpoints, superuser_dsn
 ):
-    login = LeasedLogin(vault_as("broker", settings, endpoints), "audit-writer", margin_seconds=0)
-
-    async def connect():
-        return login.connect(
-            endpoints.postgres_host, endpoints.postgres_port, settings.warehouse_db, async_=True
-        )
-
+    login = _login(settings, endpoints)
     failures: list[int] = []
-    sink = AuditSink(connect, actor="broker", on_failure=lambda: failures.append(1))
+    sink = _sink(settings, endpoints, login, on_failure=lambda: failures.append(1))
     head = audit_head(superuser_dsn)
 
     async def around_a_drop() -> list:
