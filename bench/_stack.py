@@ -9,9 +9,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from mlsec_platform.runtime.bootstrap import bootstrap
-from mlsec_platform.runtime.settings import PlatformSettings, get_settings
-from mlsec_platform.runtime.supervisor import Supervisor
+from mlsec_platform.settings import PlatformSettings, get_settings
+from mlsec_platform.stack.bootstrap import bootstrap
+from mlsec_platform.stack.supervisor import Supervisor
 
 
 @contextmanager

@@ -37,14 +37,14 @@ from broker_api.identity import issue_broker_token  # noqa: E402
 from broker_api.models import QueryRequest  # noqa: E402
 from broker_api.services import BrokerServices  # noqa: E402
 from broker_api.snapshots import RELATION  # noqa: E402
-from mlsec_platform.privacy.catalog import CATALOG  # noqa: E402
-from mlsec_platform.runtime.bootstrap import BootstrapCredentials  # noqa: E402
-from mlsec_platform.runtime.demo import ingest_sample  # noqa: E402
-from mlsec_platform.runtime.orchestrator import (  # noqa: E402
+from mlsec_platform.catalog.datasets import CATALOG  # noqa: E402
+from mlsec_platform.ops.demo import ingest_sample  # noqa: E402
+from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
+from mlsec_platform.stack.orchestrator import (  # noqa: E402
     apply_environment,
     orchestrator_environment,
 )
-from mlsec_platform.runtime.ports import PortAllocator  # noqa: E402
+from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 
 QUERY = {
     "dataset": "gold/fact_order_item",
@@ -63,8 +63,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def curate(settings, orders: int) -> None:
     from mlsec_platform.definitions import defs
-    from mlsec_platform.resources import build_resources
-    from mlsec_platform.runtime.drain import drain_events, drain_landing
+    from mlsec_platform.defs.resources import build_resources
+    from mlsec_platform.ops.drain import drain_events, drain_landing
 
     ingest_sample(settings, orders, 7, print)
     with dg.DagsterInstance.get() as instance:

@@ -23,12 +23,12 @@ from nats.js import api
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _stack import benchmark_stack, report  # noqa: E402
 
+from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
 from mlsec_platform.defs.raw.events import ingest_event_batch  # noqa: E402
-from mlsec_platform.resources import build_resources  # noqa: E402
+from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.resources.vault import VaultResource  # noqa: E402
-from mlsec_platform.runtime.secret_files import read_secret_json  # noqa: E402
 from mlsec_platform.sources import event_stream  # noqa: E402
-from mlsec_platform.sources.contracts import EVENT_DOMAINS  # noqa: E402
+from mlsec_platform.stack.secret_files import read_secret_json  # noqa: E402
 
 CONTRACT = EVENT_DOMAINS["order_status"]
 

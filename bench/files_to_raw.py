@@ -26,15 +26,15 @@ import pyarrow.csv as pacsv  # noqa: E402
 from _stack import benchmark_stack, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
+from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
+from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.gateway.client import GatewayClient  # noqa: E402
 from mlsec_platform.gateway.services import AUDIENCE  # noqa: E402
 from mlsec_platform.identities.tokens import issue_token  # noqa: E402
-from mlsec_platform.resources import build_resources  # noqa: E402
-from mlsec_platform.runtime.bootstrap import BootstrapCredentials  # noqa: E402
-from mlsec_platform.runtime.drain import drain_landing  # noqa: E402
-from mlsec_platform.runtime.ports import PortAllocator  # noqa: E402
-from mlsec_platform.sources.contracts import FILE_SOURCES  # noqa: E402
-from mlsec_platform.sources.olist_generator import generate, write_csv  # noqa: E402
+from mlsec_platform.ops.drain import drain_landing  # noqa: E402
+from mlsec_platform.sample_data.olist import generate, write_csv  # noqa: E402
+from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
+from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 
 SOURCE = "olist_order_items"
 

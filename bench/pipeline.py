@@ -36,18 +36,18 @@ import pyarrow.csv as pacsv  # noqa: E402
 from _stack import benchmark_stack  # noqa: E402
 from deltalake import DeltaTable, write_deltalake  # noqa: E402
 
-from mlsec_platform.defs.raw.writer import (  # noqa: E402
+from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
+from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  # noqa: E402
+from mlsec_platform.defs.resources import build_resources  # noqa: E402
+from mlsec_platform.defs.warehouse.assets import TARGETS  # noqa: E402
+from mlsec_platform.sample_data.olist import generate, order_status_events  # noqa: E402
+from mlsec_platform.settings import Zone  # noqa: E402
+from mlsec_platform.stack.supervisor import Supervisor  # noqa: E402
+from mlsec_platform.storage.raw_writer import (  # noqa: E402
     Lineage,
     commit_raw_batch,
     with_stream_columns,
 )
-from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  # noqa: E402
-from mlsec_platform.defs.warehouse.assets import TARGETS  # noqa: E402
-from mlsec_platform.resources import build_resources  # noqa: E402
-from mlsec_platform.runtime.settings import Zone  # noqa: E402
-from mlsec_platform.runtime.supervisor import Supervisor  # noqa: E402
-from mlsec_platform.sources.contracts import EVENT_DOMAINS  # noqa: E402
-from mlsec_platform.sources.olist_generator import generate, order_status_events  # noqa: E402
 from mlsec_platform.transforms import gold, silver  # noqa: E402
 from mlsec_platform.transforms.duck import run_sql  # noqa: E402
 
@@ -212,7 +212,7 @@ class Baseline:
 
 
 def _pg(type_: pa.DataType) -> str:
-    from mlsec_platform.io.warehouse import pg_type
+    from mlsec_platform.storage.warehouse import pg_type
 
     return pg_type(pa.string() if pa.types.is_large_string(type_) else type_)
 

@@ -39,8 +39,8 @@ from broker_api.principal import Principal
 from broker_api.services import BrokerServices
 from broker_api.snapshots import RELATION, QueryTimeout, SnapshotUnavailable
 from mlsec_platform.audit.chain import AuditWriteError
+from mlsec_platform.catalog.datasets import CATALOG, DatasetSpec
 from mlsec_platform.identities.tokens import InvalidToken
-from mlsec_platform.privacy.catalog import CATALOG, DatasetSpec
 from mlsec_platform.resources.vault import VaultError
 
 VERSION = "1.0.0"

@@ -24,6 +24,7 @@ import hvac
 import jwt
 
 from broker_api.principal import REQUIRED_CLAIMS, Principal
+from mlsec_platform.catalog.datasets import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import (
     ISSUER,
     ISSUER_KEY,
@@ -31,7 +32,6 @@ from mlsec_platform.identities.tokens import (
     decode_claims,
     issue_token,
 )
-from mlsec_platform.privacy.catalog import Purpose, Sensitivity
 
 __all__ = [
     "BROKER_AUDIENCE",

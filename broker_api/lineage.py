@@ -2,7 +2,7 @@
 
 Every broker response names what it served: the asset, the Delta version read, the run that
 wrote it, when, the code version and the upstream versions that run read (``lineage/inputs``,
-see ``mlsec_platform/io/snapshots.py``). The broker reads them with a short-lived
+see ``mlsec_platform/storage/snapshots.py``). The broker reads them with a short-lived
 ``lineage-reader`` login from OpenBao (SELECT on the Dagster tables, read-only sessions), never
 with the instance's owner login. Lineage is on every response's path, so the latest
 materialization of each asset is kept for ``ttl_seconds``.

@@ -10,7 +10,7 @@ import uvicorn
 
 from broker_api.app import create_app
 from broker_api.services import BrokerServices
-from mlsec_platform.runtime.settings import PlatformSettings
+from mlsec_platform.settings import PlatformSettings
 
 
 def _server(services: BrokerServices, host: str, port: int) -> uvicorn.Server:

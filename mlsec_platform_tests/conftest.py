@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlsec_platform.runtime.settings import Endpoints, PlatformSettings, get_settings
+from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 
 #: Session fixtures shared across packages: the curated data set (``curated``).
 pytest_plugins = ["mlsec_platform_tests.curated_data"]
@@ -45,8 +45,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformSetti
 
 @pytest.fixture(scope="session")
 def supervisor(settings: PlatformSettings):
-    from mlsec_platform.runtime.bootstrap import bootstrap
-    from mlsec_platform.runtime.supervisor import Supervisor
+    from mlsec_platform.stack.bootstrap import bootstrap
+    from mlsec_platform.stack.supervisor import Supervisor
 
     sup = Supervisor(settings, progress=print)
     try:

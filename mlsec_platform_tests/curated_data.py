@@ -21,14 +21,14 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
+from mlsec_platform.catalog.sources import EVENT_DOMAINS
 from mlsec_platform.defs.raw import events as event_connector
 from mlsec_platform.defs.raw import files as file_connector
-from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch, with_stream_columns
-from mlsec_platform.resources import build_resources
-from mlsec_platform.runtime.orchestrator import dagster_login
-from mlsec_platform.runtime.settings import Endpoints, PlatformSettings
-from mlsec_platform.sources.contracts import EVENT_DOMAINS
-from mlsec_platform.sources.olist_generator import OlistDataset, generate, order_status_events
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.sample_data.olist import OlistDataset, generate, order_status_events
+from mlsec_platform.settings import Endpoints, PlatformSettings
+from mlsec_platform.stack.orchestrator import dagster_login
+from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch, with_stream_columns
 
 ORDERS = 100_000
 SEED = 23

@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.runtime.settings import Endpoints, PlatformSettings
+from mlsec_platform.settings import Endpoints, PlatformSettings
 
 BOTO = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
 
@@ -70,7 +70,7 @@ def error_chain(error):
 
 
 def operator_vault(settings: PlatformSettings, endpoints: Endpoints):
-    from mlsec_platform.runtime.bootstrap import BootstrapCredentials
+    from mlsec_platform.stack.bootstrap import BootstrapCredentials
 
     return BootstrapCredentials.load(settings).vault(endpoints)
 

@@ -1,9 +1,9 @@
 """A snapshot of the asset graph: keys, dependencies, checks, sensors and schedules change
 only on purpose."""
 
+from mlsec_platform.catalog.datasets import GOLD, SILVER
+from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.definitions import defs
-from mlsec_platform.privacy.catalog import GOLD, SILVER
-from mlsec_platform.sources.contracts import FILE_SOURCES
 from mlsec_platform.transforms.gold import GOLD_QUERIES
 
 RAW = {"deps": [], "checks": [], "group": "raw"}

@@ -21,10 +21,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.gateway.services import GatewayServices, Intake, batch_id
 from mlsec_platform.identities.tokens import InvalidToken
 from mlsec_platform.sources import event_stream
-from mlsec_platform.sources.contracts import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.sources.validation import Rejected, parse_events, validate_file
 
 VERSION = "1.0.0"

@@ -9,7 +9,7 @@ import uvicorn
 
 from mlsec_platform.gateway.app import create_app
 from mlsec_platform.gateway.services import GatewayServices
-from mlsec_platform.runtime.settings import PlatformSettings
+from mlsec_platform.settings import PlatformSettings
 
 
 def _server(settings: PlatformSettings, host: str, port: int) -> uvicorn.Server:

@@ -10,8 +10,8 @@ from mlsec_platform.identities.tokens import TokenVerifier, transit_public_keys
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.runtime.settings import PlatformSettings, Zone
-from mlsec_platform.sources import quarantine
+from mlsec_platform.settings import PlatformSettings, Zone
+from mlsec_platform.storage import quarantine
 
 AUDIENCE = "mlsec-gateway"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlsec_platform.privacy.catalog import DatasetSpec
+from mlsec_platform.catalog.datasets import DatasetSpec
 from mlsec_platform.quality.schemas import UNIQUE_KEY_CHECK, schema_for, validation_frame
 from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 
 CHECK_NAME = "quality_gate"
 #: Failing rows kept per gate failure (all failure cases are kept).

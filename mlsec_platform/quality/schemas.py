@@ -22,8 +22,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
     import pandera.pandas as pa_
 
-from mlsec_platform.privacy.catalog import CATALOG, DatasetSpec
-from mlsec_platform.sources.olist_generator import ORDER_STATUSES
+from mlsec_platform.catalog.datasets import CATALOG, DatasetSpec
+from mlsec_platform.sample_data.olist import ORDER_STATUSES
 
 #: The 27 federative units (as in silver/br_states).
 UFS = (

@@ -9,10 +9,10 @@ import dagster as dg
 from botocore.config import Config
 from pydantic import PrivateAttr
 
-from mlsec_platform.io.committed import CommittedTables, committed_tables
 from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.committed import CommittedTables, committed_tables
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 
 
 @dataclass(frozen=True, repr=False)
@@ -58,7 +58,7 @@ class S3LakeResource(dg.ConfigurableResource):
 
     @property
     def committed(self) -> CommittedTables:
-        """Tables this run committed through this identity (see ``io/committed.py``)."""
+        """Tables this run committed through this identity (see ``resources/committed.py``)."""
         return committed_tables(f"{self.identity}@{self.endpoint_url}", self.committed_cache_bytes)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:

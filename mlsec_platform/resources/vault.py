@@ -14,7 +14,7 @@ from hvac import exceptions as hvac_errors
 from pydantic import PrivateAttr
 
 if TYPE_CHECKING:
-    from mlsec_platform.runtime.settings import PlatformSettings
+    from mlsec_platform.settings import PlatformSettings
 
 
 class VaultError(RuntimeError):

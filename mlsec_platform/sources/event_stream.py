@@ -9,7 +9,7 @@ import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from mlsec_platform.sources.contracts import EVENT_DOMAINS
+from mlsec_platform.catalog.sources import EVENT_DOMAINS
 
 STREAM = "RAW_EVENTS"
 SUBJECTS = ["raw.*.ingest"]

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from mlsec_platform.sources.contracts import EventContract, SourceContract
+from mlsec_platform.catalog.sources import EventContract, SourceContract
 
 
 class Rejected(Exception):

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from psycopg2 import errors
 
 from mlsec_platform.audit.chain import AuditLog, verify_chain
-from mlsec_platform.audit.verify import verify_audit_log
-from mlsec_platform.runtime.cli import main
+from mlsec_platform.cli import main
+from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform_tests.helpers import pg_login
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from broker_api.identity import issue_broker_token
 from broker_api.server import BackgroundBroker
-from mlsec_platform.runtime.ports import PortAllocator
+from mlsec_platform.stack.ports import PortAllocator
 from mlsec_platform_tests.helpers import operator_vault
 
 #: Who the tests are; each test gets its own subject so rate limits never leak between tests.

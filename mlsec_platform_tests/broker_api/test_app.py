@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker_api.client import BrokerClient, BrokerError
-from mlsec_platform.audit.verify import verify_audit_log
+from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.identities.tokens import ISSUER, issue_token
-from mlsec_platform.privacy.catalog import CATALOG
+from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform.privacy.tokenization import TOKEN_PATTERN
 from mlsec_platform_tests.broker_api.conftest import bearer
 from mlsec_platform_tests.helpers import audit_head, operator_vault

@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 from broker_api.audit import EVENT_TYPE, AuditSink, AuditUnavailable
-from mlsec_platform.audit.verify import verify_audit_log
+from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform_tests.helpers import audit_events, audit_head, vault_as
 

@@ -24,8 +24,8 @@ from broker_api.identity import (
     transit_jwks,
 )
 from broker_api.principal import REQUIRED_CLAIMS, Principal
+from mlsec_platform.catalog.datasets import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import ISSUER_KEY, InvalidToken
-from mlsec_platform.privacy.catalog import Purpose, Sensitivity
 
 ISS = "https://idp.example"
 ED = Ed25519PrivateKey.generate()
@@ -308,7 +308,7 @@ def test_issue_broker_token_refuses_bad_claims_before_signing(bad):
     ],
 )  # fmt: skip
 def test_token_issue_checks_broker_options(args, error):
-    from mlsec_platform.runtime.cli import main
+    from mlsec_platform.cli import main
 
     result = CliRunner().invoke(main, ["token", "issue", "--subject", "alice", *args])
     assert result.exit_code == 2 and error in result.output
@@ -369,7 +369,7 @@ def test_a_gateway_token_is_not_a_broker_token(settings, endpoints, key_reader):
 
 
 def test_mlsec_token_issue_prints_a_broker_token(settings, endpoints, key_reader):
-    from mlsec_platform.runtime.cli import main
+    from mlsec_platform.cli import main
 
     args = ["token", "issue", "--subject", "bob", "--audience", "mlsec-broker", "--group", "ops",
             "--project", "fraud", "--purpose", "fraud_prevention", "--clearance", "restricted",

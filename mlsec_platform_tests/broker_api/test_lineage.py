@@ -251,7 +251,7 @@ def test_bootstrap_again_keeps_exactly_select_on_the_instance(
     curated, reader, settings, endpoints, superuser_dsn
 ):
     """Re-run on a stack whose Dagster tables exist: the group reads them all, writes none."""
-    from mlsec_platform.runtime.bootstrap import bootstrap
+    from mlsec_platform.stack.bootstrap import bootstrap
 
     bootstrap(settings, endpoints)
     dsn = {**superuser_dsn, "dbname": settings.dagster_db}

@@ -13,7 +13,7 @@ import yaml
 from broker_api.limits import Limits
 from broker_api.policy import POLICY_DIR, Decision, PolicyEngine, RowFilter
 from broker_api.principal import REVEAL, Principal
-from mlsec_platform.privacy.catalog import (
+from mlsec_platform.catalog.datasets import (
     CATALOG,
     ColumnSpec,
     DatasetSpec,
@@ -21,7 +21,7 @@ from mlsec_platform.privacy.catalog import (
     Purpose,
     Sensitivity,
 )
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 
 VERSION = "2026.11.1"
 PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED = Sensitivity

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 from mlsec_platform_tests.helpers import audit_events, audit_head, s3_admin, upload_token
 
 SELLERS_HEADER = "seller_id,seller_zip_code_prefix,seller_city,seller_state\n"

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from mlsec_platform.identities.catalog import DELETES, READS, S3_IDENTITIES, WRITES
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 from mlsec_platform_tests.helpers import s3_admin, s3_as, s3_error_code
 
 IDENTITY_NAMES = [i.name for i in S3_IDENTITIES]
@@ -73,7 +73,7 @@ def test_anonymous_requests_are_refused(settings, endpoints):
 def test_rotation_revokes_the_old_key_at_once(settings, endpoints):
     from click.testing import CliRunner
 
-    from mlsec_platform.runtime.cli import main
+    from mlsec_platform.cli import main
 
     old = s3_as("auditor", settings, endpoints)
     bucket = settings.bucket(Zone.GOLD)
@@ -88,7 +88,7 @@ def test_rotation_revokes_the_old_key_at_once(settings, endpoints):
 def test_rotation_rejects_unknown_identities(settings):
     from click.testing import CliRunner
 
-    from mlsec_platform.runtime.cli import main
+    from mlsec_platform.cli import main
 
     result = CliRunner().invoke(main, ["rotate", "s3-keys", "mallory"])
     assert result.exit_code == 2 and "unknown identity mallory" in result.output

@@ -7,7 +7,7 @@ import pandera.errors
 import pyarrow as pa
 import pytest
 
-from mlsec_platform.privacy.catalog import dataset
+from mlsec_platform.catalog.datasets import dataset
 from mlsec_platform.quality.gates import relevant_cases
 from mlsec_platform.quality.schemas import schema_for, validation_frame
 

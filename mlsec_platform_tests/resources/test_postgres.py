@@ -7,7 +7,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from mlsec_platform.resources import build_resources
+from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 
 

@@ -7,10 +7,10 @@ import pytest
 from deltalake import DeltaTable
 
 from mlsec_platform.defs.reference.assets import br_states
-from mlsec_platform.resources import build_resources
+from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultAccessDenied, VaultResource, VaultUnavailable
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 from mlsec_platform_tests.helpers import error_chain, s3_admin, vault_as
 
 

@@ -12,14 +12,14 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
+from mlsec_platform.catalog.datasets import CATALOG, DatasetSpec
 from mlsec_platform.defs.reference.assets import br_states
 
 # Tokenization stands in as a rename of these columns here.
 from mlsec_platform.defs.silver.assets import CUSTOMER_TOKENS
-from mlsec_platform.privacy.catalog import CATALOG, DatasetSpec
-from mlsec_platform.resources.engine import TransformEngine
-from mlsec_platform.sources.olist_generator import generate
+from mlsec_platform.sample_data.olist import generate
 from mlsec_platform.transforms import silver
+from mlsec_platform.transforms.engine import TransformEngine
 from mlsec_platform.transforms.gold import GOLD_QUERIES, Query, customer_rfm
 
 OUTPUTS = [*(f"gold/{name}" for name in GOLD_QUERIES), "features/customer_rfm"]
@@ -149,7 +149,7 @@ def test_duckdb_engine_never_loads_spark() -> None:
 import sys
 import dagster as dg
 import pyarrow as pa
-from mlsec_platform.resources.engine import TransformEngine
+from mlsec_platform.transforms.engine import TransformEngine
 from mlsec_platform.transforms.gold import dim_seller
 
 sellers = pa.table({"seller_id": ["s1"], "seller_zip_prefix": ["01001"],

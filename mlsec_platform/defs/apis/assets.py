@@ -14,12 +14,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch, open_table
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.vault import VaultSecretNotFound
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 from mlsec_platform.sources.apis import bcb, openweather
 from mlsec_platform.sources.apis.http import ApiClient
+from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch, open_table
 
 BCB_SOURCE = f"bcb_sgs_{bcb.SERIES_IPCA}"
 OPENWEATHER_SOURCE = "openweather_current"

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 import dagster as dg
 import pyarrow as pa
 
-from mlsec_platform.io.snapshots import lineage_metadata, read_snapshot
-from mlsec_platform.privacy.catalog import dataset
+from mlsec_platform.catalog.datasets import dataset
 from mlsec_platform.quality.gates import QualityGate
-from mlsec_platform.resources.engine import TransformEngine
 from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage.snapshots import lineage_metadata, read_snapshot
 from mlsec_platform.transforms.duck import run_sql
+from mlsec_platform.transforms.engine import TransformEngine
 from mlsec_platform.transforms.gold import customer_rfm as rfm_query
 
 RFM = dataset("features/customer_rfm")

@@ -10,13 +10,13 @@ from datetime import date
 import dagster as dg
 import pyarrow.compute as pc
 
-from mlsec_platform.io.snapshots import Snapshot, lineage_metadata, read_snapshot
-from mlsec_platform.privacy.catalog import dataset
+from mlsec_platform.catalog.datasets import dataset
 from mlsec_platform.quality.gates import QualityGate
-from mlsec_platform.resources.engine import TransformEngine
 from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.transforms import gold as transforms
+from mlsec_platform.transforms.engine import TransformEngine
 
 CODE_VERSION = "1"
 #: Inputs that are Gold tables themselves; the rest are Silver.

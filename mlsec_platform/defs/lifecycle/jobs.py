@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from mlsec_platform.defs.lifecycle.archive import (
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.settings import Zone, get_settings
+from mlsec_platform.storage.archive import (
     BatchNotArchived,
     LifecycleError,
     Moved,
@@ -29,10 +31,8 @@ from mlsec_platform.defs.lifecycle.archive import (
     remove_from_raw,
     seal,
 )
-from mlsec_platform.defs.raw.writer import open_table
-from mlsec_platform.io.commits import committed_version
-from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.runtime.settings import Zone, get_settings
+from mlsec_platform.storage.commits import committed_version
+from mlsec_platform.storage.raw_writer import open_table
 
 #: Every lifecycle run carries this tag; a run refuses to work while another one is active.
 LIFECYCLE_TAGS = {"mlsec/lifecycle": "raw"}

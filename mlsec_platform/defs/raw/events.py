@@ -22,13 +22,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlsec_platform.defs.raw.writer import Lineage, RawCommit, commit_raw_batch, open_table
+from mlsec_platform.catalog.sources import EVENT_DOMAINS, EventContract
 from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.runtime.settings import Zone, get_settings
-from mlsec_platform.sources import event_stream, quarantine
-from mlsec_platform.sources.contracts import EVENT_DOMAINS, EventContract
+from mlsec_platform.settings import Zone, get_settings
+from mlsec_platform.sources import event_stream
 from mlsec_platform.sources.validation import Rejected, validate_event
+from mlsec_platform.storage import quarantine
+from mlsec_platform.storage.raw_writer import Lineage, RawCommit, commit_raw_batch, open_table
 
 CONNECTOR = "nats_events"
 CONNECTOR_VERSION = "1.0.0"

@@ -12,17 +12,17 @@ import json
 import dagster as dg
 from botocore.exceptions import ClientError
 
-from mlsec_platform.defs.raw.writer import (
+from mlsec_platform.catalog.sources import FILE_SOURCES, SourceContract
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.settings import Zone
+from mlsec_platform.sources.validation import Rejected, check_required, read_csv
+from mlsec_platform.storage import quarantine
+from mlsec_platform.storage.raw_writer import (
     Lineage,
     batch_with_content,
     commit_raw_batch,
     open_table,
 )
-from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.runtime.settings import Zone
-from mlsec_platform.sources import quarantine
-from mlsec_platform.sources.contracts import FILE_SOURCES, SourceContract
-from mlsec_platform.sources.validation import Rejected, check_required, read_csv
 
 CONNECTOR = "landing_files"
 CONNECTOR_VERSION = "1.0.0"

@@ -12,17 +12,17 @@ from collections.abc import Callable
 import dagster as dg
 import pyarrow as pa
 
-from mlsec_platform.defs.raw.writer import LINEAGE_COLUMNS, STREAM_COLUMNS
-from mlsec_platform.io.snapshots import Snapshot, lineage_metadata, read_snapshot
-from mlsec_platform.privacy.catalog import dataset
+from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.privacy.key import TokenizationResource
 from mlsec_platform.privacy.scrubbing import scrub
 from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN, Tokenizer
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.resources.tokenization import TokenizationResource
-from mlsec_platform.runtime.settings import Zone
-from mlsec_platform.sources.contracts import EVENT_DOMAINS, FILE_SOURCES
-from mlsec_platform.sources.quarantine import excluded_batches
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage.quarantine import excluded_batches
+from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS, STREAM_COLUMNS
+from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.transforms import silver as transforms
 
 CODE_VERSION = "1"

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import dagster as dg
 import pyarrow as pa
 
-from mlsec_platform.io.snapshots import Snapshot, lineage_metadata, read_snapshot
-from mlsec_platform.io.warehouse import WarehouseLoad, ensure_loads_table, load_table
-from mlsec_platform.privacy.catalog import DatasetSpec, dataset
+from mlsec_platform.catalog.datasets import DatasetSpec, dataset
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
+from mlsec_platform.storage.warehouse import WarehouseLoad, ensure_loads_table, load_table
 from mlsec_platform.transforms.duck import run_sql
 from mlsec_platform.transforms.gold import GOLD_QUERIES
 

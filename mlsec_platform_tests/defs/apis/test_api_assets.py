@@ -11,8 +11,8 @@ from mlsec_platform.defs.apis.assets import (
     bcb_sgs_433,
     openweather_current,
 )
-from mlsec_platform.resources import build_resources
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.settings import Zone
 from mlsec_platform.sources.apis import bcb, openweather
 from mlsec_platform_tests.helpers import error_chain, operator_vault
 from mlsec_platform_tests.sources.replay import Replay, load, recording

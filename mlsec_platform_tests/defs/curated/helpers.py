@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 
 
 def read(curated, zone: Zone | str, name: str, columns=None) -> pa.Table:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.settings import Zone
 
 
 def _read(curated, zone: Zone, name: str, columns=None) -> pa.Table:

@@ -9,11 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from mlsec_platform.catalog.sources import FILE_SOURCES
+from mlsec_platform.cli import main
 from mlsec_platform.defs.raw.files import CONNECTOR, CONNECTOR_VERSION
-from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch
-from mlsec_platform.runtime.cli import main
-from mlsec_platform.runtime.settings import Zone
-from mlsec_platform.sources.contracts import FILE_SOURCES
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
 from mlsec_platform_tests.defs.curated.conftest import run_curated
 from mlsec_platform_tests.defs.curated.helpers import version
 from mlsec_platform_tests.helpers import audit_events, audit_head

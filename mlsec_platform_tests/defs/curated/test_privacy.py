@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from mlsec_platform.privacy.catalog import CATALOG
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.ops.operator import child_token
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
 from mlsec_platform.privacy.scrubbing import CPF, EMAIL
-from mlsec_platform.runtime.operator import child_token
 from mlsec_platform_tests.defs.curated.conftest import run_curated
 from mlsec_platform_tests.defs.curated.helpers import read, version
 from mlsec_platform_tests.helpers import audit_events, audit_head, operator_vault, vault_as
@@ -173,7 +173,7 @@ def test_reveal_needs_the_reveal_policy_and_is_audited(curated, settings, endpoi
 def test_reveal_from_the_cli_writes_a_high_severity_audit_event(curated, superuser_dsn):
     from click.testing import CliRunner
 
-    from mlsec_platform.runtime.cli import main
+    from mlsec_platform.cli import main
 
     emails, tokens = _customers_with_email(curated, 2)
     head = audit_head(superuser_dsn)

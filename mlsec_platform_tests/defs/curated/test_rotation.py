@@ -4,9 +4,9 @@ import hvac
 import psycopg2
 import pytest
 
+from mlsec_platform.ops.operator import child_token
+from mlsec_platform.ops.rotation import rotate_tokenization_key
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
-from mlsec_platform.runtime.operator import child_token
-from mlsec_platform.runtime.rotation import rotate_tokenization_key
 from mlsec_platform_tests.defs.curated.helpers import read
 from mlsec_platform_tests.helpers import audit_events, audit_head, operator_vault
 

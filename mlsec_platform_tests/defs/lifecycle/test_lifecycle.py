@@ -12,13 +12,13 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-from mlsec_platform.defs.lifecycle import archive
 from mlsec_platform.defs.lifecycle.jobs import archive_raw, restore_raw
 from mlsec_platform.defs.raw.files import RAW_FILE_ASSETS
-from mlsec_platform.defs.raw.writer import open_table
-from mlsec_platform.resources import build_resources
-from mlsec_platform.runtime.drain import drain_landing
-from mlsec_platform.runtime.settings import Zone
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.ops.drain import drain_landing
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage import archive
+from mlsec_platform.storage.raw_writer import open_table
 from mlsec_platform_tests.helpers import (
     audit_events,
     audit_head,

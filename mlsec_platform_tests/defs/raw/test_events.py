@@ -14,18 +14,18 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
+from mlsec_platform.catalog.sources import EVENT_DOMAINS
 from mlsec_platform.defs.raw.events import RAW_EVENT_ASSETS, pending_events
-from mlsec_platform.resources import build_resources
-from mlsec_platform.runtime.settings import Zone
-from mlsec_platform.sources.contracts import EVENT_DOMAINS
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.settings import Zone
 
 EVENTS = 100_000
 CONTRACT = EVENT_DOMAINS["order_status"]
 
 CONSUMER = """
 from mlsec_platform.defs.raw.events import ingest_event_batch
-from mlsec_platform.resources import build_resources
-from mlsec_platform.sources.contracts import EVENT_DOMAINS
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.catalog.sources import EVENT_DOMAINS
 resources = build_resources()
 for i in range(1000):
     result = ingest_event_batch(resources["lake_connector"], resources["nats_connector"],
@@ -124,7 +124,7 @@ def test_raw_refuses_every_identity_but_the_connector(resources, settings):
     """The pipeline may read raw but S3 itself refuses its writes."""
     import pyarrow as pa
 
-    from mlsec_platform.defs.raw.writer import Lineage, commit_raw_batch
+    from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
 
     columns = [*CONTRACT.fields, "_stream_seq", "_nats_received_at"]
     batch = pa.table({name: pa.array(["x"], pa.string()) for name in columns})

@@ -7,13 +7,13 @@ import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
+from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.defs.raw.files import RAW_FILE_ASSETS
-from mlsec_platform.defs.raw.writer import LINEAGE_COLUMNS
-from mlsec_platform.resources import build_resources
-from mlsec_platform.runtime.drain import drain_landing
-from mlsec_platform.runtime.settings import Zone
-from mlsec_platform.sources.contracts import FILE_SOURCES
-from mlsec_platform.sources.olist_generator import generate, write_csv
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.ops.drain import drain_landing
+from mlsec_platform.sample_data.olist import generate, write_csv
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS
 from mlsec_platform_tests.helpers import s3_admin
 
 ORDERS = 100_000

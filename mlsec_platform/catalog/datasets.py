@@ -1,0 +1,573 @@
+"""The data catalog, as code: every curated dataset and column with its governance tags.
+
+One entry per Silver, Gold and feature table. The catalog is the single source of truth for
+
+* the column schema (names, Arrow types, nullability) that Silver/Gold/feature assets write and
+  their pandera gates check (:mod:`mlsec_platform.quality.schemas`);
+* privacy: which columns are direct identifiers (tokenized), quasi-identifiers (generalised
+  where ``generalised`` says how) or neither, and each column's sensitivity;
+* access: the purposes a dataset may be read for, the masking rule applied below a column's
+  sensitivity and the row-security key the warehouse's RLS and the Access Broker filter on.
+
+Dagster shows all of it (``dagster/column_schema`` with tags per column, tags per asset), and
+the broker reads it from here. Unknown names raise: nothing is ever ungoverned by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+import dagster as dg
+import pyarrow as pa
+
+from mlsec_platform.settings import Zone
+
+
+class PiiKind(StrEnum):
+    DIRECT = "direct_identifier"
+    QUASI = "quasi_identifier"
+    NONE = "none"
+
+
+class Sensitivity(IntEnum):
+    """Ordered: a reader's clearance must be at least a column's sensitivity to see it clear."""
+
+    PUBLIC = 0
+    INTERNAL = 1
+    CONFIDENTIAL = 2
+    RESTRICTED = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Mask(StrEnum):
+    """What a reader below the column's sensitivity gets instead of the value."""
+
+    NONE = "none"
+    REDACT = "redact"
+    PARTIAL_EMAIL = "partial_email"
+    LAST_DIGITS = "last_digits"
+    KEYED_HASH = "keyed_hash"
+    NULL = "null"
+    ROUND = "round"
+    TRUNCATE_DATE = "truncate_date"
+
+
+class Purpose(StrEnum):
+    ANALYTICS = "analytics"
+    OPERATIONS = "operations"
+    CUSTOMER_SUPPORT = "customer_support"
+    FRAUD = "fraud_prevention"
+    MARKETING = "marketing"
+    ML = "ml_training"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    type: pa.DataType
+    description: str
+    pii: PiiKind = PiiKind.NONE
+    sensitivity: Sensitivity = Sensitivity.INTERNAL
+    mask: Mask = Mask.NONE
+    nullable: bool = True
+    #: Holds Vault transit tokens of a direct identifier (reveal through Vault only).
+    tokenized: bool = False
+    #: How a quasi-identifier was generalised from its Raw value (None: kept as is).
+    generalised: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.pii is PiiKind.DIRECT and not self.tokenized:
+            raise ValueError(f"{self.name}: a direct identifier must be stored tokenized")
+        if (
+            self.sensitivity > Sensitivity.PUBLIC
+            and self.mask is Mask.NONE
+            and self.pii
+            in (
+                PiiKind.DIRECT,
+                PiiKind.QUASI,
+            )
+        ):
+            raise ValueError(f"{self.name}: personal data needs a masking rule")
+
+    def tags(self) -> dict[str, str]:
+        tags = {
+            "pii": self.pii.value,
+            "sensitivity": self.sensitivity.label,
+            "mask": self.mask.value,
+        }
+        if self.tokenized:
+            tags["tokenized"] = "vault-transit"
+        if self.generalised:
+            tags["generalised"] = self.generalised
+        return tags
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    zone: Zone
+    name: str
+    domain: str
+    description: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...]
+    purposes: frozenset[Purpose]
+    row_security_key: str | None = None
+    version: int = 1
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.id}: duplicate column names")
+        for name in (*self.key, *([self.row_security_key] if self.row_security_key else [])):
+            if name not in names:
+                raise ValueError(f"{self.id}: key column {name!r} is not a column")
+
+    @property
+    def id(self) -> str:
+        return f"{self.zone.value}/{self.name}"
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.zone.value, self.name])
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSpec:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.id} has no column {name!r}")
+
+    @property
+    def sensitivity(self) -> Sensitivity:
+        return max(c.sensitivity for c in self.columns)
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
+
+    def conform(self, table: pa.Table, *, nullability: bool = True) -> pa.Table:
+        """``table`` with exactly the catalog's columns, in order, cast to the catalog types
+        (and nullability, unless ``nullability`` is False: the gate checks it itself)."""
+        missing = [n for n in self.column_names if n not in table.column_names]
+        extra = [n for n in table.column_names if n not in self.column_names]
+        if missing or extra:
+            raise ValueError(f"{self.id}: columns differ from the catalog: {missing=} {extra=}")
+        schema = self.arrow_schema()
+        if not nullability:
+            schema = pa.schema([f.with_nullable(True) for f in schema])
+        return table.select(self.column_names).cast(schema)
+
+    def column_schema(self) -> dg.TableSchema:
+        return dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    c.name,
+                    str(c.type),
+                    description=c.description,
+                    constraints=dg.TableColumnConstraints(nullable=c.nullable),
+                    tags=c.tags(),
+                )
+                for c in self.columns
+            ]
+        )
+
+    def asset_tags(self) -> dict[str, str]:
+        return {
+            "zone": self.zone.value,
+            "domain": self.domain,
+            "sensitivity": self.sensitivity.label,
+            **({"pii": "true"} if any(c.pii is not PiiKind.NONE for c in self.columns) else {}),
+            **self.tags,
+        }
+
+    def asset_metadata(self) -> dict:
+        return {
+            "dagster/column_schema": self.column_schema(),
+            "catalog/version": self.version,
+            "catalog/key": ", ".join(self.key),
+            "catalog/purposes": ", ".join(sorted(p.value for p in self.purposes)),
+            "catalog/row_security_key": self.row_security_key or "",
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Shorthands
+
+S, I32, I64, F64 = pa.string(), pa.int32(), pa.int64(), pa.float64()
+MONEY = pa.decimal128(14, 2)
+TS = pa.timestamp("us", tz="UTC")
+DATE = pa.date32()
+P, IN, CONF, RESTR = (
+    Sensitivity.PUBLIC,
+    Sensitivity.INTERNAL,
+    Sensitivity.CONFIDENTIAL,
+    Sensitivity.RESTRICTED,
+)
+ALL_PURPOSES = frozenset(Purpose)
+BUSINESS = frozenset({Purpose.ANALYTICS, Purpose.OPERATIONS, Purpose.ML, Purpose.MARKETING})
+
+
+def col(name: str, type_: pa.DataType, description: str, **kwargs) -> ColumnSpec:
+    return ColumnSpec(name, type_, description, **kwargs)
+
+
+def key(name: str, description: str, type_: pa.DataType = S, **kwargs) -> ColumnSpec:
+    return ColumnSpec(name, type_, description, nullable=False, **kwargs)
+
+
+def token(name: str, of: str, **kwargs) -> ColumnSpec:
+    return ColumnSpec(
+        name,
+        S,
+        f"Token of the {of} (Vault transit, deterministic per domain; reveal needs `reveal`).",
+        pii=PiiKind.DIRECT,
+        sensitivity=kwargs.pop("sensitivity", RESTR),
+        mask=kwargs.pop("mask", Mask.REDACT),
+        tokenized=True,
+        **kwargs,
+    )
+
+
+RAW_BATCH = col("_raw_batch_id", S, "The Raw batch this row came from (lineage).", nullable=False)
+CUSTOMER_TOKEN = token(
+    "customer_token",
+    "person (customer_unique_id)",
+    sensitivity=CONF,
+    mask=Mask.KEYED_HASH,
+    nullable=False,
+)
+STATE = col(
+    "customer_state",
+    S,
+    "Customer's federative unit (UF); the row-security key.",
+    pii=PiiKind.QUASI,
+    mask=Mask.REDACT,
+    nullable=False,
+)
+
+ZIP3 = col(
+    "customer_zip3",
+    S,
+    "First 3 digits of the zip code prefix.",
+    pii=PiiKind.QUASI,
+    mask=Mask.REDACT,
+    generalised="zip prefix (5 digits) -> first 3 digits",
+)
+CITY = col("customer_city", S, "City.", pii=PiiKind.QUASI, mask=Mask.REDACT)
+
+
+def _datasets(*specs: DatasetSpec) -> dict[str, DatasetSpec]:
+    return {s.id: s for s in specs}
+
+
+SILVER = _datasets(
+    DatasetSpec(
+        Zone.SILVER, "customers", "customers",
+        "One row per order-customer, direct identifiers tokenized, location generalised.",
+        (
+            key("customer_id", "Customer id of one order (Olist: one per order)."),
+            CUSTOMER_TOKEN,
+            ZIP3,
+            CITY,
+            STATE,
+            token("name_token", "full name"),
+            token("cpf_token", "CPF"),
+            token("email_token", "e-mail address"),
+            col("email_domain", S, "Domain of the e-mail address.", pii=PiiKind.QUASI,
+                mask=Mask.REDACT, generalised="e-mail -> its domain"),
+            token("phone_token", "phone number"),
+            col("phone_area_code", S, "Area code (DDD) of the phone number.",
+                pii=PiiKind.QUASI, mask=Mask.REDACT, generalised="phone -> area code"),
+            token("address_token", "street address"),
+            RAW_BATCH,
+        ),
+        # Person-level identifiers: for serving and protecting customers, not for analysis.
+        key=("customer_id",), purposes=frozenset({Purpose.CUSTOMER_SUPPORT, Purpose.FRAUD}),
+        row_security_key="customer_state",
+    ),
+    DatasetSpec(
+        Zone.SILVER, "orders", "orders", "Orders, typed, one row per order.",
+        (
+            key("order_id", "Order id."),
+            key("customer_id", "Customer id of the order."),
+            key("order_status", "Status (delivered, shipped, canceled, ...)."),
+            key("purchased_at", "Purchase time.", TS),
+            col("approved_at", TS, "Payment approval time."),
+            col("delivered_carrier_at", TS, "Handed to the carrier."),
+            col("delivered_customer_at", TS, "Delivered to the customer."),
+            col("estimated_delivery_date", DATE, "Promised delivery date."),
+            RAW_BATCH,
+        ),
+        key=("order_id",), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.SILVER, "order_items", "orders", "Items of each order (the fact grain), typed.",
+        (
+            key("order_id", "Order id."),
+            key("order_item_id", "Position of the item in its order (1, 2, ...).", I32),
+            key("product_id", "Product id."),
+            key("seller_id", "Seller id."),
+            col("shipping_limit_at", TS, "Seller's shipping deadline."),
+            key("price", "Item price (BRL).", MONEY),
+            key("freight_value", "Freight for the item (BRL).", MONEY),
+            RAW_BATCH,
+        ),
+        key=("order_id", "order_item_id"), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.SILVER, "order_payments", "payments", "Payments of each order, typed.",
+        (
+            key("order_id", "Order id."),
+            key("payment_sequential", "Sequence of the payment within its order.", I32),
+            key("payment_type", "credit_card, boleto, voucher, debit_card or not_defined."),
+            col("payment_installments", I32, "Number of installments."),
+            key("payment_value", "Amount paid (BRL).", MONEY),
+            RAW_BATCH,
+        ),
+        key=("order_id", "payment_sequential"), purposes=ALL_PURPOSES - {Purpose.MARKETING},
+    ),
+    DatasetSpec(
+        Zone.SILVER, "order_reviews", "reviews",
+        "Reviews; e-mail addresses and phone numbers in free text are replaced by their tokens.",
+        (
+            key("review_id", "Review id."),
+            key("order_id", "Order id."),
+            key("review_score", "Score from 1 to 5.", I32),
+            col("review_comment_title", S, "Title (identifiers scrubbed).", sensitivity=CONF,
+                mask=Mask.REDACT),
+            col("review_comment_message", S, "Message (identifiers scrubbed).", sensitivity=CONF,
+                mask=Mask.REDACT),
+            col("review_created_on", DATE, "Day the survey was sent."),
+            col("review_answered_at", TS, "When the customer answered."),
+            RAW_BATCH,
+        ),
+        key=("review_id", "order_id"), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.SILVER, "products", "catalog", "Products with their category in both languages.",
+        (
+            key("product_id", "Product id."),
+            col("category", S, "Category (Portuguese, as in Olist)."),
+            col("category_english", S, "Category (English)."),
+            col("name_length", I32, "Length of the product name."),
+            col("description_length", I32, "Length of the description."),
+            col("photos_qty", I32, "Number of photos."),
+            col("weight_g", I32, "Weight in grams."),
+            col("length_cm", I32, "Length in cm."),
+            col("height_cm", I32, "Height in cm."),
+            col("width_cm", I32, "Width in cm."),
+            RAW_BATCH,
+        ),
+        key=("product_id",), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.SILVER, "sellers", "catalog", "Sellers (businesses; no personal data).",
+        (
+            key("seller_id", "Seller id."),
+            col("seller_zip_prefix", S, "Zip code prefix."),
+            col("seller_city", S, "City."),
+            key("seller_state", "Federative unit (UF)."),
+            RAW_BATCH,
+        ),
+        key=("seller_id",), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.SILVER, "product_categories", "catalog", "Category names, Portuguese to English.",
+        (
+            key("category", "Category (Portuguese)."),
+            key("category_english", "Category (English)."),
+            RAW_BATCH,
+        ),
+        key=("category",), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.SILVER, "geolocation", "geo", "Zip code prefixes with coordinates (deduplicated).",
+        (
+            key("zip_prefix", "Zip code prefix."),
+            col("lat", F64, "Latitude."),
+            col("lng", F64, "Longitude."),
+            col("city", S, "City."),
+            col("state", S, "Federative unit (UF)."),
+            RAW_BATCH,
+        ),
+        key=("zip_prefix", "lat", "lng", "city", "state"), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.SILVER, "order_events", "orders", "Order lifecycle events, typed, one per event id.",
+        (
+            key("event_id", "Event id (the NATS message id)."),
+            key("event_type", "created, approved, shipped, delivered or canceled."),
+            key("order_id", "Order id."),
+            col("customer_id", S, "Customer id of the order."),
+            key("status", "Order status after the event."),
+            key("occurred_at", "When it happened.", TS),
+            col("seller_id", S, "Seller, for shipping events."),
+            RAW_BATCH,
+        ),
+        key=("event_id",), purposes=ALL_PURPOSES,
+    ),
+)  # fmt: skip
+
+YEAR_MONTH = key("year_month", "Month of purchase (YYYY-MM).")
+
+GOLD = _datasets(
+    DatasetSpec(
+        Zone.GOLD, "dim_customer", "customers",
+        "One row per person (customer token), location from their latest order.",
+        (
+            CUSTOMER_TOKEN,
+            ZIP3,
+            CITY,
+            STATE,
+            col("customer_region", S, "Macro-region of the state."),
+            key("first_purchase_at", "First purchase.", TS,
+                sensitivity=CONF, mask=Mask.TRUNCATE_DATE),
+            key("orders", "Number of orders.", I64),
+        ),
+        key=("customer_token",), purposes=ALL_PURPOSES, row_security_key="customer_state",
+    ),
+    DatasetSpec(
+        Zone.GOLD, "dim_product", "catalog", "Products.",
+        (
+            key("product_id", "Product id."),
+            col("category", S, "Category (Portuguese)."),
+            col("category_english", S, "Category (English)."),
+            col("weight_g", I32, "Weight in grams."),
+            col("volume_cm3", I64, "Length x height x width."),
+            col("photos_qty", I32, "Number of photos."),
+        ),
+        key=("product_id",), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.GOLD, "dim_seller", "catalog", "Sellers.",
+        (
+            key("seller_id", "Seller id."),
+            col("seller_zip_prefix", S, "Zip code prefix."),
+            col("seller_city", S, "City."),
+            key("seller_state", "Federative unit (UF)."),
+            col("seller_region", S, "Macro-region."),
+        ),
+        key=("seller_id",), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.GOLD, "dim_date", "calendar", "Calendar days spanning the orders.",
+        (
+            key("date_key", "The day.", DATE),
+            key("year", "Year.", I32),
+            key("quarter", "Quarter (1-4).", I32),
+            key("month", "Month (1-12).", I32),
+            key("day", "Day of month.", I32),
+            key("iso_weekday", "ISO weekday (1 = Monday).", I32),
+            key("is_weekend", "Saturday or Sunday.", pa.bool_()),
+            key("year_month", "YYYY-MM."),
+        ),
+        key=("date_key",), purposes=ALL_PURPOSES,
+    ),
+    DatasetSpec(
+        Zone.GOLD, "fact_order_item", "orders",
+        "One row per order item (no fan-out: reviews and payments are aggregated per order).",
+        (
+            key("order_id", "Order id."),
+            key("order_item_id", "Position of the item in its order.", I32),
+            CUSTOMER_TOKEN,
+            key("product_id", "Product id."),
+            key("seller_id", "Seller id."),
+            key("date_key", "Purchase day (dim_date).", DATE),
+            key("purchased_at", "Purchase time.", TS),
+            key("order_status", "Order status."),
+            key("price", "Item price (BRL).", MONEY),
+            key("freight_value", "Freight (BRL).", MONEY),
+            key("item_total", "Price plus freight (BRL).", MONEY),
+            col("delivered_at", TS, "Delivered to the customer."),
+            col("estimated_delivery_date", DATE, "Promised delivery date."),
+            col("delivery_delay_days", I32, "Days delivered after the promise (negative: early)."),
+            col("is_late", pa.bool_(), "Delivered after the promised date."),
+            col("review_score", F64, "Mean review score of the order."),
+            STATE,
+            key("seller_state", "Seller's UF."),
+            RAW_BATCH,
+        ),
+        key=("order_id", "order_item_id"), purposes=ALL_PURPOSES,
+        row_security_key="customer_state",
+    ),
+    DatasetSpec(
+        Zone.GOLD, "kpi_sales_monthly", "orders", "Sales by month, customer state and category.",
+        (
+            YEAR_MONTH,
+            STATE,
+            key("category_english", "Category (English; 'unknown' when missing)."),
+            key("orders", "Distinct orders.", I64),
+            key("items", "Items sold.", I64),
+            key("revenue", "Sum of item prices (BRL).", MONEY),
+            key("freight", "Sum of freight (BRL).", MONEY),
+        ),
+        key=("year_month", "customer_state", "category_english"), purposes=ALL_PURPOSES,
+        row_security_key="customer_state",
+    ),
+    DatasetSpec(
+        Zone.GOLD, "kpi_delivery", "orders", "Delivery delay by month and customer state.",
+        (
+            YEAR_MONTH,
+            STATE,
+            key("delivered_orders", "Delivered orders.", I64),
+            key("late_orders", "Delivered after the promised date.", I64),
+            key("late_rate", "late_orders / delivered_orders.", F64),
+            col("avg_delivery_days", F64, "Mean days from purchase to delivery."),
+            col("avg_delay_days", F64, "Mean days delivered after the promise."),
+        ),
+        key=("year_month", "customer_state"), purposes=ALL_PURPOSES,
+        row_security_key="customer_state",
+    ),
+    DatasetSpec(
+        Zone.GOLD, "kpi_review_score", "reviews", "Review scores by month and category.",
+        (
+            YEAR_MONTH,
+            key("category_english", "Category (English; 'unknown' when missing)."),
+            key("reviewed_orders", "Orders with a review.", I64),
+            key("avg_score", "Mean score.", F64),
+            key("share_low", "Share of orders scored 1 or 2.", F64),
+            key("share_top", "Share of orders scored 5.", F64),
+        ),
+        key=("year_month", "category_english"), purposes=ALL_PURPOSES,
+    ),
+)  # fmt: skip
+
+FEATURES = _datasets(
+    DatasetSpec(
+        Zone.FEATURES, "customer_rfm", "customers",
+        "Feature group customer_rfm v1: recency, frequency, monetary, review and late-delivery "
+        "behaviour per person, as of each month end in which they bought (point-in-time).",
+        (
+            CUSTOMER_TOKEN,
+            key("event_timestamp", "As-of time of the values (a month end, UTC).", TS),
+            STATE,
+            key("recency_days", "Days since the last order, as of event_timestamp.", I32),
+            key("frequency", "Orders up to event_timestamp.", I64),
+            key("monetary", "Spend up to event_timestamp (BRL, items + freight).", MONEY,
+                sensitivity=CONF, mask=Mask.ROUND),
+            col("avg_review_score", F64, "Mean review score given up to event_timestamp."),
+            col("late_delivery_rate", F64, "Share of delivered orders that arrived late."),
+            key("feature_group_version", "customer_rfm:v<n>."),
+            key("materialized_at", "When this version was computed.", TS),
+        ),
+        key=("customer_token", "event_timestamp"), purposes=ALL_PURPOSES - {Purpose.FRAUD},
+        row_security_key="customer_state", version=1,
+    ),
+)  # fmt: skip
+
+CATALOG: dict[str, DatasetSpec] = {**SILVER, **GOLD, **FEATURES}
+
+
+def dataset(dataset_id: str) -> DatasetSpec:
+    """The catalog entry for ``<zone>/<name>``; unknown datasets raise (fail closed)."""
+    try:
+        return CATALOG[dataset_id]
+    except KeyError:
+        raise KeyError(f"unknown dataset {dataset_id!r}: not in the catalog") from None

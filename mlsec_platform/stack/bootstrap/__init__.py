@@ -1,0 +1,153 @@
+"""Idempotent bootstrap of identities and permissions across OpenBao, S3 and PostgreSQL.
+
+Uses the bootstrap credentials (0600 files in the secrets folder) and nothing else; workloads
+never see them. Re-running it changes nothing that is already right, repairs what is not, and
+picks up changed addresses (e.g. a new Postgres port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import hvac
+
+from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
+from mlsec_platform.sources import event_stream
+from mlsec_platform.stack.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
+from mlsec_platform.stack.bootstrap.s3 import admin_clients, bootstrap_s3, rotate_s3_key
+from mlsec_platform.stack.bootstrap.vault import bootstrap_vault, read_kv, write_kv
+from mlsec_platform.stack.secret_files import (
+    new_password,
+    read_secret,
+    read_secret_json,
+    write_secret,
+)
+
+#: OpenBao KV path of the Access Broker's own keys (read by the `broker` identity only).
+BROKER_KEYS = "broker/keys"
+
+
+@dataclass(frozen=True, repr=False)
+class BootstrapCredentials:
+    """The few secrets that exist before OpenBao can hand out anything (never printed)."""
+
+    vault_token: str
+    s3_admin: dict
+    postgres_superuser_password: str
+
+    @classmethod
+    def load(cls, settings: PlatformSettings) -> BootstrapCredentials:
+        folder = settings.secrets_dir
+        return cls(
+            vault_token=read_secret(folder / "openbao-bootstrap-token"),
+            s3_admin=read_secret_json(folder / "s3-admin.json"),
+            postgres_superuser_password=read_secret(folder / "postgres-superuser"),
+        )
+
+    def vault(self, endpoints: Endpoints) -> hvac.Client:
+        return hvac.Client(url=endpoints.vault_addr, token=self.vault_token, timeout=30)
+
+    def postgres_dsn(self, endpoints: Endpoints) -> dict:
+        return {
+            "host": endpoints.postgres_host,
+            "port": endpoints.postgres_port,
+            "user": "postgres",
+            "password": self.postgres_superuser_password,
+        }
+
+
+def _generated_secret(settings: PlatformSettings, name: str) -> str:
+    path = settings.secrets_dir / name
+    if not path.exists():
+        write_secret(path, new_password())
+    return read_secret(path)
+
+
+def bootstrap(
+    settings: PlatformSettings,
+    endpoints: Endpoints,
+    progress: Callable[[str], None] = lambda _: None,
+) -> None:
+    creds = BootstrapCredentials.load(settings)
+    vault = creds.vault(endpoints)
+    t0 = time.monotonic()
+
+    # The Dagster instance password lives in OpenBao from the first bootstrap on.
+    vault_admin_password = _generated_secret(settings, "postgres-vault-admin")
+    dagster = read_kv_safe(vault, "postgres/dagster") or {
+        "username": DAGSTER_USER,
+        "password": new_password(),
+    }
+
+    bootstrap_postgres(
+        creds.postgres_dsn(endpoints),
+        warehouse_db=settings.warehouse_db,
+        dagster_db=settings.dagster_db,
+        vault_admin_password=vault_admin_password,
+        dagster_password=dagster["password"],
+    )
+    progress(f"  postgres   roles, databases and the audit schema ({time.monotonic() - t0:.1f}s)")
+
+    t1 = time.monotonic()
+    bootstrap_vault(
+        vault,
+        settings,
+        endpoints,
+        vault_admin_password=vault_admin_password,
+        bind_loopback=settings.profile is Profile.LOCAL,
+    )
+    write_kv(vault, "postgres/dagster", dagster)
+    # The broker's own keys (keyed-hash masking, cursor signing): made once, kept on re-runs,
+    # so masked values and issued cursors stay valid across restarts.
+    if not read_kv_safe(vault, BROKER_KEYS):
+        write_kv(vault, BROKER_KEYS, {
+            "masking_hash_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "cursor_signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        })  # fmt: skip
+    # Each workload's NATS login goes to OpenBao; the platform (admin) login stays here.
+    nats_credentials = read_secret_json(settings.secrets_dir / "nats-platform.json")
+    for user in ("gateway", "connector"):
+        write_kv(
+            vault, f"nats/{user}", read_secret_json(settings.secrets_dir / f"nats-{user}.json")
+        )
+    progress(f"  openbao    engines, policies and AppRoles ({time.monotonic() - t1:.1f}s)")
+
+    t2 = time.monotonic()
+    bootstrap_s3(vault, settings, endpoints.s3_endpoint, creds.s3_admin)
+    progress(f"  seaweedfs  zone buckets and per-identity keys ({time.monotonic() - t2:.1f}s)")
+
+    t3 = time.monotonic()
+    asyncio.run(_bootstrap_nats(endpoints.nats_url, nats_credentials, settings.nats_ack_wait))
+    progress(f"  nats       event stream and durable consumers ({time.monotonic() - t3:.1f}s)")
+
+
+async def _bootstrap_nats(url: str, credentials: dict, ack_wait: float) -> None:
+    nc = await event_stream.connect(url, credentials)
+    try:
+        await event_stream.ensure_stream(nc, ack_wait_seconds=ack_wait)
+    finally:
+        await nc.close()
+
+
+def read_kv_safe(vault: hvac.Client, path: str) -> dict | None:
+    """Read KV before the engine may exist (first bootstrap)."""
+    mounts = vault.sys.list_mounted_secrets_engines()["data"]
+    return read_kv(vault, path) if "mlsec/" in mounts else None
+
+
+def rotate_s3_keys(settings: PlatformSettings, identities: list[str]) -> dict[str, str]:
+    """New S3 key for each identity, stored in OpenBao, old keys deleted (revoked at once).
+
+    Running workloads pick the new key up when they next re-read OpenBao. Returns the new key
+    ids (identifiers, not secrets).
+    """
+    creds = BootstrapCredentials.load(settings)
+    endpoints = settings.endpoints()
+    _, iam = admin_clients(endpoints.s3_endpoint, creds.s3_admin, settings.s3_region)
+    vault = creds.vault(endpoints)
+    return {name: rotate_s3_key(vault, iam, name) for name in identities}

@@ -1,0 +1,177 @@
+"""OpenBao engines, policies and AppRoles (idempotent, run with the bootstrap token)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hvac
+from hvac.exceptions import InvalidPath, InvalidRequest
+
+from mlsec_platform.identities.catalog import IDENTITIES, Identity
+from mlsec_platform.identities.catalog import _read as read_policy_file
+from mlsec_platform.settings import Endpoints, PlatformSettings
+from mlsec_platform.stack.bootstrap.postgres import VAULT_ADMIN
+from mlsec_platform.stack.secret_files import ensure_private_dir, read_secret, write_secret
+
+KV_MOUNT = "mlsec"
+TOKENIZATION_KEY = "tokenization"
+ISSUER_KEY = "mlsec-issuer"
+EXTRA_POLICIES = ("reveal", "issuer")
+
+
+def _dynamic_role_sql(group: str, *settings: str) -> list[str]:
+    statements = [
+        f"CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}' "
+        f"VALID UNTIL '{{{{expiration}}}}' IN ROLE {group};"
+    ]
+    statements += [f'ALTER ROLE "{{{{name}}}}" SET {s};' for s in settings]
+    return statements
+
+
+REVOCATION_SQL = [
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
+    'DROP ROLE IF EXISTS "{{name}}";',
+]
+
+
+def database_roles(settings: PlatformSettings) -> dict[str, tuple[list[str], int]]:
+    """Vault database role -> (creation statements, TTL seconds)."""
+    return {
+        # Writers act as warehouse_owner so the tables they make outlive their login.
+        "warehouse-writer": (
+            _dynamic_role_sql("warehouse_writer", "role = 'warehouse_owner'"),
+            settings.pg_writer_ttl,
+        ),
+        "warehouse-reader": (
+            _dynamic_role_sql("warehouse_reader", "default_transaction_read_only = on"),
+            settings.pg_reader_ttl,
+        ),
+        "audit-writer": (_dynamic_role_sql("audit_writer"), settings.pg_audit_ttl),
+        "audit-reader": (
+            _dynamic_role_sql("audit_reader", "default_transaction_read_only = on"),
+            settings.pg_audit_ttl,
+        ),
+        # The broker's view of the Dagster event log (lineage), never the owner login.
+        "lineage-reader": (
+            _dynamic_role_sql("lineage_reader", "default_transaction_read_only = on"),
+            settings.pg_reader_ttl,
+        ),
+    }
+
+
+def _enable(client: hvac.Client, backend: str, path: str, **options) -> None:
+    mounts = client.sys.list_mounted_secrets_engines()["data"]
+    if f"{path}/" not in mounts:
+        client.sys.enable_secrets_engine(backend, path=path, **options)
+
+
+def bootstrap_vault(
+    client: hvac.Client,
+    settings: PlatformSettings,
+    endpoints: Endpoints,
+    *,
+    vault_admin_password: str,
+    bind_loopback: bool,
+) -> None:
+    """Engines, policies, the Postgres connection, dynamic roles and one AppRole per identity."""
+    _enable(client, "kv", KV_MOUNT, options={"version": "2"})
+    _enable(client, "database", "database")
+    _enable(client, "transit", "transit")
+    if "approle/" not in client.sys.list_auth_methods()["data"]:
+        client.sys.enable_auth_method("approle")
+
+    try:
+        client.secrets.transit.read_key(TOKENIZATION_KEY)
+    except InvalidPath:
+        # Convergent + derived: the same value in the same context (domain) gives the same
+        # ciphertext, so tokens join across tables and runs.
+        client.secrets.transit.create_key(
+            TOKENIZATION_KEY, key_type="aes256-gcm96", convergent_encryption=True, derived=True
+        )
+    # The pipeline reads the current version to compute transit-identical tokens at batch
+    # speed (privacy/tokenization.py); exporting is granted by policy to the pipeline only.
+    client.secrets.transit.update_key_configuration(TOKENIZATION_KEY, exportable=True)
+
+    try:
+        client.secrets.transit.read_key(ISSUER_KEY)
+    except InvalidPath:
+        # Signs identity tokens (uploaders now, broker users later); rotating the key adds
+        # a version, which is the token's `kid`, so old tokens verify until retired.
+        client.secrets.transit.create_key(ISSUER_KEY, key_type="ed25519")
+
+    for identity in IDENTITIES.values():
+        client.sys.create_or_update_policy(identity.name, identity.vault_policy())
+    for name in EXTRA_POLICIES:
+        client.sys.create_or_update_policy(name, read_policy_file("vault", f"{name}.hcl"))
+
+    client.secrets.database.configure(
+        name="warehouse",
+        plugin_name="postgresql-database-plugin",
+        connection_url=(
+            f"postgresql://{{{{username}}}}:{{{{password}}}}@{endpoints.postgres_host}:"
+            f"{endpoints.postgres_port}/{settings.warehouse_db}?sslmode=disable"
+        ),
+        username=VAULT_ADMIN,
+        password=vault_admin_password,
+        allowed_roles=list(database_roles(settings)),
+        verify_connection=True,
+        password_authentication="scram-sha-256",  # noqa: S106 - a method name
+    )
+    for role, (creation, ttl) in database_roles(settings).items():
+        client.secrets.database.create_role(
+            name=role,
+            db_name="warehouse",
+            creation_statements=creation,
+            revocation_statements=REVOCATION_SQL,
+            default_ttl=f"{ttl}s",
+            max_ttl=f"{ttl}s",
+        )
+
+    cidrs = ["127.0.0.1/32"] if bind_loopback else None
+    for identity in IDENTITIES.values():
+        client.auth.approle.create_or_update_approle(
+            identity.name,
+            token_policies=[identity.name],
+            token_ttl=f"{settings.token_ttl}s",
+            token_max_ttl=f"{settings.token_max_ttl}s",
+            token_type="service",  # noqa: S106 - a token kind
+            secret_id_bound_cidrs=cidrs,
+            token_bound_cidrs=cidrs,
+        )
+        deliver_approle_credentials(client, settings.identities_dir, identity)
+
+
+def deliver_approle_credentials(client: hvac.Client, folder: Path, identity: Identity) -> None:
+    """Write the identity's role_id and secret_id (0600) where its workloads will read them.
+
+    An existing secret_id that still logs in is kept, so re-running bootstrap does not pile up
+    secret ids; a missing or revoked one is replaced.
+    """
+    target = ensure_private_dir(folder / identity.name)
+    role_id = client.auth.approle.read_role_id(identity.name)["data"]["role_id"]
+    secret_file = target / "secret_id"
+    if secret_file.exists() and (target / "role_id").exists():
+        probe = hvac.Client(url=client.url, timeout=5)
+        try:
+            login = probe.auth.approle.login(role_id, read_secret(secret_file), use_token=False)
+            probe.token = login["auth"]["client_token"]
+            probe.auth.token.revoke_self()
+            return
+        except (InvalidRequest, hvac.exceptions.VaultError):
+            pass
+    secret_id = client.auth.approle.generate_secret_id(identity.name)["data"]["secret_id"]
+    write_secret(target / "role_id", role_id)
+    write_secret(secret_file, secret_id)
+
+
+def read_kv(client: hvac.Client, path: str) -> dict | None:
+    try:
+        return client.secrets.kv.v2.read_secret_version(
+            path, mount_point=KV_MOUNT, raise_on_deleted_version=True
+        )["data"]["data"]
+    except InvalidPath:
+        return None
+
+
+def write_kv(client: hvac.Client, path: str, data: dict) -> None:
+    client.secrets.kv.v2.create_or_update_secret(path, secret=data, mount_point=KV_MOUNT)

