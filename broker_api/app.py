@@ -32,14 +32,15 @@ from broker_api import models as m
 from broker_api.audit import AuditUnavailable
 from broker_api.compiler import CompiledQuery, QueryError, compile_query, quote
 from broker_api.cursor import InvalidCursor, Page
-from broker_api.lineage import AssetLineage, LineageUnavailable
+from broker_api.lineage import AssetLineage, LineageUnavailable, asset_key_of
 from broker_api.masking import masked_type
 from broker_api.policy import Decision
 from broker_api.principal import Principal
 from broker_api.services import BrokerServices
 from broker_api.snapshots import RELATION, QueryTimeout, SnapshotUnavailable
 from mlsec_platform.audit.chain import AuditWriteError
-from mlsec_platform.catalog.datasets import CATALOG, DatasetSpec
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.identities.tokens import InvalidToken
 from mlsec_platform.resources.vault import VaultError
 
@@ -340,9 +341,9 @@ def create_app(services: BrokerServices) -> FastAPI:
     def lineage_for(request: Request, spec: DatasetSpec, version: int | None) -> AssetLineage:
         try:
             if version is None:
-                lin = services.lineage.latest(spec.asset_key)
+                lin = services.lineage.latest(asset_key_of(spec))
             else:
-                lin = services.lineage.at_version(spec.asset_key, version)
+                lin = services.lineage.at_version(asset_key_of(spec), version)
         except LineageUnavailable as exc:
             raise Refusal(404, str(exc)) from None
         request.state.audit.update(version=lin.delta_version, run_id=lin.run_id)

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from broker_api.models import Filter, Op, OrderBy
 from broker_api.policy import RowFilter
-from mlsec_platform.catalog.datasets import DatasetSpec
+from mlsec_platform.catalog.governance import DatasetSpec
 
 
 class QueryError(ValueError):

@@ -24,7 +24,7 @@ import hvac
 import jwt
 
 from broker_api.principal import REQUIRED_CLAIMS, Principal
-from mlsec_platform.catalog.datasets import Purpose, Sensitivity
+from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import (
     ISSUER,
     ISSUER_KEY,

@@ -23,6 +23,7 @@ from dagster_postgres.utils import get_conn_string
 from psycopg2 import errors as pg_errors
 from sqlalchemy.exc import ProgrammingError
 
+from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
 
@@ -53,6 +54,11 @@ class AssetLineage:
     upstream: tuple[tuple[str, int | None], ...]
     #: The materialization event's id in the event log.
     storage_id: int
+
+
+def asset_key_of(spec: DatasetSpec) -> dg.AssetKey:
+    """The key of the asset that materializes a catalog dataset."""
+    return dg.AssetKey(list(spec.asset_path))
 
 
 class LineageUnavailable(LookupError):

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlsec_platform.catalog.datasets import Mask
+from mlsec_platform.catalog.governance import Mask
 
 #: What every redacted string becomes.
 REDACTED = "***"

@@ -44,7 +44,8 @@ import yaml
 from broker_api.limits import Limits
 from broker_api.models import MAX_PAGE_ROWS
 from broker_api.principal import REVEAL, Principal
-from mlsec_platform.catalog.datasets import CATALOG, DatasetSpec, Mask, Purpose, Sensitivity
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.catalog.governance import DatasetSpec, Mask, Purpose, Sensitivity
 
 #: The packaged policy files.
 POLICY_DIR = Path(__file__).with_name("policies")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlsec_platform.catalog.datasets import Purpose, Sensitivity
+from mlsec_platform.catalog.governance import Purpose, Sensitivity
 
 #: Claims every broker token must carry (besides iss, aud, exp, nbf, iat).
 REQUIRED_CLAIMS = ("sub", "groups", "project", "purpose", "data_clearance")

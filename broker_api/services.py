@@ -27,7 +27,8 @@ from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
 from broker_api.policy import PolicyEngine
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
-from mlsec_platform.catalog.datasets import DatasetSpec
+from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.identities.catalog import BROKER_KEYS
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
 from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN
 from mlsec_platform.resources.audit import AuditResource
@@ -35,7 +36,6 @@ from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.stack.bootstrap import BROKER_KEYS
 from mlsec_platform.storage.warehouse import ROW_SCOPE_SETTING
 
 #: The identity whose only power is transit decrypt (the `reveal` policy); used for entitled,

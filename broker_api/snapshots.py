@@ -23,7 +23,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from broker_api.compiler import CompiledQuery
-from mlsec_platform.catalog.datasets import DatasetSpec
+from mlsec_platform.catalog.governance import DatasetSpec
 
 #: The name compiled queries read from; registered per query on the calling thread's cursor.
 RELATION = "snapshot"

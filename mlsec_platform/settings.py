@@ -21,6 +21,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlsec_platform.errors import ConfigurationError
+
 
 class Profile(StrEnum):
     LOCAL = "local"
@@ -170,10 +172,6 @@ class PlatformSettings(BaseSettings):
             )
         state = json.loads(self.stack_file.read_text())
         return Endpoints.model_validate(state["endpoints"])
-
-
-class ConfigurationError(RuntimeError):
-    """The platform is not configured well enough to go on; the message says what to set."""
 
 
 def get_settings() -> PlatformSettings:

@@ -15,13 +15,15 @@ import psycopg2
 from psycopg2.extensions import connection as PgConnection
 from psycopg2.extras import Json
 
+from mlsec_platform.errors import MlsecError
+
 GENESIS_HASH = "0" * 64
 
 #: Payload keys that would suggest a secret is about to be written to the log.
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|private)", re.IGNORECASE)
 
 
-class AuditWriteError(RuntimeError):
+class AuditWriteError(MlsecError, RuntimeError):
     """An audit event could not be recorded; the action it describes must not go ahead."""
 
 

@@ -15,6 +15,10 @@ from string import Template
 
 from mlsec_platform.settings import Zone
 
+#: OpenBao KV path of the Access Broker's own keys (masking, cursor signing); bootstrap writes
+#: them once and only the `broker` identity may read them.
+BROKER_KEYS = "broker/keys"
+
 
 @dataclass(frozen=True)
 class Identity:

@@ -20,13 +20,17 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jwt.exceptions import InvalidIssuedAtError, InvalidJTIError, InvalidSubjectError
 
+from mlsec_platform.errors import MlsecError
+
 ISSUER_KEY = "mlsec-issuer"
 ISSUER = "mlsec-local"
 ALGORITHM = "EdDSA"
 
 
-class InvalidToken(Exception):
+class InvalidToken(MlsecError):
     """The request's token is missing, malformed, expired, not yet valid or wrongly signed."""
+
+    http_status = 401
 
 
 def _b64url(data: bytes) -> str:

@@ -20,13 +20,14 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.errors import MlsecError
 from mlsec_platform.ops.operator import operator_audit, operator_vault
 from mlsec_platform.privacy.tokenization import TRANSIT_KEY
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.snapshots import read_snapshot
 
 
-class RotationError(RuntimeError):
+class RotationError(MlsecError, RuntimeError):
     """Re-tokenization did not complete; the old key version stays active."""
 
 

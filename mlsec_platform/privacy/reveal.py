@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 import hvac
 from hvac.exceptions import Forbidden, InvalidRequest
 
+from mlsec_platform.errors import AccessDenied
 from mlsec_platform.privacy.tokenization import TOKEN_PATTERN, TRANSIT_KEY
 
 REVEAL_POLICY = "reveal"
 
 
-class RevealDenied(PermissionError):
+class RevealDenied(AccessDenied):
     """The caller may not reveal (no `reveal` policy, no reason, or a retired key version)."""
 
 

@@ -26,7 +26,7 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlsec_platform.catalog.datasets import DatasetSpec
+from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.quality.schemas import UNIQUE_KEY_CHECK, schema_for, validation_frame
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -55,7 +55,7 @@ class QualityGate:
         return [
             dg.AssetCheckSpec(
                 CHECK_NAME,
-                asset=self.spec.asset_key,
+                asset=dg.AssetKey(list(self.spec.asset_path)),
                 blocking=True,
                 description=(
                     f"pandera schema of {self.spec.id} (catalog v{self.spec.version}), "

@@ -22,8 +22,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
     import pandera.pandas as pa_
 
-from mlsec_platform.catalog.datasets import CATALOG, DatasetSpec
-from mlsec_platform.sample_data.olist import ORDER_STATUSES
+from mlsec_platform.catalog.datasets import CATALOG, ORDER_STATUSES
+from mlsec_platform.catalog.governance import DatasetSpec
 
 #: The 27 federative units (as in silver/br_states).
 UFS = (
@@ -32,7 +32,7 @@ UFS = (
 )  # fmt: skip
 PAYMENT_TYPES = ("credit_card", "boleto", "voucher", "debit_card", "not_defined")
 EVENT_TYPES = ("created", "approved", "shipped", "delivered", "canceled")
-STATUSES = tuple(s for s, _ in ORDER_STATUSES)
+
 TOKEN_SHAPE = r"^vault:v\d+:"  # noqa: S105 - a pattern
 
 C = pa_.Check
@@ -66,7 +66,7 @@ RULES: dict[str, Callable[[dict[str, Any]], Rules]] = {
     "silver/customers": lambda p: (
         _states("customer_state") | {"customer_zip3": [C.str_matches(r"^\d{3}$")]}
     ),
-    "silver/orders": lambda p: {"order_status": [C.isin(STATUSES)]},
+    "silver/orders": lambda p: {"order_status": [C.isin(ORDER_STATUSES)]},
     "silver/order_items": lambda p: (
         _non_negative("price", "freight_value") | {"order_item_id": [C.ge(1)]}
     ),
@@ -81,7 +81,7 @@ RULES: dict[str, Callable[[dict[str, Any]], Rules]] = {
     "silver/geolocation": lambda p: {"lat": [C.in_range(-90, 90)], "lng": [C.in_range(-180, 180)]},
     "silver/order_events": lambda p: {
         "event_type": [C.isin(EVENT_TYPES)],
-        "status": [C.isin(STATUSES)],
+        "status": [C.isin(ORDER_STATUSES)],
     },
     "gold/dim_customer": lambda p: _states("customer_state") | {"orders": [C.ge(1)]},
     "gold/dim_product": lambda p: _non_negative("weight_g", "volume_cm3"),

@@ -13,12 +13,16 @@ import requests
 from hvac import exceptions as hvac_errors
 from pydantic import PrivateAttr
 
+from mlsec_platform.errors import MlsecError
+
 if TYPE_CHECKING:
     from mlsec_platform.settings import PlatformSettings
 
 
-class VaultError(RuntimeError):
-    """Base of the platform's Vault errors."""
+class VaultError(MlsecError, RuntimeError):
+    """Base of the platform's Vault errors. A service cannot work without its secrets: 503."""
+
+    http_status = 503
 
 
 class VaultUnavailable(VaultError):

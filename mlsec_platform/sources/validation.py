@@ -16,12 +16,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from mlsec_platform.catalog.sources import EventContract, SourceContract
+from mlsec_platform.errors import MlsecError
 
 
-class Rejected(Exception):
+class Rejected(MlsecError):
+    """Input refused at the door, with the status to answer and the reason to give."""
+
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
-        self.status = status
+        self.status = self.http_status = status
         self.reason = reason
 
 

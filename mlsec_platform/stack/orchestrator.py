@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 import mlsec_platform
+from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.settings import ConfigurationError, PlatformSettings
+from mlsec_platform.settings import PlatformSettings
 
 
 def project_root() -> Path:

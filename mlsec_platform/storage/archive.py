@@ -65,6 +65,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from mlsec_platform.errors import MlsecError
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.commits import committed_version
@@ -79,7 +80,7 @@ APPEND_ONLY = "delta.appendOnly"
 _SEAL_ATTEMPTS = 3
 
 
-class LifecycleError(RuntimeError):
+class LifecycleError(MlsecError, RuntimeError):
     """Base of the lifecycle's errors: nothing was removed from where it was."""
 
 

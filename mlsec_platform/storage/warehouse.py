@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg2 import sql
 
-from mlsec_platform.catalog.datasets import DatasetSpec
+from mlsec_platform.catalog.governance import DatasetSpec
 
 ROW_SCOPE_SETTING = "mlsec.row_scope"
 LOADS_TABLE = "loads"

@@ -10,6 +10,7 @@ import json
 import time
 from datetime import datetime, timedelta
 
+import dagster as dg
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -50,7 +51,7 @@ def test_query_returns_a_page_with_lineage_equal_to_dagster(http, mint, curated)
     body = response.json()
     assert body["row_count"] == 100 and len(body["rows"]) == 100
     assert body["next_cursor"]
-    event = curated.instance.get_latest_materialization_event(CATALOG[FACT].asset_key)
+    event = curated.instance.get_latest_materialization_event(dg.AssetKey(list(CATALOG[FACT].asset_path)))
     mat = event.asset_materialization
     lineage = body["lineage"]
     assert lineage["asset_key"] == "gold/fact_order_item"

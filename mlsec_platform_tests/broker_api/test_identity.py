@@ -24,7 +24,7 @@ from broker_api.identity import (
     transit_jwks,
 )
 from broker_api.principal import REQUIRED_CLAIMS, Principal
-from mlsec_platform.catalog.datasets import Purpose, Sensitivity
+from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import ISSUER_KEY, InvalidToken
 
 ISS = "https://idp.example"

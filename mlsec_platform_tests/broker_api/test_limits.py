@@ -10,7 +10,7 @@ import pytest
 
 from broker_api.limits import ConcurrencyGate, Limits, ProjectRowQuota, RateLimiter
 from broker_api.principal import Principal
-from mlsec_platform.catalog.datasets import Purpose, Sensitivity
+from mlsec_platform.catalog.governance import Purpose, Sensitivity
 
 
 class Clock:

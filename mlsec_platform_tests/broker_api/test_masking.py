@@ -14,7 +14,8 @@ import pyarrow as pa
 import pytest
 
 from broker_api.masking import Masker, UnsupportedMask, masked_type
-from mlsec_platform.catalog.datasets import CATALOG, Mask
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.catalog.governance import Mask
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))

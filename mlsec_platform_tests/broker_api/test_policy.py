@@ -13,14 +13,8 @@ import yaml
 from broker_api.limits import Limits
 from broker_api.policy import POLICY_DIR, Decision, PolicyEngine, RowFilter
 from broker_api.principal import REVEAL, Principal
-from mlsec_platform.catalog.datasets import (
-    CATALOG,
-    ColumnSpec,
-    DatasetSpec,
-    Mask,
-    Purpose,
-    Sensitivity,
-)
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Mask, Purpose, Sensitivity
 from mlsec_platform.settings import Zone
 
 VERSION = "2026.11.1"

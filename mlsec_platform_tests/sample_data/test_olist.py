@@ -441,3 +441,9 @@ def test_csv_quotes_commas_and_quotes(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert '"a,b"' in text and '"say ""hi"""' in text
     assert og.read_csv(path, "product_category_name_translation").equals(table)
+
+
+def test_the_generator_draws_statuses_from_the_catalog_vocabulary() -> None:
+    from mlsec_platform.catalog.datasets import ORDER_STATUSES
+
+    assert [s for s, _ in og.ORDER_STATUSES] == list(ORDER_STATUSES)

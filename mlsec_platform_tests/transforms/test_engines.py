@@ -12,7 +12,8 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import SparkSession
 
-from mlsec_platform.catalog.datasets import CATALOG, DatasetSpec
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.defs.reference.assets import br_states
 
 # Tokenization stands in as a rename of these columns here.

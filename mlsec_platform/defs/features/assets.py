@@ -16,6 +16,7 @@ import dagster as dg
 import pyarrow as pa
 
 from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.defs.catalog import asset_key, asset_metadata
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -41,7 +42,7 @@ def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Tabl
 
 
 @dg.asset(
-    key=RFM.asset_key,
+    key=asset_key(RFM),
     deps=[dg.AssetKey(["gold", "fact_order_item"])],
     group_name="features",
     io_manager_key="lakehouse_io_manager",
@@ -49,7 +50,7 @@ def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Tabl
     kinds={"delta", "s3", "duckdb", "spark"},
     owners=["team:ml-platform"],
     tags={**RFM.asset_tags(), "feature_group": "customer_rfm", "feature_group_version": "v1"},
-    metadata={**RFM.asset_metadata(), "feature_group_version": FEATURE_GROUP_VERSION},
+    metadata={**asset_metadata(RFM), "feature_group_version": FEATURE_GROUP_VERSION},
     check_specs=RFM_GATE.check_specs,
 )
 def customer_rfm(

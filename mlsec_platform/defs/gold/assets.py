@@ -11,6 +11,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.defs.catalog import asset_key, asset_metadata
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -37,7 +38,7 @@ def gold_asset(name: str) -> dg.AssetsDefinition:
     gate = QualityGate(spec)
 
     @dg.asset(
-        key=spec.asset_key,
+        key=asset_key(spec),
         deps=[_input_key(n) for n in inputs],
         group_name="gold",
         io_manager_key="lakehouse_io_manager",
@@ -45,7 +46,7 @@ def gold_asset(name: str) -> dg.AssetsDefinition:
         kinds={"delta", "s3", "duckdb", "spark"},
         owners=["team:data-platform"],
         tags=spec.asset_tags(),
-        metadata=spec.asset_metadata(),
+        metadata=asset_metadata(spec),
         check_specs=gate.check_specs,
         description=f"{spec.description} {(query.__doc__ or '').strip()}",
     )
@@ -69,7 +70,7 @@ _DIM_DATE_GATE = QualityGate(_DIM_DATE)
 
 
 @dg.asset(
-    key=_DIM_DATE.asset_key,
+    key=asset_key(_DIM_DATE),
     deps=[dg.AssetKey(["silver", "orders"])],
     group_name="gold",
     io_manager_key="lakehouse_io_manager",
@@ -77,7 +78,7 @@ _DIM_DATE_GATE = QualityGate(_DIM_DATE)
     kinds={"delta", "s3"},
     owners=["team:data-platform"],
     tags=_DIM_DATE.asset_tags(),
-    metadata=_DIM_DATE.asset_metadata(),
+    metadata=asset_metadata(_DIM_DATE),
     check_specs=_DIM_DATE_GATE.check_specs,
 )
 def dim_date(context: dg.AssetExecutionContext, lake_pipeline: S3LakeResource):

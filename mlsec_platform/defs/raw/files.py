@@ -13,6 +13,7 @@ import dagster as dg
 from botocore.exceptions import ClientError
 
 from mlsec_platform.catalog.sources import FILE_SOURCES, SourceContract
+from mlsec_platform.errors import MlsecError
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.sources.validation import Rejected, check_required, read_csv
@@ -28,7 +29,7 @@ CONNECTOR = "landing_files"
 CONNECTOR_VERSION = "1.0.0"
 
 
-class QuarantinedBatch(Exception):
+class QuarantinedBatch(MlsecError):
     """A landing batch failed its checks at ingestion; it was moved to quarantine."""
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from mlsec_platform.catalog.datasets import dataset
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.defs.catalog import asset_key, asset_metadata
 from mlsec_platform.privacy.key import TokenizationResource
 from mlsec_platform.privacy.scrubbing import scrub
 from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN, Tokenizer
@@ -80,7 +81,7 @@ def silver_asset(name: str, source: str, build: Build, *, deps=(), tokenizes: bo
     gate = QualityGate(spec)
 
     @dg.asset(
-        key=spec.asset_key,
+        key=asset_key(spec),
         deps=[dg.AssetKey(["raw", source]), *deps],
         group_name="silver",
         io_manager_key="lakehouse_io_manager",
@@ -88,7 +89,7 @@ def silver_asset(name: str, source: str, build: Build, *, deps=(), tokenizes: bo
         kinds={"delta", "duckdb", "s3"},
         owners=["team:data-platform"],
         tags=spec.asset_tags(),
-        metadata=spec.asset_metadata(),
+        metadata=asset_metadata(spec),
         check_specs=gate.check_specs,
         description=f"{spec.description} From raw/{source}; gated by its pandera schema.",
     )

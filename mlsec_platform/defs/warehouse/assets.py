@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import dagster as dg
 import pyarrow as pa
 
-from mlsec_platform.catalog.datasets import DatasetSpec, dataset
+from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.defs.catalog import asset_key, column_schema
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
@@ -63,14 +65,14 @@ def _spec(target: Target) -> dg.AssetSpec:
     source = target.source
     return dg.AssetSpec(
         key=target.key,
-        deps=[source.asset_key],
+        deps=[asset_key(source)],
         group_name="warehouse",
         code_version=CODE_VERSION,
         kinds={"postgres"},
         owners=["team:data-platform"],
         tags={**source.asset_tags(), "zone": "warehouse"},
         metadata={
-            "dagster/column_schema": source.column_schema(),
+            "dagster/column_schema": column_schema(source),
             "table": f"{target.schema}.{target.name}",
         },
         description=(

@@ -40,6 +40,8 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
+from mlsec_platform.errors import MlsecError
+
 log = logging.getLogger("mlsec.connectors")
 
 #: Query parameters whose values are secrets, compared case-insensitively.
@@ -68,8 +70,10 @@ _USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s?#]+@")
 
 
 # -- errors ------------------------------------------------------------------------------------
-class ApiError(RuntimeError):
+class ApiError(MlsecError, RuntimeError):
     """Base of the connectors' API errors. Messages never contain secrets."""
+
+    http_status = 502
 
     def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
         super().__init__(message)

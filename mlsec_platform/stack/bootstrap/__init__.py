@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import hvac
 
+from mlsec_platform.identities.catalog import BROKER_KEYS
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
 from mlsec_platform.stack.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
@@ -27,9 +28,6 @@ from mlsec_platform.stack.secret_files import (
     read_secret_json,
     write_secret,
 )
-
-#: OpenBao KV path of the Access Broker's own keys (read by the `broker` identity only).
-BROKER_KEYS = "broker/keys"
 
 
 @dataclass(frozen=True, repr=False)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import psutil
 
+from mlsec_platform.errors import MlsecError
 from mlsec_platform.settings import PlatformSettings
 
 
-class ServerError(RuntimeError):
+class ServerError(MlsecError, RuntimeError):
     """An embedded server failed to start, answer or stop; the message says where to look."""
 
 
