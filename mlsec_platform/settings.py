@@ -56,68 +56,101 @@ class PlatformSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MLSEC_", extra="ignore")
 
-    profile: Profile = Profile.LOCAL
-    state_dir: Path = Field(default=Path(".mlsec"))
-    bucket_prefix: str = "mlsec-"
-    s3_region: str = "us-east-1"
-    warehouse_db: str = "warehouse"
-    dagster_db: str = "dagster"
+    # Each field's description is its documentation: the README's configuration table is
+    # generated from it (and a test fails when the two disagree).
+    profile: Profile = Field(
+        Profile.LOCAL,
+        description="`local`: the platform starts its own servers; `stack`: addresses and "
+        "bootstrap secrets come from the environment.",
+    )
+    state_dir: Path = Field(
+        Path(".mlsec"), description="Where the `local` profile keeps all state."
+    )
+    bucket_prefix: str = Field("mlsec-", description="Zone buckets are `<prefix><zone>`.")
+    s3_region: str = Field("us-east-1", description="Region the S3 clients sign for.")
+    warehouse_db: str = Field("warehouse", description="Database of the warehouse and audit log.")
+    dagster_db: str = Field("dagster", description="Database of the Dagster instance.")
 
     # Lifetimes of Vault-issued credentials, in seconds.
-    token_ttl: int = 3600
-    token_max_ttl: int = 4 * 3600
-    pg_writer_ttl: int = 3600
-    pg_reader_ttl: int = 900
-    pg_audit_ttl: int = 3600
+    token_ttl: int = Field(3600, description="Lifetime of a workload's Vault token (s).")
+    token_max_ttl: int = Field(4 * 3600, description="Longest a Vault token may be renewed (s).")
+    pg_writer_ttl: int = Field(3600, description="Lifetime of a warehouse writer login (s).")
+    pg_reader_ttl: int = Field(900, description="Lifetime of a warehouse reader login (s).")
+    pg_audit_ttl: int = Field(3600, description="Lifetime of an audit writer login (s).")
 
     # Ingestion.
-    gateway_port: int = 8470
-    gateway_max_file_bytes: int = 512 * 1024 * 1024
-    gateway_max_events_bytes: int = 64 * 1024 * 1024
-    gateway_max_concurrent_uploads: int = 4
-    upload_token_ttl: int = 3600
-    #: How long a fetched event may stay unacknowledged before NATS delivers it again.
-    nats_ack_wait: float = 60.0
-    events_batch_size: int = 50_000
+    gateway_port: int = Field(8470, description="Port of `mlsec gateway`.")
+    gateway_max_file_bytes: int = Field(512 * 1024 * 1024, description="Largest upload.")
+    gateway_max_events_bytes: int = Field(64 * 1024 * 1024, description="Largest event batch.")
+    gateway_max_concurrent_uploads: int = Field(4, description="Uploads the gateway takes at once.")
+    upload_token_ttl: int = Field(3600, description="Lifetime of an upload token (s).")
+    nats_ack_wait: float = Field(
+        60.0,
+        description="How long a fetched event may stay unacknowledged before NATS delivers it "
+        "again (s).",
+    )
+    events_batch_size: int = Field(50_000, description="Events one Raw run takes at most.")
 
     # Access Broker.
-    broker_port: int = 8480
-    #: JWKS of the OIDC provider whose tokens the broker accepts (`stack` profile). Unset:
-    #: the local issuer, whose key is held by OpenBao transit.
-    broker_jwks_url: str | None = None
-    broker_issuer: str = "mlsec-local"
-    broker_audience: str = "mlsec-broker"
-    broker_token_algorithms: tuple[str, ...] = ("EdDSA",)
-    #: Memory for pinned snapshots of curated tables (least recently used leave first).
-    broker_cache_bytes: int = 1 << 30
-    #: How long the latest materialization of an asset is reused before asking Dagster again.
-    broker_lineage_ttl: float = 1.0
-    broker_max_concurrent_queries: int = 16
-    #: A folder of policy files to use instead of the packaged ones.
-    broker_policy_dir: Path | None = None
+    broker_port: int = Field(8480, description="Port of `mlsec broker`.")
+    broker_jwks_url: str | None = Field(
+        None,
+        description="JWKS of the OIDC provider whose tokens the broker accepts. Unset: the "
+        "local issuer (`mlsec token issue`), whose key OpenBao transit holds.",
+    )
+    broker_issuer: str = Field(
+        "mlsec-local", description="Token issuer (`iss`) the broker accepts."
+    )
+    broker_audience: str = Field("mlsec-broker", description="Token audience (`aud`) it accepts.")
+    broker_token_algorithms: tuple[str, ...] = Field(
+        ("EdDSA",), description="Signature algorithms it accepts (asymmetric only)."
+    )
+    broker_cache_bytes: int = Field(
+        1 << 30,
+        description="Memory for pinned snapshots of curated tables (least recently used leave "
+        "first).",
+    )
+    broker_lineage_ttl: float = Field(
+        1.0,
+        description="How long the latest materialization of an asset is reused before asking "
+        "Dagster again (s).",
+    )
+    broker_max_concurrent_queries: int = Field(16, description="Queries the broker runs at once.")
+    broker_policy_dir: Path | None = Field(
+        None, description="A folder of policy files to use instead of the packaged ones."
+    )
 
-    # Engine of the curated transforms: duckdb (default) or spark (local mode here).
-    engine: Literal["duckdb", "spark"] = "duckdb"
-    #: Memory a run may use to keep the tables it committed for its own later steps (0: none).
-    committed_cache_bytes: int = 4 << 30
-
-    # Lifecycle: raw batches ingested longer ago than this move to the cold zone.
-    raw_retention_days: int = 365
+    engine: Literal["duckdb", "spark"] = Field(
+        "duckdb", description="Engine of the curated transforms: `duckdb` or `spark`."
+    )
+    committed_cache_bytes: int = Field(
+        4 << 30,
+        description="Memory a run may use to keep the tables it committed for its own later "
+        "steps (0: read everything back from the lake).",
+    )
+    raw_retention_days: int = Field(
+        365, description="Raw batches ingested longer ago than this move to the cold zone."
+    )
 
     # `local` profile: preferred ports, replaced by free ones when taken.
-    vault_port: int = 8200
-    s3_port: int = 8333
-    postgres_port: int = 5432
-    nats_port: int = 4222
-    # Tests ask for free ports only, so they never collide with a running `mlsec up`.
-    prefer_default_ports: bool = True
+    vault_port: int = Field(8200, description="Preferred OpenBao port (`local`).")
+    s3_port: int = Field(8333, description="Preferred S3 port (`local`).")
+    postgres_port: int = Field(5432, description="PostgreSQL port (preferred, for `local`).")
+    nats_port: int = Field(4222, description="Preferred NATS port (`local`).")
+    prefer_default_ports: bool = Field(
+        True,
+        description="Try the ports above first; tests set false so they never meet a running "
+        "`mlsec up`.",
+    )
 
     # `stack` profile: addresses and the folder holding bootstrap secrets.
-    vault_addr: str | None = None
-    s3_endpoint: str | None = None
-    postgres_host: str | None = None
-    nats_url: str | None = None
-    bootstrap_dir: Path | None = None
+    vault_addr: str | None = Field(None, description="OpenBao or Vault address (`stack`).")
+    s3_endpoint: str | None = Field(None, description="S3 endpoint (`stack`).")
+    postgres_host: str | None = Field(None, description="PostgreSQL host (`stack`).")
+    nats_url: str | None = Field(None, description="NATS URL (`stack`).")
+    bootstrap_dir: Path | None = Field(
+        None, description="Folder of the bootstrap secrets, e.g. mounted Docker secrets (`stack`)."
+    )
 
     @cached_property
     def root(self) -> Path:
