@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from broker_api.models import MAX_PAGE_ROWS
+from mlsec_platform.errors import MlsecError
+from mlsec_platform.serving.client import ServiceClient, Token
 
 #: Statuses that mean "not now": retried after Retry-After.
 RETRY_STATUSES = frozenset({429, 503})
@@ -47,7 +49,7 @@ FilterSpec = Mapping[str, Any] | Sequence[Any]
 OrderSpec = str | Mapping[str, Any] | Sequence[str]
 
 
-class BrokerError(Exception):
+class BrokerError(MlsecError):
     """The broker refused or failed a request (its problem body, as far as it sent one)."""
 
     def __init__(
@@ -235,13 +237,13 @@ def _masks(columns: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {c["name"]: c["mask"] for c in columns if c.get("mask") not in (None, "none")}
 
 
-class BrokerClient:
+class BrokerClient(ServiceClient):
     """The Access Broker over HTTP; use as a context manager or call :meth:`close`."""
 
     def __init__(
         self,
         url: str,
-        token: str | Callable[[], str],
+        token: Token,
         *,
         timeout: float = 30.0,
         max_retries: int = 5,
@@ -250,28 +252,13 @@ class BrokerClient:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        self.url = url
+        super().__init__(
+            url, token, timeout=timeout, user_agent="mlsec-broker-client", transport=transport
+        )
         self.max_retries = max_retries
         self.correlation_id = correlation_id
-        self._token = token
-        self._http = httpx.Client(
-            base_url=url,
-            timeout=timeout,
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "mlsec-broker-client"},
-        )
         #: How the client waits between retries (replaceable, e.g. to not sleep in tests).
         self.sleep: Callable[[float], None] = time.sleep
-
-    def __enter__(self) -> BrokerClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -446,8 +433,7 @@ class BrokerClient:
         return self.correlation_id or str(uuid.uuid4())
 
     def _headers(self, correlation_id: str) -> dict[str, str]:
-        token = self._token() if callable(self._token) else self._token
-        return {"Authorization": f"Bearer {token}", "X-Correlation-ID": correlation_id}
+        return {**self._bearer(), "X-Correlation-ID": correlation_id}
 
     def _send(
         self,
