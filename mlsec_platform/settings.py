@@ -51,6 +51,11 @@ class Zone(StrEnum):
     QUARANTINE = "quarantine"
 
 
+def bucket_name(prefix: str, zone: Zone | str) -> str:
+    """The bucket of ``zone`` under the deployment's bucket ``prefix``: ``mlsec-raw``."""
+    return f"{prefix}{Zone(zone).value}"
+
+
 class PlatformSettings(BaseSettings):
     """Every knob of the platform, read from ``MLSEC_*`` environment variables."""
 
@@ -179,7 +184,7 @@ class PlatformSettings(BaseSettings):
         return self.root / "dagster"
 
     def bucket(self, zone: Zone | str) -> str:
-        return f"{self.bucket_prefix}{Zone(zone).value}"
+        return bucket_name(self.bucket_prefix, zone)
 
     def endpoints(self) -> Endpoints:
         """Addresses of the running servers, for either profile."""

@@ -5,19 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-import httpx
 import orjson
 
+from mlsec_platform.serving.client import ServiceClient, Token
 
-class GatewayClient:
-    def __init__(self, url: str, token: str, timeout: float = 600.0) -> None:
-        self._http = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
-        )
+
+class GatewayClient(ServiceClient):
+    """Uploads and publishes as the holder of ``token``; a refusal raises
+    ``httpx.HTTPStatusError`` (its response holds the gateway's ``Refusal``)."""
+
+    def __init__(self, url: str, token: Token, timeout: float = 600.0) -> None:
+        super().__init__(url, token, timeout=timeout, user_agent="mlsec-gateway-client")
 
     def upload_file(self, source: str, body: bytes) -> dict:
-        response = self._http.put(f"/v1/files/{source}", content=body,
-                                  headers={"Content-Type": "text/csv"})  # fmt: skip
+        response = self._http.put(
+            f"/v1/files/{source}",
+            content=body,
+            headers={**self._bearer(), "Content-Type": "text/csv"},
+        )
         response.raise_for_status()
         return response.json()
 
@@ -27,16 +32,10 @@ class GatewayClient:
         """Publish in requests of ``chunk`` events; yields each request's answer."""
         iterator = iter(events)
         while batch := list(islice(iterator, chunk)):
-            response = self._http.post(f"/v1/events/{domain}", content=orjson.dumps(batch),
-                                       headers={"Content-Type": "application/json"})  # fmt: skip
+            response = self._http.post(
+                f"/v1/events/{domain}",
+                content=orjson.dumps(batch),
+                headers={**self._bearer(), "Content-Type": "application/json"},
+            )
             response.raise_for_status()
             yield response.json()
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> GatewayClient:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

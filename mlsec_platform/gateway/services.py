@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mlsec_platform.identities.tokens import TokenVerifier, transit_public_keys
-from mlsec_platform.resources.audit import AuditResource
-from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.resources.identity import IdentityResources, identity_resources
 from mlsec_platform.settings import PlatformSettings, Zone
 from mlsec_platform.storage import quarantine
 
+#: The workload identity the gateway acts as.
+IDENTITY = "gateway"
 AUDIENCE = "mlsec-gateway"
 
 
@@ -36,31 +36,19 @@ def batch_id() -> str:
 
 
 class GatewayServices:
-    def __init__(self, settings: PlatformSettings, vault: VaultResource) -> None:
-        endpoints = settings.endpoints()
+    def __init__(self, settings: PlatformSettings, resources: IdentityResources) -> None:
         self.settings = settings
-        self.vault = vault
-        self.audit = AuditResource(
-            vault=vault,
-            host=endpoints.postgres_host,
-            port=endpoints.postgres_port,
-            dbname=settings.warehouse_db,
-        )
-        self.lake = S3LakeResource(
-            vault=vault,
-            audit=self.audit,
-            endpoint_url=endpoints.s3_endpoint,
-            region=settings.s3_region,
-            bucket_prefix=settings.bucket_prefix,
-        )
+        self.vault = resources.vault
+        self.audit = resources.audit
+        self.lake = resources.lake
         self.verifier = TokenVerifier(
-            lambda: transit_public_keys(vault.client()), audience=AUDIENCE
+            lambda: transit_public_keys(self.vault.client()), audience=AUDIENCE
         )
-        self.nats_url = endpoints.nats_url
+        self.nats_url = settings.endpoints().nats_url
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> GatewayServices:
-        return cls(settings, VaultResource.for_identity(settings, "gateway"))
+        return cls(settings, identity_resources(settings, IDENTITY))
 
     def nats_credentials(self) -> dict:
         return self.vault.read_kv("nats/gateway")

@@ -12,7 +12,7 @@ from pydantic import PrivateAttr
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.committed import CommittedTables, committed_tables
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.settings import Zone
+from mlsec_platform.settings import Zone, bucket_name
 
 
 @dataclass(frozen=True, repr=False)
@@ -65,7 +65,7 @@ class S3LakeResource(dg.ConfigurableResource):
         self.committed.clear()
 
     def bucket(self, zone: Zone | str) -> str:
-        return f"{self.bucket_prefix}{Zone(zone).value}"
+        return bucket_name(self.bucket_prefix, zone)
 
     def table_uri(self, zone: Zone | str, name: str) -> str:
         return f"s3://{self.bucket(zone)}/{name}"

@@ -232,7 +232,7 @@ def test_the_gateway_cannot_write_raw(settings, endpoints):
 def test_without_a_token_only_the_first_megabyte_is_kept(
     gateway, supervisor, settings, superuser_dsn
 ):
-    from mlsec_platform.gateway.app import UNAUTHENTICATED_KEEP_BYTES
+    from mlsec_platform.gateway.refusals import UNAUTHENTICATED_KEEP_BYTES
 
     body = GOOD_SELLERS.encode() + b"s,01001,x,SP\n" * 200_000  # about 2.6 MB
     seq = audit_head(superuser_dsn)

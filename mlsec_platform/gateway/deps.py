@@ -1,0 +1,110 @@
+"""The gateway's typed dependencies: its services, the uploader from the bearer token, the
+upload slots, and the admitted input (read within its limit and checked against its contract).
+
+An upload is refused as early as it can be: the token before the body is read, the size while
+it is read, the contract and the checks before anything is stored. Whatever refuses it raises
+a typed error; the app's one exception handler keeps the input and answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from nats.js import JetStreamContext
+
+from mlsec_platform.gateway.doors import Arrival
+from mlsec_platform.gateway.errors import ScopeNotGranted, TooLarge
+from mlsec_platform.gateway.services import GatewayServices, Intake
+
+
+def get_services(request: Request) -> GatewayServices:
+    return request.app.state.services
+
+
+def get_jetstream(request: Request) -> JetStreamContext:
+    return request.app.state.jetstream
+
+
+def get_upload_slots(request: Request) -> asyncio.Semaphore:
+    return request.app.state.upload_slots
+
+
+def current_arrival(request: Request) -> Arrival:
+    """What is arriving, as the route's door recorded it."""
+    return request.state.arrival
+
+
+Services = Annotated[GatewayServices, Depends(get_services)]
+JetStream = Annotated[JetStreamContext, Depends(get_jetstream)]
+#: Bodies are held in memory while checked: these bound how many are read at once.
+UploadSlots = Annotated[asyncio.Semaphore, Depends(get_upload_slots)]
+CurrentArrival = Annotated[Arrival, Depends(current_arrival)]
+
+
+@dataclass(frozen=True)
+class Uploader:
+    """The caller, as its verified token names it."""
+
+    subject: str
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def upload_principal(
+    request: Request, arrival: CurrentArrival, services: Services
+) -> Uploader:
+    """The caller, from a token that grants sending what is arriving.
+
+    Checked before the body is read: a refusal keeps only the body's first bytes, so nobody
+    can make the gateway buffer or store large bodies without a valid token."""
+    claims = services.verifier.verify(bearer_token(request))  # InvalidToken: 401
+    subject = request.state.subject = claims["sub"]
+    scopes = claims.get("scope", [])
+    if arrival.scope not in scopes and f"{arrival.door.scope}:*" not in scopes:
+        raise ScopeNotGranted(f"token of {subject!r} does not grant {arrival.scope}")
+    return Uploader(subject)
+
+
+UploadPrincipal = Annotated[Uploader, Depends(upload_principal)]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An input that passed its door: what arrived, its body, its contract and what the
+    door's check made of it (a file's table and neutralized cells, a domain's events)."""
+
+    intake: Intake
+    body: bytes
+    subject: str
+    contract: Any
+    checked: Any
+
+
+async def admit(
+    request: Request,
+    arrival: CurrentArrival,
+    uploader: UploadPrincipal,
+    services: Services,
+    slots: UploadSlots,
+) -> Admitted:
+    """The body read within its door's limit and checked against its contract."""
+    limit = arrival.door.max_bytes(services.settings)
+    async with slots:
+        intake, body = await arrival.read(request, limit)
+        request.state.kept = intake, body  # what a refusal from here on keeps
+        if intake.truncated:
+            raise TooLarge(f"{arrival.door.body_noun} is larger than {limit} bytes")
+        contract = arrival.contract()
+        checked = await run_in_threadpool(arrival.door.check, body, contract)
+    return Admitted(intake, body, uploader.subject, contract, checked)
+
+
+AdmittedInput = Annotated[Admitted, Depends(admit)]

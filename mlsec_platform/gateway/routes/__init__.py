@@ -1,0 +1,1 @@
+"""The gateway's routers: files, events and health."""

@@ -1,0 +1,1 @@
+"""What the platform's HTTP services share: serving an app with uvicorn, and their clients."""

@@ -1,0 +1,65 @@
+"""Serving an HTTP service with uvicorn: in the foreground (the `mlsec` commands) or in a
+thread for the length of a `with` block (demo, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Self
+
+import uvicorn
+
+from mlsec_platform.errors import MlsecError
+
+#: How long a background server may take to answer before it counts as failed.
+START_TIMEOUT_SECONDS = 30.0
+
+
+class ServiceDidNotStart(MlsecError, RuntimeError):
+    """A service did not start listening in time; its log says why (a port in use, a server
+    it needs that does not answer)."""
+
+    http_status = 503
+
+
+def uvicorn_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server of ``app``: warnings only, no access log (requests are audited)."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # The C HTTP parser and event loop: less time per request than h11 and asyncio.
+        http="httptools",
+        loop="uvloop",
+    )
+    return uvicorn.Server(config)
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """Serve ``app`` in the foreground until interrupted."""
+    uvicorn_server(app, host, port).run()
+
+
+class BackgroundServer:
+    """The real HTTP service of ``app`` on a loopback port, for the length of a `with` block."""
+
+    def __init__(self, app: Any, port: int, host: str = "127.0.0.1", *, name: str) -> None:
+        self.name = name
+        self.url = f"http://{host}:{port}"
+        self._server = uvicorn_server(app, host, port)
+        self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ServiceDidNotStart(f"the {self.name} did not start on {self.url}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(START_TIMEOUT_SECONDS)
