@@ -47,15 +47,14 @@ LOYALTY_MEMBERS = SourceContract(
 # -- 2. The catalog entry (catalog/datasets.py, in SILVER) -------------------------------------
 SILVER_LOYALTY_MEMBERS = DatasetSpec(
     Zone.SILVER, "loyalty_members", "customers",
-    "Loyalty members: e-mail and CPF tokenized, e-mail generalised to its domain.",
+    "Loyalty members, de-identified.",
     (
         key("member_id", "Member id."),
         token("email_token", "e-mail address", from_column="member_email", domain=PEOPLE),
         col("email_domain", S, "Domain of the e-mail address.", pii=PiiKind.QUASI,
             mask=Mask.REDACT, generalised=Generalisation.EMAIL_DOMAIN, from_column="member_email"),
         token("cpf_token", "CPF", from_column="member_cpf", domain=PEOPLE),
-        key("member_state", "Federative unit (UF); the row-security key.", pii=PiiKind.QUASI,
-            mask=Mask.REDACT),
+        key("member_state", "UF; the row-security key.", pii=PiiKind.QUASI, mask=Mask.REDACT),
         key("joined_on", "Day the member joined.", DATE),
         RAW_BATCH,
     ),
