@@ -81,12 +81,13 @@ class PrivacyPlan:
             )
         for c in self.scrubbed:
             made[c.name] = scrub(table.column(c.name), tokenizer, c.token_domain)
-        for name, values in made.items():
-            if name in table.column_names:
-                table = table.set_column(table.column_names.index(name), name, values)
-            else:
-                table = table.append_column(name, values)
-        return table.drop_columns(list(self.clear_columns))
+        return _with_columns(table, made).drop_columns(list(self.clear_columns))
+
+    def generalise(self, table: pa.Table) -> pa.Table:
+        """``table`` with its generalised columns added and nothing else changed: identifiers
+        stay clear (for the benchmark's ungoverned baseline, which Gold reads the same way)."""
+        self._check_input(table)
+        return _with_columns(table, generalised_columns(table, self.generalised))
 
     def _check_input(self, table: pa.Table) -> None:
         present = set(table.column_names)
@@ -109,3 +110,12 @@ class PrivacyPlan:
                 "output their clear columns (from_column) and leave tokens and generalisation "
                 "to the catalog"
             )
+
+
+def _with_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    for name, values in columns.items():
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, values)
+        else:
+            table = table.append_column(name, values)
+    return table

@@ -82,3 +82,9 @@ def test_an_entry_keeping_an_identifier_clear_beside_its_token_is_refused():
     )  # fmt: skip
     with pytest.raises(PrivacyPlanError, match="'member_cpf' is also a column of the dataset"):
         PrivacyPlan.of(spec)
+
+
+def test_generalising_alone_keeps_identifiers_clear_for_the_ungoverned_baseline():
+    out = PrivacyPlan.of(dataset("silver/customers")).generalise(pa.table(CUSTOMERS))
+    assert out.column("customer_cpf").to_pylist() == CUSTOMERS["customer_cpf"]
+    assert out.column("customer_zip3").to_pylist() == ["013", "2", None]
