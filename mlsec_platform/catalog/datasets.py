@@ -11,6 +11,7 @@ import pyarrow as pa
 from mlsec_platform.catalog.governance import (
     ColumnSpec,
     DatasetSpec,
+    Generalisation,
     Mask,
     PiiKind,
     Purpose,
@@ -43,7 +44,8 @@ def key(name: str, description: str, type_: pa.DataType = S, **kwargs) -> Column
     return ColumnSpec(name, type_, description, nullable=False, **kwargs)
 
 
-def token(name: str, of: str, **kwargs) -> ColumnSpec:
+def token(name: str, of: str, *, from_column: str, domain: str, **kwargs) -> ColumnSpec:
+    """Tokens of the clear ``from_column`` (a direct identifier) in tokenization ``domain``."""
     return ColumnSpec(
         name,
         S,
@@ -52,14 +54,23 @@ def token(name: str, of: str, **kwargs) -> ColumnSpec:
         sensitivity=kwargs.pop("sensitivity", RESTR),
         mask=kwargs.pop("mask", Mask.REDACT),
         tokenized=True,
+        from_column=from_column,
+        token_domain=domain,
         **kwargs,
     )
+
+
+#: The tokenization domain of people (customers): the same person has the same token in every
+#: table of it, and only tokens of one domain join.
+PEOPLE = "customers"
 
 
 RAW_BATCH = col("_raw_batch_id", S, "The Raw batch this row came from (lineage).", nullable=False)
 CUSTOMER_TOKEN = token(
     "customer_token",
     "person (customer_unique_id)",
+    from_column="customer_unique_id",
+    domain=PEOPLE,
     sensitivity=CONF,
     mask=Mask.KEYED_HASH,
     nullable=False,
@@ -79,7 +90,8 @@ ZIP3 = col(
     "First 3 digits of the zip code prefix.",
     pii=PiiKind.QUASI,
     mask=Mask.REDACT,
-    generalised="zip prefix (5 digits) -> first 3 digits",
+    generalised=Generalisation.ZIP3,
+    from_column="customer_zip_code_prefix",
 )
 CITY = col("customer_city", S, "City.", pii=PiiKind.QUASI, mask=Mask.REDACT)
 
@@ -105,15 +117,18 @@ SILVER = _datasets(
             ZIP3,
             CITY,
             STATE,
-            token("name_token", "full name"),
-            token("cpf_token", "CPF"),
-            token("email_token", "e-mail address"),
+            token("name_token", "full name", from_column="customer_name", domain=PEOPLE),
+            token("cpf_token", "CPF", from_column="customer_cpf", domain=PEOPLE),
+            token("email_token", "e-mail address", from_column="customer_email", domain=PEOPLE),
             col("email_domain", S, "Domain of the e-mail address.", pii=PiiKind.QUASI,
-                mask=Mask.REDACT, generalised="e-mail -> its domain"),
-            token("phone_token", "phone number"),
+                mask=Mask.REDACT, generalised=Generalisation.EMAIL_DOMAIN,
+                from_column="customer_email"),
+            token("phone_token", "phone number", from_column="customer_phone", domain=PEOPLE),
             col("phone_area_code", S, "Area code (DDD) of the phone number.",
-                pii=PiiKind.QUASI, mask=Mask.REDACT, generalised="phone -> area code"),
-            token("address_token", "street address"),
+                pii=PiiKind.QUASI, mask=Mask.REDACT, generalised=Generalisation.PHONE_AREA_CODE,
+                from_column="customer_phone"),
+            token("address_token", "street address", from_column="customer_street_address",
+                  domain=PEOPLE),
             RAW_BATCH,
         ),
         # Person-level identifiers: for serving and protecting customers, not for analysis.
@@ -169,9 +184,9 @@ SILVER = _datasets(
             key("order_id", "Order id."),
             key("review_score", "Score from 1 to 5.", I32),
             col("review_comment_title", S, "Title (identifiers scrubbed).", sensitivity=CONF,
-                mask=Mask.REDACT),
+                mask=Mask.REDACT, scrubbed=True, token_domain=PEOPLE),
             col("review_comment_message", S, "Message (identifiers scrubbed).", sensitivity=CONF,
-                mask=Mask.REDACT),
+                mask=Mask.REDACT, scrubbed=True, token_domain=PEOPLE),
             col("review_created_on", DATE, "Day the survey was sent."),
             col("review_answered_at", TS, "When the customer answered."),
             RAW_BATCH,

@@ -5,8 +5,11 @@ source of truth for
 
 * the column schema (names, Arrow types, nullability) that Silver/Gold/feature assets write and
   their pandera gates check (:mod:`mlsec_platform.quality.schemas`);
-* privacy: which columns are direct identifiers (tokenized), quasi-identifiers (generalised
-  where ``generalised`` says how) or neither, and each column's sensitivity;
+* privacy: which columns are direct identifiers (tokenized: from which clear column, in which
+  tokenization domain), quasi-identifiers (generalised where ``generalised`` says how, from
+  which clear column), free text with identifiers replaced by tokens (``scrubbed``) or none of
+  these, and each column's sensitivity. Silver applies exactly this
+  (:mod:`mlsec_platform.privacy.deidentify`); no other list says it;
 * access: the purposes a dataset may be read for, the masking rule applied below a column's
   sensitivity and the row-security key the warehouse's RLS and the Access Broker filter on.
 
@@ -17,6 +20,7 @@ module imports no Dagster and no client: the broker and the gateway read it with
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -57,6 +61,18 @@ class Mask(StrEnum):
     TRUNCATE_DATE = "truncate_date"
 
 
+class Generalisation(StrEnum):
+    """How a quasi-identifier is made coarser than its clear value (the value is the tag shown)."""
+
+    ZIP3 = "zip prefix (5 digits) -> first 3 digits"
+    EMAIL_DOMAIN = "e-mail -> its domain"
+    PHONE_AREA_CODE = "phone -> area code"
+
+
+#: A tokenization domain is a transit derivation context: tokens join only within one domain.
+TOKEN_DOMAIN_SHAPE = re.compile(r"[a-z][a-z0-9_]*")
+
+
 class Purpose(StrEnum):
     ANALYTICS = "analytics"
     OPERATIONS = "operations"
@@ -77,8 +93,17 @@ class ColumnSpec:
     nullable: bool = True
     #: Holds Vault transit tokens of a direct identifier (reveal through Vault only).
     tokenized: bool = False
-    #: How a quasi-identifier was generalised from its Raw value (None: kept as is).
-    generalised: str | None = None
+    #: How a quasi-identifier was generalised from its clear value (None: kept as is).
+    generalised: Generalisation | None = None
+    #: The clear column this one is made from, as the Silver transform outputs it (named as in
+    #: Raw): its tokens when ``tokenized``, its generalisation when ``generalised``. Silver
+    #: drops it once used, so it never reaches a curated table.
+    from_column: str | None = None
+    #: Tokenization domain (transit derivation context) of the tokens this column holds: the
+    #: whole value when ``tokenized``, each identifier found in the text when ``scrubbed``.
+    token_domain: str | None = None
+    #: Free text in which e-mail addresses, CPFs and phone numbers are replaced by their tokens.
+    scrubbed: bool = False
 
     def __post_init__(self) -> None:
         if self.pii is PiiKind.DIRECT and not self.tokenized:
@@ -93,6 +118,57 @@ class ColumnSpec:
             )
         ):
             raise ValueError(f"{self.name}: personal data needs a masking rule")
+        self._check_privacy()
+
+    def _check_privacy(self) -> None:
+        """The privacy fields say one complete thing, or the entry fails at import."""
+        name = self.name
+        if self.generalised is not None:
+            try:
+                object.__setattr__(self, "generalised", Generalisation(self.generalised))
+            except ValueError:
+                known = "; ".join(f"{g.name} ({g.value})" for g in Generalisation)
+                raise ValueError(
+                    f"{name}: unknown generalisation {self.generalised!r}; known: {known}"
+                ) from None
+        kinds = [k for k in ("tokenized", "generalised", "scrubbed") if getattr(self, k)]
+        if len(kinds) > 1:
+            raise ValueError(
+                f"{name}: a column is at most one of tokenized, generalised or "
+                f"scrubbed, not {' and '.join(kinds)}"
+            )
+        if kinds and self.type != pa.string():
+            raise ValueError(f"{name}: a {kinds[0]} column holds text, not {self.type}")
+        if (self.tokenized or self.generalised) and not self.from_column:
+            raise ValueError(
+                f"{name}: a {kinds[0]} column needs from_column, the clear column "
+                "(as the Silver transform outputs it) its values are made from"
+            )
+        if self.from_column and not (self.tokenized or self.generalised):
+            raise ValueError(
+                f"{name}: from_column {self.from_column!r} is only for tokenized "
+                "or generalised columns"
+            )
+        if (self.tokenized or self.scrubbed) and not self.token_domain:
+            raise ValueError(
+                f"{name}: tokens need a token_domain, the transit derivation "
+                "context they are made in (e.g. 'customers')"
+            )
+        if self.token_domain and not (self.tokenized or self.scrubbed):
+            raise ValueError(
+                f"{name}: token_domain {self.token_domain!r} is only for tokenized "
+                "or scrubbed columns"
+            )
+        if self.token_domain and not TOKEN_DOMAIN_SHAPE.fullmatch(self.token_domain):
+            raise ValueError(
+                f"{name}: token_domain {self.token_domain!r} must be lowercase "
+                "letters, digits and underscores, starting with a letter"
+            )
+        if self.generalised and self.pii is not PiiKind.QUASI:
+            raise ValueError(
+                f"{name}: a generalised column is a quasi-identifier "
+                f"(pii={PiiKind.QUASI.name}), not {self.pii.name}"
+            )
 
     def tags(self) -> dict[str, str]:
         tags = {
@@ -103,7 +179,13 @@ class ColumnSpec:
         if self.tokenized:
             tags["tokenized"] = "vault-transit"
         if self.generalised:
-            tags["generalised"] = self.generalised
+            tags["generalised"] = self.generalised.value
+        if self.scrubbed:
+            tags["scrubbed"] = "identifiers -> tokens"
+        if self.token_domain:
+            tags["token_domain"] = self.token_domain
+        if self.from_column:
+            tags["from"] = self.from_column
         return tags
 
 

@@ -1,8 +1,9 @@
 """Identifiers inside free text (review comments) replaced by their tokens.
 
 Customers write their e-mail address, phone number or CPF into comments. Those are direct
-identifiers like the customer columns, so they get the same tokens (same domain), which keeps
-them joinable and revealable through Vault, and never clear.
+identifiers like the customer columns, so they get the same tokens: a column tagged
+``scrubbed`` in the catalog names its ``token_domain`` (the customers' one for reviews), which
+keeps them joinable and revealable through Vault, and never clear.
 """
 
 from __future__ import annotations

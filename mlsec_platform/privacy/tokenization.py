@@ -49,10 +49,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from mlsec_platform.catalog.datasets import PEOPLE
+
 TRANSIT_KEY = "tokenization"
-#: The derivation context of customer identifiers: one domain, so the same person has the same
-#: token in every table (and only tokens of one domain can be joined).
-TOKEN_DOMAIN = "customers"  # noqa: S105 - a transit derivation context, not a secret
+#: The domain of people's tokens. Silver takes each column's domain from the catalog
+#: (``token_domain``); this name remains for readers that assume the one domain (the broker's
+#: reveal).
+TOKEN_DOMAIN = PEOPLE
 TOKEN_PATTERN = re.compile(r"vault:v\d+:[A-Za-z0-9+/=]+")
 #: Below this many distinct values one process is faster than starting workers.
 PARALLEL_THRESHOLD = 200_000

@@ -6,15 +6,59 @@ wrap them with those, and the pipeline benchmark runs them bare as its ungoverne
 Every Raw value is text; here it gets its catalog type (``TRY_CAST``: a value that does not
 parse becomes NULL, which the quality gate then refuses where the column is required). Rows
 are deduplicated by their catalog key, keeping the most recently ingested version.
+
+Personal data stays clear here, named as in Raw: the catalog's tags say which columns are
+tokenized, generalised or scrubbed, and the Silver asset applies them
+(``privacy/deidentify.py``). Each transform is registered for its catalog dataset with
+``@silver_transform``; with the source's contract and the catalog entry, that is all a
+Silver asset is generated from (``defs/silver``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from mlsec_platform.transforms.duck import run_sql
+
+Rows = pa.Table | ds.Dataset
+
+
+@dataclass(frozen=True)
+class SilverTransform:
+    """How one Silver dataset is made from its Raw table."""
+
+    #: The catalog id, ``silver/<name>``.
+    dataset: str
+    #: The Raw table it reads: a file source's name or ``events_<domain>``.
+    source: str
+    #: ``function(raw, excluded, **inputs)``: typed, deduplicated rows, personal data clear.
+    function: Callable[..., pa.Table]
+    #: Other Silver tables it joins, passed by name (read at their latest version).
+    inputs: tuple[str, ...] = ()
+
+    def __call__(self, raw: Rows, excluded: Iterable[str] = (), **inputs: Rows) -> pa.Table:
+        return self.function(raw, excluded=excluded, **inputs)
+
+
+#: Silver dataset id -> its transform; every Silver catalog entry has one.
+SILVER_TRANSFORMS: dict[str, SilverTransform] = {}
+
+
+def silver_transform(dataset: str, *, source: str, inputs: tuple[str, ...] = ()):
+    """Register the decorated function as the transform of ``dataset`` from Raw ``source``."""
+
+    def register(function: Callable[..., pa.Table]) -> Callable[..., pa.Table]:
+        if dataset in SILVER_TRANSFORMS:
+            existing = SILVER_TRANSFORMS[dataset].function.__name__
+            raise ValueError(f"{dataset} has a transform already ({existing})")
+        SILVER_TRANSFORMS[dataset] = SilverTransform(dataset, source, function, tuple(inputs))
+        return function
+
+    return register
 
 
 def _latest(key: str, select: str, source: str = "raw", where: str = "TRUE") -> str:
@@ -31,29 +75,36 @@ def _excluded(batches: Iterable[str]) -> pa.Table:
     return pa.table({"batch_id": pa.array(sorted(batches), pa.string())})
 
 
+def latest(raw: Rows, excluded: Iterable[str], *, key: str, select: str) -> pa.Table:
+    """``select`` over the latest ingested row of each ``key`` in Raw, excluded batches
+    skipped, with the Raw batch each row came from (``_raw_batch_id``)."""
+    return run_sql(_latest(key, select), raw=raw, excluded=_excluded(excluded))
+
+
 TS = "TRY_CAST({} AS TIMESTAMP)"
 
 
-def customers(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    """Typed customers with their identifiers still clear (the asset tokenizes them)."""
-    sql = _latest(
-        "customer_id",
-        """customer_id, customer_unique_id,
-           left(customer_zip_code_prefix, 3) AS customer_zip3,
+@silver_transform("silver/customers", source="olist_customers")
+def customers(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    """Typed customers, identifiers and location as in Raw (the catalog de-identifies them)."""
+    return latest(
+        raw,
+        excluded,
+        key="customer_id",
+        select="""customer_id, customer_unique_id, customer_zip_code_prefix,
            customer_city, customer_state,
-           customer_name, customer_cpf, customer_email,
-           lower(nullif(split_part(customer_email, '@', 2), '')) AS email_domain,
-           customer_phone,
-           nullif(regexp_extract(customer_phone, '\\((\\d{2})\\)', 1), '') AS phone_area_code,
+           customer_name, customer_cpf, customer_email, customer_phone,
            customer_street_address""",
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def orders(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    sql = _latest(
-        "order_id",
-        f"""order_id, customer_id, order_status,
+@silver_transform("silver/orders", source="olist_orders")
+def orders(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    return latest(
+        raw,
+        excluded,
+        key="order_id",
+        select=f"""order_id, customer_id, order_status,
            {TS.format("order_purchase_timestamp")} AS purchased_at,
            {TS.format("order_approved_at")} AS approved_at,
            {TS.format("order_delivered_carrier_date")} AS delivered_carrier_at,
@@ -61,51 +112,61 @@ def orders(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
            CAST({TS.format("order_estimated_delivery_date")} AS DATE)
                AS estimated_delivery_date""",
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def order_items(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    sql = _latest(
-        "order_id, order_item_id",
-        f"""order_id, TRY_CAST(order_item_id AS INTEGER) AS order_item_id, product_id,
+@silver_transform("silver/order_items", source="olist_order_items")
+def order_items(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    return latest(
+        raw,
+        excluded,
+        key="order_id, order_item_id",
+        select=f"""order_id, TRY_CAST(order_item_id AS INTEGER) AS order_item_id, product_id,
            seller_id, {TS.format("shipping_limit_date")} AS shipping_limit_at,
            TRY_CAST(price AS DECIMAL(14, 2)) AS price,
            TRY_CAST(freight_value AS DECIMAL(14, 2)) AS freight_value""",
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def order_payments(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    sql = _latest(
-        "order_id, payment_sequential",
-        """order_id, TRY_CAST(payment_sequential AS INTEGER) AS payment_sequential,
+@silver_transform("silver/order_payments", source="olist_order_payments")
+def order_payments(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    return latest(
+        raw,
+        excluded,
+        key="order_id, payment_sequential",
+        select="""order_id, TRY_CAST(payment_sequential AS INTEGER) AS payment_sequential,
            payment_type, TRY_CAST(payment_installments AS INTEGER) AS payment_installments,
            TRY_CAST(payment_value AS DECIMAL(14, 2)) AS payment_value""",
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def order_reviews(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    """Typed reviews; free text still unscrubbed (the asset replaces identifiers in it)."""
-    sql = _latest(
-        "review_id, order_id",
-        f"""review_id, order_id, TRY_CAST(review_score AS INTEGER) AS review_score,
+@silver_transform("silver/order_reviews", source="olist_order_reviews")
+def order_reviews(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    """Typed reviews; free text still unscrubbed (the catalog tags it scrubbed)."""
+    return latest(
+        raw,
+        excluded,
+        key="review_id, order_id",
+        select=f"""review_id, order_id, TRY_CAST(review_score AS INTEGER) AS review_score,
            review_comment_title, review_comment_message,
            CAST({TS.format("review_creation_date")} AS DATE) AS review_created_on,
            {TS.format("review_answer_timestamp")} AS review_answered_at""",
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def product_categories(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    sql = _latest(
-        "product_category_name",
-        "product_category_name AS category, product_category_name_english AS category_english",
+@silver_transform("silver/product_categories", source="product_category_name_translation")
+def product_categories(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    return latest(
+        raw,
+        excluded,
+        key="product_category_name",
+        select=(
+            "product_category_name AS category, product_category_name_english AS category_english"
+        ),
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def products(raw: pa.Table, categories: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
+@silver_transform("silver/products", source="olist_products", inputs=("product_categories",))
+def products(raw: Rows, product_categories: Rows, excluded: Iterable[str] = ()) -> pa.Table:
     typed = _latest(
         "product_id",
         """product_id, product_category_name AS category,
@@ -124,18 +185,21 @@ def products(raw: pa.Table, categories: pa.Table, excluded: Iterable[str] = ()) 
                p.width_cm, p._raw_batch_id
         FROM p LEFT JOIN categories c ON c.category = p.category
     """
-    return run_sql(sql, raw=raw, categories=categories, excluded=_excluded(excluded))
+    return run_sql(sql, raw=raw, categories=product_categories, excluded=_excluded(excluded))
 
 
-def sellers(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    sql = _latest(
-        "seller_id",
-        "seller_id, seller_zip_code_prefix AS seller_zip_prefix, seller_city, seller_state",
+@silver_transform("silver/sellers", source="olist_sellers")
+def sellers(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    return latest(
+        raw,
+        excluded,
+        key="seller_id",
+        select="seller_id, seller_zip_code_prefix AS seller_zip_prefix, seller_city, seller_state",
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def geolocation(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
+@silver_transform("silver/geolocation", source="olist_geolocation")
+def geolocation(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
     sql = f"""
         WITH typed AS (
             SELECT geolocation_zip_code_prefix AS zip_prefix,
@@ -154,11 +218,14 @@ def geolocation(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
     return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
-def order_events(raw: pa.Table, excluded: Iterable[str] = ()) -> pa.Table:
-    sql = _latest(
-        "event_id",
-        f"""event_id, replace(event_type, 'order_', '') AS event_type, order_id, customer_id,
-           status, {TS.format("replace(replace(occurred_at, 'T', ' '), 'Z', '')")}
-               AS occurred_at, seller_id""",
+@silver_transform("silver/order_events", source="events_order_status")
+def order_events(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+    return latest(
+        raw,
+        excluded,
+        key="event_id",
+        select=f"""event_id, replace(event_type, 'order_', '') AS event_type, order_id,
+           customer_id, status,
+           {TS.format("replace(replace(occurred_at, 'T', ' '), 'Z', '')")} AS occurred_at,
+           seller_id""",
     )
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))

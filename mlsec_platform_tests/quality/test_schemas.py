@@ -1,4 +1,4 @@
-"""The generated pandera schemas, on small batches: keys, nulls and value rules."""
+"""The generated pandera schemas, on small batches: keys, nulls, tokens and value rules."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -8,8 +8,10 @@ import pyarrow as pa
 import pytest
 
 from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Mask, PiiKind, Purpose
 from mlsec_platform.quality.gates import relevant_cases
 from mlsec_platform.quality.schemas import schema_for, validation_frame
+from mlsec_platform.settings import Zone
 
 
 def _sellers(ids: list[str], states: list[str | None]) -> pa.Table:
@@ -88,3 +90,22 @@ def test_value_rules_and_nulls_fail_on_arrow_backed_frames():
     assert any(c == "seller_state" and k == "not_nullable" and i == 2 for c, k, i in failed)
     negative = _failures("silver/order_items", _items([("o1", 1), ("o2", 1)], ["5.00", "-1.00"]))
     assert negative[negative["column"] == "price"]["index"].tolist() == [1]
+
+
+def test_a_dataset_without_value_rules_is_checked_on_its_catalog_alone():
+    spec = DatasetSpec(
+        Zone.SILVER, "members", "customers", "A dataset no one wrote value rules for.",
+        (
+            ColumnSpec("member_id", pa.string(), "Id.", nullable=False),
+            ColumnSpec("cpf_token", pa.string(), "Token.", pii=PiiKind.DIRECT, mask=Mask.REDACT,
+                       tokenized=True, from_column="member_cpf", token_domain="customers"),
+        ),
+        key=("member_id",), purposes=frozenset({Purpose.FRAUD}),
+    )  # fmt: skip
+    table = pa.table({"member_id": ["m1", "m1", None], "cpf_token": ["vault:v1:QQ==", "123", None]})
+    with pytest.raises(pandera.errors.SchemaErrors) as caught:
+        schema_for(spec).validate(validation_frame(table), lazy=True)
+    failed = {(row.column, row.check) for row in caught.value.failure_cases.itertuples()}
+    assert ("member_id", "not_nullable") in failed
+    assert ("cpf_token", "str_matches('^vault:v\\d+:')") in failed
+    assert any(check.startswith("unique_key(member_id)") for _, check in failed)

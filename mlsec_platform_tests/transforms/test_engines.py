@@ -15,15 +15,19 @@ from pyspark.sql import SparkSession
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.defs.reference.assets import br_states
-
-# Tokenization stands in as a rename of these columns here.
-from mlsec_platform.defs.silver.assets import CUSTOMER_TOKENS
+from mlsec_platform.defs.silver.assets import silver_table
+from mlsec_platform.privacy.tokenization import Tokenizer
 from mlsec_platform.sample_data.olist import generate
-from mlsec_platform.transforms import silver
 from mlsec_platform.transforms.engine import TransformEngine
 from mlsec_platform.transforms.gold import GOLD_QUERIES, Query, customer_rfm
+from mlsec_platform.transforms.silver import SILVER_TRANSFORMS
 
 OUTPUTS = [*(f"gold/{name}" for name in GOLD_QUERIES), "features/customer_rfm"]
+#: The Silver inputs of Gold, inputs of a transform before the transform.
+SILVER_INPUTS = ("product_categories", "customers", "orders", "order_items", "order_reviews",
+                 "products", "sellers")  # fmt: skip
+#: A test key: tokens are real transit-shaped ciphertexts, of no key the stack holds.
+TOKENIZER = Tokenizer(bytes(range(32)), 1, workers=1)
 MATERIALIZED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 
 # PySpark warns about pandas 3 on its Arrow path; no pandas conversion is used here.
@@ -43,20 +47,15 @@ def with_lineage(table: pa.Table) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def silver_tables() -> dict[str, pa.Table]:
-    """Silver as the Silver assets store it: transformed, tokenized, conformed to the catalog."""
+    """Silver as the Silver assets store it: transformed, de-identified, conformed."""
     raw = {name: with_lineage(t) for name, t in generate(seed=7, orders=3000).tables.items()}
-    categories = silver.product_categories(raw["product_category_name_translation"])
-    customers = silver.customers(raw["olist_customers"]).rename_columns(CUSTOMER_TOKENS)
-    tables = {
-        "customers": customers,
-        "orders": silver.orders(raw["olist_orders"]),
-        "order_items": silver.order_items(raw["olist_order_items"]),
-        "order_reviews": silver.order_reviews(raw["olist_order_reviews"]),
-        "products": silver.products(raw["olist_products"], categories),
-        "sellers": silver.sellers(raw["olist_sellers"]),
-    }
-    conformed = {name: CATALOG[f"silver/{name}"].conform(t) for name, t in tables.items()}
-    return {**conformed, "br_states": br_states()}
+    tables: dict[str, pa.Table] = {}
+    for name in SILVER_INPUTS:
+        spec, transform = CATALOG[f"silver/{name}"], SILVER_TRANSFORMS[f"silver/{name}"]
+        inputs = {i: tables[i] for i in transform.inputs}
+        table = silver_table(spec, transform, raw[transform.source], (), inputs, TOKENIZER)
+        tables[name] = spec.conform(table)
+    return {**tables, "br_states": br_states()}
 
 
 def build_outputs(run: Run, silver_tables: dict[str, pa.Table]) -> dict[str, pa.Table]:

@@ -1,42 +1,37 @@
 """Silver: Raw typed, deduplicated and de-identified, one asset per source, each behind its gate.
 
-Every asset reads its Raw table at the latest Delta version (recorded as ``lineage/inputs``),
-skips the Raw batches an operator excluded after a gate failure, applies its transform
-(``transforms/silver.py``), tokenizes direct identifiers, and commits only if the batch passes the
-pandera gate generated from the catalog. Written by the ``pipeline`` identity.
+The assets are generated, one per Silver catalog entry, from three registries and nothing else:
+the source's contract (``catalog/sources.py``), the catalog entry (``catalog/datasets.py``) and
+its transform (``transforms/silver.py``). Every asset reads its Raw table at the latest Delta
+version (recorded as ``lineage/inputs``), skips the Raw batches an operator excluded after a
+gate failure, applies its transform, de-identifies the rows as the catalog tags say
+(``privacy/deidentify.py``), and commits only if the batch passes the pandera gate generated
+from the same entry. Written by the ``pipeline`` identity.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterable, Mapping
 
 import dagster as dg
 import pyarrow as pa
 
-from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.catalog.datasets import SILVER
+from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.defs.catalog import asset_key, asset_metadata
+from mlsec_platform.errors import ConfigurationError
+from mlsec_platform.privacy.deidentify import PrivacyPlan
 from mlsec_platform.privacy.key import TokenizationResource
-from mlsec_platform.privacy.scrubbing import scrub
-from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN, Tokenizer
+from mlsec_platform.privacy.tokenization import Tokenizer
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.quarantine import excluded_batches
 from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS, STREAM_COLUMNS
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
-from mlsec_platform.transforms import silver as transforms
+from mlsec_platform.transforms.silver import SILVER_TRANSFORMS, Rows, SilverTransform
 
 CODE_VERSION = "1"
-
-#: Customer identifiers: Raw column -> Silver token column (all in the `customers` domain).
-CUSTOMER_TOKENS = {
-    "customer_unique_id": "customer_token",
-    "customer_name": "name_token",
-    "customer_cpf": "cpf_token",
-    "customer_email": "email_token",
-    "customer_phone": "phone_token",
-    "customer_street_address": "address_token",
-}
 
 
 def raw_schema(source: str) -> pa.Schema:
@@ -54,35 +49,36 @@ def read_raw(lake: S3LakeResource, source: str) -> tuple[Snapshot, set[str]]:
     return snapshot, excluded_batches(lake, source)
 
 
-def tokenize_customers(table: pa.Table, tokenizer: Tokenizer) -> pa.Table:
-    """Replace the clear identifier columns by their tokens (one pass over distinct values)."""
-    tokens = tokenizer.tokenize_many(
-        {raw: table.column(raw) for raw in CUSTOMER_TOKENS}, TOKEN_DOMAIN
-    )
-    for raw, token in CUSTOMER_TOKENS.items():
-        index = table.column_names.index(raw)
-        table = table.set_column(index, token, tokens[raw])
-    return table
+def silver_table(
+    spec: DatasetSpec,
+    transform: SilverTransform,
+    raw: Rows,
+    excluded: Iterable[str] = (),
+    inputs: Mapping[str, Rows] | None = None,
+    tokenizer: Tokenizer | None = None,
+) -> pa.Table:
+    """One Silver batch before its gate: the transform's rows, de-identified per the catalog."""
+    table = transform(raw, excluded, **(inputs or {}))
+    return PrivacyPlan.of(spec).apply(table, tokenizer)
 
 
-def scrub_reviews(table: pa.Table, tokenizer: Tokenizer) -> pa.Table:
-    for name in ("review_comment_title", "review_comment_message"):
-        index = table.column_names.index(name)
-        table = table.set_column(index, name, scrub(table.column(name), tokenizer, TOKEN_DOMAIN))
-    return table
+def _known_source(source: str) -> bool:
+    return source in FILE_SOURCES or source.removeprefix("events_") in EVENT_DOMAINS
 
 
-Build = Callable[[dg.AssetExecutionContext, S3LakeResource, Tokenizer | None], tuple]
-
-
-def silver_asset(name: str, source: str, build: Build, *, deps=(), tokenizes: bool = False):
-    """A Silver asset over ``raw/<source>``: ``build`` returns (table, snapshots, gate params)."""
-    spec = dataset(f"silver/{name}")
+def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefinition:
+    """The asset of one Silver catalog entry over ``raw/<transform.source>``, gated by its
+    pandera schema."""
+    source = transform.source
     gate = QualityGate(spec)
+    plan = PrivacyPlan.of(spec)  # a bad entry fails here, when the code location loads
 
     @dg.asset(
         key=asset_key(spec),
-        deps=[dg.AssetKey(["raw", source]), *deps],
+        deps=[
+            dg.AssetKey(["raw", source]),
+            *(dg.AssetKey(["silver", name]) for name in transform.inputs),
+        ],
         group_name="silver",
         io_manager_key="lakehouse_io_manager",
         code_version=CODE_VERSION,
@@ -99,68 +95,41 @@ def silver_asset(name: str, source: str, build: Build, *, deps=(), tokenizes: bo
         tokenization: TokenizationResource,
     ):
         started = time.perf_counter()
-        tokenizer = tokenization.tokenizer() if tokenizes else None
-        table, snapshots, params = build(context, lake_pipeline, tokenizer)
-        metadata = lineage_metadata(snapshots)
+        tokenizer = tokenization.tokenizer() if plan.needs_tokenizer else None
+        raw, excluded = read_raw(lake_pipeline, source)
+        inputs = [read_snapshot(lake_pipeline, Zone.SILVER, name) for name in transform.inputs]
+        table = silver_table(
+            spec, transform, raw.dataset, excluded, {s.name: s.dataset for s in inputs}, tokenizer
+        )
+        metadata = lineage_metadata([raw, *inputs])
         metadata["transform_seconds"] = round(time.perf_counter() - started, 2)
         if tokenizer is not None:
             metadata["tokenization/key_version"] = tokenizer.version
+        params = {s.name: s.table for s in inputs}
         yield from gate.commit(context, table, lake_pipeline, metadata=metadata, **params)
 
     return _silver
 
 
-def _simple(source: str, transform) -> Build:
-    def build(context, lake, tokenizer):
-        raw, excluded = read_raw(lake, source)
-        return transform(raw.dataset, excluded), [raw], {}
-
-    return build
-
-
-def _customers(context, lake, tokenizer):
-    raw, excluded = read_raw(lake, "olist_customers")
-    return tokenize_customers(transforms.customers(raw.dataset, excluded), tokenizer), [raw], {}
-
-
-def _reviews(context, lake, tokenizer):
-    raw, excluded = read_raw(lake, "olist_order_reviews")
-    return scrub_reviews(transforms.order_reviews(raw.dataset, excluded), tokenizer), [raw], {}
-
-
-def _products(context, lake, tokenizer):
-    raw, excluded = read_raw(lake, "olist_products")
-    categories = read_snapshot(lake, Zone.SILVER, "product_categories")
-    table = transforms.products(raw.dataset, categories.dataset, excluded)
-    known = categories.table.column("category").to_pylist()
-    return table, [raw, categories], {"categories": known}
+def silver_assets() -> list[dg.AssetsDefinition]:
+    """One asset per Silver catalog entry, as the registries are now."""
+    missing = sorted(set(SILVER) - set(SILVER_TRANSFORMS))
+    unknown = sorted(set(SILVER_TRANSFORMS) - set(SILVER))
+    if missing or unknown:
+        raise ConfigurationError(
+            f"Silver catalog entries and transforms differ: without a transform {missing}, "
+            f"transforms without a catalog entry {unknown}; register each in "
+            "transforms/silver.py with @silver_transform"
+        )
+    for transform in SILVER_TRANSFORMS.values():
+        if not _known_source(transform.source):
+            raise ConfigurationError(
+                f"{transform.dataset} reads raw/{transform.source}, which has no contract in "
+                "catalog/sources.py"
+            )
+    return [silver_asset(spec, SILVER_TRANSFORMS[spec.id]) for spec in SILVER.values()]
 
 
-customers = silver_asset("customers", "olist_customers", _customers, tokenizes=True)
-orders = silver_asset("orders", "olist_orders", _simple("olist_orders", transforms.orders))
-order_items = silver_asset(
-    "order_items", "olist_order_items", _simple("olist_order_items", transforms.order_items)
-)
-order_payments = silver_asset(
-    "order_payments",
-    "olist_order_payments",
-    _simple("olist_order_payments", transforms.order_payments),
-)
-order_reviews = silver_asset("order_reviews", "olist_order_reviews", _reviews, tokenizes=True)
-product_categories = silver_asset(
-    "product_categories",
-    "product_category_name_translation",
-    _simple("product_category_name_translation", transforms.product_categories),
-)
-products = silver_asset(
-    "products", "olist_products", _products, deps=[dg.AssetKey(["silver", "product_categories"])]
-)
-sellers = silver_asset("sellers", "olist_sellers", _simple("olist_sellers", transforms.sellers))
-geolocation = silver_asset(
-    "geolocation", "olist_geolocation", _simple("olist_geolocation", transforms.geolocation)
-)
-order_events = silver_asset(
-    "order_events",
-    "events_order_status",
-    _simple("events_order_status", transforms.order_events),
-)
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=silver_assets())
