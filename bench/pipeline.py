@@ -36,10 +36,12 @@ import pyarrow.csv as pacsv  # noqa: E402
 from _stack import benchmark_stack  # noqa: E402
 from deltalake import DeltaTable, write_deltalake  # noqa: E402
 
+from mlsec_platform.catalog.datasets import dataset  # noqa: E402
 from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
 from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.defs.warehouse.assets import TARGETS  # noqa: E402
+from mlsec_platform.privacy.deidentify import PrivacyPlan  # noqa: E402
 from mlsec_platform.sample_data.olist import generate, order_status_events  # noqa: E402
 from mlsec_platform.settings import Zone  # noqa: E402
 from mlsec_platform.stack.supervisor import Supervisor  # noqa: E402
@@ -164,6 +166,9 @@ class Baseline:
         for name in SILVER_SOURCES:
             out[name] = getattr(silver, name)(raw[name])
         out["products"] = silver.products(raw["products"], out["product_categories"])
+        # The ungoverned baseline generalises as Silver does (the catalog says how), but does
+        # not tokenize.
+        out["customers"] = PrivacyPlan.of(dataset("silver/customers")).generalise(out["customers"])
         out["customers"] = out["customers"].rename_columns(
             [
                 {"customer_unique_id": "customer_token"}.get(c, c)
