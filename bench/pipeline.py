@@ -40,7 +40,8 @@ from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
 from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.defs.warehouse.assets import TARGETS  # noqa: E402
-from mlsec_platform.sample_data.olist import generate, order_status_events  # noqa: E402
+from mlsec_platform.sample_data.events import order_status_events  # noqa: E402
+from mlsec_platform.sample_data.olist import generate  # noqa: E402
 from mlsec_platform.settings import Zone  # noqa: E402
 from mlsec_platform.stack.supervisor import Supervisor  # noqa: E402
 from mlsec_platform.storage.raw_writer import (  # noqa: E402
