@@ -1,7 +1,7 @@
 """Olist's text columns from numpy arrays: ids, timestamps, money, coordinates, integers.
 
-Vectorized, and zero-copy where the width is fixed. ``_table`` puts columns together under a
-file source's all-text contract schema.
+Vectorized, and zero-copy where the width is fixed. :func:`contract_table` puts the columns
+together under a file source's all-text contract schema.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _TWO_DIGITS = pa.array([f"{i:02d}" for i in range(100)])
 
 
-def _fixed_width(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def fixed_width(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """A ``(n, w)`` uint8 matrix of ASCII codes -> arrow string array, without copies."""
     n, width = matrix.shape
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
@@ -31,13 +31,13 @@ def _fixed_width(matrix: np.ndarray, valid: np.ndarray | None = None) -> pa.Arra
     )
 
 
-def _hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
+def hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
     """``n`` random 32-hex lowercase ids (128 random bits each)."""
     raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16)
     out = np.empty((n, 32), dtype=np.uint8)
     out[:, 0::2] = _HEX[raw >> 4]
     out[:, 1::2] = _HEX[raw & 15]
-    return _fixed_width(out)
+    return fixed_width(out)
 
 
 def _put_digits(matrix: np.ndarray, start: int, values: np.ndarray, width: int) -> None:
@@ -69,30 +69,31 @@ def _timestamp_matrix(seconds: np.ndarray, sep: str, suffix: str = "") -> np.nda
     return out
 
 
-def _timestamps(seconds: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def timestamps(seconds: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """Epoch seconds -> ``YYYY-MM-DD HH:MM:SS`` text (``None`` where not ``valid``)."""
-    return _fixed_width(_timestamp_matrix(seconds, " "), valid)
+    return fixed_width(_timestamp_matrix(seconds, " "), valid)
 
 
-def _iso_utc(seconds: np.ndarray) -> np.ndarray:
+def iso_utc(seconds: np.ndarray) -> np.ndarray:
     """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` as a numpy str array."""
     matrix = _timestamp_matrix(seconds, "T", "Z")
     return np.ascontiguousarray(matrix).view("S20").reshape(len(seconds)).astype("U20")
 
 
-def _ints(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def ints(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Integers -> decimal text (``None`` where not ``valid``)."""
     mask = None if valid is None else ~np.asarray(valid)
     return pc.cast(pa.array(np.asarray(values, dtype=np.int64), mask=mask), pa.string())
 
 
-def _money(cents: np.ndarray) -> pa.Array:
+def money(cents: np.ndarray) -> pa.Array:
     """Integer cents -> ``"129.90"``."""
     cents = np.asarray(cents, dtype=np.int64)
     whole = pc.cast(pa.array(cents // 100), pa.string())
     return pc.binary_join_element_wise(whole, _TWO_DIGITS.take(pa.array(cents % 100)), ".")
 
 
-def _degrees(values: np.ndarray) -> pa.Array:
+def degrees(values: np.ndarray) -> pa.Array:
     """Coordinates -> text with six decimals (``"-23.550520"``)."""
     micro = np.round(np.asarray(values) * 1e6).astype(np.int64)
     sign = pa.array(np.where(micro < 0, "-", ""))
@@ -101,19 +102,22 @@ def _degrees(values: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(sign, whole, ".", frac, "")  # separator is ""
 
 
-def _text(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def text(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """Strings -> an arrow string array (``None`` where not ``valid``)."""
     mask = None if valid is None else ~np.asarray(valid)
     return pa.array(values, type=pa.string(), mask=mask)
 
 
-def _pick(vocabulary: pa.Array, index: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+def pick(vocabulary: pa.Array, index: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """The ``vocabulary`` entry at each index (``None`` where not ``valid``)."""
     index = np.asarray(index, dtype=np.int64)
     if valid is None:
         return vocabulary.take(pa.array(index))
     return vocabulary.take(pa.array(np.where(valid, index, 0), mask=~np.asarray(valid)))
 
 
-def _table(name: str, columns: dict[str, pa.Array]) -> pa.Table:
+def contract_table(name: str, columns: dict[str, pa.Array]) -> pa.Table:
+    """The file source ``name``'s table from its columns, given in the contract's order."""
     schema = FILE_SOURCES[name].raw_schema()
     assert list(columns) == schema.names, (name, list(columns))
     return pa.Table.from_arrays(list(columns.values()), schema=schema)

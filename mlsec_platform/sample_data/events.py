@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlsec_platform.sample_data.arrays import _lognormal_seconds, _rng
-from mlsec_platform.sample_data.columns import _iso_utc
+from mlsec_platform.sample_data.arrays import lognormal_seconds, stream_rng
+from mlsec_platform.sample_data.columns import iso_utc
 from mlsec_platform.sample_data.olist import OlistDataset
 from mlsec_platform.sample_data.vocab import DAY, HOUR, ORDER_STATUSES
 
@@ -50,7 +50,7 @@ def order_status_events(dataset: OlistDataset) -> Iterator[dict]:
     )
     for start in range(0, plan.size, _EVENT_CHUNK):
         stop = min(start + _EVENT_CHUNK, plan.size)
-        occurred = _iso_utc(plan.at[start:stop]).tolist()
+        occurred = iso_utc(plan.at[start:stop]).tolist()
         rows = plan.order_pos[start:stop].tolist()
         kinds = plan.kind[start:stop].tolist()
         status_codes = plan.status[start:stop].tolist()
@@ -145,8 +145,8 @@ class _EventPlan:
             has_delivered & status_is("delivered"),
             canceled,
         )
-        rng = _rng(dataset.seed, "events.cancel")
-        cancel_delay = np.clip(_lognormal_seconds(rng, n, 20 * HOUR, 1.0), 60, 30 * DAY)
+        rng = stream_rng(dataset.seed, "events.cancel")
+        cancel_delay = np.clip(lognormal_seconds(rng, n, 20 * HOUR, 1.0), 60, 30 * DAY)
         cancel_at = np.where(has_approved, approved, purchase) + cancel_delay
         times = (purchase, approved, carrier, delivered, cancel_at)
         total = int(sum(int(m.sum()) for m in masks))

@@ -29,6 +29,12 @@ What is realistic (roughly the public Olist data, 2016-09 .. 2018-10)
       as free text does in real life.
 
 Everything is vectorized with numpy/pyarrow: 100k orders take about a second.
+
+Where things are
+    This module is the entry point (the data set, :func:`generate`, the CSV files). The
+    tables are built in :mod:`.builder` (reviews in :mod:`.reviews`) from the reference data
+    in :mod:`.vocab` and :mod:`.pt_br`, with the draws of :mod:`.arrays` and the text formats
+    of :mod:`.columns`; the event stream is :mod:`.events`.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mlsec_platform.catalog.sources import FILE_SOURCES
-from mlsec_platform.sample_data.builder import _Builder
+from mlsec_platform.sample_data.builder import TableBuilder
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def generate(seed: int = 42, orders: int = 100_000) -> OlistDataset:
         raise ValueError("seed must be a non-negative integer")
     if not isinstance(orders, int | np.integer) or isinstance(orders, bool) or orders < 1:
         raise ValueError("orders must be a positive integer")
-    return OlistDataset(int(seed), int(orders), _Builder(int(seed), int(orders)).build())
+    return OlistDataset(int(seed), int(orders), TableBuilder(int(seed), int(orders)).build())
 
 
 def write_csv(dataset: OlistDataset, folder: Path) -> dict[str, Path]:

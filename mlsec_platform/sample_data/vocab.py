@@ -89,7 +89,7 @@ CATEGORIES: tuple[tuple[str, str, int], ...] = (
 )
 
 #: Log-price offsets of categories that are clearly cheaper or dearer than the median.
-_PRICE_LEVEL: dict[str, float] = {
+PRICE_LEVEL: dict[str, float] = {
     "pcs": 1.9, "eletrodomesticos_2": 1.3, "portateis_casa_forno_e_cafe": 1.0,
     "agro_industria_e_comercio": 0.9, "instrumentos_musicais": 0.8, "moveis_escritorio": 0.7,
     "climatizacao": 0.6, "relogios_presentes": 0.6, "eletroportateis": 0.6, "cine_foto": 0.3,
@@ -119,13 +119,13 @@ MONTHLY_ORDERS: tuple[tuple[int, int, int], ...] = (
 )  # fmt: skip
 FIRST_PURCHASE_DAY = np.datetime64("2016-09-04")
 LAST_PURCHASE_DAY = np.datetime64("2018-10-17")
-_BLACK_FRIDAY = np.datetime64("2017-11-24")
+BLACK_FRIDAY = np.datetime64("2017-11-24")
 
-_HOURLY = np.array([
+HOURLY_ORDERS = np.array([
     2394, 1170, 510, 272, 206, 188, 502, 1231, 2967, 4785, 6177, 6578,
     5995, 6518, 6569, 6454, 6675, 6150, 5769, 5982, 6193, 6217, 5816, 4123,
 ], dtype=np.float64)  # fmt: skip
-_WEEKDAY = np.array([1.15, 1.15, 1.10, 1.05, 1.00, 0.75, 0.80])  # Monday .. Sunday
+WEEKDAY_FACTORS = np.array([1.15, 1.15, 1.10, 1.05, 1.00, 0.75, 0.80])  # Monday .. Sunday
 
 ORDERS_PER_PERSON: tuple[float, ...] = (0.969, 0.0277, 0.0024, 0.0006, 0.0002, 0.0001)
 ITEMS_PER_ORDER: tuple[float, ...] = (0.900, 0.075, 0.015, 0.006, 0.0025, 0.0015)
@@ -137,42 +137,42 @@ MIN_SELLERS = 10
 PAYMENT_TYPES: tuple[str, ...] = ("credit_card", "boleto", "voucher", "debit_card")
 #: Share of orders by their main payment type; ~1.5 % of card orders also use vouchers, so
 #: rows end up ~74 % card, ~19 % boleto, ~5.5 % voucher, ~1.5 % debit card as in Olist.
-_PAYMENT_P = (0.767, 0.195, 0.023, 0.015)
+PAYMENT_SHARES = (0.767, 0.195, 0.023, 0.015)
 
 #: Installments of a card payment that is spread (Olist has peaks at 2-4, 8 and 10).
-_INSTALLMENTS_P = np.array([0.05, 0.22, 0.19, 0.13, 0.09, 0.07, 0.03, 0.07, 0.01, 0.14])
+INSTALLMENT_SHARES = np.array([0.05, 0.22, 0.19, 0.13, 0.09, 0.07, 0.03, 0.07, 0.01, 0.14])
 
 REVIEW_SCORES: dict[int, float] = {5: 0.578, 4: 0.193, 3: 0.082, 2: 0.032, 1: 0.115}
 
-_TITLES_GOOD = (
+TITLES_GOOD = (
     "Recomendo", "Ótimo", "Excelente", "Muito bom", "Super recomendo", "Adorei", "Perfeito",
     "Chegou rápido", "Bom produto", "Nota 10",
 )  # fmt: skip
-_TITLES_MID = ("Razoável", "Poderia ser melhor", "Ok", "Mais ou menos", "Atrasou um pouco")
-_TITLES_BAD = (
+TITLES_MID = ("Razoável", "Poderia ser melhor", "Ok", "Mais ou menos", "Atrasou um pouco")
+TITLES_BAD = (
     "Não recebi", "Péssimo", "Decepcionado", "Não recomendo", "Produto errado",
     "Veio com defeito", "Horrível",
 )  # fmt: skip
-_PHRASES_GOOD = (
+PHRASES_GOOD = (
     "Produto excelente", "Chegou antes do prazo", "Recomendo a loja", "Muito bem embalado",
     "Produto de ótima qualidade", "Entrega rápida", "Superou minhas expectativas",
     "Tudo certo com a compra", "Produto conforme o anúncio", "Comprarei novamente",
     "Gostei muito, minha filha adorou", "Ótimo custo-benefício", "Vendedor atencioso",
     "Chegou tudo certinho, obrigado", 'Veio escrito "frágil" na caixa e chegou intacto',
 )  # fmt: skip
-_PHRASES_MID = (
+PHRASES_MID = (
     "Produto bom, mas a entrega atrasou", "O produto é bom, porém a cor é diferente da foto",
     "Chegou no prazo mas a embalagem estava amassada", "Esperava mais pelo preço",
     "Atende, mas o acabamento poderia ser melhor", "Demorou um pouco para chegar",
 )  # fmt: skip
-_PHRASES_BAD = (
+PHRASES_BAD = (
     "Não recebi o produto", "Produto veio com defeito", "Até agora nada", "Veio o produto errado",
     "Comprei dois e recebi apenas um", "Ainda não recebi e o prazo já passou",
     "Péssimo atendimento, ninguém responde", "A qualidade é muito ruim",
     "Quero meu dinheiro de volta", "Produto diferente do anunciado",
     'Veio "usado", com marcas de uso', "Entrega muito atrasada, não recomendo",
 )  # fmt: skip
-_CONTACT_PREFIXES = (
+CONTACT_PREFIXES = (
     " Meu telefone é ", " Entrem em contato comigo: ", " Favor responder no e-mail ",
     " Contato: ",
 )  # fmt: skip
