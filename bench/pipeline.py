@@ -42,7 +42,8 @@ from mlsec_platform.defs.reference.assets import _BR_STATES, BR_STATES_SCHEMA  #
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.defs.warehouse.assets import TARGETS  # noqa: E402
 from mlsec_platform.privacy.deidentify import PrivacyPlan  # noqa: E402
-from mlsec_platform.sample_data.olist import generate, order_status_events  # noqa: E402
+from mlsec_platform.sample_data.events import order_status_events  # noqa: E402
+from mlsec_platform.sample_data.olist import generate  # noqa: E402
 from mlsec_platform.settings import Zone  # noqa: E402
 from mlsec_platform.stack.supervisor import Supervisor  # noqa: E402
 from mlsec_platform.storage.raw_writer import (  # noqa: E402

@@ -25,7 +25,8 @@ from mlsec_platform.catalog.sources import EVENT_DOMAINS
 from mlsec_platform.defs.raw import events as event_connector
 from mlsec_platform.defs.raw import files as file_connector
 from mlsec_platform.defs.resources import build_resources
-from mlsec_platform.sample_data.olist import OlistDataset, generate, order_status_events
+from mlsec_platform.sample_data.events import order_status_events
+from mlsec_platform.sample_data.olist import OlistDataset, generate
 from mlsec_platform.settings import Endpoints, PlatformSettings
 from mlsec_platform.stack.orchestrator import dagster_login
 from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch, with_stream_columns

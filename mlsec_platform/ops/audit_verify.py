@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 
 from mlsec_platform.audit.chain import Anchor, VerifyReport, verify_chain
@@ -50,3 +51,16 @@ def verify_audit_log(settings: PlatformSettings, *, anchor: bool = True) -> Veri
     finally:
         login.revoke()
         vault.revoke()
+
+
+def report_audit_log(
+    settings: PlatformSettings, echo: Callable[[str], None], *, anchor: bool = True
+) -> VerifyReport:
+    """Verify the chain (:func:`verify_audit_log`); say whether it is intact or where it breaks."""
+    report = verify_audit_log(settings, anchor=anchor)
+    if report.ok:
+        echo(f"audit chain intact: {report.events} events, head #{report.head_seq}")
+    else:
+        echo(f"audit chain BROKEN at event #{report.broken.seq}: {report.broken.reason}")
+        echo(f"({report.events} events verified before it)")
+    return report

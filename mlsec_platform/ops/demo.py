@@ -47,7 +47,8 @@ def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo
     from mlsec_platform.gateway.server import BackgroundGateway
     from mlsec_platform.gateway.services import AUDIENCE
     from mlsec_platform.identities.tokens import issue_token
-    from mlsec_platform.sample_data.olist import generate, order_status_events, write_csv
+    from mlsec_platform.sample_data.events import order_status_events
+    from mlsec_platform.sample_data.olist import generate, write_csv
     from mlsec_platform.stack.bootstrap import BootstrapCredentials
     from mlsec_platform.stack.ports import PortAllocator
 

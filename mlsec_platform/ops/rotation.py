@@ -20,14 +20,15 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from mlsec_platform.catalog.datasets import CATALOG
-from mlsec_platform.errors import MlsecError
 from mlsec_platform.ops.operator import operator_audit, operator_vault
+from mlsec_platform.ops.refusals import ActionFailed
 from mlsec_platform.privacy.tokenization import TRANSIT_KEY
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.orchestrator import apply_environment, orchestrator_environment
 from mlsec_platform.storage.snapshots import read_snapshot
 
 
-class RotationError(MlsecError, RuntimeError):
+class RotationError(ActionFailed, RuntimeError):
     """Re-tokenization did not complete; the old key version stays active."""
 
 
@@ -114,4 +115,15 @@ def rotate_tokenization_key(
         client.secrets.transit.update_key_configuration(TRANSIT_KEY, min_decryption_version=new)
         audit.emit("tokenization.key_retired", {"retired_below": new, "run_id": result.run_id})
         echo(f"Old versions retired: only v{new} tokens can be revealed now")
+    return report
+
+
+def rotate_in_stack_instance(
+    settings: PlatformSettings, echo: Callable[[str], None] = print, *, resume: bool = False
+) -> RotationReport:
+    """:func:`rotate_tokenization_key` in the Dagster instance of the stack's environment."""
+    apply_environment(orchestrator_environment(settings))
+    with dg.DagsterInstance.get() as instance:
+        report = rotate_tokenization_key(settings, instance, echo, resume=resume)
+    echo(f"{len(report.tables_checked)} tokenized columns hold only v{report.to_version} tokens")
     return report

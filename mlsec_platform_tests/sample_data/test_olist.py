@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import uuid
 from datetime import datetime
 from decimal import Decimal
 
@@ -15,17 +12,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
-from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.sample_data import olist as og
-from mlsec_platform.sample_data import pt_br
-
-ORDERS = 2_000
-SEED = 42
-
-
-@pytest.fixture(scope="module")
-def dataset() -> og.OlistDataset:
-    return og.generate(seed=SEED, orders=ORDERS)
+from mlsec_platform.sample_data import pt_br, vocab
+from mlsec_platform_tests.sample_data.conftest import ORDERS, SEED
 
 
 def column(dataset: og.OlistDataset, table: str, name: str) -> list:
@@ -203,7 +193,7 @@ def test_payments_sum_to_price_plus_freight(dataset):
         paid[pay["order_id"]] = paid.get(pay["order_id"], Decimal(0)) + Decimal(
             pay["payment_value"]
         )
-        assert pay["payment_type"] in og.PAYMENT_TYPES
+        assert pay["payment_type"] in vocab.PAYMENT_TYPES
         installments = int(pay["payment_installments"])
         assert 1 <= installments <= 10
         if pay["payment_type"] != "credit_card":
@@ -268,11 +258,6 @@ def test_reviews(dataset):
 # -- realism at scale --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def big() -> og.OlistDataset:
-    return og.generate(seed=7, orders=100_000)
-
-
 def shares(table: pa.Table, name: str) -> dict[str, float]:
     counts = table[name].value_counts().to_pylist()
     return {c["values"]: c["counts"] / table.num_rows for c in counts}
@@ -288,7 +273,7 @@ def test_row_count_relations_at_100k_orders(big):
     assert 0.985 < t["olist_order_reviews"].num_rows / n < 0.997
     assert 31_000 < t["olist_products"].num_rows < 34_000
     assert 2_800 < t["olist_sellers"].num_rows < 3_400
-    assert t["product_category_name_translation"].num_rows == len(og.CATEGORIES)
+    assert t["product_category_name_translation"].num_rows == len(vocab.CATEGORIES)
     unique_people = len(pc.unique(t["olist_customers"]["customer_unique_id"]))
     assert 0.95 < unique_people / n < 0.98
     zips = len(pc.unique(t["olist_geolocation"]["geolocation_zip_code_prefix"]))
@@ -299,14 +284,14 @@ def test_distributions_at_100k_orders(big):
     t = big.tables
     status = shares(t["olist_orders"], "order_status")
     assert status["delivered"] == pytest.approx(0.965, abs=0.005)
-    assert set(status) == {s for s, _ in og.ORDER_STATUSES}
+    assert set(status) == {s for s, _ in vocab.ORDER_STATUSES}
     payment = shares(t["olist_order_payments"], "payment_type")
     assert payment["credit_card"] == pytest.approx(0.74, abs=0.02)
     assert payment["boleto"] == pytest.approx(0.19, abs=0.015)
     assert payment["voucher"] == pytest.approx(0.055, abs=0.01)
     assert payment["debit_card"] == pytest.approx(0.015, abs=0.005)
     score = shares(t["olist_order_reviews"], "review_score")
-    for value, share in og.REVIEW_SCORES.items():
+    for value, share in vocab.REVIEW_SCORES.items():
         assert score[str(value)] == pytest.approx(share, abs=0.015), value
     state = shares(t["olist_customers"], "customer_state")
     assert state["SP"] == pytest.approx(0.42, abs=0.01)
@@ -321,95 +306,6 @@ def test_distributions_at_100k_orders(big):
         lat_min, lat_max, lng_min, lng_max = pt_br.state_bbox(uf)
         lat, lng = rows["geolocation_lat"].astype(float), rows["geolocation_lng"].astype(float)
         assert lat.between(lat_min, lat_max).all() and lng.between(lng_min, lng_max).all(), uf
-
-
-# -- events ------------------------------------------------------------------------------------
-
-JSON_TYPES = {str: "string", type(None): "null"}
-
-
-def test_events_match_the_contract(dataset):
-    contract = EVENT_DOMAINS["order_status"]
-    events = list(og.order_status_events(dataset))
-    assert len(events) == og.count_order_status_events(dataset)
-    assert 3.0 * ORDERS < len(events) < 4.0 * ORDERS
-    iso = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-    statuses = {s for s, _ in og.ORDER_STATUSES}
-    for event in events:
-        assert list(event) == list(contract.fields)
-        assert contract.required <= {k for k, v in event.items() if v is not None}
-        for key, value in event.items():
-            assert isinstance(value, contract.fields[key]), (key, value)
-        assert event["event_type"] in og.EVENT_TYPES
-        assert event["status"] in statuses
-        assert iso.match(event["occurred_at"])
-        if event["event_type"] in ("order_shipped", "order_delivered"):
-            assert event["seller_id"] is not None
-        else:
-            assert event["seller_id"] is None
-        assert uuid.UUID(event["event_id"]).version == 5
-    # JSON-serializable with the contract's JSON types
-    decoded = json.loads(json.dumps(events[:50]))
-    assert decoded == events[:50]
-
-
-def test_event_ids_are_unique_and_stable(dataset):
-    first = list(og.order_status_events(dataset))
-    second = list(og.order_status_events(og.generate(seed=SEED, orders=ORDERS)))
-    assert first == second
-    ids = [e["event_id"] for e in first]
-    assert len(set(ids)) == len(ids)
-    sample = first[123]
-    assert sample["event_id"] == og.event_uuid(SEED, sample["order_id"], sample["event_type"])
-    other = og.take_events(og.generate(seed=SEED + 1, orders=ORDERS), 100)
-    assert not {e["event_id"] for e in other} & set(ids)
-
-
-def test_events_replay_to_the_order_status(dataset):
-    orders = {o["order_id"]: o for o in dataset.tables["olist_orders"].to_pylist()}
-    items = {
-        i["order_id"]: i["seller_id"]
-        for i in dataset.tables["olist_order_items"].to_pylist()
-        if i["order_item_id"] == "1"
-    }
-    last_status: dict[str, str] = {}
-    previous = ""
-    for event in og.order_status_events(dataset):
-        assert event["occurred_at"] >= previous, "events come in time order"
-        previous = event["occurred_at"]
-        order = orders[event["order_id"]]
-        assert event["customer_id"] == order["customer_id"]
-        if event["seller_id"] is not None:
-            assert event["seller_id"] == items[event["order_id"]]
-        if event["event_type"] == "order_created":
-            assert event["occurred_at"].replace("T", " ")[:-1] == order["order_purchase_timestamp"]
-            assert event["order_id"] not in last_status
-        last_status[event["order_id"]] = event["status"]
-    assert last_status == {k: o["order_status"] for k, o in orders.items()}
-
-
-def test_take_events(dataset):
-    events = og.take_events(dataset, 1_000)
-    assert len(events) == 1_000
-    assert events == list(og.order_status_events(dataset))[:1_000]
-    with pytest.raises(ValueError):
-        og.take_events(og.generate(seed=1, orders=5), 1_000)
-
-
-def test_hundred_thousand_events(big):
-    events = og.take_events(big, 100_000)
-    assert len({e["event_id"] for e in events}) == 100_000
-
-
-def test_fast_uuid5_equals_the_standard_library():
-    for order_id in ("a" * 32, "0123456789abcdef0123456789abcdef"):
-        for event_type in og.EVENT_TYPES:
-            name = f"{SEED}/{order_id}/{event_type}"
-            expected = str(uuid.uuid5(og._EVENT_NAMESPACE, name))
-            data = og._EVENT_NAMESPACE.bytes + name.encode()
-            digest = hashlib.sha1(data, usedforsecurity=False)
-            assert og._uuid5_text(digest.digest()) == expected
-            assert og.event_uuid(SEED, order_id, event_type) == expected
 
 
 # -- CSV ---------------------------------------------------------------------------------------
@@ -446,4 +342,4 @@ def test_csv_quotes_commas_and_quotes(tmp_path):
 def test_the_generator_draws_statuses_from_the_catalog_vocabulary() -> None:
     from mlsec_platform.catalog.datasets import ORDER_STATUSES
 
-    assert [s for s, _ in og.ORDER_STATUSES] == list(ORDER_STATUSES)
+    assert [s for s, _ in vocab.ORDER_STATUSES] == list(ORDER_STATUSES)

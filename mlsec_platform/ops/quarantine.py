@@ -1,0 +1,92 @@
+"""Operator actions on the quarantine: list what was refused, keep a failed batch out of
+curation, send a refused upload through the gateway again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.identities.tokens import issue_token
+from mlsec_platform.ops.operator import operator_audit, operator_name, operator_vault
+from mlsec_platform.ops.refusals import NotApplicable, UnknownName
+from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.bootstrap import BootstrapCredentials
+from mlsec_platform.storage.quarantine import (
+    QuarantineEntry,
+    exclude_batch,
+    list_quarantine,
+    resubmit,
+)
+
+Echo = Callable[[str], None]
+
+
+class UnknownSource(UnknownName):
+    """No file source or event domain of that name."""
+
+
+class UnknownQuarantineId(UnknownName):
+    """Nothing quarantined under that id."""
+
+
+class NotResubmittable(NotApplicable):
+    """Rejected events of a connector batch are kept for inspection, not sent again."""
+
+
+class GatewayNotRunning(NotApplicable):
+    """Nothing answers at the gateway address; the message says how to start it."""
+
+
+def list_quarantined(settings: PlatformSettings, echo: Echo) -> list[QuarantineEntry]:
+    """Every quarantined upload, event request or batch, one line each with its reason."""
+    entries = list_quarantine(build_resources(settings)["lake_connector"])
+    for e in entries:
+        status = e.status if e.status is not None else "-"
+        echo(f"{e.quarantine_id}  {e.stage:<9} {e.kind:<6} {e.name:<32} {status:<4} {e.reason}")
+    echo(f"{len(entries)} quarantined")
+    return entries
+
+
+def exclude_from_curation(
+    settings: PlatformSettings, source: str, batch_id: str, reason: str, echo: Echo
+) -> str:
+    """Keep a Raw batch that failed a quality gate out of Silver (audited); returns the marker."""
+    known = [*FILE_SOURCES, *(c.source for c in EVENT_DOMAINS.values())]
+    if source not in known:
+        raise UnknownSource(f"unknown source {source}; known: {', '.join(known)}")
+    lake = build_resources(settings)["lake_pipeline"]
+    record = {"reason": reason, "by": operator_name()}
+    with operator_audit(settings, operator_vault(settings)) as audit:
+        key = exclude_batch(lake, source=source, batch_id=batch_id, record=record)
+        audit.emit("quality.batch_excluded", {"source": source, "batch_id": batch_id, **record})
+    lake.audit.close()
+    echo(f"excluded {source}/{batch_id} from curation ({key}); re-run the `curated` job")
+    return key
+
+
+def resubmit_quarantined(
+    settings: PlatformSettings, quarantine_id: str, gateway_url: str | None, echo: Echo
+) -> bool:
+    """Send a quarantined payload through the running gateway again; True if it was accepted."""
+    lake = build_resources(settings)["lake_connector"]
+    entry = next((e for e in list_quarantine(lake) if e.quarantine_id == quarantine_id), None)
+    if entry is None:
+        raise UnknownQuarantineId(
+            f"no quarantined input {quarantine_id}; see `mlsec quarantine list`"
+        )
+    if entry.stage != "gateway" and entry.kind != "file":
+        raise NotResubmittable("rejected events of a connector batch are kept for inspection only")
+    scope = f"{'upload' if entry.kind == 'file' else 'publish'}:{entry.name}"
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    token = issue_token(vault, subject="operator:resubmit", audience="mlsec-gateway",
+                        ttl_seconds=300, claims={"scope": [scope]})  # fmt: skip
+    url = gateway_url or f"http://127.0.0.1:{settings.gateway_port}"
+    try:
+        response = resubmit(lake, entry, url, token)
+    except httpx.ConnectError:
+        raise GatewayNotRunning(f"no gateway at {url}: start it with `mlsec gateway`") from None
+    echo(f"{response.status_code} {response.text}")
+    return response.is_success

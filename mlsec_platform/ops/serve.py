@@ -1,0 +1,46 @@
+"""The platform's servers in the foreground, for an operator: gateway, broker, Dagster UI.
+
+Each runs until Ctrl-C. The gateway and the broker are imported only when served: the broker
+package is slow to import.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.orchestrator import orchestrator_environment, project_root
+
+Echo = Callable[[str], None]
+
+
+def serve_gateway(settings: PlatformSettings, host: str, port: int | None, echo: Echo) -> None:
+    """The ingestion gateway as the `gateway` identity (port: the settings' by default)."""
+    from mlsec_platform.gateway.server import serve
+
+    port = port or settings.gateway_port
+    echo(f"Ingestion gateway on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    serve(settings, host, port)
+
+
+def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: Echo) -> None:
+    """The Access Broker as the `broker` identity (port: the settings' by default)."""
+    from broker_api.server import serve
+
+    port = port or settings.broker_port
+    echo(f"Access Broker on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    serve(settings, host, port)
+
+
+def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> int:
+    """The Dagster webserver and daemon against the running stack; returns their exit status."""
+    env = {**os.environ, **orchestrator_environment(settings)}
+    echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-w", str(project_root() / "workspace.yaml"), "-h", host, "-p", str(port),
+    ]  # fmt: skip
+    return subprocess.call(command, env=env, cwd=project_root())

@@ -1,0 +1,51 @@
+"""The servers for an operator: start them (or check a configured stack), stop them, their health.
+
+Stopping and health are about the embedded servers of the `local` profile only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from mlsec_platform.ops.refusals import NotApplicable
+from mlsec_platform.settings import PlatformSettings, Profile
+from mlsec_platform.stack.supervisor import Supervisor
+
+Echo = Callable[[str], None]
+
+
+class NotLocalProfile(NotApplicable):
+    """Only the `local` profile has embedded servers; a configured stack is managed elsewhere."""
+
+
+def start_servers(settings: PlatformSettings, echo: Echo) -> None:
+    """Start (local) or check (stack) the servers, bootstrap identities, say how long it took."""
+    from mlsec_platform.ops.demo import bring_up  # the demo's first step; it imports Dagster
+
+    started = time.monotonic()
+    bring_up(settings, echo)
+    echo(f"Ready in {time.monotonic() - started:.1f}s. `mlsec status` shows the addresses.")
+
+
+def local_supervisor(settings: PlatformSettings, echo: Echo) -> Supervisor:
+    """The supervisor of the embedded servers (refused outside the `local` profile)."""
+    if settings.profile is not Profile.LOCAL:
+        raise NotLocalProfile("this command manages the embedded servers of the `local` profile")
+    return Supervisor(settings, progress=echo)
+
+
+def stop_servers(settings: PlatformSettings, echo: Echo) -> None:
+    """Stop the embedded servers; their state stays under the state folder."""
+    local_supervisor(settings, echo).down()
+
+
+def report_status(settings: PlatformSettings, echo: Echo) -> bool:
+    """One line per embedded server (name, state, ports); True when every one is healthy."""
+    unhealthy = 0
+    for server in local_supervisor(settings, echo).status():
+        state = "healthy" if server.healthy else ("running" if server.running else "stopped")
+        unhealthy += not server.healthy
+        ports = " ".join(f"{k}={v}" for k, v in server.ports.items())
+        echo(f"{server.name:<10} {state:<8} {ports}")
+    return not unhealthy

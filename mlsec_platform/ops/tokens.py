@@ -1,0 +1,70 @@
+"""Identity tokens an operator issues with the bootstrap credentials: gateway or broker tokens.
+
+A gateway token carries scopes; a broker token carries groups, project, purpose, clearance and
+optionally entitlements. The option names in the refusals are those of ``mlsec token issue``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlsec_platform.ops.refusals import NotApplicable
+from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.bootstrap import BootstrapCredentials
+
+#: ``broker_api.identity.BROKER_AUDIENCE``, not imported: the broker package is slow to import.
+BROKER_AUDIENCE = "mlsec-broker"
+
+
+class TokenOptionsMismatch(NotApplicable):
+    """The options given do not make a token for this audience."""
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What the token is for: its subject, audience and the claims of that audience."""
+
+    subject: str
+    audience: str = "mlsec-gateway"
+    scopes: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    project: str | None = None
+    purpose: str | None = None
+    clearance: str | None = None
+    entitlements: tuple[str, ...] = ()
+    ttl: int | None = None
+
+    def check(self) -> None:
+        """Refuse broker claims on a gateway token, scopes on a broker token, missing claims."""
+        broker_options = {"--group": self.groups, "--project": self.project,
+                          "--purpose": self.purpose, "--clearance": self.clearance,
+                          "--entitlement": self.entitlements}  # fmt: skip
+        if self.audience == BROKER_AUDIENCE:
+            missing = [o for o, v in broker_options.items() if not v and o != "--entitlement"]
+            if missing:
+                raise TokenOptionsMismatch(f"a broker token needs {', '.join(missing)}")
+            if self.scopes:
+                raise TokenOptionsMismatch("--scope is for gateway tokens, not broker tokens")
+        elif given := [o for o, v in broker_options.items() if v]:
+            raise TokenOptionsMismatch(
+                f"{', '.join(given)}: for broker tokens (--audience mlsec-broker)"
+            )
+
+
+def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> str:
+    """The signed token of ``request`` (checked first); its lifetime defaults to the settings'."""
+    request.check()
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    ttl_seconds = request.ttl or settings.upload_token_ttl
+    if request.project and request.purpose and request.clearance:
+        from broker_api.identity import issue_broker_token
+
+        return issue_broker_token(
+            vault, subject=request.subject, groups=request.groups, project=request.project,
+            purpose=request.purpose, clearance=request.clearance,
+            entitlements=request.entitlements, ttl_seconds=ttl_seconds, audience=request.audience,
+        )  # fmt: skip
+    from mlsec_platform.identities.tokens import issue_token
+
+    return issue_token(vault, subject=request.subject, audience=request.audience,
+                       ttl_seconds=ttl_seconds, claims={"scope": list(request.scopes)})  # fmt: skip
