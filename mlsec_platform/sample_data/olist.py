@@ -48,6 +48,7 @@ import pyarrow.csv as pacsv
 
 from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.sample_data.builder import TableBuilder
+from mlsec_platform.sources import validation
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,12 @@ def write_csv(dataset: OlistDataset, folder: Path) -> dict[str, Path]:
 
 
 def read_csv(path: Path, source: str) -> pa.Table:
-    """Read a CSV written by :func:`write_csv` back into the contract's all-text schema."""
-    schema = FILE_SOURCES[source].raw_schema()
-    convert = pacsv.ConvertOptions(
-        column_types={f.name: pa.string() for f in schema},
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-    table = pacsv.read_csv(Path(path), convert_options=convert)
-    return table.select(schema.names).cast(schema)
+    """Read a CSV written by :func:`write_csv` back into the contract's all-text schema.
+
+    Parsed as the gateway parses an upload (:func:`mlsec_platform.sources.validation.read_csv`:
+    an unquoted empty field is missing, a quoted one is empty text), then put in the contract's
+    column order.
+    """
+    contract = FILE_SOURCES[source]
+    schema = contract.raw_schema()
+    return validation.read_csv(Path(path).read_bytes(), contract).select(schema.names).cast(schema)

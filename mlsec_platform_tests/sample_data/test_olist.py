@@ -15,6 +15,7 @@ import pytest
 from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.sample_data import olist as og
 from mlsec_platform.sample_data import pt_br, vocab
+from mlsec_platform.sources.validation import Rejected
 from mlsec_platform_tests.sample_data.conftest import ORDERS, SEED
 
 
@@ -343,3 +344,10 @@ def test_the_generator_draws_statuses_from_the_catalog_vocabulary() -> None:
     from mlsec_platform.catalog.datasets import ORDER_STATUSES
 
     assert [s for s, _ in vocab.ORDER_STATUSES] == list(ORDER_STATUSES)
+
+
+def test_read_csv_parses_as_the_gateway_does(tmp_path):
+    path = tmp_path / "product_category_name_translation.csv"
+    path.write_bytes(b"product_category_name,product_category_name_english\na,b,c\n")
+    with pytest.raises(Rejected, match="^malformed CSV: "):
+        og.read_csv(path, "product_category_name_translation")
