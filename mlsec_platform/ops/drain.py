@@ -14,12 +14,21 @@ from typing import Any
 import dagster as dg
 
 from mlsec_platform.defs.raw.events import RAW_EVENT_ASSETS, nats_events_sensor, pending_events
-from mlsec_platform.defs.raw.files import RAW_FILE_ASSETS, landing_files_sensor
+from mlsec_platform.defs.raw.files import RAW_FILE_ASSETS, landing_files_sensor, raw_file_assets
 
 _ASSETS = {
     **{a.key: a for a in RAW_FILE_ASSETS.values()},
     **{a.key: a for a in RAW_EVENT_ASSETS.values()},
 }
+
+
+def _asset(key: dg.AssetKey) -> dg.AssetsDefinition:
+    """The connector asset of ``key``; one of a source registered after import is built now."""
+    if key not in _ASSETS:
+        _ASSETS.update({a.key: a for a in raw_file_assets().values()})
+    return _ASSETS[key]
+
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -40,7 +49,7 @@ def _run_requests(sensor, instance, resources, echo, quiet: bool) -> list[BatchR
     for request in result.run_requests or []:
         [key] = request.asset_selection
         outcome = dg.materialize(
-            [_ASSETS[key]],
+            [_asset(key)],
             partition_key=request.partition_key,
             instance=instance,
             resources=resources,
