@@ -195,6 +195,18 @@ def ui(port: int, host: str) -> None:
 
 
 @main.command()
+def ingest() -> None:
+    """Commit every upload and event batch waiting now to Raw, as the connectors' sensors do."""
+    _lazy("ops.pipeline").ingest_pending(get_settings(), echo)
+
+
+@main.command()
+def curate() -> None:
+    """Run the `curated` job: Raw -> Silver -> Gold -> warehouse and features, gated."""
+    sys.exit(0 if _lazy("ops.pipeline").curate(get_settings(), echo).success else 1)
+
+
+@main.command()
 @click.option("--orders", default=20_000, show_default=True, help="Size of the generated data.")
 @click.option("--seed", default=42, show_default=True)
 def demo(orders: int, seed: int) -> None:
@@ -203,7 +215,8 @@ def demo(orders: int, seed: int) -> None:
     result = _lazy("ops.demo").run_demo(get_settings(), echo, orders=orders, seed=seed)
     ok = result.success and result.audit is not None and result.audit.ok
     echo(f"Demo {'finished' if ok else 'FAILED'} in {time.monotonic() - started:.1f}s")
-    echo("Browse runs and assets with `mlsec ui`; stop the servers with `mlsec down`.")
+    for line in _lazy("ops.demo").next_steps(get_settings()) if ok else []:
+        echo(line)
     sys.exit(0 if ok else 1)
 
 

@@ -6,19 +6,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import dagster as dg
-
 from mlsec_platform.audit.chain import VerifyReport
 from mlsec_platform.ops.audit_verify import verify_audit_log
+from mlsec_platform.ops.pipeline import curate, ingest_pending
 from mlsec_platform.settings import PlatformSettings, Profile
 from mlsec_platform.stack.bootstrap import bootstrap
-from mlsec_platform.stack.orchestrator import apply_environment, orchestrator_environment
 from mlsec_platform.stack.supervisor import Supervisor
 
 Echo = Callable[[str], None]
-
-#: Keep Dagster's own console output to warnings: the demo prints its own progress.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 @dataclass
@@ -81,49 +76,24 @@ def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo
 def run_demo(
     settings: PlatformSettings, echo: Echo, orders: int = 20_000, seed: int = 42
 ) -> DemoResult:
-    from mlsec_platform.defs.resources import build_resources
-    from mlsec_platform.ops.drain import drain_events, drain_landing
-
     bring_up(settings, echo)
-    apply_environment(orchestrator_environment(settings))
-    from mlsec_platform.definitions import defs  # after the environment names the stack
-
-    definitions = defs()
     echo("Ingesting through the gateway (files and events)")
     ingest_sample(settings, orders, seed, echo)
 
     outcome = DemoResult(run_id="", success=True)
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
-        resources = build_resources(settings)
-        echo("Official connectors: landing and event batches -> Raw")
-        raw_runs = drain_landing(instance, resources, echo) + drain_events(
-            instance, resources, echo
-        )
-        for run in raw_runs:
-            outcome.materializations[f"{run.asset} [{run.partition}]"] = run.metadata
+    echo("Official connectors: landing and event batches -> Raw")
+    raw_runs = ingest_pending(settings, echo)
+    for run in raw_runs:
+        outcome.materializations[f"{run.asset} [{run.partition}]"] = run.metadata
 
-        echo("Curating: Raw -> Silver -> Gold -> warehouse and feature groups (gated)")
-        result = definitions.resolve_job_def("curated").execute_in_process(
-            instance=instance, run_config=QUIET_RUN_CONFIG, tags={"mlsec/trigger": "demo"},
-            raise_on_error=False,
-        )  # fmt: skip
-    outcome.run_id, outcome.success = result.run_id, result.success
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        meta = {k: v.value for k, v in mat.metadata.items()}
-        outcome.materializations[mat.asset_key.to_user_string()] = meta
-        where = meta.get("table_uri") or meta.get("table", "")
-        echo(
-            f"  {mat.asset_key.to_user_string():<34} delta v{meta.get('delta_version')}  "
-            f"{meta.get('dagster/row_count')} rows  {where}"
-        )
-    for check in result.get_asset_check_evaluations():
-        if not check.passed:
-            echo(f"  gate FAILED: {check.asset_key.to_user_string()} {check.check_name}")
-    state = "succeeded" if result.success else "FAILED"
+    echo("Curating: Raw -> Silver -> Gold -> warehouse and feature groups (gated)")
+    curated = curate(settings, echo, trigger="demo")
+    outcome.run_id, outcome.success = curated.run_id, curated.success
+    outcome.materializations |= curated.materializations
+    state = "succeeded" if curated.success else "FAILED"
     echo(f"  {len(raw_runs) + 1} runs {state} in {time.monotonic() - started:.1f}s")
-    if not result.success:
+    if not curated.success:
         return outcome
 
     echo("Serving the Access Broker; sample reads at two clearances")
@@ -196,3 +166,23 @@ def sample_reads(settings: PlatformSettings, echo: Echo) -> dict[str, object]:
                 for line in frame.to_string(index=False).splitlines():
                     echo(f"    {line}")
     return frames
+
+
+def next_steps(settings: PlatformSettings) -> list[str]:
+    """What to try once the demo has run: each line a command to copy (README: After the demo)."""
+    state = (
+        [f"  export MLSEC_STATE_DIR={settings.root}    # this demo's state folder"]
+        if settings.state_dir != PlatformSettings.model_fields["state_dir"].default
+        else []
+    )
+    return [
+        'Next steps (the README\'s "After the demo" walks through them):',
+        *state,
+        "  mlsec ui           # the Dagster UI on http://127.0.0.1:3000",
+        f"  mlsec broker &     # the Access Broker on http://127.0.0.1:{settings.broker_port}"
+        " (OpenAPI at /docs)",
+        f"  mlsec gateway &    # the ingestion gateway on http://127.0.0.1:{settings.gateway_port}",
+        "  TOKEN=$(mlsec token issue --audience mlsec-broker --subject ana --group analysts \\",
+        "      --project olist-sp --purpose analytics --clearance internal)",
+        "  mlsec down         # stop the servers; the data stays for the next `mlsec up`",
+    ]
