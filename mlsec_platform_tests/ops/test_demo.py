@@ -1,60 +1,16 @@
 """`mlsec demo` on the embedded stack, then a hunt for every live secret where none may be."""
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import dagster as dg
-import pytest
-from click.testing import CliRunner
 from dagster._serdes import serialize_value
 
-from mlsec_platform.cli import main
 from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.settings import get_settings
 from mlsec_platform.stack.orchestrator import project_root
-from mlsec_platform.stack.supervisor import Supervisor
 from mlsec_platform_tests.helpers import vault_as
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory):
-    """A stack of its own: the demo starts from a fresh lake, as on a new machine (the session
-    stack holds other tests' deliberately odd batches, which the gates would rightly stop)."""
-    from mlsec_platform_tests.conftest import TEST_ENV
-
-    state = tmp_path_factory.mktemp("mlsec-demo-state")
-    instance_env = (
-        "DAGSTER_HOME",
-        "MLSEC_DAGSTER_ARTIFACTS",
-        "MLSEC_DAGSTER_COMPUTE_LOGS",
-        *(f"DAGSTER_PG_{k}" for k in ("HOST", "PORT", "DB", "USERNAME", "PASSWORD")),
-    )
-    saved = {k: os.environ.get(k) for k in (*TEST_ENV, "MLSEC_STATE_DIR", *instance_env)}
-    os.environ.update({**TEST_ENV, "MLSEC_STATE_DIR": str(state)})
-    try:
-        yield get_settings()
-    finally:
-        Supervisor(get_settings()).down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="module")
-def endpoints(demo_output, settings):
-    return settings.endpoints()
-
-
-@pytest.fixture(scope="module")
-def demo_output(settings) -> str:
-    result = CliRunner().invoke(main, ["demo"])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_demo_materializes_the_graph_and_verifies_the_audit_chain(demo_output):
