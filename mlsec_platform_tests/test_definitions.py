@@ -3,6 +3,8 @@ its resources find the stack when a run starts (failing closed when there is non
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
 from contextlib import closing
 from pathlib import Path
@@ -12,60 +14,19 @@ import psycopg2
 import pytest
 
 from mlsec_platform.catalog.datasets import GOLD, SILVER
-from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.definitions import defs
 from mlsec_platform.defs.raw.files import landing_files_sensor
 from mlsec_platform.defs.reference.assets import br_states
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.resources.running_stack import StackAddressedResource
-from mlsec_platform.transforms.gold import GOLD_QUERIES
 
-RAW = {"deps": [], "checks": [], "group": "raw"}
-EXPECTED_GRAPH = {
-    "silver/br_states": {"deps": [], "checks": ["br_states_complete"], "group": "reference"},
-    "raw/events_order_status": RAW,
-    "raw/bcb_sgs_433": RAW,
-    "raw/openweather_current": RAW,
-    **{f"raw/{source}": RAW for source in FILE_SOURCES},
-}
-GATE = ["quality_gate"]
-SILVER_FROM_RAW = {
-    "customers": "olist_customers",
-    "orders": "olist_orders",
-    "order_items": "olist_order_items",
-    "order_payments": "olist_order_payments",
-    "order_reviews": "olist_order_reviews",
-    "products": "olist_products",
-    "sellers": "olist_sellers",
-    "geolocation": "olist_geolocation",
-    "product_categories": "product_category_name_translation",
-    "order_events": "events_order_status",
-}
-for name, source in SILVER_FROM_RAW.items():
-    deps = [f"raw/{source}"] + (["silver/product_categories"] if name == "products" else [])
-    EXPECTED_GRAPH[f"silver/{name}"] = {"deps": sorted(deps), "checks": GATE, "group": "silver"}
-for name, (_, inputs) in GOLD_QUERIES.items():
-    deps = sorted(
-        f"{'gold' if i in ('fact_order_item', 'dim_product') else 'silver'}/{i}" for i in inputs
-    )
-    EXPECTED_GRAPH[f"gold/{name}"] = {"deps": deps, "checks": GATE, "group": "gold"}
-EXPECTED_GRAPH["gold/dim_date"] = {"deps": ["silver/orders"], "checks": GATE, "group": "gold"}
-for name in [*GOLD_QUERIES, "dim_date"]:
-    EXPECTED_GRAPH[f"warehouse/{name}"] = {
-        "deps": [f"gold/{name}"],
-        "checks": [],
-        "group": "warehouse",
-    }
-EXPECTED_GRAPH["features/customer_rfm"] = {
-    "deps": ["gold/fact_order_item"],
-    "checks": GATE,
-    "group": "features",
-}
-EXPECTED_GRAPH["warehouse/customer_rfm_online"] = {
-    "deps": ["features/customer_rfm"],
-    "checks": [],
-    "group": "warehouse",
-}
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+UPDATE_VARIABLE = "UPDATE_GRAPH_SNAPSHOT"
+REGENERATE = (
+    f"If the change is intended, regenerate the snapshot with\n"
+    f"    {UPDATE_VARIABLE}=1 pytest mlsec_platform_tests/test_definitions.py\n"
+    f"and commit {SNAPSHOT.relative_to(Path(__file__).parent.parent)} with the change."
+)
 
 
 @pytest.fixture
@@ -83,30 +44,77 @@ def definitions(no_stack: Path) -> dg.Definitions:
     return defs()
 
 
+def graph_snapshot(definitions: dg.Definitions) -> dict:
+    """What the graph is made of: assets with their deps and checks, jobs, sensors, schedules."""
+    graph = definitions.resolve_asset_graph()
+
+    def keys(selection: dg.AssetSelection) -> list[str]:
+        return sorted(k.to_user_string() for k in selection.resolve(graph))
+
+    assets = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "checks": sorted(c.name for c in node.check_keys),
+        }
+    jobs = {}
+    for job in definitions.resolve_all_job_defs():
+        if job.name.startswith("__"):  # Dagster's implicit jobs: they follow the assets
+            continue
+        selected = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
+        jobs[job.name] = {"assets": selected} if selected else {"ops": sorted(job.graph.node_dict)}
+    sensors = {
+        s.name: {"targets": keys(s.asset_selection), "default_status": s.default_status.value}
+        for s in definitions.sensors
+    }
+    schedules = {
+        s.name: {
+            "cron": s.cron_schedule,
+            "timezone": s.execution_timezone,
+            "targets": sorted(
+                k.to_user_string()
+                for k in definitions.resolve_job_def(s.job_name).asset_layer.executable_asset_keys
+            ),
+            "default_status": s.default_status.value,
+        }
+        for s in definitions.schedules
+    }
+    return {
+        "assets": dict(sorted(assets.items())),
+        "jobs": dict(sorted(jobs.items())),
+        "sensors": dict(sorted(sensors.items())),
+        "schedules": dict(sorted(schedules.items())),
+    }
+
+
+def _text(snapshot: dict) -> str:
+    return json.dumps(snapshot, indent=2, sort_keys=True) + "\n"
+
+
+def test_asset_graph_matches_its_snapshot(definitions):
+    current = _text(graph_snapshot(definitions))
+    if os.environ.get(UPDATE_VARIABLE) == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(current)
+    assert SNAPSHOT.exists(), f"no graph snapshot yet.\n{REGENERATE}"
+    committed = SNAPSHOT.read_text()
+    if current != committed:
+        diff = "".join(
+            difflib.unified_diff(
+                committed.splitlines(keepends=True),
+                current.splitlines(keepends=True),
+                fromfile="committed snapshot",
+                tofile="graph now",
+            )
+        )
+        pytest.fail(f"the asset graph differs from its snapshot:\n{diff}\n{REGENERATE}")
+
+
 def test_every_catalog_dataset_is_an_asset(definitions):
     keys = {k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()}
     assert set(SILVER) | set(GOLD) | {"features/customer_rfm"} <= keys
-
-
-def test_asset_graph_snapshot(definitions):
-    graph = definitions.resolve_asset_graph()
-    snapshot = {}
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        snapshot[key.to_user_string()] = {
-            "deps": sorted(k.to_user_string() for k in node.parent_keys),
-            "checks": sorted(c.name for c in node.check_keys),
-            "group": node.group_name,
-        }
-    assert snapshot == EXPECTED_GRAPH
-    assert sorted(s.name for s in definitions.sensors) == [
-        "landing_files_sensor",
-        "nats_events_sensor",
-    ]
-    assert sorted(s.name for s in definitions.schedules) == [
-        "bcb_sgs_433_daily",
-        "openweather_current_hourly",
-    ]
 
 
 def test_every_asset_has_a_docstring_and_code_version(definitions):
