@@ -4,11 +4,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 
 from mlsec_platform.audit.chain import AuditLog
 from mlsec_platform.resources.leased_login import LeasedLogin
-from mlsec_platform.resources.running_stack import StackAddressedResource
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 
 
@@ -16,14 +16,8 @@ class AuditResource(StackAddressedResource):
     """Appends hash-chained events to ``audit.events`` with an INSERT-only login from Vault."""
 
     vault: dg.ResourceDependency[VaultResource]
-    host: str | None = Field(
-        default=None,
-        description="Postgres host; unset: the running stack's, read when a run starts",
-    )
-    port: int | None = Field(
-        default=None,
-        description="Postgres port; unset: the running stack's, read when a run starts",
-    )
+    host: str | None = stack_address("Postgres host")
+    port: int | None = stack_address("Postgres port")
     dbname: str = "warehouse"
 
     _log: AuditLog | None = PrivateAttr(default=None)

@@ -1,10 +1,9 @@
 """NATS JetStream, reached with credentials read from OpenBao at run time."""
 
 import dagster as dg
-from pydantic import Field
 
 from mlsec_platform.resources.audit import AuditResource
-from mlsec_platform.resources.running_stack import StackAddressedResource
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 
 
@@ -13,9 +12,7 @@ class NatsResource(StackAddressedResource):
 
     vault: dg.ResourceDependency[VaultResource]
     audit: dg.ResourceDependency[AuditResource]
-    url: str | None = Field(
-        default=None, description="NATS URL; unset: the running stack's, read when a run starts"
-    )
+    url: str | None = stack_address("NATS URL")
 
     stack_addresses = {"url": "nats_url"}
 

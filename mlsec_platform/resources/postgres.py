@@ -5,11 +5,11 @@ from contextlib import contextmanager
 
 import dagster as dg
 from psycopg2.extensions import connection as PgConnection
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.leased_login import LeasedLogin
-from mlsec_platform.resources.running_stack import StackAddressedResource
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 
 
@@ -22,14 +22,8 @@ class PostgresWarehouseResource(StackAddressedResource):
 
     vault: dg.ResourceDependency[VaultResource]
     audit: dg.ResourceDependency[AuditResource]
-    host: str | None = Field(
-        default=None,
-        description="Postgres host; unset: the running stack's, read when a run starts",
-    )
-    port: int | None = Field(
-        default=None,
-        description="Postgres port; unset: the running stack's, read when a run starts",
-    )
+    host: str | None = stack_address("Postgres host")
+    port: int | None = stack_address("Postgres port")
     dbname: str = "warehouse"
     role: str = "warehouse-writer"
     renew_margin_seconds: float = 30.0

@@ -16,9 +16,15 @@ from contextlib import contextmanager
 from typing import Any, ClassVar, Self
 
 import dagster as dg
+from pydantic import Field
 
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.settings import get_settings
+
+
+def stack_address(what: str) -> Any:
+    """An address field that, left unset, is the running stack's (shown so in the UI)."""
+    return Field(default=None, description=f"{what}; unset: the running stack's, read at set-up")
 
 
 class StackAddressedResource(dg.ConfigurableResource):

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import boto3
 import dagster as dg
 from botocore.config import Config
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.committed import CommittedTables, committed_tables
-from mlsec_platform.resources.running_stack import StackAddressedResource
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.settings import Zone
 
@@ -31,9 +31,7 @@ class S3LakeResource(StackAddressedResource):
 
     vault: dg.ResourceDependency[VaultResource]
     audit: dg.ResourceDependency[AuditResource]
-    endpoint_url: str | None = Field(
-        default=None, description="S3 endpoint; unset: the running stack's, read when a run starts"
-    )
+    endpoint_url: str | None = stack_address("S3 endpoint")
     region: str = "us-east-1"
     bucket_prefix: str = "mlsec-"
     refresh_seconds: float = 300.0

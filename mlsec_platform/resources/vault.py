@@ -11,10 +11,10 @@ import dagster as dg
 import hvac
 import requests
 from hvac import exceptions as hvac_errors
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 
 from mlsec_platform.errors import MlsecError
-from mlsec_platform.resources.running_stack import StackAddressedResource
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 
 if TYPE_CHECKING:
     from mlsec_platform.settings import PlatformSettings
@@ -62,10 +62,7 @@ class VaultResource(StackAddressedResource):
     renewed, or replaced by a fresh login, before it expires.
     """
 
-    addr: str | None = Field(
-        default=None,
-        description="OpenBao address; unset: the running stack's, read when a run starts",
-    )
+    addr: str | None = stack_address("OpenBao address")
     identity: str
     credentials_dir: str
     renew_margin_seconds: float = 60.0

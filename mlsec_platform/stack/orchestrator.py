@@ -77,12 +77,16 @@ def dagster_database_url(settings: PlatformSettings) -> str:
     ).render_as_string(hide_password=False)
 
 
-class OrchestratorStorage(DagsterPostgresStorage):
-    """Runs, events and schedules in the stack's Postgres, as the instance's own user."""
+class _FromSettings:
+    """An instance part that the platform's settings configure: nothing to set in the file."""
 
     @classmethod
     def config_type(cls) -> dict:
         return {}
+
+
+class OrchestratorStorage(_FromSettings, DagsterPostgresStorage):
+    """Runs, events and schedules in the stack's Postgres, as the instance's own user."""
 
     @classmethod
     def from_config_value(
@@ -104,12 +108,8 @@ class _ValidationStorage(DagsterSqliteStorage):
         super().__init__(folder, inst_data=inst_data)
 
 
-class OrchestratorArtifactStorage(LocalArtifactStorage):
+class OrchestratorArtifactStorage(_FromSettings, LocalArtifactStorage):
     """Run artifacts under ``<state_dir>/dagster``, however the process was started."""
-
-    @classmethod
-    def config_type(cls) -> dict:
-        return {}
 
     @classmethod
     def from_config_value(
@@ -118,12 +118,8 @@ class OrchestratorArtifactStorage(LocalArtifactStorage):
         return cls(base_dir=str(get_settings().dagster_home), inst_data=inst_data)
 
 
-class OrchestratorComputeLogs(LocalComputeLogManager):
+class OrchestratorComputeLogs(_FromSettings, LocalComputeLogManager):
     """Step logs under ``<state_dir>/dagster/compute_logs``."""
-
-    @classmethod
-    def config_type(cls) -> dict:
-        return {}
 
     @classmethod
     def from_config_value(

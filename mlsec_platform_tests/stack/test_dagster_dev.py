@@ -3,23 +3,19 @@ set): `dagster definitions validate` needs no stack; `dagster dev` opens the pla
 on the running stack, and without one says what to run."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
 import psycopg2
 import pytest
-import requests
 from dagster._core.instance.ref import InstanceRef
-from dagster_graphql import DagsterGraphQLClient
 
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.stack.orchestrator import project_root
-from mlsec_platform.stack.ports import PortAllocator
+from mlsec_platform_tests.stack.webserver import run_to_the_end, serving
 
 ROOT = project_root()
 DAGSTER = Path(sys.executable).with_name("dagster")
@@ -59,49 +55,17 @@ def test_opening_the_instance_without_a_stack_says_what_to_run(tmp_path, monkeyp
 @pytest.fixture(scope="module")
 def dagster_dev(supervisor, settings):
     """`dagster dev` as the README says to run it: from the repository root, nothing else."""
-    port = PortAllocator().take()
-    proc = subprocess.Popen(
-        [str(DAGSTER), "dev", "-p", str(port)],
-        cwd=ROOT,
-        env=developer_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a process tree: stopped as a group
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "dagster dev exited early"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("the Dagster webserver did not answer within 120 s")
+
+    def command(port: int) -> list[str]:
+        return [str(DAGSTER), "dev", "-p", str(port)]
+
+    with serving(command, cwd=ROOT, env=developer_environment()) as port:
         yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_dagster_dev_runs_on_the_platform_instance(dagster_dev, supervisor, settings):
-    client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_dev)
-    run_id = client.submit_job_execution(
-        "reference_data",
-        repository_location_name="mlsec_platform",
-        repository_name="__repository__",
-    )
-    deadline = time.monotonic() + 180
-    status = client.get_run_status(run_id)
-    while status.value not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
-        time.sleep(1)
-        status = client.get_run_status(run_id)
-    assert status.value == "SUCCESS"
+    run_id, status = run_to_the_end(dagster_dev, "reference_data")
+    assert status == "SUCCESS"
     # Recorded in the stack's Postgres, where `mlsec ui` and the broker's lineage look.
     dsn = supervisor.postgres.superuser_dsn(settings.dagster_db)
     with closing(psycopg2.connect(**dsn)) as conn, conn.cursor() as cur:
