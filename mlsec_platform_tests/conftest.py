@@ -2,17 +2,22 @@
 
 It runs on free loopback ports under a temporary state folder, so it never meets a stack a
 developer has running. The reader TTL is short so lease expiry is observable in a test.
+
+Tests that need servers are marked ``stack`` here, from their fixtures (no test file says
+it): ``pytest -m "not stack"`` runs the rest and starts no server, which a guard checks (a
+server started by a test not marked ``stack`` fails that test).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
+from mlsec_platform.stack.servers.base import ManagedServer
 
 #: Session fixtures shared across packages: the curated data set (``curated``).
 pytest_plugins = ["mlsec_platform_tests.curated_data"]
@@ -26,6 +31,75 @@ TEST_ENV = {
     # Redelivery of unacknowledged events after a killed run, quickly.
     "MLSEC_NATS_ACK_WAIT": "5",
 }
+
+#: Fixtures that start servers. A test whose fixture closure holds one (directly or through
+#: other fixtures) is marked ``stack``. ``demo_output`` (ops/test_demo.py) runs `mlsec demo`,
+#: which starts a stack of its own.
+SERVER_FIXTURES = frozenset({"supervisor", "demo_output"})
+
+#: Tests that read what the session stack wrote (its secrets, the identities' AppRole files)
+#: while requesting only ``settings``: they are stack tests and get the session stack set up
+#: first, so they pass alone and in any order. Once they request ``supervisor`` themselves,
+#: their entries go.
+READS_THE_SESSION_STACK = frozenset(
+    {
+        "mlsec_platform_tests/identities/test_vault_policies.py::test_credential_files_are_private",
+        "mlsec_platform_tests/resources/test_vault.py::test_vault_unavailable_is_a_typed_error",
+        "mlsec_platform_tests/stack/test_supervisor.py::test_bootstrap_secrets_are_private_files",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in READS_THE_SESSION_STACK or SERVER_FIXTURES.intersection(
+            getattr(item, "fixturenames", ())
+        ):
+            item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture(autouse=True)
+def _session_stack_for_readers(request: pytest.FixtureRequest) -> None:
+    if request.node.nodeid in READS_THE_SESSION_STACK:
+        request.getfixturevalue("supervisor")
+
+
+_servers_allowed = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """While a test not marked ``stack`` sets up, runs and tears down, no server may start."""
+    global _servers_allowed
+    _servers_allowed = item.get_closest_marker("stack") is not None
+    try:
+        return (yield)
+    finally:
+        _servers_allowed = False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_server_outside_stack_tests() -> Iterator[None]:
+    from mlsec_platform.stack.supervisor import Supervisor
+
+    def guarded(start: Callable[[ManagedServer], None]) -> Callable[[ManagedServer], None]:
+        def start_in_a_stack_test(server: ManagedServer) -> None:
+            if not _servers_allowed:
+                raise RuntimeError(
+                    f"{server.name} started by a test not marked `stack`: request the "
+                    "`supervisor` fixture, or add the fixture that starts it to SERVER_FIXTURES "
+                    "in conftest.py"
+                )
+            start(server)
+
+        return start_in_a_stack_test
+
+    with pytest.MonkeyPatch.context() as patch:
+        # Each server class that has its own start (PostgreSQL runs pg_ctl) is guarded too.
+        for server_type in {ManagedServer, *Supervisor.SERVER_TYPES}:
+            if "start" in vars(server_type):
+                patch.setattr(server_type, "start", guarded(vars(server_type)["start"]))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,11 @@ the credentials of the identity its IO manager or resource names:
     lake_lifecycle        lifecycle identity: raw batches past retention -> cold and back
     tokenization          pipeline identity: the tokenization key version, in memory
     engine                DuckDB (default) or PySpark for the curated transforms
+
+The code location loads with no stack running: its resources leave the server addresses unset,
+and each resource takes the running stack's when a run or a sensor sets it up
+(``resources/running_stack.py``). Code that uses resources outside a run (the `mlsec` commands,
+tests, benchmarks) calls :func:`build_resources`, which names the stack running now.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.settings import PlatformSettings, get_settings
+from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 from mlsec_platform.storage.delta_s3 import DeltaLakeS3IOManager
 from mlsec_platform.transforms.engine import TransformEngine
 
@@ -36,25 +41,37 @@ IO_MANAGER_IDENTITIES = {
 
 
 def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
+    """The resources on the stack running now, for use outside a run as well as in one.
+    Raises ConfigurationError when no stack runs."""
     settings = settings or get_settings()
-    endpoints = settings.endpoints()
+    return wire_resources(settings, settings.endpoints())
+
+
+def wire_resources(settings: PlatformSettings, endpoints: Endpoints | None) -> dict[str, Any]:
+    """Every resource of the code location, wired identity by identity. With ``endpoints``
+    None, each resource takes the running stack's addresses when a run sets it up."""
+    vault_addr = endpoints.vault_addr if endpoints else None
+    s3_endpoint = endpoints.s3_endpoint if endpoints else None
+    postgres_host = endpoints.postgres_host if endpoints else None
+    postgres_port = endpoints.postgres_port if endpoints else None
+    nats_url = endpoints.nats_url if endpoints else None
     resources: dict[str, Any] = {}
     for identity in sorted({*IO_MANAGER_IDENTITIES.values(), "lifecycle"}):
         vault = VaultResource(
-            addr=endpoints.vault_addr,
+            addr=vault_addr,
             identity=identity,
             credentials_dir=str(settings.identities_dir),
         )
         audit = AuditResource(
             vault=vault,
-            host=endpoints.postgres_host,
-            port=endpoints.postgres_port,
+            host=postgres_host,
+            port=postgres_port,
             dbname=settings.warehouse_db,
         )
         lake = S3LakeResource(
             vault=vault,
             audit=audit,
-            endpoint_url=endpoints.s3_endpoint,
+            endpoint_url=s3_endpoint,
             region=settings.s3_region,
             bucket_prefix=settings.bucket_prefix,
             committed_cache_bytes=settings.committed_cache_bytes,
@@ -69,13 +86,13 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
     resources["nats_connector"] = NatsResource(
         vault=resources["vault_connector"],
         audit=resources["audit_connector"],
-        url=endpoints.nats_url,
+        url=nats_url,
     )
     resources["warehouse"] = PostgresWarehouseResource(
         vault=resources["vault_pipeline"],
         audit=resources["audit_pipeline"],
-        host=endpoints.postgres_host,
-        port=endpoints.postgres_port,
+        host=postgres_host,
+        port=postgres_port,
         dbname=settings.warehouse_db,
         role="warehouse-writer",
     )
@@ -88,5 +105,5 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    """Vault-backed resources and IO managers for the running stack."""
-    return dg.Definitions(resources=build_resources())
+    """Vault-backed resources and IO managers; they find the running stack when a run starts."""
+    return dg.Definitions(resources=wire_resources(get_settings(), endpoints=None))

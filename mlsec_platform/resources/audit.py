@@ -8,15 +8,16 @@ from pydantic import PrivateAttr
 
 from mlsec_platform.audit.chain import AuditLog
 from mlsec_platform.resources.leased_login import LeasedLogin
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 
 
-class AuditResource(dg.ConfigurableResource):
+class AuditResource(StackAddressedResource):
     """Appends hash-chained events to ``audit.events`` with an INSERT-only login from Vault."""
 
     vault: dg.ResourceDependency[VaultResource]
-    host: str
-    port: int
+    host: str | None = stack_address("Postgres host")
+    port: int | None = stack_address("Postgres port")
     dbname: str = "warehouse"
 
     _log: AuditLog | None = PrivateAttr(default=None)
@@ -24,16 +25,19 @@ class AuditResource(dg.ConfigurableResource):
     _run_id: str | None = PrivateAttr(default=None)
     _issued: list[str] = PrivateAttr(default_factory=list)
 
+    stack_addresses = {"host": "postgres_host", "port": "postgres_port"}
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._run_id = context.run.run_id if context.run else None
 
     def _audit_log(self) -> AuditLog:
         if self._log is None:
+            host, port = self.address("host"), self.address("port")
             self._login = LeasedLogin(
                 self.vault, "audit-writer", margin_seconds=30.0, on_issue=self._issued.append
             )
             self._log = AuditLog(
-                lambda: self._login.connect(self.host, self.port, self.dbname),
+                lambda: self._login.connect(host, port, self.dbname),
                 actor=self.vault.identity,
             )
         return self._log

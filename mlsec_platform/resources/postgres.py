@@ -9,10 +9,11 @@ from pydantic import PrivateAttr
 
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.leased_login import LeasedLogin
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 
 
-class PostgresWarehouseResource(dg.ConfigurableResource):
+class PostgresWarehouseResource(StackAddressedResource):
     """The Postgres warehouse, reached with short-lived users from Vault (never a static password).
 
     ``role`` is the Vault database role: ``warehouse-writer`` for assets that load tables,
@@ -21,13 +22,15 @@ class PostgresWarehouseResource(dg.ConfigurableResource):
 
     vault: dg.ResourceDependency[VaultResource]
     audit: dg.ResourceDependency[AuditResource]
-    host: str
-    port: int
+    host: str | None = stack_address("Postgres host")
+    port: int | None = stack_address("Postgres port")
     dbname: str = "warehouse"
     role: str = "warehouse-writer"
     renew_margin_seconds: float = 30.0
 
     _login: LeasedLogin | None = PrivateAttr(default=None)
+
+    stack_addresses = {"host": "postgres_host", "port": "postgres_port"}
 
     def _leased(self) -> LeasedLogin:
         if self._login is None:
@@ -42,7 +45,8 @@ class PostgresWarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def connection(self) -> Iterator[PgConnection]:
         """A connection in one transaction: committed on success, rolled back on error."""
-        conn = self._leased().connect(self.host, self.port, self.dbname)
+        host, port = self.address("host"), self.address("port")
+        conn = self._leased().connect(host, port, self.dbname)
         try:
             with conn:
                 yield conn

@@ -11,6 +11,7 @@ from pydantic import PrivateAttr
 
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.committed import CommittedTables, committed_tables
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.settings import Zone, bucket_name
 
@@ -24,13 +25,13 @@ class S3Credentials:
         return f"S3Credentials(access_key_id={self.access_key_id!r})"
 
 
-class S3LakeResource(dg.ConfigurableResource):
+class S3LakeResource(StackAddressedResource):
     """Object storage of the lakehouse. Keys come from OpenBao KV at run time, are held in a
     private attribute and re-read after ``refresh_seconds`` so rotations are picked up."""
 
     vault: dg.ResourceDependency[VaultResource]
     audit: dg.ResourceDependency[AuditResource]
-    endpoint_url: str
+    endpoint_url: str | None = stack_address("S3 endpoint")
     region: str = "us-east-1"
     bucket_prefix: str = "mlsec-"
     refresh_seconds: float = 300.0
@@ -40,6 +41,8 @@ class S3LakeResource(dg.ConfigurableResource):
     _creds: S3Credentials | None = PrivateAttr(default=None)
     _fetched_at: float = PrivateAttr(default=0.0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    stack_addresses = {"endpoint_url": "s3_endpoint"}
 
     @property
     def identity(self) -> str:
@@ -59,7 +62,8 @@ class S3LakeResource(dg.ConfigurableResource):
     @property
     def committed(self) -> CommittedTables:
         """Tables this run committed through this identity (see ``resources/committed.py``)."""
-        return committed_tables(f"{self.identity}@{self.endpoint_url}", self.committed_cache_bytes)
+        owner = f"{self.identity}@{self.address('endpoint_url')}"
+        return committed_tables(owner, self.committed_cache_bytes)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.committed.clear()
@@ -72,22 +76,24 @@ class S3LakeResource(dg.ConfigurableResource):
 
     def storage_options(self) -> dict[str, str]:
         """Options for delta-rs / object_store; commits use conditional PUT, no lock service."""
+        endpoint_url = self.address("endpoint_url")
         creds = self.credentials()
         return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ENDPOINT_URL": endpoint_url,
             "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": creds.access_key_id,
             "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
-            "AWS_ALLOW_HTTP": "true" if self.endpoint_url.startswith("http://") else "false",
+            "AWS_ALLOW_HTTP": "true" if endpoint_url.startswith("http://") else "false",
             "AWS_S3_ADDRESSING_STYLE": "path",
         }
 
     def client(self):
         """A boto3 S3 client with this identity's keys."""
+        endpoint_url = self.address("endpoint_url")
         creds = self.credentials()
         return boto3.client(
             "s3",
-            endpoint_url=self.endpoint_url,
+            endpoint_url=endpoint_url,
             region_name=self.region,
             aws_access_key_id=creds.access_key_id,
             aws_secret_access_key=creds.secret_access_key,

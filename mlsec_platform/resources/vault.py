@@ -14,6 +14,7 @@ from hvac import exceptions as hvac_errors
 from pydantic import PrivateAttr
 
 from mlsec_platform.errors import MlsecError
+from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 
 if TYPE_CHECKING:
     from mlsec_platform.settings import PlatformSettings
@@ -53,7 +54,7 @@ class Lease:
         return f"Lease(lease_id={self.lease_id!r}, remaining={self.remaining():.0f}s)"
 
 
-class VaultResource(dg.ConfigurableResource):
+class VaultResource(StackAddressedResource):
     """Logs in to OpenBao as one workload identity via AppRole and reads what its policy allows.
 
     The AppRole ``role_id``/``secret_id`` are read from 0600 files delivered by the bootstrap
@@ -61,7 +62,7 @@ class VaultResource(dg.ConfigurableResource):
     renewed, or replaced by a fresh login, before it expires.
     """
 
-    addr: str
+    addr: str | None = stack_address("OpenBao address")
     identity: str
     credentials_dir: str
     renew_margin_seconds: float = 60.0
@@ -70,6 +71,8 @@ class VaultResource(dg.ConfigurableResource):
     _client: hvac.Client | None = PrivateAttr(default=None)
     _token_expires_at: float = PrivateAttr(default=0.0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    stack_addresses = {"addr": "vault_addr"}
 
     @classmethod
     def for_identity(cls, settings: "PlatformSettings", identity: str) -> "VaultResource":
@@ -104,7 +107,7 @@ class VaultResource(dg.ConfigurableResource):
             ) from None
 
     def _login(self) -> None:
-        client = hvac.Client(url=self.addr, timeout=self.timeout_seconds)
+        client = hvac.Client(url=self.address("addr"), timeout=self.timeout_seconds)
         with self._translated(f"AppRole login as '{self.identity}'"):
             auth = client.auth.approle.login(
                 self._credential("role_id"), self._credential("secret_id"), use_token=True

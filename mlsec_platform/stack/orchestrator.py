@@ -1,19 +1,41 @@
 """The Dagster instance of the platform: Postgres storage whose login comes from OpenBao.
 
-``dagster.yaml`` (repo root, used as ``DAGSTER_HOME``) names environment variables, never
-values; this module fills them for the child processes it starts (webserver, daemon, run
-workers), reading the password as the ``orchestrator`` identity at start time.
+``dagster.yaml`` (repo root) names the classes below and no value at all. Every process that
+opens the instance (``dagster dev`` or ``mlsec ui`` from the repository root, their webserver,
+daemon and code server, each run worker, ``mlsec demo``) builds the storage itself: it finds
+the running stack from the settings (``<state_dir>/stack.json``, or ``MLSEC_*``) and reads the
+instance's Postgres login from OpenBao as the ``orchestrator`` identity. The password lives in
+that process's memory only: never in a file, the environment or the instance reference that
+Dagster hands to its child processes. With no stack running, opening the instance fails with a
+ConfigurationError that says to run ``mlsec up``.
+
+``dagster definitions validate`` loads definitions only; Dagster marks it with
+``DAGSTER_IS_DEFS_VALIDATION_CLI``, and it gets a throwaway local storage, so it needs no stack.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+from dagster._core.storage.root import LocalArtifactStorage
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+from sqlalchemy.engine import URL
 
 import mlsec_platform
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.settings import PlatformSettings, get_settings
+
+#: Set by Dagster for `dagster definitions validate` (documented for this use).
+DEFINITIONS_VALIDATION = "DAGSTER_IS_DEFS_VALIDATION_CLI"
 
 
 def project_root() -> Path:
@@ -34,23 +56,88 @@ def dagster_login(settings: PlatformSettings) -> dict[str, str]:
         vault.revoke()
 
 
-def orchestrator_environment(settings: PlatformSettings) -> dict[str, str]:
-    """Variables for processes that use the Dagster instance. Contains the instance password:
-    pass it to child processes only, never print or write it."""
-    endpoints = settings.endpoints()
+def dagster_database_url(settings: PlatformSettings) -> str:
+    """The SQLAlchemy URL of the instance's database, its password included: keep it in
+    memory."""
+    try:
+        endpoints = settings.endpoints()
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"the Dagster instance of mlsec-platform lives in the stack's Postgres: {exc}, "
+            "then run `dagster dev` or `mlsec ui` again"
+        ) from None
     login = dagster_login(settings)
-    artifacts = settings.dagster_home
-    (artifacts / "compute_logs").mkdir(parents=True, exist_ok=True)
+    return URL.create(
+        "postgresql+psycopg2",  # SQLAlchemy 2.1 needs the driver named explicitly
+        username=login["username"],
+        password=login["password"],
+        host=endpoints.postgres_host,
+        port=endpoints.postgres_port,
+        database=settings.dagster_db,
+    ).render_as_string(hide_password=False)
+
+
+class _FromSettings:
+    """An instance part that the platform's settings configure: nothing to set in the file."""
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+
+class OrchestratorStorage(_FromSettings, DagsterPostgresStorage):
+    """Runs, events and schedules in the stack's Postgres, as the instance's own user."""
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Any
+    ) -> DagsterPostgresStorage | DagsterSqliteStorage:
+        if os.environ.get(DEFINITIONS_VALIDATION) == "1":
+            return _ValidationStorage(inst_data)
+        return cls(postgres_url=dagster_database_url(get_settings()), inst_data=inst_data)
+
+
+class _ValidationStorage(DagsterSqliteStorage):
+    """Storage for `dagster definitions validate`, which records nothing: SQLite in a temporary
+    folder, removed when the process ends (the instance keeps the parts of this object, not
+    the object itself, so the folder cannot go with it)."""
+
+    def __init__(self, inst_data: ConfigurableClassData | None) -> None:
+        folder = tempfile.mkdtemp(prefix="mlsec-definitions-validate-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        super().__init__(folder, inst_data=inst_data)
+
+
+class OrchestratorArtifactStorage(_FromSettings, LocalArtifactStorage):
+    """Run artifacts under ``<state_dir>/dagster``, however the process was started."""
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Any
+    ) -> LocalArtifactStorage:
+        return cls(base_dir=str(get_settings().dagster_home), inst_data=inst_data)
+
+
+class OrchestratorComputeLogs(_FromSettings, LocalComputeLogManager):
+    """Step logs under ``<state_dir>/dagster/compute_logs``."""
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Any
+    ) -> LocalComputeLogManager:
+        base = get_settings().dagster_home / "compute_logs"
+        return cls(base_dir=str(base), inst_data=inst_data)
+
+
+def orchestrator_environment(settings: PlatformSettings) -> dict[str, str]:
+    """Variables for processes that use the Dagster instance: where ``dagster.yaml`` is and
+    which stack it opens. No secret: each process reads the instance's login itself. Raises
+    ConfigurationError when no stack runs."""
+    settings.endpoints()  # fail here, in one line, rather than in every Dagster process
+    (settings.dagster_home / "compute_logs").mkdir(parents=True, exist_ok=True)
     return {
         "DAGSTER_HOME": str(project_root()),
         "MLSEC_STATE_DIR": str(settings.root),
-        "MLSEC_DAGSTER_ARTIFACTS": str(artifacts),
-        "MLSEC_DAGSTER_COMPUTE_LOGS": str(artifacts / "compute_logs"),
-        "DAGSTER_PG_HOST": endpoints.postgres_host,
-        "DAGSTER_PG_PORT": str(endpoints.postgres_port),
-        "DAGSTER_PG_DB": settings.dagster_db,
-        "DAGSTER_PG_USERNAME": login["username"],
-        "DAGSTER_PG_PASSWORD": login["password"],
     }
 
 

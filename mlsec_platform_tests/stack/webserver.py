@@ -1,0 +1,67 @@
+"""A Dagster webserver started the way a person starts it, and a job run through it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from dagster_graphql import DagsterGraphQLClient
+
+from mlsec_platform.stack.ports import PortAllocator
+
+
+@contextmanager
+def serving(
+    command: Callable[[int], list[str]], *, cwd: Path, env: dict[str, str]
+) -> Iterator[int]:
+    """Run ``command(port)`` (a process tree: webserver, daemon, code server) until the
+    webserver answers; yield its port; stop the tree as a group."""
+    port = PortAllocator().take()
+    proc = subprocess.Popen(
+        command(port),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"{command(port)[:2]} exited early"
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(1)
+        else:
+            pytest.fail("the Dagster webserver did not answer within 120 s")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_to_the_end(port: int, job: str, timeout: float = 180) -> tuple[str, str]:
+    """Launch ``job`` of the platform's code location from the webserver; (run id, status)."""
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    run_id = client.submit_job_execution(
+        job, repository_location_name="mlsec_platform", repository_name="__repository__"
+    )
+    deadline = time.monotonic() + timeout
+    status = client.get_run_status(run_id)
+    while status.value not in ("SUCCESS", "FAILURE", "CANCELED") and time.monotonic() < deadline:
+        time.sleep(1)
+        status = client.get_run_status(run_id)
+    return run_id, status.value
