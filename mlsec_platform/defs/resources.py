@@ -24,11 +24,9 @@ from typing import Any
 import dagster as dg
 
 from mlsec_platform.privacy.key import TokenizationResource
-from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.identity import identity_resources
 from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
-from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 from mlsec_platform.storage.delta_s3 import DeltaLakeS3IOManager
 from mlsec_platform.transforms.engine import TransformEngine
@@ -50,49 +48,26 @@ def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
 def wire_resources(settings: PlatformSettings, endpoints: Endpoints | None) -> dict[str, Any]:
     """Every resource of the code location, wired identity by identity. With ``endpoints``
     None, each resource takes the running stack's addresses when a run sets it up."""
-    vault_addr = endpoints.vault_addr if endpoints else None
-    s3_endpoint = endpoints.s3_endpoint if endpoints else None
-    postgres_host = endpoints.postgres_host if endpoints else None
-    postgres_port = endpoints.postgres_port if endpoints else None
-    nats_url = endpoints.nats_url if endpoints else None
     resources: dict[str, Any] = {}
     for identity in sorted({*IO_MANAGER_IDENTITIES.values(), "lifecycle"}):
-        vault = VaultResource(
-            addr=vault_addr,
-            identity=identity,
-            credentials_dir=str(settings.identities_dir),
-        )
-        audit = AuditResource(
-            vault=vault,
-            host=postgres_host,
-            port=postgres_port,
-            dbname=settings.warehouse_db,
-        )
-        lake = S3LakeResource(
-            vault=vault,
-            audit=audit,
-            endpoint_url=s3_endpoint,
-            region=settings.s3_region,
-            bucket_prefix=settings.bucket_prefix,
-            committed_cache_bytes=settings.committed_cache_bytes,
-        )
+        chain = identity_resources(settings, identity, endpoints)
         resources |= {
-            f"vault_{identity}": vault,
-            f"audit_{identity}": audit,
-            f"lake_{identity}": lake,
+            f"vault_{identity}": chain.vault,
+            f"audit_{identity}": chain.audit,
+            f"lake_{identity}": chain.lake,
         }
     for key, identity in IO_MANAGER_IDENTITIES.items():
         resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
     resources["nats_connector"] = NatsResource(
         vault=resources["vault_connector"],
         audit=resources["audit_connector"],
-        url=nats_url,
+        url=endpoints.nats_url if endpoints else None,
     )
     resources["warehouse"] = PostgresWarehouseResource(
         vault=resources["vault_pipeline"],
         audit=resources["audit_pipeline"],
-        host=postgres_host,
-        port=postgres_port,
+        host=endpoints.postgres_host if endpoints else None,
+        port=endpoints.postgres_port if endpoints else None,
         dbname=settings.warehouse_db,
         role="warehouse-writer",
     )

@@ -48,7 +48,7 @@ class GatewayServices:
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> GatewayServices:
-        return cls(settings, identity_resources(settings, IDENTITY))
+        return cls(settings, identity_resources(settings, IDENTITY, settings.endpoints()))
 
     def nats_credentials(self) -> dict:
         return self.vault.read_kv("nats/gateway")

@@ -26,29 +26,30 @@ class IdentityResources:
 
 
 def identity_resources(
-    settings: PlatformSettings, identity: str, endpoints: Endpoints | None = None
+    settings: PlatformSettings, identity: str, endpoints: Endpoints | None
 ) -> IdentityResources:
-    """The resources of ``identity`` on the servers at ``endpoints`` (default: the settings'
-    own), with the AppRole credentials the bootstrap delivered for it.
+    """The resources of ``identity`` on the servers at ``endpoints``, with the AppRole
+    credentials the bootstrap delivered for it. With ``endpoints`` None, each resource takes
+    the running stack's addresses when a run sets it up (the code location loads with no
+    stack).
 
     Nothing connects yet: the Vault login, the audit login and the S3 keys are obtained on
     first use."""
-    endpoints = endpoints or settings.endpoints()
     vault = VaultResource(
-        addr=endpoints.vault_addr,
+        addr=endpoints.vault_addr if endpoints else None,
         identity=identity,
         credentials_dir=str(settings.identities_dir),
     )
     audit = AuditResource(
         vault=vault,
-        host=endpoints.postgres_host,
-        port=endpoints.postgres_port,
+        host=endpoints.postgres_host if endpoints else None,
+        port=endpoints.postgres_port if endpoints else None,
         dbname=settings.warehouse_db,
     )
     lake = S3LakeResource(
         vault=vault,
         audit=audit,
-        endpoint_url=endpoints.s3_endpoint,
+        endpoint_url=endpoints.s3_endpoint if endpoints else None,
         region=settings.s3_region,
         bucket_prefix=settings.bucket_prefix,
         committed_cache_bytes=settings.committed_cache_bytes,
