@@ -69,3 +69,20 @@ def test_each_refusal_kind_reads_as_clicks_own_error(refusal, exit_code, shown):
     assert result.exit_code == exit_code
     assert shown in result.output
     assert ("Usage: main act" in result.output) == (exit_code == 2)
+
+
+def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
+    """No bootstrap secrets (no `mlsec up` yet): one line naming the fix, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSEC_")}
+    env.update(MLSEC_STATE_DIR=str(tmp_path))
+    mlsec = Path(sys.executable).parent / "mlsec"
+    result = subprocess.run(
+        [str(mlsec), "token", "issue", "--subject", "me", "--scope", "upload:olist_orders"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].startswith(
+        f"error: no bootstrap secrets under {tmp_path}/secrets (openbao-bootstrap-token is missing)"
+    )
+    assert "`mlsec up`" in result.stderr

@@ -13,9 +13,11 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import hvac
 
+from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.identities.catalog import BROKER_KEYS
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
@@ -40,12 +42,20 @@ class BootstrapCredentials:
 
     @classmethod
     def load(cls, settings: PlatformSettings) -> BootstrapCredentials:
+        """The bootstrap secrets; a missing one is a configuration error that names the fix."""
         folder = settings.secrets_dir
-        return cls(
-            vault_token=read_secret(folder / "openbao-bootstrap-token"),
-            s3_admin=read_secret_json(folder / "s3-admin.json"),
-            postgres_superuser_password=read_secret(folder / "postgres-superuser"),
-        )
+        try:
+            return cls(
+                vault_token=read_secret(folder / "openbao-bootstrap-token"),
+                s3_admin=read_secret_json(folder / "s3-admin.json"),
+                postgres_superuser_password=read_secret(folder / "postgres-superuser"),
+            )
+        except FileNotFoundError as exc:
+            raise ConfigurationError(
+                f"no bootstrap secrets under {folder} ({Path(exc.filename).name} is missing): "
+                "start the stack with `mlsec up`, or set MLSEC_STATE_DIR (local) or "
+                "MLSEC_BOOTSTRAP_DIR (stack) to where they are"
+            ) from None
 
     def vault(self, endpoints: Endpoints) -> hvac.Client:
         return hvac.Client(url=endpoints.vault_addr, token=self.vault_token, timeout=30)
