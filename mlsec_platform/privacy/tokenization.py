@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from mlsec_platform.catalog.datasets import PEOPLE
+from mlsec_platform.catalog.columns import PEOPLE
 
 TRANSIT_KEY = "tokenization"
 #: The domain of people's tokens. Silver takes each column's domain from the catalog

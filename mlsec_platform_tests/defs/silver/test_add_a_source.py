@@ -21,7 +21,7 @@ import pytest
 from deltalake import DeltaTable
 
 from mlsec_platform.catalog import datasets, sources
-from mlsec_platform.catalog.datasets import DATE, PEOPLE, RAW_BATCH, S, col, key, token
+from mlsec_platform.catalog.columns import DATE, PEOPLE, RAW_BATCH, S, col, key, token
 from mlsec_platform.catalog.governance import DatasetSpec, Generalisation, Mask, PiiKind, Purpose
 from mlsec_platform.catalog.sources import Column, Kind, SourceContract
 from mlsec_platform.definitions import defs
