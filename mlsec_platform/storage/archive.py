@@ -3,7 +3,8 @@
 Cold keeps one Delta table per source, ``s3://<prefix>cold/<source>``, partitioned by
 ``_batch_id`` like Raw, holding the archived rows exactly as they were in Raw (lineage
 columns included). Only the ``lifecycle`` identity can read, write or delete there, and it is
-the only identity allowed to delete objects in Raw.
+the only identity allowed to delete objects in Raw. Raw is append-only: how a batch is
+still removed from it (lift, DELETE, seal) is told in ``sealing.py``.
 
 Order, so a killed run is completed by the next one, without loss or duplicates
     archive: (1) copy each batch to Cold, one commit per batch, skipped when Cold already holds
@@ -189,7 +190,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _in_predicate(batch_ids: Iterable[str]) -> str:
+def in_predicate(batch_ids: Iterable[str]) -> str:
     return f"{PARTITION} IN ({', '.join(_sql_string(b) for b in sorted(batch_ids))})"
 
 
@@ -199,7 +200,7 @@ def _batch_reader(table: DeltaTable, batch_id: str) -> pa.RecordBatchReader:
     return dataset.scanner(filter=pc.field(PARTITION) == batch_id).to_reader()
 
 
-def _commit_properties(run_id: str | None, step: str, **extra: str) -> CommitProperties:
+def commit_properties(run_id: str | None, step: str, **extra: str) -> CommitProperties:
     return CommitProperties(
         custom_metadata={"mlsec.lifecycle": step, "mlsec.run_id": run_id or "", **extra}
     )
@@ -237,7 +238,7 @@ def _copy(
             storage_options=options,
             # mlsec.batch_id as the connectors write it: a connector re-run of a restored
             # batch finds it committed.
-            commit_properties=_commit_properties(
+            commit_properties=commit_properties(
                 run_id, step, **{"mlsec.batch_id": batch.batch_id, read: str(origin.version())}
             ),
         )
@@ -281,8 +282,8 @@ def remove_from_cold(table: DeltaTable, batch_ids: Iterable[str], run_id: str | 
     """One DELETE commit removing restored batches from Cold (which is not append-only)."""
     batches = sorted(set(batch_ids))
     table.delete(
-        _in_predicate(batches),
-        commit_properties=_commit_properties(
+        in_predicate(batches),
+        commit_properties=commit_properties(
             run_id, "restore", **{"mlsec.batch_ids": json.dumps(batches)}
         ),
     )

@@ -32,7 +32,7 @@ from deltalake.exceptions import CommitFailedError
 
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage.archive import _commit_properties, _in_predicate
+from mlsec_platform.storage.archive import commit_properties, in_predicate
 from mlsec_platform.storage.raw_writer import open_table
 
 APPEND_ONLY = "delta.appendOnly"
@@ -46,7 +46,7 @@ def is_sealed(table: DeltaTable) -> bool:
 def _set_append_only(table: DeltaTable, value: bool, run_id: str | None) -> None:
     table.alter.set_table_properties(
         {APPEND_ONLY: "true" if value else "false"},
-        commit_properties=_commit_properties(run_id, "seal" if value else "lift"),
+        commit_properties=commit_properties(run_id, "seal" if value else "lift"),
     )
 
 
@@ -73,8 +73,8 @@ def remove_from_raw(table: DeltaTable, batch_ids: Iterable[str], run_id: str | N
     _set_append_only(table, False, run_id)
     try:
         table.delete(
-            _in_predicate(batches),
-            commit_properties=_commit_properties(
+            in_predicate(batches),
+            commit_properties=commit_properties(
                 run_id, "archive", **{"mlsec.batch_ids": json.dumps(batches)}
             ),
         )

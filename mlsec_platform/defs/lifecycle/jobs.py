@@ -3,7 +3,8 @@ brings chosen batches back. Both run as the ``lifecycle`` identity and audit eve
 
 Neither is scheduled: an operator (or a schedule added on purpose) launches them. Retention
 comes from ``MLSEC_RAW_RETENTION_DAYS`` (default 365) unless the run config sets
-``retention_days``. How a move stays atomic and re-runnable is told in ``archive.py``.
+``retention_days``. How a move stays atomic and re-runnable is told in ``archive.py`` and
+``sealing.py``.
 """
 
 from dataclasses import replace
