@@ -3,31 +3,8 @@
 Cold keeps one Delta table per source, ``s3://<prefix>cold/<source>``, partitioned by
 ``_batch_id`` like Raw, holding the archived rows exactly as they were in Raw (lineage
 columns included). Only the ``lifecycle`` identity can read, write or delete there, and it is
-the only identity allowed to delete objects in Raw.
-
-Raw is append-only, and how the lifecycle still removes batches
-    Raw tables carry ``delta.appendOnly=true``. delta-rs 1.6 enforces it when it commits: a
-    DELETE, or an overwrite with a predicate, fails with "The transaction includes Remove
-    action with data change but Delta table is append-only". The check reads the property
-    from the snapshot the transaction started from, so no single commit can lift it for
-    itself. The lifecycle therefore changes the property around its own removal, as three
-    consecutive commits by one writer: lift (``delta.appendOnly=false``), one DELETE of
-    every batch this run archives from the source, seal (``delta.appendOnly=true``, in a
-    ``finally``). Readers see each batch in Raw or not: the DELETE is the one commit that
-    removes it.
-
-    Rejected: removes marked ``dataChange=false`` (what OPTIMIZE writes, which append-only
-    tables accept) would tell change-feed and streaming readers that no data left; a log
-    entry written by hand would skip the protocol check instead of meeting it; dropping the
-    property from Raw for good would let any delta-rs writer delete.
-
-    Raw is lifted only for the span of those three commits, at most once per source and run,
-    and only when there is something to remove. A connector commit that races the lift or the seal
-    fails with "Metadata changed since last commit" and writes nothing; its run can be
-    re-run. A run killed while Raw is lifted leaves it lifted: the next lifecycle run seals
-    every Raw table it finds lifted before anything else (audited as
-    ``lifecycle.resealed``). The property is the rule delta-rs writers obey; the storage
-    enforces the rest, since no other identity holds ``s3:DeleteObject`` on Raw.
+the only identity allowed to delete objects in Raw. Raw is append-only: how a batch is
+still removed from it (lift, DELETE, seal) is told in ``sealing.py``.
 
 Order, so a killed run is completed by the next one, without loss or duplicates
     archive: (1) copy each batch to Cold, one commit per batch, skipped when Cold already holds
@@ -58,12 +35,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
 
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -76,8 +51,6 @@ COLD_TABLE_CONFIGURATION = {
     # The history of what moved when stays readable: old log files are never deleted.
     "delta.enableExpiredLogCleanup": "false",
 }
-APPEND_ONLY = "delta.appendOnly"
-_SEAL_ATTEMPTS = 3
 
 
 class LifecycleError(MlsecError, RuntimeError):
@@ -217,7 +190,7 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _in_predicate(batch_ids: Iterable[str]) -> str:
+def in_predicate(batch_ids: Iterable[str]) -> str:
     return f"{PARTITION} IN ({', '.join(_sql_string(b) for b in sorted(batch_ids))})"
 
 
@@ -227,63 +200,10 @@ def _batch_reader(table: DeltaTable, batch_id: str) -> pa.RecordBatchReader:
     return dataset.scanner(filter=pc.field(PARTITION) == batch_id).to_reader()
 
 
-def _commit_properties(run_id: str | None, step: str, **extra: str) -> CommitProperties:
+def commit_properties(run_id: str | None, step: str, **extra: str) -> CommitProperties:
     return CommitProperties(
         custom_metadata={"mlsec.lifecycle": step, "mlsec.run_id": run_id or "", **extra}
     )
-
-
-# -- the append-only property of Raw ----------------------------------------------------------
-def is_sealed(table: DeltaTable) -> bool:
-    return table.metadata().configuration.get(APPEND_ONLY) == "true"
-
-
-def _set_append_only(table: DeltaTable, value: bool, run_id: str | None) -> None:
-    table.alter.set_table_properties(
-        {APPEND_ONLY: "true" if value else "false"},
-        commit_properties=_commit_properties(run_id, "seal" if value else "lift"),
-    )
-
-
-def seal(lake: S3LakeResource, source: str, run_id: str | None) -> bool:
-    """Make the Raw table append-only again if a killed run left it lifted; True if it had to."""
-    for attempt in range(_SEAL_ATTEMPTS):
-        table = open_table(lake.table_uri(Zone.RAW, source), lake.storage_options())
-        if table is None or is_sealed(table):
-            return False
-        try:
-            _set_append_only(table, True, run_id)
-            return True
-        except CommitFailedError:
-            # A concurrent append moved the table on: seal the new snapshot.
-            if attempt == _SEAL_ATTEMPTS - 1:
-                raise
-    return False
-
-
-def remove_from_raw(table: DeltaTable, batch_ids: Iterable[str], run_id: str | None) -> int:
-    """One DELETE commit removing these batches from Raw, inside a lift/seal pair. Returns the
-    DELETE's version."""
-    batches = sorted(set(batch_ids))
-    _set_append_only(table, False, run_id)
-    try:
-        table.delete(
-            _in_predicate(batches),
-            commit_properties=_commit_properties(
-                run_id, "archive", **{"mlsec.batch_ids": json.dumps(batches)}
-            ),
-        )
-        return table.version()
-    finally:
-        table.update_incremental()
-        for attempt in range(_SEAL_ATTEMPTS):
-            try:
-                _set_append_only(table, True, run_id)
-                break
-            except CommitFailedError:
-                if attempt == _SEAL_ATTEMPTS - 1:
-                    raise
-                table.update_incremental()
 
 
 # -- copies between the zones -----------------------------------------------------------------
@@ -318,7 +238,7 @@ def _copy(
             storage_options=options,
             # mlsec.batch_id as the connectors write it: a connector re-run of a restored
             # batch finds it committed.
-            commit_properties=_commit_properties(
+            commit_properties=commit_properties(
                 run_id, step, **{"mlsec.batch_id": batch.batch_id, read: str(origin.version())}
             ),
         )
@@ -362,8 +282,8 @@ def remove_from_cold(table: DeltaTable, batch_ids: Iterable[str], run_id: str | 
     """One DELETE commit removing restored batches from Cold (which is not append-only)."""
     batches = sorted(set(batch_ids))
     table.delete(
-        _in_predicate(batches),
-        commit_properties=_commit_properties(
+        in_predicate(batches),
+        commit_properties=commit_properties(
             run_id, "restore", **{"mlsec.batch_ids": json.dumps(batches)}
         ),
     )
@@ -378,51 +298,3 @@ def removal_version(table: DeltaTable, step: str, batch_id: str) -> int | None:
         ):
             return int(entry["version"])
     return None
-
-
-# -- objects in the buckets -------------------------------------------------------------------
-def partition_folders(lake: S3LakeResource, zone: Zone, source: str) -> dict[str, str]:
-    """Batch id -> ``<source>/_batch_id=<id>/`` for every partition folder in the bucket."""
-    s3 = lake.client()
-    prefix = f"{source}/"
-    folders = {}
-    pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=lake.bucket(zone), Prefix=prefix, Delimiter="/"
-    )
-    for page in pages:
-        for common in page.get("CommonPrefixes", []):
-            name = common["Prefix"][len(prefix) : -1]
-            if name.startswith(f"{PARTITION}="):
-                folders[unquote(name[len(PARTITION) + 1 :])] = common["Prefix"]
-    return folders
-
-
-def folder_keys(lake: S3LakeResource, zone: Zone, folder: str) -> list[str]:
-    """Every object key under ``folder``."""
-    pages = (
-        lake.client()
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=lake.bucket(zone), Prefix=folder)
-    )
-    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
-
-
-def delete_keys(lake: S3LakeResource, zone: Zone, keys: list[str]) -> None:
-    """Delete these objects (1,000 per request); raises if the store refused any."""
-    s3 = lake.client()
-    bucket = lake.bucket(zone)
-    for start in range(0, len(keys), 1000):
-        chunk = [{"Key": key} for key in keys[start : start + 1000]]
-        response = s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-        if response.get("Errors"):
-            first = response["Errors"][0]
-            raise LifecycleError(
-                f"could not delete {first['Key']} from {bucket}: {first.get('Code')}"
-            )
-
-
-def clear_folder(lake: S3LakeResource, zone: Zone, folder: str, keys: list[str]) -> None:
-    """Delete a partition folder's objects, then the folder itself: SeaweedFS keeps an empty
-    directory (still listed as a prefix) until it is deleted; other stores answer 204."""
-    delete_keys(lake, zone, keys)
-    lake.client().delete_object(Bucket=lake.bucket(zone), Key=folder)

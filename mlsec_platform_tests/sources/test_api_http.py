@@ -8,20 +8,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mlsec_platform.sources.apis.http import (
-    ApiClient,
+from mlsec_platform.sources.apis.errors import (
     ApiError,
     ApiRejected,
     ApiUnavailable,
     InsecureEndpoint,
+)
+from mlsec_platform.sources.apis.http import ApiClient, user_agent
+from mlsec_platform.sources.apis.limits import (
     RateLimit,
     RetryPolicy,
     TokenBucket,
     parse_retry_after,
-    redact_text,
-    redact_url,
-    user_agent,
 )
+from mlsec_platform.sources.apis.redaction import redact_text, redact_url
 from mlsec_platform_tests.sources.replay import FakeTime, Replay, failure, load, recording
 
 BASE = "https://api.example.test"

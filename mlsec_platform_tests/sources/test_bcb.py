@@ -7,7 +7,8 @@ from datetime import date
 import pytest
 
 from mlsec_platform.sources.apis import bcb
-from mlsec_platform.sources.apis.http import ApiSchemaError, ApiUnavailable, RetryPolicy
+from mlsec_platform.sources.apis.errors import ApiSchemaError, ApiUnavailable
+from mlsec_platform.sources.apis.limits import RetryPolicy
 from mlsec_platform_tests.sources.replay import FakeTime, Replay, load, recording
 
 PATH = bcb.series_path(bcb.SERIES_IPCA)

@@ -9,14 +9,14 @@ import traceback
 import pytest
 
 from mlsec_platform.sources.apis import openweather
-from mlsec_platform.sources.apis.http import (
+from mlsec_platform.sources.apis.errors import (
     ApiError,
     ApiRejected,
     ApiSchemaError,
     ApiUnavailable,
     MissingApiKey,
-    RetryPolicy,
 )
+from mlsec_platform.sources.apis.limits import RetryPolicy
 from mlsec_platform_tests.sources.replay import FakeTime, Replay, failure, load, recording
 
 KEY = "KEY-SHOULD-NEVER-APPEAR-1234"

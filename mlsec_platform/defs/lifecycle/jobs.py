@@ -3,7 +3,8 @@ brings chosen batches back. Both run as the ``lifecycle`` identity and audit eve
 
 Neither is scheduled: an operator (or a schedule added on purpose) launches them. Retention
 comes from ``MLSEC_RAW_RETENTION_DAYS`` (default 365) unless the run config sets
-``retention_days``. How a move stays atomic and re-runnable is told in ``archive.py``.
+``retention_days``. How a move stays atomic and re-runnable is told in ``archive.py`` and
+``sealing.py``.
 """
 
 from dataclasses import replace
@@ -20,19 +21,16 @@ from mlsec_platform.storage.archive import (
     Moved,
     UnknownSource,
     batches_past,
-    clear_folder,
     copy_to_cold,
     copy_to_raw,
-    folder_keys,
     inventory,
-    partition_folders,
     removal_version,
     remove_from_cold,
-    remove_from_raw,
-    seal,
 )
 from mlsec_platform.storage.commits import committed_version
 from mlsec_platform.storage.raw_writer import open_table
+from mlsec_platform.storage.sealing import remove_from_raw, seal
+from mlsec_platform.storage.zone_objects import clear_folder, folder_keys, partition_folders
 
 #: Every lifecycle run carries this tag; a run refuses to work while another one is active.
 LIFECYCLE_TAGS = {"mlsec/lifecycle": "raw"}

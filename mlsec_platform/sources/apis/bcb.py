@@ -34,13 +34,9 @@ from typing import Any
 import httpx
 import pyarrow as pa
 
-from mlsec_platform.sources.apis.http import (
-    ApiClient,
-    ApiSchemaError,
-    RateLimit,
-    RetryPolicy,
-    response_json,
-)
+from mlsec_platform.sources.apis.errors import ApiSchemaError
+from mlsec_platform.sources.apis.http import ApiClient, response_json
+from mlsec_platform.sources.apis.limits import RateLimit, RetryPolicy
 
 log = logging.getLogger("mlsec.connectors")
 

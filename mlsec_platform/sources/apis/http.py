@@ -25,246 +25,33 @@ Clock, sleep and randomness are injectable so tests neither sleep nor depend on 
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
-import re
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import httpx
 
-from mlsec_platform.errors import MlsecError
+from mlsec_platform.sources.apis.errors import (
+    ApiError,
+    ApiRejected,
+    ApiSchemaError,
+    ApiUnavailable,
+    InsecureEndpoint,
+)
+from mlsec_platform.sources.apis.limits import (
+    RateLimit,
+    RetryPolicy,
+    TokenBucket,
+    parse_retry_after,
+)
+from mlsec_platform.sources.apis.redaction import SENSITIVE_PARAMS, redact_text, redact_url
 
 log = logging.getLogger("mlsec.connectors")
 
-#: Query parameters whose values are secrets, compared case-insensitively.
-SENSITIVE_PARAMS: frozenset[str] = frozenset(
-    {
-        "appid",
-        "api_key",
-        "apikey",
-        "key",
-        "token",
-        "access_token",
-        "client_secret",
-        "password",
-        "secret",
-        "signature",
-        "sig",
-    }
-)
-REDACTED = "***"
-
-_SENSITIVE_QUERY = re.compile(
-    r"(?i)([?&;](?:" + "|".join(re.escape(p) for p in sorted(SENSITIVE_PARAMS)) + r")=)"
-    r"[^&#\s'\"<>]*"
-)
-_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)[^/@\s?#]+@")
-
-
-# -- errors ------------------------------------------------------------------------------------
-class ApiError(MlsecError, RuntimeError):
-    """Base of the connectors' API errors. Messages never contain secrets."""
-
-    http_status = 502
-
-    def __init__(self, message: str, *, url: str | None = None, status: int | None = None):
-        super().__init__(message)
-        #: The request URL with sensitive query parameters redacted (or None).
-        self.url = url
-        #: The last HTTP status received (or None when no response came back).
-        self.status = status
-
-
-class InsecureEndpoint(ApiError):
-    """The endpoint is not HTTPS (or a request would leave the configured HTTPS host)."""
-
-
-class ApiUnavailable(ApiError):
-    """The API did not answer usefully within the retry budget (network, 5xx, 429)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str | None = None,
-        status: int | None = None,
-        attempts: int = 0,
-    ):
-        super().__init__(message, url=url, status=status)
-        self.attempts = attempts
-
-
-class ApiRejected(ApiError):
-    """The API refused the request (4xx other than 429): retrying would not help."""
-
-
-class ApiSchemaError(ApiError):
-    """The response does not have the shape the connector's contract expects."""
-
-
-class MissingApiKey(ApiError):
-    """The connector needs an API key and none was provided."""
-
-
-# -- redaction ---------------------------------------------------------------------------------
-def redact_url(url: httpx.URL | str) -> str:
-    """The URL as text with sensitive query parameters and any user:password replaced by ***."""
-    return redact_text(str(url))
-
-
-def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with sensitive query parameters redacted and every known secret value removed.
-
-    A secret is also removed in its URL-encoded forms, since it may have been echoed from a URL.
-    """
-    text = _SENSITIVE_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
-    for secret in secrets:
-        if not secret:
-            continue
-        for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-            text = text.replace(form, REDACTED)
-    return text
-
-
-class RedactingFilter(logging.Filter):
-    """Rewrites a log record's message with sensitive query parameters redacted."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is the logging module's business, not ours
-            return True
-        redacted = redact_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-def _install_log_redaction() -> None:
-    # httpx logs "HTTP Request: GET <full url> ..." at INFO on the "httpx" logger. Logger filters
-    # only see records created by that very logger, which is the case here; httpcore's DEBUG
-    # traces do not print URLs.
-    for name in ("httpx", log.name):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-            logger.addFilter(RedactingFilter())
-
-
-_install_log_redaction()
-
-
-# -- retry and rate limit ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry transient failures."""
-
-    max_attempts: int = 4
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    max_retry_after: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ValueError("delays must not be negative")
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full-jitter delay after failed attempt number ``attempt`` (1-based)."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return rng.uniform(0.0, ceiling)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """At most ``calls`` requests per ``period`` seconds, with bursts of up to ``burst``.
-
-    With the default ``burst=1`` requests are spaced ``period / calls`` apart, so no window of
-    ``period`` seconds ever holds more than ``calls`` requests. A larger burst lets the first
-    ``burst`` requests go at once, at the price of up to ``burst + calls`` in one period.
-    """
-
-    calls: int
-    period: float = 60.0
-    burst: int = 1
-
-
-class TokenBucket:
-    """A thread-safe token bucket; :meth:`acquire` blocks (through ``sleep``) until a token."""
-
-    def __init__(
-        self,
-        calls: int,
-        period: float,
-        *,
-        burst: int = 1,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if calls < 1 or period <= 0 or burst < 1:
-            raise ValueError("a rate limit needs calls >= 1, period > 0 and burst >= 1")
-        self.rate = calls / period  # tokens per second
-        self.capacity = float(burst)
-        self._tokens = float(burst)
-        self._clock, self._sleep = clock, sleep
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_limit(
-        cls,
-        limit: RateLimit,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> TokenBucket:
-        return cls(limit.calls, limit.period, burst=limit.burst, clock=clock, sleep=sleep)
-
-    def acquire(self) -> float:
-        """Take one token, waiting for it if needed; returns the seconds waited."""
-        waited = 0.0
-        with self._lock:
-            while True:
-                now = self._clock()
-                elapsed = max(0.0, now - self._updated)
-                self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
-                self._updated = now
-                if self._tokens >= 1.0 - 1e-9:
-                    self._tokens = max(0.0, self._tokens - 1.0)
-                    return waited
-                wait = (1.0 - self._tokens) / self.rate
-                self._sleep(wait)
-                waited += wait
-
-
-# -- client ------------------------------------------------------------------------------------
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 _SNIPPET = 200

@@ -31,16 +31,10 @@ from typing import Any
 import httpx
 import pyarrow as pa
 
-from mlsec_platform.sources.apis.http import (
-    ApiClient,
-    ApiRejected,
-    ApiSchemaError,
-    MissingApiKey,
-    RateLimit,
-    RetryPolicy,
-    redact_text,
-    response_json,
-)
+from mlsec_platform.sources.apis.errors import ApiRejected, ApiSchemaError, MissingApiKey
+from mlsec_platform.sources.apis.http import ApiClient, response_json
+from mlsec_platform.sources.apis.limits import RateLimit, RetryPolicy
+from mlsec_platform.sources.apis.redaction import redact_text
 
 BASE_URL = "https://api.openweathermap.org"
 PATH = "/data/2.5/weather"

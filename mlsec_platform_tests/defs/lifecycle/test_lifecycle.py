@@ -17,7 +17,7 @@ from mlsec_platform.defs.raw.files import RAW_FILE_ASSETS
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.ops.drain import drain_landing
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage import archive
+from mlsec_platform.storage import archive, sealing
 from mlsec_platform.storage.raw_writer import open_table
 from mlsec_platform_tests.helpers import (
     audit_events,
@@ -139,7 +139,7 @@ def test_archive_moves_a_batch_from_raw_to_cold(archived, lake, admin, settings,
     assert cold.select(before.column_names).equals(before)
 
     raw = _table(lake, Zone.RAW)
-    assert archive.is_sealed(raw)
+    assert sealing.is_sealed(raw)
     [event] = _events(superuser_dsn, "lifecycle.archived", archived["head"], batch)
     assert event["source"] == SOURCE and event["rows"] == ROWS
     assert event["run_id"] == result.run_id and event["raw_objects"] == len(archived["objects"])
@@ -181,7 +181,7 @@ def test_restore_brings_back_identical_rows(
     assert restored.select(before.column_names).equals(before)  # lineage columns included
     assert _rows(lake, Zone.COLD, batch).num_rows == 0
     assert _objects(admin, settings, Zone.COLD, batch) == []
-    assert archive.is_sealed(_table(lake, Zone.RAW))
+    assert sealing.is_sealed(_table(lake, Zone.RAW))
     [event] = _events(superuser_dsn, "lifecycle.restored", head, batch)
     assert event["rows"] == ROWS and event["run_id"] == result.run_id
     assert event["already"] is False
@@ -269,11 +269,11 @@ def test_a_run_killed_while_raw_was_writable_is_completed(
     # Killed after copying to cold and lifting appendOnly, before the removal.
     archive.copy_to_cold(lake, SOURCE, raw, files, run_id="killed-run")
     raw.alter.set_table_properties({"delta.appendOnly": "false"})
-    assert not archive.is_sealed(_table(lake, Zone.RAW))
+    assert not sealing.is_sealed(_table(lake, Zone.RAW))
     head = audit_head(superuser_dsn)
 
     assert _archive(resources, instance, [batch]).success
-    assert archive.is_sealed(_table(lake, Zone.RAW))
+    assert sealing.is_sealed(_table(lake, Zone.RAW))
     assert _rows(lake, Zone.RAW, batch).num_rows == 0
     assert _rows(lake, Zone.COLD, batch).num_rows == ROWS  # copied once, not twice
     assert _objects(admin, settings, Zone.RAW, batch) == []
@@ -292,7 +292,7 @@ def test_a_run_killed_before_deleting_raw_objects_is_completed(
     files = archive.inventory(raw)[batch]
     # Killed after the removal commit, before the audit event and the object deletion.
     archive.copy_to_cold(lake, SOURCE, raw, files, run_id="killed-run")
-    version = archive.remove_from_raw(raw, [batch], run_id="killed-run")
+    version = sealing.remove_from_raw(raw, [batch], run_id="killed-run")
     assert _rows(lake, Zone.RAW, batch).num_rows == 0
     leftover = _objects(admin, settings, Zone.RAW, batch)
     assert leftover
