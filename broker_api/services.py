@@ -25,7 +25,7 @@ from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import LineageReader
 from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
-from broker_api.policy import PolicyEngine
+from broker_api.policy.engine import PolicyEngine
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.identities.catalog import BROKER_KEYS

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from broker_api.limits import Limits
-from broker_api.policy import POLICY_DIR, Decision, PolicyEngine, RowFilter
+from broker_api.policy.engine import POLICY_DIR, Decision, PolicyEngine, RowFilter
 from broker_api.principal import REVEAL, Principal
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Mask, Purpose, Sensitivity

@@ -1,0 +1,1 @@
+"""Access policy: the engine that decides (``engine``) and the policy files it decides by."""
