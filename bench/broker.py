@@ -282,7 +282,7 @@ def bench_policy(folder: Path) -> Path:
     measures latency, not the limiter (which answers 429 long before 200 requests/s)."""
     import yaml
 
-    from broker_api.policy.engine import POLICY_DIR
+    from broker_api.policy.files import POLICY_DIR
 
     source = max(POLICY_DIR.glob("*.yaml"))
     policy = yaml.safe_load(source.read_text())

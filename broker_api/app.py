@@ -34,7 +34,7 @@ from broker_api.compiler import CompiledQuery, QueryError, compile_query, quote
 from broker_api.cursor import InvalidCursor, Page
 from broker_api.lineage import AssetLineage, LineageUnavailable, asset_key_of
 from broker_api.masking import masked_type
-from broker_api.policy.engine import Decision
+from broker_api.policy.decision import Decision
 from broker_api.principal import Principal
 from broker_api.services import BrokerServices
 from broker_api.snapshots import RELATION, QueryTimeout, SnapshotUnavailable

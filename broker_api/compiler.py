@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from broker_api.models import Filter, Op, OrderBy
-from broker_api.policy.engine import RowFilter
+from broker_api.policy.decision import RowFilter
 from mlsec_platform.catalog.governance import DatasetSpec
 
 

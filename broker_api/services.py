@@ -25,7 +25,7 @@ from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import LineageReader
 from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
-from broker_api.policy.engine import PolicyEngine
+from broker_api.policy.files import load_policy
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.identities.catalog import BROKER_KEYS
@@ -136,7 +136,7 @@ class BrokerServices:
             audience=settings.broker_audience,
             algorithms=settings.broker_token_algorithms,
         )
-        self.policy = PolicyEngine.load(settings.broker_policy_dir)
+        self.policy = load_policy(settings.broker_policy_dir)
         keys = vault.read_kv(BROKER_KEYS)
         self.audit.secret_read(f"mlsec/{BROKER_KEYS}", purpose="masking and cursor keys")
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))

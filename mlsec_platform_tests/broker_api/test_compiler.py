@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from broker_api.compiler import QueryError, compile_query
 from broker_api.cursor import CursorSigner, InvalidCursor, Page
 from broker_api.models import Filter, OrderBy, QueryRequest
-from broker_api.policy.engine import RowFilter
+from broker_api.policy.decision import RowFilter
 from mlsec_platform.catalog.datasets import CATALOG
 
 FACT = CATALOG["gold/fact_order_item"]

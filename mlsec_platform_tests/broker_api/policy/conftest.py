@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from broker_api.policy.engine import Decision, PolicyEngine
+from broker_api.policy.decision import Decision
+from broker_api.policy.engine import PolicyEngine
+from broker_api.policy.files import load_policy
 from broker_api.principal import REVEAL, Principal
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 
@@ -14,7 +16,7 @@ PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED = Sensitivity
 
 @pytest.fixture(scope="module")
 def engine() -> PolicyEngine:
-    return PolicyEngine.load()
+    return load_policy()
 
 
 def who(

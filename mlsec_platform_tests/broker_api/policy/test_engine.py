@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from broker_api.limits import Limits
-from broker_api.policy.engine import PolicyEngine, RowFilter
+from broker_api.policy.decision import RowFilter
+from broker_api.policy.engine import PolicyEngine
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import Purpose
 from mlsec_platform_tests.broker_api.policy.conftest import CONFIDENTIAL, VERSION, denied, who
@@ -246,3 +247,12 @@ def test_decide_is_fast(engine: PolicyEngine) -> None:
     for _ in range(n):
         engine.decide(p, "features/customer_rfm", columns, filter_columns=["event_timestamp"])
     assert (time.perf_counter() - start) / n < 500e-6
+
+
+def test_a_decision_carries_the_dataset_it_resolved(engine: PolicyEngine) -> None:
+    """What serves the request reads the engine's own catalog entry, never a second lookup."""
+    d = engine.decide(who("analysts"), "gold/kpi_delivery", ["year_month"])
+    assert d.spec is engine.catalog["gold/kpi_delivery"]
+    denied_by_role = engine.decide(who(), "gold/kpi_delivery", ["year_month"])
+    assert denied_by_role.spec is engine.catalog["gold/kpi_delivery"]
+    assert engine.decide(who("analysts"), "gold/nope", ["x"]).spec is None

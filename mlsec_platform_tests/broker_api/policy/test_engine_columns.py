@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from broker_api.policy.engine import PolicyEngine, RowFilter
+from broker_api.policy.decision import ColumnMasks, RowFilter
+from broker_api.policy.engine import PolicyEngine
 from broker_api.principal import Principal
 from mlsec_platform.catalog.governance import Mask, Purpose
 from mlsec_platform_tests.broker_api.policy.conftest import (
@@ -170,3 +171,14 @@ def test_reveal_of_bad_columns_is_400(
         reveal_reason=REASON,
     )
     denied(d, 400, *words)
+
+
+def test_mask_and_row_filter_results_are_types_of_their_own(engine: PolicyEngine) -> None:
+    columns = ["order_id", "customer_token", "price"]
+    p = who("analysts", clearance=INTERNAL, project="olist-sp")
+    d = engine.decide(p, "gold/fact_order_item", columns)
+    assert isinstance(d.masks, ColumnMasks) and isinstance(d.row_filter, RowFilter)
+    assert d.masks.audit() == [{"column": "customer_token", "mask": "keyed_hash"}]
+    assert d.masks.of(["order_id", "price"]) == {} and not d.masks.of(["price"])
+    assert dict(d.masks.of(["customer_token"])) == {"customer_token": Mask.KEYED_HASH}
+    assert d.row_filter.audit() == {"column": "customer_state", "values": ["SP"]}

@@ -9,9 +9,11 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from broker_api.policy.engine import POLICY_DIR, PolicyEngine, RowFilter
+from broker_api.policy.decision import RowFilter
+from broker_api.policy.files import POLICY_DIR, PolicyFileError, load_policy
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Purpose
+from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.settings import Zone
 from mlsec_platform_tests.broker_api.policy.conftest import RESTRICTED, VERSION, denied, who
 
@@ -56,7 +58,7 @@ def test_restricted_column_without_mask_and_domains(tmp_path: Path) -> None:
         "purposes": ["fraud_prevention"],
         "clearance_cap": "confidential",
     }
-    engine = PolicyEngine.load(write(tmp_path, doc), catalog=TEST_CATALOG)
+    engine = load_policy(write(tmp_path, doc), catalog=TEST_CATALOG)
     risk = engine.roles[-1]
     assert risk.datasets == frozenset({"gold/scores"})  # the domain narrows gold/*
     p = who("risk", purpose=Purpose.FRAUD, clearance=RESTRICTED, project="olist-south")
@@ -108,7 +110,7 @@ def test_strict_parsing_names_file_and_key(tmp_path: Path, mutate: Any, key: str
     mutate(doc)
     path = write(tmp_path, doc)
     with pytest.raises(ValueError, match=r"policy file .*2026\.11\.1\.yaml") as error:
-        PolicyEngine.load(path)
+        load_policy(path)
     assert key in str(error.value)
 
 
@@ -116,13 +118,13 @@ def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
     text = (POLICY_DIR / f"{VERSION}.yaml").read_text()
     text = text.replace("  olist-sp:\n", "  olist-br:\n    scope: '*'\n  olist-sp:\n", 1)
     with pytest.raises(ValueError, match="duplicate key 'olist-br'"):
-        PolicyEngine.load(write(tmp_path, text))
+        load_policy(write(tmp_path, text))
 
 
 @pytest.mark.parametrize("text", ["", "- a list\n", "version: [unclosed\n"])
 def test_documents_that_are_not_policies_are_refused(tmp_path: Path, text: str) -> None:
     with pytest.raises(ValueError, match="policy file"):
-        PolicyEngine.load(write(tmp_path, text))
+        load_policy(write(tmp_path, text))
 
 
 def test_folder_loads_the_highest_version(tmp_path: Path) -> None:
@@ -131,14 +133,21 @@ def test_folder_loads_the_highest_version(tmp_path: Path) -> None:
         doc["version"] = version
         write(tmp_path, doc, version)
     (tmp_path / "README.md").write_text("not a policy")
-    assert PolicyEngine.load(tmp_path).version == "2026.11.1"
+    assert load_policy(tmp_path).version == "2026.11.1"
     write(tmp_path, packaged(), "latest")
     with pytest.raises(ValueError, match="latest.yaml"):
-        PolicyEngine.load(tmp_path)
+        load_policy(tmp_path)
 
 
 def test_empty_or_missing_policy_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no policy file"):
-        PolicyEngine.load(tmp_path)
+        load_policy(tmp_path)
     with pytest.raises(ValueError, match="cannot be read"):
-        PolicyEngine.load(tmp_path / "2026.1.1.yaml")
+        load_policy(tmp_path / "2026.1.1.yaml")
+
+
+def test_a_policy_file_error_is_a_configuration_error(tmp_path: Path) -> None:
+    """The broker does not start on it; `mlsec` prints its one line, naming file and key."""
+    with pytest.raises(ConfigurationError) as error:
+        load_policy(tmp_path)
+    assert isinstance(error.value, PolicyFileError) and isinstance(error.value, ValueError)
