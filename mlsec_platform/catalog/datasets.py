@@ -30,6 +30,7 @@ from mlsec_platform.catalog.columns import (
 )
 from mlsec_platform.catalog.governance import (
     DatasetSpec,
+    FeatureGroup,
     Generalisation,
     Mask,
     PiiKind,
@@ -343,10 +344,16 @@ FEATURES = _datasets(
         ),
         key=("customer_token", "event_timestamp"), purposes=ALL_PURPOSES - {Purpose.FRAUD},
         row_security_key="customer_state", version=1,
+        feature_group=FeatureGroup("customer_rfm", entity="customer_token",
+                                   online_schema="features", online_name="customer_rfm_online"),
     ),
 )  # fmt: skip
 
 CATALOG: dict[str, DatasetSpec] = {**SILVER, **GOLD, **FEATURES}
+#: Feature datasets served by entity, by feature-group name.
+FEATURE_GROUPS: dict[str, DatasetSpec] = {
+    s.feature_group.name: s for s in FEATURES.values() if s.feature_group is not None
+}
 
 
 def dataset(dataset_id: str) -> DatasetSpec:

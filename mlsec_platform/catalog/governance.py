@@ -190,6 +190,22 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class FeatureGroup:
+    """A feature dataset served by entity: the group's name, the column its rows are keyed by,
+    and the warehouse table holding the latest row per entity (the online store)."""
+
+    name: str
+    entity: str
+    online_schema: str
+    online_name: str
+
+    @property
+    def online_table(self) -> str:
+        """``<schema>.<table>`` of the online store in the warehouse."""
+        return f"{self.online_schema}.{self.online_name}"
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     zone: Zone
     name: str
@@ -201,6 +217,8 @@ class DatasetSpec:
     row_security_key: str | None = None
     version: int = 1
     tags: dict[str, str] = field(default_factory=dict)
+    #: Set on a feature dataset served by entity (feature vectors, point-in-time lookups).
+    feature_group: FeatureGroup | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -209,6 +227,8 @@ class DatasetSpec:
         for name in (*self.key, *([self.row_security_key] if self.row_security_key else [])):
             if name not in names:
                 raise ValueError(f"{self.id}: key column {name!r} is not a column")
+        if self.feature_group is not None and self.feature_group.entity not in names:
+            raise ValueError(f"{self.id}: entity {self.feature_group.entity!r} is not a column")
 
     @property
     def id(self) -> str:
