@@ -26,13 +26,16 @@ import psycopg2.extensions as pgx
 from psycopg2.extras import Json
 
 from mlsec_platform.audit.chain import check_payload, payload_json
+from mlsec_platform.errors import MlsecError
 
 EVENT_TYPE = "broker.request"
 _INSERT = b"INSERT INTO audit.events (event_id, event_type, actor, run_id, payload) VALUES "
 
 
-class AuditUnavailable(RuntimeError):
+class AuditUnavailable(MlsecError, RuntimeError):
     """The event could not be recorded, so the request is not answered."""
+
+    http_status = 503
 
 
 _Batch = list[tuple[Mapping[str, Any], "asyncio.Future[str]"]]

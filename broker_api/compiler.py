@@ -17,13 +17,16 @@ from typing import Any
 
 import pyarrow as pa
 
+from broker_api.errors import RequestRefused
 from broker_api.models import Filter, Op, OrderBy
 from broker_api.policy.decision import RowFilter
 from mlsec_platform.catalog.governance import DatasetSpec
 
 
-class QueryError(ValueError):
+class QueryError(RequestRefused, ValueError):
     """The request is well formed but cannot be compiled (unknown column, wrong value type)."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)

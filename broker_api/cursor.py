@@ -15,11 +15,14 @@ from dataclasses import dataclass
 
 import orjson
 
+from broker_api.errors import RequestRefused
 from broker_api.models import QueryRequest
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(RequestRefused, ValueError):
     """The cursor was not issued by this broker for this query and subject, or expired."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)

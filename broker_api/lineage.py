@@ -23,6 +23,7 @@ from dagster_postgres.utils import get_conn_string
 from psycopg2 import errors as pg_errors
 from sqlalchemy.exc import ProgrammingError
 
+from broker_api.errors import RequestRefused
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
@@ -61,8 +62,10 @@ def asset_key_of(spec: DatasetSpec) -> dg.AssetKey:
     return dg.AssetKey(list(spec.asset_path))
 
 
-class LineageUnavailable(LookupError):
+class LineageUnavailable(RequestRefused, LookupError):
     """No materialization records the asked asset (or version): serve nothing without it."""
+
+    http_status = 404
 
 
 def lineage_of(record: dg.EventLogRecord) -> AssetLineage:

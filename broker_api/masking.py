@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlsec_platform.catalog.governance import Mask
+from mlsec_platform.errors import MlsecError
 
 #: What every redacted string becomes.
 REDACTED = "***"
@@ -60,8 +61,11 @@ _ROUND_INTEGER = pc.RoundOptions(ndigits=-1, round_mode="half_to_even")
 _MONTH = pc.RoundTemporalOptions(unit="month")
 
 
-class UnsupportedMask(TypeError):
-    """A mask that cannot be applied to a column's type (so the column is never returned)."""
+class UnsupportedMask(MlsecError, TypeError):
+    """A mask that cannot be applied to a column's type (so the column is never returned).
+    A catalog fault, not the caller's: answered as an internal error."""
+
+    http_status = 500
 
 
 def _supports(arrow_type: pa.DataType, mask: Mask) -> bool:

@@ -23,18 +23,23 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from broker_api.compiler import CompiledQuery
+from broker_api.errors import RequestRefused
 from mlsec_platform.catalog.governance import DatasetSpec
 
 #: The name compiled queries read from; registered per query on the calling thread's cursor.
 RELATION = "snapshot"
 
 
-class SnapshotUnavailable(LookupError):
+class SnapshotUnavailable(RequestRefused, LookupError):
     """The table or the requested version cannot be read (never written, or vacuumed)."""
 
+    http_status = 410
 
-class QueryTimeout(TimeoutError):
+
+class QueryTimeout(RequestRefused, TimeoutError):
     """The query ran past its policy's time cap and was interrupted."""
+
+    http_status = 504
 
 
 class SnapshotCache:
