@@ -71,3 +71,18 @@ def http(broker) -> Iterator[httpx.Client]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+FACT = "gold/fact_order_item"
+DIM = "gold/dim_customer"
+
+
+def post_query(http, token, **body):
+    body.setdefault("dataset", FACT)
+    body.setdefault("columns", ["order_id", "order_item_id", "price"])
+    return http.post("/query", json=body, headers=bearer(token))
+
+
+def ok(response) -> dict:
+    assert response.status_code == 200, response.text
+    return response.json()

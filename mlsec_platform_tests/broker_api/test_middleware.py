@@ -1,0 +1,76 @@
+"""One audit event per request, committed before the answer leaves (fail closed)."""
+
+from __future__ import annotations
+
+from mlsec_platform.ops.audit_verify import verify_audit_log
+from mlsec_platform_tests.broker_api.conftest import FACT, bearer, post_query
+from mlsec_platform_tests.helpers import audit_head
+
+
+def test_every_request_yields_exactly_one_audit_event(http, mint, settings, superuser_dsn) -> None:
+    import psycopg2
+
+    before = audit_head(superuser_dsn)
+    token = mint("analyst")
+    responses = [
+        post_query(http, token, limit=3),
+        post_query(http, token, dataset="gold/salaries", columns=["x"]),
+        post_query(http, "forged"),
+        post_query(http, mint("stranger")),
+        http.get("/no/such/route"),
+        http.get("/catalog/datasets", headers=bearer(token)),
+        http.post("/query", content=b"{not json", headers=bearer(token)),
+    ]
+    ids = [r.headers["X-Request-ID"] for r in responses]
+    with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT payload FROM audit.events WHERE event_type = 'broker.request' "
+                    "AND seq > %s", (before,))  # fmt: skip
+        events = [row[0] for row in cur.fetchall()]
+    conn.close()
+    by_id = {}
+    for event in events:
+        by_id.setdefault(event["request_id"], []).append(event)
+    assert all(len(by_id.get(i, [])) == 1 for i in ids), by_id
+    allowed = by_id[ids[0]][0]
+    assert allowed["outcome"] == "allowed" and allowed["rows"] == 3
+    assert allowed["subject"].startswith("analyst") and allowed["policy_version"]
+    assert allowed["dataset"] == FACT and allowed["version"] is not None
+    assert allowed["columns"] == ["order_id", "order_item_id", "price"]
+    assert {by_id[i][0]["status"] for i in ids[1:]} == {404, 401, 403, 400, 200}
+    report = verify_audit_log(settings)
+    assert report.ok, report.broken
+
+
+def test_no_answer_leaves_without_its_audit_event(broker, mint) -> None:
+    """With the audit log unwritable, an allowed page (sealed on the worker thread) and a
+    refusal (recorded by the middleware) both become 503, and no row leaves."""
+    import asyncio
+    import copy
+
+    import httpx
+    import psycopg2
+
+    from broker_api.app import create_app
+    from broker_api.audit import AuditSink
+
+    async def unreachable():
+        raise psycopg2.OperationalError("the audit database is unreachable")
+
+    services = copy.copy(broker.services)
+    services.sink = AuditSink(unreachable, actor="broker")
+    app = create_app(services)
+    body = {"dataset": FACT, "columns": ["order_id", "price"], "limit": 5}
+
+    async def ask():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
+            return (
+                await client.post("/query", json=body, headers=bearer(mint("analyst"))),
+                await client.post("/query", json=body, headers=bearer(mint("stranger"))),
+            )
+
+    allowed, refused = asyncio.run(ask())
+    for response in (allowed, refused):
+        assert response.status_code == 503, response.text
+        assert response.json()["reason"] == "audit log unavailable: request not served"
+        assert "rows" not in response.json() and response.headers["X-Request-ID"]
