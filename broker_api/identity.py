@@ -271,6 +271,13 @@ class JwksVerifier:
             self._verified[token] = (principal, float(claims["exp"]), self._clock())
         return principal
 
+    def cached(self, token: str | None) -> Principal | None:
+        """The Principal of a token :meth:`verify` accepted lately and that is still valid, or
+        None (then :meth:`verify` decides). Never blocks: no signature check, no key fetch."""
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        return self._recently_verified(token)
+
     def _recently_verified(self, token: str) -> Principal | None:
         """A token whose signature and claims verified within ``VERIFIED_TTL_SECONDS`` and
         that has not expired since: the hot path skips the signature check (about 0.2 ms).

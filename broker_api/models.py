@@ -20,6 +20,8 @@ DatasetId = Annotated[str, StringConstraints(pattern=r"^[a-z]+/[a-z_][a-z0-9_]{0
 #: A filter operand: typed scalars only (strings are bound as parameters, never spliced).
 Scalar = str | int | float | bool | Decimal | date | datetime
 
+#: The version of the broker's HTTP API (its OpenAPI document).
+VERSION = "1.0.0"
 MAX_PAGE_ROWS = 10_000
 MAX_FILTERS = 32
 MAX_IN_VALUES = 1_000

@@ -12,6 +12,7 @@ import base64
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any
 
 import psycopg2
@@ -20,6 +21,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from broker_api.audit import AuditSink
 from broker_api.cursor import CursorSigner
+from broker_api.errors import RequestRefused
 from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
 from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import LineageReader
@@ -27,6 +29,7 @@ from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
 from broker_api.policy.files import load_policy
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
+from mlsec_platform.audit.chain import AuditWriteError
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.identities.catalog import BROKER_KEYS
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
@@ -34,13 +37,32 @@ from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.s3_lake import S3LakeResource
-from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.resources.vault import VaultError, VaultResource
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.warehouse import ROW_SCOPE_SETTING
 
 #: The identity whose only power is transit decrypt (the `reveal` policy); used for entitled,
 #: reasoned reveal requests only.
 REVEALER = "revealer"
+
+
+class OnlineStoreUnavailable(RequestRefused):
+    """The warehouse holding the online feature store does not answer: retry shortly."""
+
+    http_status = 503
+    headers = MappingProxyType({"Retry-After": "5"})
+
+
+class RevealRefused(RequestRefused, PermissionError):
+    """OpenBao refused to reveal (the revealer's policy, a retired key version)."""
+
+    http_status = 403
+
+
+class RevealUnavailable(RequestRefused):
+    """Revealing needs OpenBao and the audit log, and one of them does not answer."""
+
+    http_status = 503
 
 
 class OnlineStore:
@@ -69,16 +91,20 @@ class OnlineStore:
 
         One round trip: the scope and the query go as one message, which Postgres runs as one
         implicit transaction, so the transaction-local scope covers the query and ends with
-        it (a transaction of its own cost three more round trips: BEGIN, SET, ROLLBACK)."""
-        conn = self._connection()
+        it (a transaction of its own cost three more round trips: BEGIN, SET, ROLLBACK).
+        Raises OnlineStoreUnavailable when the warehouse cannot be reached or fails the read."""
         try:
-            with conn.cursor() as cur:
-                cur.execute(f"SELECT set_config('{ROW_SCOPE_SETTING}', %s, true); {sql}",
-                            (row_scope, *params))  # fmt: skip
-                return cur.fetchall()
+            conn = self._connection()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"SELECT set_config('{ROW_SCOPE_SETTING}', %s, true); {sql}",
+                                (row_scope, *params))  # fmt: skip
+                    return cur.fetchall()
+            except psycopg2.Error:
+                conn.close()
+                raise
         except psycopg2.Error:
-            conn.close()
-            raise
+            raise OnlineStoreUnavailable("the online feature store is unavailable") from None
 
 
 class BrokerServices:
@@ -162,7 +188,20 @@ class BrokerServices:
     ) -> pa.Table:
         """Tokenized ``columns`` back in clear, decrypted by OpenBao transit as the separate
         ``revealer`` identity (the broker's own token cannot decrypt). Each column's reveal is
-        recorded (severity high, fingerprints only) before any value is returned."""
+        recorded (severity high, fingerprints only) before any value is returned. Raises
+        RevealRefused (403) or RevealUnavailable (503)."""
+        try:
+            return self._reveal(table, columns, subject=subject, reason=reason,
+                                request_id=request_id)  # fmt: skip
+        except PermissionError as exc:
+            raise RevealRefused(str(exc)) from None
+        except (VaultError, AuditWriteError) as exc:
+            raise RevealUnavailable(f"reveal unavailable: {exc}") from None
+
+    def _reveal(
+        self, table: pa.Table, columns: Sequence[str], *, subject: str, reason: str,
+        request_id: str,
+    ) -> pa.Table:  # fmt: skip
         with self._reveal_lock:
             if self._revealer is None:
                 self._revealer = VaultResource.for_identity(self.settings, REVEALER)

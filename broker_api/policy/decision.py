@@ -41,6 +41,13 @@ class ColumnMasks(Mapping[str, Mask]):
     def __len__(self) -> int:
         return len(self._masks)
 
+    # The dict's own lookups: Mapping's would raise and catch a KeyError per clear column.
+    def __contains__(self, column: object) -> bool:
+        return column in self._masks
+
+    def get(self, column: str, default: Mask | None = None) -> Mask | None:  # type: ignore[override]
+        return self._masks.get(column, default)
+
     def items(self) -> ItemsView[str, Mask]:
         return self._masks.items()
 

@@ -230,6 +230,12 @@ class PolicyEngine:
             spec=view.spec,
         )
 
+    def decide_dataset(self, principal: Principal, dataset_id: str) -> Decision:
+        """Whether the caller may see the dataset at all: the decision on its key columns
+        (what the catalog endpoints list and describe)."""
+        spec = self.catalog.get(dataset_id)
+        return self.decide(principal, dataset_id, spec.key if spec else ("_",))
+
     # ----------------------------------------------------------------------------------------
 
     def _granting(self, principal: Principal, view: _View) -> list[Role]:

@@ -243,11 +243,13 @@ def test_a_verified_token_is_remembered_briefly_and_never_past_its_expiry():
         source, clock=clock, refresh_seconds=35, min_refetch_seconds=1, leeway_seconds=0
     )
     token = _sign(_claims(exp=int(time.time()) + 2))
+    assert verifier.cached(token) is None and verifier.cached(None) is None  # never verified
     first = verifier.verify(token)
     source.failing, source.keys = True, []
     clock.now += 10  # within the remembered window: no key lookup at all
-    assert verifier.verify(token) is first
+    assert verifier.cached(token) is first and verifier.verify(token) is first
     clock.now += 30  # past it: verified again, with stale keys and the key source down
+    assert verifier.cached(token) is None
     with pytest.raises(InvalidToken):
         verifier.verify(token)
     source.failing, source.keys = False, [ED_JWK]

@@ -12,7 +12,7 @@ def test_records_are_json_ready_in_every_timestamp_unit() -> None:
 
     import pyarrow as pa
 
-    from broker_api.app import _records
+    from broker_api.responses import records
 
     instant = datetime(2026, 1, 31, 12, 3, 4, 5, tzinfo=UTC)
     columns = {
@@ -29,7 +29,7 @@ def test_records_are_json_ready_in_every_timestamp_unit() -> None:
             "n": pa.array([7, None], pa.int32()),
         }
     )
-    first, second = _records(table)
+    first, second = records(table)
     assert first == {
         "at_s": "2026-01-31T12:03:04Z",
         "at_ms": "2026-01-31T12:03:04.000Z",

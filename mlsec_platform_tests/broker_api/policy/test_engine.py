@@ -256,3 +256,13 @@ def test_a_decision_carries_the_dataset_it_resolved(engine: PolicyEngine) -> Non
     denied_by_role = engine.decide(who(), "gold/kpi_delivery", ["year_month"])
     assert denied_by_role.spec is engine.catalog["gold/kpi_delivery"]
     assert engine.decide(who("analysts"), "gold/nope", ["x"]).spec is None
+
+
+def test_a_dataset_is_visible_when_its_key_may_be_read(engine: PolicyEngine) -> None:
+    """What /catalog/datasets lists and /catalog/schema describes."""
+    for dataset_id, spec in engine.catalog.items():
+        for p in (who("analysts"), who("support", purpose=Purpose.CUSTOMER_SUPPORT)):
+            d = engine.decide_dataset(p, dataset_id)
+            assert d.allowed == engine.decide(p, dataset_id, list(spec.key)).allowed
+            assert d.columns == (spec.key if d.allowed else ())
+    denied(engine.decide_dataset(who("analysts"), "gold/nope"), 404, "unknown dataset")

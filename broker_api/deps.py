@@ -1,0 +1,186 @@
+"""The typed dependencies of the broker's routes: who asks, what the policy decides, the
+in-flight slot and the executor hop.
+
+The order of a request: its inputs are validated, the caller is authenticated and counted
+against the rate limit, the policy decides (resolving the dataset once: the decision carries
+the catalog entry), and the blocking work runs in one hop to the broker's executor, which
+seals the finished response there (see :mod:`broker_api.middleware`).
+
+FastAPI calls a route's sub-dependencies before it validates the route's own parameters, and
+never calls a dependency whose own parameters are invalid. So a route's inputs are parameters
+of the dependency that authorizes it (:class:`Authorized`), which authenticates inside: a
+request with invalid inputs is answered 400 without using a rate-limit token or naming its
+caller in the audit event. Everything here runs on the event loop and does no blocking work,
+except verifying a token the verifier has not seen lately, which goes to the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+
+from broker_api.errors import LimitReached, PolicyDenied, Unauthenticated
+from broker_api.lineage import AssetLineage, asset_key_of
+from broker_api.policy.decision import Decision
+from broker_api.principal import Principal
+from broker_api.responses import json_response
+from broker_api.services import BrokerServices
+from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.identities.tokens import InvalidToken
+
+T = TypeVar("T")
+
+
+async def get_services(request: Request) -> BrokerServices:
+    """The broker's services, held by the app (``app.state.services``)."""
+    return request.app.state.services
+
+
+Services = Annotated[BrokerServices, Depends(get_services)]
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller of the request: a valid bearer token (401), within its rate limit (429)."""
+    services: BrokerServices = request.app.state.services
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else None
+    try:
+        principal = services.verifier.cached(token)
+        if principal is None:  # a signature to check, maybe keys to fetch: off the loop
+            loop = asyncio.get_running_loop()
+            principal = await loop.run_in_executor(
+                services.executor, services.verifier.verify, token
+            )
+    except InvalidToken as exc:
+        services.metrics.deny("identity")
+        raise Unauthenticated(str(exc)) from None
+    request.state.audit.update(principal.audit_fields())
+    wait = services.limiter.check(principal, services.policy.limits_for(principal))
+    if wait is not None:
+        services.metrics.limit("rate")
+        raise LimitReached("rate limit reached", retry_after=int(wait))
+    return principal
+
+
+#: The authenticated caller, for a route without inputs of its own.
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def decide(request: Request, principal: Principal, dataset: str, columns: Sequence[str],
+           **asked: Any) -> Decision:  # fmt: skip
+    """The policy's decision on ``columns`` of ``dataset`` (``asked``: the engine's keyword
+    arguments), recorded in the request's audit event; a denial is raised."""
+    services: BrokerServices = request.app.state.services
+    decision = services.policy.decide(principal, dataset, columns, **asked)
+    return _enforce(request, services, dataset, decision)
+
+
+def decide_dataset(request: Request, principal: Principal, dataset: str) -> Decision:
+    """The policy's decision on whether the caller may see ``dataset`` at all (its key), recorded
+    in the request's audit event; a denial is raised."""
+    services: BrokerServices = request.app.state.services
+    return _enforce(request, services, dataset, services.policy.decide_dataset(principal, dataset))
+
+
+def _enforce(
+    request: Request, services: BrokerServices, dataset: str, decision: Decision
+) -> Decision:
+    audit = request.state.audit
+    audit.update(
+        dataset=dataset,
+        decision_id=decision.id,
+        policy_ids=list(decision.policy_ids),
+        policy_version=decision.policy_version,
+    )
+    if not decision.allowed:
+        services.metrics.deny("policy")
+        raise PolicyDenied(decision.reason, status=decision.status)
+    row_filter = decision.row_filter
+    audit.update(
+        masks=decision.masks.audit(),
+        row_filter=None if row_filter is None else row_filter.audit(),
+    )
+    return decision
+
+
+class Authorized(Generic[T]):
+    """A request the policy allows: its validated input (``asked``), its caller and the
+    decision, with what serving it needs: the dataset the decision resolved, its lineage and
+    an in-flight slot. Each route's dependency builds one from the route's own inputs."""
+
+    __slots__ = ("request", "services", "principal", "decision", "asked")
+
+    def __init__(
+        self, request: Request, principal: Principal, decision: Decision, asked: T
+    ) -> None:
+        self.request = request
+        self.services: BrokerServices = request.app.state.services
+        self.principal = principal
+        self.decision = decision
+        self.asked = asked
+
+    @property
+    def dataset(self) -> DatasetSpec:
+        """The catalog entry the decision resolved (an allowed decision always has one)."""
+        return self.decision.spec  # type: ignore[return-value]
+
+    @property
+    def audit(self) -> dict[str, Any]:
+        """This request's audit event fields (the middleware records them)."""
+        return self.request.state.audit
+
+    @property
+    def request_id(self) -> str:
+        return self.request.state.request_id
+
+    def lineage(self, version: int | None) -> AssetLineage:
+        """The lineage of ``version`` of the dataset (None: its latest materialization)."""
+        key, lineage = asset_key_of(self.dataset), self.services.lineage
+        lin = lineage.latest(key) if version is None else lineage.at_version(key, version)
+        self.audit.update(version=lin.delta_version, run_id=lin.run_id)
+        return lin
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """One of the caller's in-flight slots for the block, or 429."""
+        services, limits = self.services, self.decision.limits
+        with services.concurrency.slot(self.principal.subject, limits.concurrency) as ok:
+            if not ok:
+                services.metrics.limit("concurrency")
+                raise LimitReached("too many requests in flight", retry_after=1)
+            yield
+
+
+class ExecutorHop:
+    """The one hop of a request to the broker's executor: the blocking work runs there and its
+    answer is sealed there (its audit event starts committing from that thread, not after the
+    hop back; a plain executor hop also costs the loop less than the default thread limiter)."""
+
+    __slots__ = ("_request", "_executor")
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._executor = request.app.state.services.executor
+
+    async def __call__(self, answer: Callable[..., Any], *args: Any) -> Response:
+        """``answer(*args)`` on the executor: its JSON body as the sealed response."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._answered, answer, args)
+
+    def _answered(self, answer: Callable[..., Any], args: tuple[Any, ...]) -> Response:
+        response = json_response(answer(*args))
+        self._request.state.seal(response)  # final: its audit event starts committing now
+        return response
+
+
+async def executor_hop(request: Request) -> ExecutorHop:
+    return ExecutorHop(request)
+
+
+#: Runs a route's blocking work in the request's one hop to the broker's executor.
+Offload = Annotated[ExecutorHop, Depends(executor_hop)]

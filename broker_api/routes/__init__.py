@@ -1,0 +1,1 @@
+"""The broker's routes, one router per concern; ``broker_api.app`` includes them."""

@@ -1,0 +1,26 @@
+"""``/health`` and ``/metrics``: for the people and systems that run the broker. Answered on
+the event loop (no executor hop), and audited like every request."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from broker_api.deps import Services
+from broker_api.models import VERSION
+from broker_api.responses import json_response
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+async def health() -> Response:
+    """Liveness: the broker answers and its audit writer is running."""
+    return json_response({"status": "ok", "version": VERSION})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(services: Services) -> Response:
+    """Prometheus text format."""
+    body, content_type = services.metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,166 @@
+"""``/query`` and ``/explain``: a page of a curated dataset, or what that page would do.
+
+A page is compiled to parameterized SQL over the snapshot its first page pinned, run within
+the caller's in-flight slot, masked and revealed as the decision says, cut at the policy's
+byte cap and charged to the project's daily row quota; the cursor resumes where it was cut.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+import pyarrow as pa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from broker_api import models as m
+from broker_api.compiler import CompiledQuery, compile_query
+from broker_api.cursor import Page
+from broker_api.deps import Authorized, Offload, authenticate, decide
+from broker_api.errors import LimitReached, RequestRefused
+from broker_api.lineage import AssetLineage
+from broker_api.responses import columns_out, fingerprint, lineage_out, policy_ref, records
+from broker_api.snapshots import RELATION
+
+router = APIRouter(tags=["data"])
+
+
+async def authorized_query(request: Request, body: m.QueryRequest) -> Authorized[m.QueryRequest]:
+    """The caller of a valid query and the policy's decision on every column it names."""
+    principal = await authenticate(request)
+    decision = decide(
+        request, principal, body.dataset, body.columns,
+        filter_columns=[f.column for f in body.filters],
+        order_columns=[o.column for o in body.order_by],
+        reveal_columns=body.reveal.columns if body.reveal else (),
+        reveal_reason=body.reveal.reason if body.reveal else None,
+    )  # fmt: skip
+    return Authorized(request, principal, decision, body)
+
+
+AuthorizedQuery = Annotated[Authorized[m.QueryRequest], Depends(authorized_query)]
+
+
+@router.post("/query", response_model=m.QueryResponse)
+async def query(asked: AuthorizedQuery, hop: Offload) -> Response:
+    """One page of a dataset: explicit columns, typed filters, order, limit and cursor."""
+    return await hop(page, asked)
+
+
+@router.post("/explain", response_model=m.Explanation)
+async def explain(asked: AuthorizedQuery, hop: Offload) -> Response:
+    """What a query would do (decision, masks, row scope, SQL with placeholders): no data."""
+    return await hop(explanation, asked)
+
+
+def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, CompiledQuery]:
+    """Where the page starts (its cursor), the snapshot it reads and the SQL it runs."""
+    body, decision = asked.asked, asked.decision
+    asked.audit.update(
+        columns=list(decision.columns),
+        filters=[{"column": f.column, "op": f.op.value, "value_sha256": fingerprint(f.value)}
+                 for f in body.filters],
+        order_by=[f"{o.column} {o.direction.value}" for o in body.order_by],
+    )  # fmt: skip
+    most = decision.limits.max_rows_per_page
+    if body.limit > most:
+        raise RequestRefused(f"limit {body.limit} is above this policy's {most} rows per page")
+    start = Page(version=-1, offset=0)
+    if body.cursor:
+        start = asked.services.cursors.open(body.cursor, body, asked.principal.subject)
+    lin = asked.lineage(start.version if body.cursor else body.version)
+    compiled = compile_query(
+        asked.dataset, decision.columns, body.filters, body.order_by, relation=RELATION,
+        row_filter=decision.row_filter, limit=body.limit + 1, offset=start.offset,
+    )  # fmt: skip
+    return start, lin, compiled
+
+
+def page(asked: Authorized[m.QueryRequest]) -> dict[str, Any]:
+    """The page: run, masked, revealed, cut at the byte cap, charged to the quota."""
+    body, decision, spec, services = asked.asked, asked.decision, asked.dataset, asked.services
+    start, lin, compiled = plan(asked)
+    with asked.slot():
+        snapshot = services.snapshots.get(spec, lin.delta_version)
+        result = services.engine.run(
+            compiled, snapshot, timeout_seconds=decision.limits.timeout_seconds
+        )
+    more = result.num_rows > body.limit
+    result = result.slice(0, body.limit)
+    if decision.masks:
+        result = services.masker.apply(result, decision.masks)
+    if decision.revealed:
+        result = reveal(asked, result)
+    rows, size = within_byte_cap(records(result), decision.limits.max_bytes)
+    more = more or len(rows) < result.num_rows
+    charge_quota(asked, len(rows))
+    resume = Page(lin.delta_version, start.offset + len(rows))
+    next_cursor = services.cursors.issue(body, asked.principal.subject, resume) if more else None
+    asked.audit.update(rows=len(rows), bytes=size)
+    services.metrics.returned(spec.id, len(rows), size)
+    return {
+        "request_id": asked.request_id,
+        "dataset": spec.id,
+        "columns": columns_out(spec, decision),
+        "rows": rows,
+        "row_count": len(rows),
+        "next_cursor": next_cursor,
+        "lineage": lineage_out(lin),
+        "policy": policy_ref(decision),
+    }
+
+
+def explanation(asked: Authorized[m.QueryRequest]) -> dict[str, Any]:
+    """The decision, its masks and row scope, and the SQL with placeholders: no data."""
+    decision = asked.decision
+    _, lin, compiled = plan(asked)
+    asked.audit.update(rows=0, bytes=0)
+    return {
+        "request_id": asked.request_id,
+        "allowed": True,
+        "reason": decision.reason,
+        "columns": columns_out(asked.dataset, decision),
+        "row_filter": compiled.where.split(" AND ")[0] if decision.row_filter else None,
+        "sql": compiled.sql,
+        "parameters": len(compiled.params),
+        "limits": {k: v for k, v in vars(decision.limits).items()},
+        "lineage": lineage_out(lin),
+        "policy": policy_ref(decision),
+    }
+
+
+def reveal(asked: Authorized[m.QueryRequest], table: pa.Table) -> pa.Table:
+    """The decision's revealed columns in clear, audited with the caller's reason."""
+    revealed, reason = asked.decision.revealed, asked.asked.reveal.reason  # type: ignore[union-attr]
+    asked.audit.update(revealed=list(revealed), reveal_reason=reason)
+    return asked.services.reveal(table, revealed, subject=asked.principal.subject,
+                                 reason=reason, request_id=asked.request_id)  # fmt: skip
+
+
+def within_byte_cap(rows: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict], int]:
+    """The leading rows whose JSON fits in ``max_bytes``, and their size; the cursor resumes
+    after them. A first row that alone is larger is refused (413)."""
+    total = len(orjson.dumps(rows, default=str))
+    if total <= max_bytes:
+        return rows, total
+    total = keep = 0
+    for row in rows:
+        size = len(orjson.dumps(row, default=str)) + 1
+        if total + size > max_bytes:
+            break
+        total, keep = total + size, keep + 1
+    if keep == 0 and rows:
+        raise RequestRefused("one row is larger than this policy's byte cap", status=413)
+    return rows[:keep], total
+
+
+def charge_quota(asked: Authorized[m.QueryRequest], rows: int) -> None:
+    """Count the rows returned against the project's daily quota, or 429."""
+    services, project = asked.services, asked.principal.project
+    if not services.quota.charge(project, rows, asked.decision.limits):
+        services.metrics.limit("quota")
+        raise LimitReached(
+            f"project {project!r} has used its rows for today",
+            retry_after=services.quota.seconds_to_reset(),
+        )

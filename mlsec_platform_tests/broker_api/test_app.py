@@ -1,0 +1,174 @@
+"""The app without servers (stub services around the real policy, limits and DuckDB engine):
+the one exception handler answers every refusal with the problem body, inputs are validated
+before the caller is known, and a request takes one hop to the broker's executor."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from broker_api.app import create_app
+from broker_api.cursor import CursorSigner
+from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
+from broker_api.lineage import AssetLineage, LineageUnavailable
+from broker_api.masking import Masker
+from broker_api.metrics import BrokerMetrics
+from broker_api.policy.files import load_policy
+from broker_api.principal import Principal
+from broker_api.snapshots import SnapshotCache, SnapshotEngine
+from mlsec_platform.catalog.governance import Purpose, Sensitivity
+from mlsec_platform.identities.tokens import InvalidToken
+
+PEOPLE = {
+    "analyst": Principal("ana", ("analysts",), "olist-br", Purpose.ANALYTICS, Sensitivity.INTERNAL),
+    "stranger": Principal("eve", ("visitors",), "olist-br", Purpose.ANALYTICS, Sensitivity.RESTRICTED),
+}  # fmt: skip
+PAGE = {"dataset": "gold/fact_order_item", "columns": ["order_id", "price"], "limit": 10}
+
+
+class Verifier:
+    """Tokens are the people's names; a name verified once is remembered (as the real one)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def cached(self, token):
+        return PEOPLE[token] if token in self.seen else None
+
+    def verify(self, token):
+        if token not in PEOPLE:
+            raise InvalidToken("malformed token" if token else "missing bearer token")
+        self.seen.add(token)
+        return PEOPLE[token]
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    async def arecord(self, event):
+        self.events.append(event)
+        return "event"
+
+    def submit(self, event, future):
+        self.events.append(event)
+        future.set_result("event")
+
+
+class Lineage:
+    materialized = True
+
+    def latest(self, key):
+        if not self.materialized:
+            raise LineageUnavailable(f"{key.to_user_string()} was never materialized")
+        return AssetLineage(key.to_user_string(), 3, "run", datetime.now(UTC), None, (), 1)
+
+
+class Executor(ThreadPoolExecutor):
+    hops = 0
+
+    def submit(self, *args, **kwargs):
+        self.hops += 1
+        return super().submit(*args, **kwargs)
+
+
+@pytest.fixture
+def broker():
+    policy = load_policy()
+    snapshots = SimpleNamespace(get=lambda spec, version: spec.arrow_schema().empty_table())
+    engine = SnapshotEngine(SnapshotCache(lambda spec: "", dict))
+    services = SimpleNamespace(
+        close=lambda: None, metrics=BrokerMetrics(), sink=Sink(), verifier=Verifier(),
+        policy=policy, limiter=RateLimiter(), executor=Executor(2), lineage=Lineage(),
+        concurrency=ConcurrencyGate(), quota=ProjectRowQuota(), snapshots=snapshots,
+        engine=engine, masker=Masker(b"k" * 32), cursors=CursorSigner(b"c" * 32),
+    )  # fmt: skip
+    yield services, create_app(services)
+    engine.close()
+    services.executor.shutdown()
+
+
+def ask(app, *requests: tuple[str, str, str | None, object]) -> list[httpx.Response]:
+    async def run():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
+            return [
+                await client.request(method, path, json=body,
+                                     headers={"Authorization": f"Bearer {who}"} if who else {})
+                for method, path, who, body in requests
+            ]  # fmt: skip
+
+    return asyncio.run(run())
+
+
+def test_an_allowed_page_takes_one_executor_hop(broker) -> None:
+    services, app = broker
+    first, second = ask(
+        app, ("POST", "/query", "analyst", PAGE), ("POST", "/query", "analyst", PAGE)
+    )
+    assert first.status_code == second.status_code == 200, first.text
+    assert second.json()["row_count"] == 0 and second.json()["lineage"]["delta_version"] == 3
+    # The first request's token is verified off the loop too; a remembered one is not.
+    assert services.executor.hops == 3
+    assert [e["status"] for e in services.sink.events] == [200, 200]
+
+
+def test_invalid_inputs_are_refused_before_the_caller_is_known(broker) -> None:
+    services, app = broker
+    (response,) = ask(app, ("POST", "/query", "analyst", {**PAGE, "dataset": "Gold"}))
+    assert response.status_code == 400 and "body.dataset" in response.json()["reason"]
+    # Not authenticated: no rate-limit token used, no caller named in the audit event.
+    assert len(services.limiter) == 0 and "subject" not in services.sink.events[0]
+    assert services.executor.hops == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "who", "body", "status", "headers", "decided"),
+    [
+        ("POST", "/query", None, PAGE, 401, {"www-authenticate": "Bearer"}, False),
+        ("POST", "/query", "forged", PAGE, 401, {"www-authenticate": "Bearer"}, False),
+        ("POST", "/query", "stranger", PAGE, 403, {}, True),
+        ("POST", "/query", "analyst", {**PAGE, "dataset": "gold/salaries"}, 404, {}, True),
+        ("POST", "/query", "analyst", {**PAGE, "limit": 5000}, 400, {}, True),
+        ("POST", "/query", "analyst", {**PAGE, "cursor": "forged"}, 400, {}, True),
+        ("POST", "/explain", "analyst", {**PAGE, "filters": [
+            {"column": "price", "op": "eq", "value": "cheap"}]}, 400, {}, True),
+        ("GET", "/feature/vector?group=nope&entity=a", "analyst", None, 404, {}, False),
+        ("GET", "/catalog/schema?dataset=silver/customers", "analyst", None, 403, {}, True),
+        ("GET", "/no/such/route", None, None, 404, {}, False),
+        ("DELETE", "/query", None, None, 405, {}, False),
+    ],
+)  # fmt: skip
+def test_every_refusal_is_answered_with_the_problem_body(
+    broker, method, path, who, body, status, headers, decided
+) -> None:
+    services, app = broker
+    (response,) = ask(app, (method, path, who, body))
+    problem = response.json()
+    assert response.status_code == problem["status"] == status, problem
+    assert set(problem) == {"status", "reason", "request_id", "decision_id"}
+    assert problem["request_id"] == response.headers["x-request-id"]
+    assert {k: response.headers.get(k) for k in headers} == headers
+    (event,) = services.sink.events
+    assert (event["status"], event["reason"]) == (status, problem["reason"])
+    assert problem["decision_id"] == (event["decision_id"] if decided else None)
+
+
+def test_limits_answer_429_with_retry_after(broker) -> None:
+    services, app = broker
+    services.lineage.materialized = False  # a refusal after the decision names it too
+    (unmaterialized,) = ask(app, ("POST", "/query", "analyst", PAGE))
+    assert unmaterialized.status_code == 404 and unmaterialized.json()["decision_id"]
+    services.concurrency = ConcurrencyGate(global_cap=0)
+    services.lineage.materialized = True
+    (busy,) = ask(app, ("POST", "/query", "analyst", PAGE))
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+    responses = ask(app, *[("POST", "/explain", "analyst", PAGE)] * 80)
+    limited = [r for r in responses if r.status_code == 429]
+    assert limited and int(limited[0].headers["retry-after"]) >= 1
+    assert limited[0].json()["reason"] == "rate limit reached"
