@@ -43,7 +43,7 @@ def test_clearance_masks_columns(http, mint) -> None:
     columns = ["customer_token", "customer_state", "first_purchase_at", "orders"]
     internal = ok(post_query(http, mint("analyst"), dataset=DIM, columns=columns, limit=50))
     confidential = ok(post_query(http, mint("analyst_conf"), dataset=DIM, columns=columns,
-                              limit=50))  # fmt: skip
+                                 limit=50))  # fmt: skip
     masks = {c["name"]: c["mask"] for c in internal["columns"]}
     assert masks == {"customer_token": "keyed_hash", "customer_state": None,
                      "first_purchase_at": "truncate_date", "orders": None}  # fmt: skip
@@ -74,7 +74,7 @@ def test_filter_on_a_masked_column_is_refused(http, mint) -> None:
     )
     assert response.status_code == 403 and "customer_token" in response.json()["reason"]
     ordered = post_query(http, token, dataset=DIM, columns=["orders"],
-                     order_by=[{"column": "customer_token"}])  # fmt: skip
+                         order_by=[{"column": "customer_token"}])  # fmt: skip
     assert ordered.status_code == 403
 
 

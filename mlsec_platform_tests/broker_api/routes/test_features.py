@@ -10,8 +10,8 @@ from mlsec_platform_tests.broker_api.conftest import bearer, post_query
 
 def _tokens(http, mint, n: int) -> list[str]:
     rows = post_query(http, mint("analyst_conf"), dataset="gold/dim_customer",
-                  columns=["customer_token"], limit=n,
-                  filters=[{"column": "orders", "op": "gte", "value": 2}]).json()["rows"]  # fmt: skip
+                      columns=["customer_token"], limit=n,
+                      filters=[{"column": "orders", "op": "gte", "value": 2}]).json()["rows"]  # fmt: skip
     return [r["customer_token"] for r in rows]
 
 
@@ -47,9 +47,9 @@ def test_historical_is_point_in_time_correct(http, mint, curated) -> None:
     # customers, differ from stack to stack: look for one rather than take the first).
     for customer in _tokens(http, mint, 50):
         history = post_query(http, token, dataset="features/customer_rfm",
-                         columns=["event_timestamp", "frequency", "monetary"],
-                         filters=[{"column": "customer_token", "op": "eq", "value": customer}],
-                         order_by=[{"column": "event_timestamp"}]).json()["rows"]  # fmt: skip
+                             columns=["event_timestamp", "frequency", "monetary"],
+                             filters=[{"column": "customer_token", "op": "eq", "value": customer}],
+                             order_by=[{"column": "event_timestamp"}]).json()["rows"]  # fmt: skip
         if len(history) >= 2:
             break
     assert len(history) >= 2

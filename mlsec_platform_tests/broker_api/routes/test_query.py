@@ -58,9 +58,9 @@ def test_injection_is_refused_or_plain_data(http, mint, payload) -> None:
     assert post_query(http, token, dataset=payload).status_code == 400
     assert post_query(http, token, order_by=[{"column": payload}]).status_code == 400
     assert post_query(http, token, filters=[{"column": payload, "op": "eq", "value": 1}]
-                  ).status_code == 400  # fmt: skip
+                      ).status_code == 400  # fmt: skip
     assert post_query(http, token, filters=[{"column": "order_id", "op": payload, "value": 1}]
-                  ).status_code == 400  # fmt: skip
+                      ).status_code == 400  # fmt: skip
     # The table is still there.
     assert post_query(http, token, limit=1).status_code == 200
 
