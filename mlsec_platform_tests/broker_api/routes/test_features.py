@@ -69,3 +69,19 @@ def test_historical_is_point_in_time_correct(http, mint, curated) -> None:
         history[0]["frequency"],
         history[1]["frequency"],
     ]
+
+
+def test_feature_groups_are_the_catalogs_and_the_warehouse_loads_their_online_tables() -> None:
+    """The broker keeps no list of its own: a feature group's dataset, entity and online table
+    are the catalog's, and the warehouse loads that table keyed by that entity."""
+    from broker_api.routes.features import feature_dataset
+    from mlsec_platform.catalog.datasets import FEATURE_GROUPS
+    from mlsec_platform.defs.warehouse.assets import TARGETS
+
+    loaded = {(t.source.id, t.schema, t.name, t.index) for t in TARGETS}
+    assert FEATURE_GROUPS
+    for name, spec in FEATURE_GROUPS.items():
+        assert feature_dataset(name) == (spec, spec.feature_group)
+        group = spec.feature_group
+        assert group.name == name and group.entity in spec.key
+        assert (spec.id, group.online_schema, group.online_name, (group.entity,)) in loaded
