@@ -16,10 +16,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi.responses import Response
 
+from broker_api import models as m
 from broker_api.lineage import AssetLineage
 from broker_api.masking import masked_type
 from broker_api.policy.decision import Decision
 from mlsec_platform.catalog.governance import DatasetSpec
+
+#: What any route may answer instead: a Problem, with these statuses (for the OpenAPI document).
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    s: {"model": m.Problem} for s in (400, 401, 403, 404, 410, 413, 429, 503, 504)
+}
 
 
 def json_response(

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from broker_api import models as m
-from broker_api.deps import Authorized, CurrentPrincipal, Offload, authenticate, decide_dataset
+from broker_api.deps import Authorized, CurrentPrincipal, authenticate, decide_dataset, offload
 from broker_api.principal import Principal
-from broker_api.responses import dataset_out
+from broker_api.responses import PROBLEM_RESPONSES, dataset_out
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], responses=PROBLEM_RESPONSES)
 
 
 async def authorized_schema(
@@ -33,15 +33,15 @@ AuthorizedSchema = Annotated[Authorized[str], Depends(authorized_schema)]
 
 
 @router.get("/catalog/datasets", response_model=list[m.DatasetOut])
-async def catalog_datasets(request: Request, principal: CurrentPrincipal, hop: Offload) -> Response:
+async def catalog_datasets(request: Request, principal: CurrentPrincipal) -> Response:
     """The datasets this caller's policy lets them read for their purpose."""
-    return await hop(visible_datasets, request, principal)
+    return await offload(request, visible_datasets, request, principal)
 
 
 @router.get("/catalog/schema", response_model=m.SchemaOut)
-async def catalog_schema(asked: AuthorizedSchema, hop: Offload) -> Response:
+async def catalog_schema(asked: AuthorizedSchema) -> Response:
     """Columns of one dataset with their governance tags."""
-    return await hop(schema, asked)
+    return await asked.answer(schema)
 
 
 def visible_datasets(request: Request, principal: Principal) -> list[dict[str, Any]]:

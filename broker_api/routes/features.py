@@ -18,10 +18,10 @@ from fastapi.responses import Response
 
 from broker_api import models as m
 from broker_api.compiler import quote
-from broker_api.deps import Authorized, Offload, authenticate, decide
+from broker_api.deps import Authorized, authenticate, decide
 from broker_api.errors import RequestRefused
 from broker_api.policy.decision import Decision
-from broker_api.responses import columns_out, lineage_out, policy_ref, records
+from broker_api.responses import PROBLEM_RESPONSES, columns_out, lineage_out, policy_ref, records
 from broker_api.snapshots import RELATION
 from mlsec_platform.catalog.datasets import FEATURE_GROUPS
 from mlsec_platform.catalog.governance import DatasetSpec, FeatureGroup
@@ -29,7 +29,7 @@ from mlsec_platform.catalog.governance import DatasetSpec, FeatureGroup
 #: The offline column a point-in-time join matches against (when the values were true).
 EVENT_TIME = "event_timestamp"
 
-router = APIRouter(tags=["features"])
+router = APIRouter(tags=["features"], responses=PROBLEM_RESPONSES)
 
 
 def feature_dataset(group: str) -> tuple[DatasetSpec, FeatureGroup]:
@@ -81,16 +81,16 @@ AuthorizedHistorical = Annotated[Authorized[m.HistoricalRequest], Depends(author
 
 
 @router.get("/feature/vector", response_model=m.FeatureVectorResponse)
-async def feature_vector(asked: AuthorizedVector, hop: Offload) -> Response:
+async def feature_vector(asked: AuthorizedVector) -> Response:
     """Online feature values for entities (latest per entity), masked for the reader."""
-    return await hop(vectors, asked)
+    return await asked.answer(vectors)
 
 
 @router.post("/feature/historical", response_model=m.HistoricalResponse)
-async def feature_historical(asked: AuthorizedHistorical, hop: Offload) -> Response:
+async def feature_historical(asked: AuthorizedHistorical) -> Response:
     """Point-in-time correct values: per entity row, the latest features at or before its
     ``event_timestamp`` (never a value computed after it)."""
-    return await hop(point_in_time, asked)
+    return await asked.answer(point_in_time)
 
 
 def vectors(asked: Authorized[VectorAsk]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from fastapi.responses import Response
 
 from broker_api.deps import Services
 from broker_api.models import VERSION
-from broker_api.responses import json_response
+from broker_api.responses import PROBLEM_RESPONSES, json_response
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("/health")

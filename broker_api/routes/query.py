@@ -17,13 +17,20 @@ from fastapi.responses import Response
 from broker_api import models as m
 from broker_api.compiler import CompiledQuery, compile_query
 from broker_api.cursor import Page
-from broker_api.deps import Authorized, Offload, authenticate, decide
+from broker_api.deps import Authorized, authenticate, decide
 from broker_api.errors import LimitReached, RequestRefused
 from broker_api.lineage import AssetLineage
-from broker_api.responses import columns_out, fingerprint, lineage_out, policy_ref, records
+from broker_api.responses import (
+    PROBLEM_RESPONSES,
+    columns_out,
+    fingerprint,
+    lineage_out,
+    policy_ref,
+    records,
+)
 from broker_api.snapshots import RELATION
 
-router = APIRouter(tags=["data"])
+router = APIRouter(tags=["data"], responses=PROBLEM_RESPONSES)
 
 
 async def authorized_query(request: Request, body: m.QueryRequest) -> Authorized[m.QueryRequest]:
@@ -43,15 +50,15 @@ AuthorizedQuery = Annotated[Authorized[m.QueryRequest], Depends(authorized_query
 
 
 @router.post("/query", response_model=m.QueryResponse)
-async def query(asked: AuthorizedQuery, hop: Offload) -> Response:
+async def query(asked: AuthorizedQuery) -> Response:
     """One page of a dataset: explicit columns, typed filters, order, limit and cursor."""
-    return await hop(page, asked)
+    return await asked.answer(page)
 
 
 @router.post("/explain", response_model=m.Explanation)
-async def explain(asked: AuthorizedQuery, hop: Offload) -> Response:
+async def explain(asked: AuthorizedQuery) -> Response:
     """What a query would do (decision, masks, row scope, SQL with placeholders): no data."""
-    return await hop(explanation, asked)
+    return await asked.answer(explanation)
 
 
 def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, CompiledQuery]:

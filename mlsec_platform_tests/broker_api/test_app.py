@@ -172,3 +172,15 @@ def test_limits_answer_429_with_retry_after(broker) -> None:
     limited = [r for r in responses if r.status_code == 429]
     assert limited and int(limited[0].headers["retry-after"]) >= 1
     assert limited[0].json()["reason"] == "rate limit reached"
+
+
+def test_requests_are_counted_by_route_template(broker) -> None:
+    services, app = broker
+    ask(app, ("POST", "/query", "analyst", PAGE), ("GET", "/health", None, None),
+        ("GET", "/feature/vector?group=nope&entity=a", "analyst", None),
+        ("GET", "/no/such/route", None, None))  # fmt: skip
+    body, _ = services.metrics.render()
+    counted = {line.split("{")[1].split("}")[0] for line in body.decode().splitlines()
+               if line.startswith("broker_requests_total{")}  # fmt: skip
+    assert counted == {'endpoint="/query",status="200"', 'endpoint="/health",status="200"',
+                       'endpoint="/feature/vector",status="404"', 'endpoint="other",status="404"'}  # fmt: skip
