@@ -33,10 +33,8 @@ from mlsec_platform.audit.chain import AuditWriteError
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.identities.catalog import BROKER_KEYS
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
-from mlsec_platform.privacy.tokenization import TOKEN_DOMAIN
-from mlsec_platform.resources.audit import AuditResource
+from mlsec_platform.resources.identity import IdentityResources, identity_resources
 from mlsec_platform.resources.leased_login import LeasedLogin
-from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.resources.vault import VaultError, VaultResource
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.warehouse import ROW_SCOPE_SETTING
@@ -108,16 +106,14 @@ class OnlineStore:
 
 
 class BrokerServices:
-    def __init__(self, settings: PlatformSettings, vault: VaultResource) -> None:
+    def __init__(self, settings: PlatformSettings, broker: IdentityResources) -> None:
         endpoints = settings.endpoints()
         pg = (endpoints.postgres_host, endpoints.postgres_port)
         self.settings = settings
-        self.vault = vault
+        self.vault = vault = broker.vault
         self.metrics = BrokerMetrics()
         # Secret reads of the broker itself (S3 keys, its own keys) are audited like any other.
-        self.audit = AuditResource(
-            vault=vault, host=pg[0], port=pg[1], dbname=settings.warehouse_db
-        )
+        self.audit = broker.audit
         audit_login = LeasedLogin(vault, "audit-writer", margin_seconds=60.0)
 
         async def audit_connection() -> PgConnection:
@@ -135,13 +131,7 @@ class BrokerServices:
             on_commit=self.metrics.audit_commit_seconds.observe,
         )
         self._audit_login = audit_login
-        self.lake = S3LakeResource(
-            vault=vault,
-            audit=self.audit,
-            endpoint_url=endpoints.s3_endpoint,
-            region=settings.s3_region,
-            bucket_prefix=settings.bucket_prefix,
-        )
+        self.lake = broker.lake
         self.snapshots = SnapshotCache(
             self._table_uri, self.lake.storage_options, max_bytes=settings.broker_cache_bytes
         )
@@ -182,16 +172,18 @@ class BrokerServices:
         table: pa.Table,
         columns: Sequence[str],
         *,
+        spec: DatasetSpec,
         subject: str,
         reason: str,
         request_id: str,
     ) -> pa.Table:
-        """Tokenized ``columns`` back in clear, decrypted by OpenBao transit as the separate
-        ``revealer`` identity (the broker's own token cannot decrypt). Each column's reveal is
-        recorded (severity high, fingerprints only) before any value is returned. Raises
-        RevealRefused (403) or RevealUnavailable (503)."""
+        """Tokenized ``columns`` of ``spec`` back in clear, each in its catalog token domain,
+        decrypted by OpenBao transit as the separate ``revealer`` identity (the broker's own
+        token cannot decrypt). Each column's reveal is recorded (severity high, fingerprints
+        only) before any value is returned. Raises RevealRefused (403) or RevealUnavailable
+        (503)."""
         try:
-            return self._reveal(table, columns, subject=subject, reason=reason,
+            return self._reveal(table, columns, spec=spec, subject=subject, reason=reason,
                                 request_id=request_id)  # fmt: skip
         except PermissionError as exc:
             raise RevealRefused(str(exc)) from None
@@ -199,8 +191,8 @@ class BrokerServices:
             raise RevealUnavailable(f"reveal unavailable: {exc}") from None
 
     def _reveal(
-        self, table: pa.Table, columns: Sequence[str], *, subject: str, reason: str,
-        request_id: str,
+        self, table: pa.Table, columns: Sequence[str], *, spec: DatasetSpec, subject: str,
+        reason: str, request_id: str,
     ) -> pa.Table:  # fmt: skip
         with self._reveal_lock:
             if self._revealer is None:
@@ -220,7 +212,7 @@ class BrokerServices:
                     reveal_tokens(
                         self._revealer.client(),
                         tokens,
-                        domain=TOKEN_DOMAIN,
+                        domain=spec.column(name).token_domain,
                         subject=subject,
                         reason=reason,
                         emit=emit,
@@ -239,7 +231,7 @@ class BrokerServices:
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> BrokerServices:
-        return cls(settings, VaultResource.for_identity(settings, "broker"))
+        return cls(settings, identity_resources(settings, "broker", settings.endpoints()))
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

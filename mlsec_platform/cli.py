@@ -112,7 +112,16 @@ class _LazyChoice(click.Choice):
         return tuple(getattr(member, self._attribute) for member in members)
 
 
-@token.command("issue")
+class _TokenIssue(_Command):
+    """`token issue`, whose help ends with what the current broker policy knows."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Broker tokens"):
+            for line in _lazy("ops.tokens").policy_vocabulary(get_settings()):
+                formatter.write_text(line)
+
+
+@token.command("issue", cls=_TokenIssue)
 @click.option("--subject", required=True, help="Who the token is for (sub).")
 @click.option("--audience", default="mlsec-gateway", show_default=True)
 @click.option("--scope", "scopes", multiple=True, help="e.g. upload:olist_orders, publish:*")

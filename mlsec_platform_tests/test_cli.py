@@ -86,3 +86,28 @@ def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
         f"error: no bootstrap secrets under {tmp_path}/secrets (openbao-bootstrap-token is missing)"
     )
     assert "`mlsec up`" in result.stderr
+
+
+def test_token_issue_help_lists_what_the_broker_policy_knows(tmp_path):
+    result = CliRunner(env={"MLSEC_STATE_DIR": str(tmp_path)}).invoke(
+        main, ["token", "issue", "--help"], terminal_width=400
+    )
+    assert result.exit_code == 0, result.output
+    assert "The broker's policy 2026.11.1 knows:" in result.output
+    for known in ("analysts (analyst)", "privacy-office (privacy_officer)", "support (support)"):
+        assert known in result.output
+    assert "projects: olist-br, olist-south, olist-sp" in result.output
+    assert "customer_support" in result.output and "clearances: public, internal" in result.output
+
+
+def test_token_issue_help_follows_the_policy_folder(tmp_path):
+    """A policy of one's own (MLSEC_BROKER_POLICY_DIR): the help shows its groups, not ours."""
+    from broker_api.policy.files import POLICY_DIR
+
+    text = (POLICY_DIR / "2026.11.1.yaml").read_text().replace("2026.11.1", "2026.12.9")
+    text = text.replace("groups: [analysts]", "groups: [bi-team]")
+    (tmp_path / "2026.12.9.yaml").write_text(text)
+    env = {"MLSEC_STATE_DIR": str(tmp_path), "MLSEC_BROKER_POLICY_DIR": str(tmp_path)}
+    result = CliRunner(env=env).invoke(main, ["token", "issue", "--help"], terminal_width=400)
+    assert "The broker's policy 2026.12.9 knows:" in result.output
+    assert "bi-team (analyst)" in result.output and "analysts (analyst)" not in result.output

@@ -141,8 +141,9 @@ def reveal(asked: Authorized[m.QueryRequest], table: pa.Table) -> pa.Table:
     """The decision's revealed columns in clear, audited with the caller's reason."""
     revealed, reason = asked.decision.revealed, asked.asked.reveal.reason  # type: ignore[union-attr]
     asked.audit.update(revealed=list(revealed), reveal_reason=reason)
-    return asked.services.reveal(table, revealed, subject=asked.principal.subject,
-                                 reason=reason, request_id=asked.request_id)  # fmt: skip
+    return asked.services.reveal(table, revealed, spec=asked.dataset,
+                                 subject=asked.principal.subject, reason=reason,
+                                 request_id=asked.request_id)  # fmt: skip
 
 
 def within_byte_cap(rows: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict], int]:

@@ -68,3 +68,22 @@ def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> s
 
     return issue_token(vault, subject=request.subject, audience=request.audience,
                        ttl_seconds=ttl_seconds, claims={"scope": list(request.scopes)})  # fmt: skip
+
+
+def policy_vocabulary(settings: PlatformSettings) -> list[str]:
+    """What a broker token may carry under the policy the broker would load now: its groups
+    (with the role each selects), projects, purposes and clearances (for `token issue --help`)."""
+    from broker_api.policy.files import load_policy
+    from mlsec_platform.catalog.governance import Purpose, Sensitivity
+
+    policy = load_policy(settings.broker_policy_dir)
+    groups = sorted(
+        f"{group} ({role.name})" for role in policy.roles for group in sorted(role.groups)
+    )
+    return [
+        f"The broker's policy {policy.version} knows:",
+        f"groups: {', '.join(groups)}",
+        f"projects: {', '.join(sorted(policy.projects))}",
+        f"purposes: {', '.join(p.value for p in Purpose)}",
+        f"clearances: {', '.join(s.label for s in Sensitivity)}",
+    ]

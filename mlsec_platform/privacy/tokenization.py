@@ -49,13 +49,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from mlsec_platform.catalog.columns import PEOPLE
-
 TRANSIT_KEY = "tokenization"
-#: The domain of people's tokens. Silver takes each column's domain from the catalog
-#: (``token_domain``); this name remains for readers that assume the one domain (the broker's
-#: reveal).
-TOKEN_DOMAIN = PEOPLE
 TOKEN_PATTERN = re.compile(r"vault:v\d+:[A-Za-z0-9+/=]+")
 #: Below this many distinct values one process is faster than starting workers.
 PARALLEL_THRESHOLD = 200_000

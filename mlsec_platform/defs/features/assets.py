@@ -27,7 +27,7 @@ from mlsec_platform.transforms.gold import customer_rfm as rfm_query
 
 RFM = dataset("features/customer_rfm")
 RFM_GATE = QualityGate(RFM)
-FEATURE_GROUP_VERSION = f"customer_rfm:v{RFM.version}"
+FEATURE_GROUP_VERSION = f"{RFM.feature_group.name}:v{RFM.version}"
 ENTITIES = "SELECT count(DISTINCT customer_token) FROM features"
 
 
@@ -49,7 +49,11 @@ def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Tabl
     code_version=str(RFM.version),
     kinds={"delta", "s3", "duckdb", "spark"},
     owners=["team:ml-platform"],
-    tags={**RFM.asset_tags(), "feature_group": "customer_rfm", "feature_group_version": "v1"},
+    tags={
+        **RFM.asset_tags(),
+        "feature_group": RFM.feature_group.name,
+        "feature_group_version": f"v{RFM.version}",
+    },
     metadata={**asset_metadata(RFM), "feature_group_version": FEATURE_GROUP_VERSION},
     check_specs=RFM_GATE.check_specs,
 )

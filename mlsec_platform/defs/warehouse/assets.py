@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 import pyarrow as pa
 
-from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.catalog.datasets import FEATURE_GROUPS, dataset
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.defs.catalog import asset_key, column_schema
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
@@ -43,21 +43,25 @@ class Target:
 
     def rows(self, snapshot: Snapshot) -> pa.Table:
         """What goes to Postgres: the whole table, or the latest feature row per entity."""
-        if self.source.id != "features/customer_rfm":
+        group = self.source.feature_group
+        if group is None:
             return snapshot.table
         return run_sql(
-            """SELECT * FROM t QUALIFY row_number() OVER (
-                   PARTITION BY customer_token ORDER BY event_timestamp DESC) = 1""",
+            f"""SELECT * FROM t QUALIFY row_number() OVER (
+                   PARTITION BY "{group.entity}" ORDER BY event_timestamp DESC) = 1""",
             t=snapshot.dataset,
         )
 
 
 TARGETS = [
     *(Target(dataset(f"gold/{n}"), "gold", n) for n in [*GOLD_QUERIES, "dim_date"]),
-    Target(
-        dataset("features/customer_rfm"), "features", "customer_rfm_online", ("customer_token",)
+    # Each feature group's online store: the latest row per entity, keyed by the entity.
+    *(
+        Target(spec, spec.feature_group.online_schema, spec.feature_group.online_name,
+               (spec.feature_group.entity,))
+        for spec in FEATURE_GROUPS.values()
     ),
-]
+]  # fmt: skip
 BY_KEY = {t.key: t for t in TARGETS}
 
 
@@ -110,7 +114,7 @@ def warehouse_loads(
         for schema in sorted({t.schema for t in targets}):
             ensure_loads_table(cur, schema)
     # Largest first, so the two workers finish together.
-    targets.sort(key=lambda t: t.name not in ("fact_order_item", "customer_rfm_online"))
+    targets.sort(key=lambda t: t.name != "fact_order_item" and t.source.feature_group is None)
     with ThreadPoolExecutor(PARALLEL_LOADS) as pool:
         done = list(pool.map(load, targets))
     for target, snapshot, result in done:
