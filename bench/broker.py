@@ -48,12 +48,18 @@ from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 
 QUERY = {
     "dataset": "gold/fact_order_item",
-    "columns": ["order_id", "order_item_id", "customer_token", "purchased_at", "price",
-                "customer_state"],
+    "columns": [
+        "order_id",
+        "order_item_id",
+        "customer_token",
+        "purchased_at",
+        "price",
+        "customer_state",
+    ],
     "filters": [{"column": "price", "op": "gt", "value": 20}],
     "order_by": [{"column": "purchased_at", "direction": "desc"}],
     "limit": 100,
-}  # fmt: skip
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,10 +77,15 @@ def curate(settings, orders: int) -> None:
         resources = build_resources(settings)
         drain_landing(instance, resources, print)
         drain_events(instance, resources, print)
-        result = defs().resolve_job_def("curated").execute_in_process(
-            instance=instance, raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )  # fmt: skip
+        result = (
+            defs()
+            .resolve_job_def("curated")
+            .execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            )
+        )
     if not result.success:
         raise SystemExit("the curated job failed")
 
@@ -89,9 +100,14 @@ def bench_query(url: str, services: BrokerServices, token: str, requests: int) -
         request = QueryRequest.model_validate(QUERY)
         table = services.snapshots.get(spec, version)
         compiled = compile_query(
-            spec, request.columns, request.filters, request.order_by,
-            relation=RELATION, row_filter=None, limit=request.limit + 1,
-        )  # fmt: skip
+            spec,
+            request.columns,
+            request.filters,
+            request.order_by,
+            relation=RELATION,
+            row_filter=None,
+            limit=request.limit + 1,
+        )
         cursor = services.engine._db.cursor()
         cursor.execute("SET TimeZone = 'UTC'")
 
@@ -119,8 +135,10 @@ def bench_query(url: str, services: BrokerServices, token: str, requests: int) -
         cursor.close()
     assert orjson.loads(payload)["row_count"] == QUERY["limit"]  # a whole page came back
     p50_real, p50_direct = statistics.median(real) * 1e3, statistics.median(direct) * 1e3
-    print(f"\n/query, 100-row page of {spec.id} v{version} ({table.num_rows:,} rows), "
-          f"{requests} requests")  # fmt: skip
+    print(
+        f"\n/query, 100-row page of {spec.id} v{version} ({table.num_rows:,} rows), "
+        f"{requests} requests"
+    )
     print(f"  real path : p50 {p50_real:7.2f} ms   p99 {percentile(real, 0.99) * 1e3:7.2f} ms")
     print(f"  baseline  : p50 {p50_direct:7.2f} ms   p99 {percentile(direct, 0.99) * 1e3:7.2f} ms")
     print(f"  added p50 : {p50_real - p50_direct:7.2f} ms   ratio {p50_real / p50_direct:.2f}")
@@ -250,18 +268,26 @@ def bench_vector(url: str, services: BrokerServices, token: str, rate: int, seco
             "*",
         )
         direct.append(time.perf_counter() - t0)
-    print(f"\n/feature/vector at {rate} requests/s for {seconds:g} s "
-          f"({len(latencies)} requests in {elapsed:.1f} s, {len(errors)} errors)")  # fmt: skip
-    print(f"  real path : p50 {statistics.median(latencies) * 1e3:6.2f} ms   "
-          f"p99 {percentile(latencies, .99) * 1e3:6.2f} ms")  # fmt: skip
-    print(f"  baseline  : p50 {statistics.median(direct) * 1e3:6.2f} ms   "
-          f"p99 {percentile(direct, .99) * 1e3:6.2f} ms (Postgres directly)")  # fmt: skip
+    print(
+        f"\n/feature/vector at {rate} requests/s for {seconds:g} s "
+        f"({len(latencies)} requests in {elapsed:.1f} s, {len(errors)} errors)"
+    )
+    print(
+        f"  real path : p50 {statistics.median(latencies) * 1e3:6.2f} ms   "
+        f"p99 {percentile(latencies, 0.99) * 1e3:6.2f} ms"
+    )
+    print(
+        f"  baseline  : p50 {statistics.median(direct) * 1e3:6.2f} ms   "
+        f"p99 {percentile(direct, 0.99) * 1e3:6.2f} ms (Postgres directly)"
+    )
     print("  target    : p99 at most 5 ms")
     # Every answer waits for its audit event's durable commit: a slow flush holds every request
     # waiting on it, so these explain most of the tail.
-    print(f"  audit commits during the run: {commits['+Inf']:.0f} statements, "
-          f"{commits['+Inf'] - commits['0.005']:.0f} over 5 ms, "
-          f"{commits['+Inf'] - commits['0.025']:.0f} over 25 ms")  # fmt: skip
+    print(
+        f"  audit commits during the run: {commits['+Inf']:.0f} statements, "
+        f"{commits['+Inf'] - commits['0.005']:.0f} over 5 ms, "
+        f"{commits['+Inf'] - commits['0.025']:.0f} over 25 ms"
+    )
 
 
 def audit_commits(url: str) -> dict[str, float]:
@@ -287,9 +313,11 @@ def bench_policy(folder: Path) -> Path:
     source = max(POLICY_DIR.glob("*.yaml"))
     policy = yaml.safe_load(source.read_text())
     policy["roles"]["analyst"]["limits"] = {
-        "requests_per_minute": 1_000_000, "burst": 100_000,
-        "project_requests_per_minute": 1_000_000, "concurrency": 10_000,
-    }  # fmt: skip
+        "requests_per_minute": 1_000_000,
+        "burst": 100_000,
+        "project_requests_per_minute": 1_000_000,
+        "concurrency": 10_000,
+    }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / source.name).write_text(yaml.safe_dump(policy, sort_keys=False))
     return folder
@@ -301,8 +329,9 @@ def broker_process(settings, port: int):
     env = {**os.environ, "MLSEC_BROKER_POLICY_DIR": str(bench_policy(settings.root / "policy"))}
     mlsec = Path(sys.executable).parent / "mlsec"
     log = (settings.root / "broker.log").open("wb")
-    process = subprocess.Popen([str(mlsec), "broker", "--port", str(port)], env=env,
-                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [str(mlsec), "broker", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -339,9 +368,14 @@ def main() -> None:
         print(f"curated {args.orders:,} orders in {time.perf_counter() - started:.1f}s")
         vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
         token = issue_broker_token(
-            vault, subject="bench", groups=["analysts"], project="olist-br",
-            purpose="analytics", clearance="confidential", ttl_seconds=3600,
-        )  # fmt: skip
+            vault,
+            subject="bench",
+            groups=["analysts"],
+            project="olist-br",
+            purpose="analytics",
+            clearance="confidential",
+            ttl_seconds=3600,
+        )
         # The baseline reads the same snapshots with the broker's own (read-only) services.
         services = BrokerServices.from_settings(settings)
         try:

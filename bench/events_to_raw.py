@@ -40,9 +40,15 @@ async def publish(url: str, creds: dict, n: int) -> float:
     for start in range(0, n, 10_000):
         futures = []
         for i in range(start, min(n, start + 10_000)):
-            event = {"event_id": str(uuid.uuid4()), "event_type": "order_created",
-                     "order_id": f"o{i}", "customer_id": f"c{i}", "status": "created",
-                     "occurred_at": "2018-01-01T00:00:00Z", "seller_id": None}  # fmt: skip
+            event = {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "order_created",
+                "order_id": f"o{i}",
+                "customer_id": f"c{i}",
+                "status": "created",
+                "occurred_at": "2018-01-01T00:00:00Z",
+                "seller_id": None,
+            }
             headers = {"Nats-Msg-Id": event["event_id"]}
             payload = json.dumps(event).encode()
             futures.append(await js.publish_async(CONTRACT.subject, payload, headers=headers))
@@ -62,8 +68,12 @@ async def bare_consume(url: str, creds: dict, n: int, fetch: int, fast: bool = F
     js = nc.jetstream()
     # Same consumer settings as the connector's durable (no cap on unacknowledged messages).
     config = api.ConsumerConfig(max_ack_pending=-1, ack_wait=60)
-    sub = await js.pull_subscribe(CONTRACT.subject, durable=f"bench_{uuid.uuid4().hex[:8]}",
-                                  stream=event_stream.STREAM, config=config)  # fmt: skip
+    sub = await js.pull_subscribe(
+        CONTRACT.subject,
+        durable=f"bench_{uuid.uuid4().hex[:8]}",
+        stream=event_stream.STREAM,
+        config=config,
+    )
     got = 0
     durable = (await sub.consumer_info()).name
     started = time.perf_counter()
@@ -93,8 +103,11 @@ def main() -> None:
     with benchmark_stack() as settings:
         resources = build_resources(settings)
         nats = resources["nats_connector"]
-        gateway = VaultResource(addr=settings.endpoints().vault_addr, identity="gateway",
-                                credentials_dir=str(settings.identities_dir))  # fmt: skip
+        gateway = VaultResource(
+            addr=settings.endpoints().vault_addr,
+            identity="gateway",
+            credentials_dir=str(settings.identities_dir),
+        )
         # Publishing as the gateway does; the baselines' own consumers need the admin login.
         publisher = gateway.read_kv("nats/gateway")
         creds = read_secret_json(settings.secrets_dir / "nats-platform.json")
@@ -112,8 +125,13 @@ def main() -> None:
         phases: dict[str, float] = {}
         while done < args.events:
             batches += 1
-            result = ingest_event_batch(resources["lake_connector"], nats, CONTRACT,
-                                        f"bench-{batches}", max_events=args.batch)  # fmt: skip
+            result = ingest_event_batch(
+                resources["lake_connector"],
+                nats,
+                CONTRACT,
+                f"bench-{batches}",
+                max_events=args.batch,
+            )
             done += result.committed_rows
             for phase, seconds in result.seconds.items():
                 phases[phase] = phases.get(phase, 0.0) + seconds
@@ -124,10 +142,20 @@ def main() -> None:
         print("  phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in phases.items()))
         title = f"NATS -> Raw, {args.events:,} events in {batches} batches of {args.batch:,}"
         target = ">= 20,000 events/s sustained on the real path"
-        report(title + " vs nats-py fetch+ack", args.events / real, args.events / bare,
-               "events/s", target)  # fmt: skip
-        report(title + " vs the same pull, fetch+ack only", args.events / real,
-               args.events / bare_fast, "events/s", target)  # fmt: skip
+        report(
+            title + " vs nats-py fetch+ack",
+            args.events / real,
+            args.events / bare,
+            "events/s",
+            target,
+        )
+        report(
+            title + " vs the same pull, fetch+ack only",
+            args.events / real,
+            args.events / bare_fast,
+            "events/s",
+            target,
+        )
 
 
 if __name__ == "__main__":

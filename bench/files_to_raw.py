@@ -54,8 +54,13 @@ def main() -> None:
         resources = build_resources(settings)
         lake = resources["lake_pipeline"]  # the baseline writes to silver, unchecked
         vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-        token = issue_token(vault, subject="bench", audience=AUDIENCE, ttl_seconds=3600,
-                            claims={"scope": [f"upload:{SOURCE}"]})  # fmt: skip
+        token = issue_token(
+            vault,
+            subject="bench",
+            audience=AUDIENCE,
+            ttl_seconds=3600,
+            claims={"scope": [f"upload:{SOURCE}"]},
+        )
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
         with gateway_process(PortAllocator().take()) as url, GatewayClient(url, token) as client:
@@ -78,24 +83,41 @@ def main() -> None:
                         column_types=FILE_SOURCES[SOURCE].raw_schema()
                     ),
                 )
-                write_deltalake(lake.table_uri("silver", f"bench_baseline_{i}"), table,
-                                mode="append", storage_options=lake.storage_options())  # fmt: skip
+                write_deltalake(
+                    lake.table_uri("silver", f"bench_baseline_{i}"),
+                    table,
+                    mode="append",
+                    storage_options=lake.storage_options(),
+                )
                 bare.append(time.perf_counter() - started)
                 print(f"  round {i + 1}: real {real[-1]:.2f}s, baseline {bare[-1]:.2f}s")
         target = ">= 200,000 rows/s"
         title = f"{SOURCE}, {rows:,} rows, best of {args.repeat}"
-        report(f"Landing -> Raw (the connector's run: sensor, checks, commit, move), {title}",
-               rows / min(connector), rows / min(bare), "rows/s", target)  # fmt: skip
-        report(f"HTTP upload -> Raw (gateway in its own process + the run above), {title}",
-               rows / min(real), rows / min(bare), "rows/s", target)  # fmt: skip
+        report(
+            f"Landing -> Raw (the connector's run: sensor, checks, commit, move), {title}",
+            rows / min(connector),
+            rows / min(bare),
+            "rows/s",
+            target,
+        )
+        report(
+            f"HTTP upload -> Raw (gateway in its own process + the run above), {title}",
+            rows / min(real),
+            rows / min(bare),
+            "rows/s",
+            target,
+        )
 
 
 @contextmanager
 def gateway_process(port: int):
     """`mlsec gateway` in its own process, as uploads reach it in production."""
     mlsec = Path(sys.executable).parent / "mlsec"
-    proc = subprocess.Popen([str(mlsec), "gateway", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(mlsec), "gateway", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):

@@ -265,8 +265,10 @@ def main() -> None:
         resources = build_resources(settings)
         started = time.perf_counter()
         rows = seed_raw(resources, args.orders)
-        print(f"Raw seeded in {time.perf_counter() - started:.1f}s: "
-              + ", ".join(f"{k} {v:,}" for k, v in rows.items()))  # fmt: skip
+        print(
+            f"Raw seeded in {time.perf_counter() - started:.1f}s: "
+            + ", ".join(f"{k} {v:,}" for k, v in rows.items())
+        )
 
         baseline = Baseline(supervisor, settings)
         started, cpu = time.perf_counter(), cpu_ticks()

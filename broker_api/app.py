@@ -69,6 +69,10 @@ async def problem(request: Request, exc: Exception) -> Response:
         raise exc
     audit = request.state.audit
     audit.setdefault("reason", reason)
-    body = {"status": status, "reason": reason, "request_id": request.state.request_id,
-            "decision_id": audit.get("decision_id")}  # fmt: skip
+    body = {
+        "status": status,
+        "reason": reason,
+        "request_id": request.state.request_id,
+        "decision_id": audit.get("decision_id"),
+    }
     return json_response(body, status, headers)

@@ -75,8 +75,9 @@ async def authenticate(request: Request) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
-def decide(request: Request, principal: Principal, dataset: str, columns: Sequence[str],
-           **asked: Any) -> Decision:  # fmt: skip
+def decide(
+    request: Request, principal: Principal, dataset: str, columns: Sequence[str], **asked: Any
+) -> Decision:
     """The policy's decision on ``columns`` of ``dataset`` (``asked``: the engine's keyword
     arguments), recorded in the request's audit event; a denial is raised."""
     services: BrokerServices = request.app.state.services

@@ -81,24 +81,32 @@ class AuditedRequests:
         try:
             await self.app(scope, receive, hold)
         except Exception:  # noqa: BLE001 - never leak internals; still audited
-            held = _plain(500, {"status": 500, "reason": "internal error",
-                                "request_id": request_id})  # fmt: skip
+            held = _plain(
+                500, {"status": 500, "reason": "internal error", "request_id": request_id}
+            )
         if sealed:  # the event describes the sealed response: send exactly that one
             held = []
             await sealed[0](scope, receive, hold)
             recorded = asyncio.shield(commit)
         else:
             if not any(m["type"] == "http.response.start" for m in held):
-                held = _plain(500, {"status": 500, "reason": "no response",
-                                    "request_id": request_id})  # fmt: skip
+                held = _plain(
+                    500, {"status": 500, "reason": "no response", "request_id": request_id}
+                )
             status = next(m for m in held if m["type"] == "http.response.start")["status"]
             recorded = self.services.sink.arecord(self._event(scope, request_id, started, status))
         try:
             await recorded
         except AuditUnavailable:
-            held = _plain(503, {"status": 503, "request_id": request_id,
-                                "reason": "audit log unavailable: request not served"},
-                          {"retry-after": "5"})  # fmt: skip
+            held = _plain(
+                503,
+                {
+                    "status": 503,
+                    "request_id": request_id,
+                    "reason": "audit log unavailable: request not served",
+                },
+                {"retry-after": "5"},
+            )
         start = next(m for m in held if m["type"] == "http.response.start")
         start["headers"] = [*start.get("headers", []), (b"x-request-id", request_id.encode())]
         for message in held:
@@ -114,5 +122,7 @@ def _plain(status: int, body: dict, headers: Mapping[str, str] | None = None) ->
     payload = orjson.dumps(body)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    return [{"type": "http.response.start", "status": status, "headers": raw},
-            {"type": "http.response.body", "body": payload, "more_body": False}]  # fmt: skip
+    return [
+        {"type": "http.response.start", "status": status, "headers": raw},
+        {"type": "http.response.body", "body": payload, "more_body": False},
+    ]

@@ -32,9 +32,11 @@ def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
-        orjson.dumps(body, default=str), status_code=status, headers=headers,
+        orjson.dumps(body, default=str),
+        status_code=status,
+        headers=headers,
         media_type="application/json",
-    )  # fmt: skip
+    )
 
 
 def fingerprint(value: Any) -> str:
@@ -54,8 +56,11 @@ def lineage_out(lin: AssetLineage) -> dict[str, Any]:
 
 
 def policy_ref(decision: Decision) -> dict[str, Any]:
-    return {"decision_id": decision.id, "policy_ids": list(decision.policy_ids),
-            "policy_version": decision.policy_version}  # fmt: skip
+    return {
+        "decision_id": decision.id,
+        "policy_ids": list(decision.policy_ids),
+        "policy_version": decision.policy_version,
+    }
 
 
 def json_values(column: pa.ChunkedArray) -> list[Any]:
@@ -76,8 +81,10 @@ def json_values(column: pa.ChunkedArray) -> list[Any]:
 def records(table: pa.Table) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts."""
     names = table.column_names
-    return [dict(zip(names, row, strict=True))
-            for row in zip(*(json_values(c) for c in table.columns), strict=True)]  # fmt: skip
+    return [
+        dict(zip(names, row, strict=True))
+        for row in zip(*(json_values(c) for c in table.columns), strict=True)
+    ]
 
 
 def columns_out(spec: DatasetSpec, decision: Decision) -> list[dict[str, Any]]:
@@ -87,14 +94,26 @@ def columns_out(spec: DatasetSpec, decision: Decision) -> list[dict[str, Any]]:
         mask = decision.masks.get(name)
         type_ = spec.column(name).type
         shown = masked_type(type_, mask) if mask is not None else type_
-        out.append({"name": name, "type": str(shown), "mask": mask.value if mask else None,
-                    "revealed": name in decision.revealed})  # fmt: skip
+        out.append(
+            {
+                "name": name,
+                "type": str(shown),
+                "mask": mask.value if mask else None,
+                "revealed": name in decision.revealed,
+            }
+        )
     return out
 
 
 def dataset_out(spec: DatasetSpec) -> dict[str, Any]:
-    return {"id": spec.id, "zone": spec.zone.value, "domain": spec.domain,
-            "description": spec.description, "key": list(spec.key),
-            "purposes": sorted(p.value for p in spec.purposes),
-            "sensitivity": spec.sensitivity.label,
-            "row_security_key": spec.row_security_key, "version": spec.version}  # fmt: skip
+    return {
+        "id": spec.id,
+        "zone": spec.zone.value,
+        "domain": spec.domain,
+        "description": spec.description,
+        "key": list(spec.key),
+        "purposes": sorted(p.value for p in spec.purposes),
+        "sensitivity": spec.sensitivity.label,
+        "row_security_key": spec.row_security_key,
+        "version": spec.version,
+    }

@@ -95,8 +95,10 @@ class OnlineStore:
             conn = self._connection()
             try:
                 with conn.cursor() as cur:
-                    cur.execute(f"SELECT set_config('{ROW_SCOPE_SETTING}', %s, true); {sql}",
-                                (row_scope, *params))  # fmt: skip
+                    cur.execute(
+                        f"SELECT set_config('{ROW_SCOPE_SETTING}', %s, true); {sql}",
+                        (row_scope, *params),
+                    )
                     return cur.fetchall()
             except psycopg2.Error:
                 conn.close()
@@ -183,17 +185,24 @@ class BrokerServices:
         only) before any value is returned. Raises RevealRefused (403) or RevealUnavailable
         (503)."""
         try:
-            return self._reveal(table, columns, spec=spec, subject=subject, reason=reason,
-                                request_id=request_id)  # fmt: skip
+            return self._reveal(
+                table, columns, spec=spec, subject=subject, reason=reason, request_id=request_id
+            )
         except PermissionError as exc:
             raise RevealRefused(str(exc)) from None
         except (VaultError, AuditWriteError) as exc:
             raise RevealUnavailable(f"reveal unavailable: {exc}") from None
 
     def _reveal(
-        self, table: pa.Table, columns: Sequence[str], *, spec: DatasetSpec, subject: str,
-        reason: str, request_id: str,
-    ) -> pa.Table:  # fmt: skip
+        self,
+        table: pa.Table,
+        columns: Sequence[str],
+        *,
+        spec: DatasetSpec,
+        subject: str,
+        reason: str,
+        request_id: str,
+    ) -> pa.Table:
         with self._reveal_lock:
             if self._revealer is None:
                 self._revealer = VaultResource.for_identity(self.settings, REVEALER)
@@ -216,7 +225,7 @@ class BrokerServices:
                         subject=subject,
                         reason=reason,
                         emit=emit,
-                    ),  # fmt: skip
+                    ),
                     strict=True,
                 )
             )

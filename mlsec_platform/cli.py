@@ -47,9 +47,10 @@ token = _Group("token", help="Identity tokens signed by the issuer key held in O
 quarantine = _Group("quarantine", help="Input that was refused, kept with its reason.")
 audit = _Group("audit", help="The hash-chained audit log.")
 main = _Group(
-    "main", help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
+    "main",
+    help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
     commands=[rotate, token, quarantine, audit],
-)  # fmt: skip
+)
 
 
 @main.command()
@@ -129,9 +130,11 @@ class _TokenIssue(_Command):
 @click.option("--project", default=None, help="Broker: the project the subject works for.")
 @click.option("--purpose", type=_LazyChoice("Purpose", "value"), default=None, help="Broker: why.")
 @click.option(
-    "--clearance", type=_LazyChoice("Sensitivity", "label"), default=None,
+    "--clearance",
+    type=_LazyChoice("Sensitivity", "label"),
+    default=None,
     help="Broker: data clearance.",
-)  # fmt: skip
+)
 @click.option("--entitlement", "entitlements", multiple=True, help="Broker: e.g. reveal.")
 @click.option("--ttl", type=int, default=None, help="Seconds (default MLSEC_UPLOAD_TOKEN_TTL).")
 def token_issue(**options) -> None:
@@ -195,9 +198,11 @@ def audit_verify(no_anchor: bool) -> None:
 @main.command()
 @click.option("--port", default=3000, show_default=True)
 @click.option(
-    "--host", default="127.0.0.1", show_default=True,
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
     help="Address to bind; 0.0.0.0 only inside a container or behind a proxy.",
-)  # fmt: skip
+)
 def ui(port: int, host: str) -> None:
     """Serve the Dagster webserver and daemon against the running stack."""
     raise SystemExit(_lazy("ops.serve").serve_ui(get_settings(), host, port, echo))

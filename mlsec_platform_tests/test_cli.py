@@ -78,8 +78,11 @@ def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
     mlsec = Path(sys.executable).parent / "mlsec"
     result = subprocess.run(
         [str(mlsec), "token", "issue", "--subject", "me", "--scope", "upload:olist_orders"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith(

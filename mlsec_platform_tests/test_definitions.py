@@ -156,10 +156,11 @@ def test_a_run_without_a_stack_fails_closed_and_says_what_to_start(definitions, 
     messages = _configuration_errors(result)
     assert messages, [e.message for e in result.all_events if e.is_failure]
     assert all(
-        "from the running stack" in m and f"no running local stack under {no_stack}" in m
+        "from the running stack" in m
+        and f"no running local stack under {no_stack}" in m
         and "`mlsec up`" in m
         for m in messages
-    ), messages  # fmt: skip
+    ), messages
     assert not no_stack.exists()
 
 

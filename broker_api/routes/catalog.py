@@ -47,9 +47,10 @@ async def catalog_schema(asked: AuthorizedSchema) -> Response:
 def visible_datasets(request: Request, principal: Principal) -> list[dict[str, Any]]:
     policy = request.app.state.services.policy
     visible = [
-        dataset_out(spec) for spec in policy.catalog.values()
+        dataset_out(spec)
+        for spec in policy.catalog.values()
         if policy.decide_dataset(principal, spec.id).allowed
-    ]  # fmt: skip
+    ]
     request.state.audit.update(rows=len(visible))
     return visible
 
@@ -58,8 +59,17 @@ def schema(asked: Authorized[str]) -> dict[str, Any]:
     spec = asked.dataset
     return {
         "dataset": dataset_out(spec),
-        "columns": [{"name": c.name, "type": str(c.type), "description": c.description,
-                     "nullable": c.nullable, "pii": c.pii.value,
-                     "sensitivity": c.sensitivity.label, "mask": c.mask.value,
-                     "tokenized": c.tokenized} for c in spec.columns],
-    }  # fmt: skip
+        "columns": [
+            {
+                "name": c.name,
+                "type": str(c.type),
+                "description": c.description,
+                "nullable": c.nullable,
+                "pii": c.pii.value,
+                "sensitivity": c.sensitivity.label,
+                "mask": c.mask.value,
+                "tokenized": c.tokenized,
+            }
+            for c in spec.columns
+        ],
+    }

@@ -119,8 +119,11 @@ def vectors(asked: Authorized[VectorAsk]) -> dict[str, Any]:
         found = records(services.masker.apply(table, decision.masks))
     asked.audit.update(rows=len(found))
     group = asked.asked.group
-    group_version = found[0].get("feature_group_version") if found and \
-        "feature_group_version" in found[0] else f"{group}:v{spec.version}"  # fmt: skip
+    group_version = (
+        found[0].get("feature_group_version")
+        if found and "feature_group_version" in found[0]
+        else f"{group}:v{spec.version}"
+    )
     age = (datetime.now(UTC) - materialized).total_seconds() if materialized else None
     return {
         "request_id": asked.request_id,
@@ -140,12 +143,16 @@ def point_in_time(asked: Authorized[m.HistoricalRequest]) -> dict[str, Any]:
     body, decision, spec, services = asked.asked, asked.decision, asked.dataset, asked.services
     asked.audit.update(columns=list(decision.columns), entities=len(body.entities))
     lin = asked.lineage(body.version)
-    entities = pa.table({
-        "_row": pa.array(range(len(body.entities)), pa.int64()),
-        "_entity": pa.array([e.customer_token for e in body.entities], pa.string()),
-        "_as_of": pa.array([e.event_timestamp.astimezone(UTC) for e in body.entities],
-                           pa.timestamp("us", tz="UTC")),
-    })  # fmt: skip
+    entities = pa.table(
+        {
+            "_row": pa.array(range(len(body.entities)), pa.int64()),
+            "_entity": pa.array([e.customer_token for e in body.entities], pa.string()),
+            "_as_of": pa.array(
+                [e.event_timestamp.astimezone(UTC) for e in body.entities],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        }
+    )
     sql, params = point_in_time_sql(spec, decision)
     with asked.slot():
         snapshot = services.snapshots.get(spec, lin.delta_version)
@@ -161,8 +168,10 @@ def point_in_time(asked: Authorized[m.HistoricalRequest]) -> dict[str, Any]:
     rows = records(result)
     asked.audit.update(rows=len(rows))
     columns = columns_out(spec, decision)
-    columns.insert(1, {"name": "requested_at", "type": "timestamp[us, tz=UTC]", "mask": None,
-                       "revealed": False})  # fmt: skip
+    columns.insert(
+        1,
+        {"name": "requested_at", "type": "timestamp[us, tz=UTC]", "mask": None, "revealed": False},
+    )
     return {
         "request_id": asked.request_id,
         "group": body.group,

@@ -37,12 +37,15 @@ async def authorized_query(request: Request, body: m.QueryRequest) -> Authorized
     """The caller of a valid query and the policy's decision on every column it names."""
     principal = await authenticate(request)
     decision = decide(
-        request, principal, body.dataset, body.columns,
+        request,
+        principal,
+        body.dataset,
+        body.columns,
         filter_columns=[f.column for f in body.filters],
         order_columns=[o.column for o in body.order_by],
         reveal_columns=body.reveal.columns if body.reveal else (),
         reveal_reason=body.reveal.reason if body.reveal else None,
-    )  # fmt: skip
+    )
     return Authorized(request, principal, decision, body)
 
 
@@ -66,10 +69,12 @@ def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, Compile
     body, decision = asked.asked, asked.decision
     asked.audit.update(
         columns=list(decision.columns),
-        filters=[{"column": f.column, "op": f.op.value, "value_sha256": fingerprint(f.value)}
-                 for f in body.filters],
+        filters=[
+            {"column": f.column, "op": f.op.value, "value_sha256": fingerprint(f.value)}
+            for f in body.filters
+        ],
         order_by=[f"{o.column} {o.direction.value}" for o in body.order_by],
-    )  # fmt: skip
+    )
     most = decision.limits.max_rows_per_page
     if body.limit > most:
         raise RequestRefused(f"limit {body.limit} is above this policy's {most} rows per page")
@@ -78,9 +83,15 @@ def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, Compile
         start = asked.services.cursors.open(body.cursor, body, asked.principal.subject)
     lin = asked.lineage(start.version if body.cursor else body.version)
     compiled = compile_query(
-        asked.dataset, decision.columns, body.filters, body.order_by, relation=RELATION,
-        row_filter=decision.row_filter, limit=body.limit + 1, offset=start.offset,
-    )  # fmt: skip
+        asked.dataset,
+        decision.columns,
+        body.filters,
+        body.order_by,
+        relation=RELATION,
+        row_filter=decision.row_filter,
+        limit=body.limit + 1,
+        offset=start.offset,
+    )
     return start, lin, compiled
 
 
@@ -141,9 +152,14 @@ def reveal(asked: Authorized[m.QueryRequest], table: pa.Table) -> pa.Table:
     """The decision's revealed columns in clear, audited with the caller's reason."""
     revealed, reason = asked.decision.revealed, asked.asked.reveal.reason  # type: ignore[union-attr]
     asked.audit.update(revealed=list(revealed), reveal_reason=reason)
-    return asked.services.reveal(table, revealed, spec=asked.dataset,
-                                 subject=asked.principal.subject, reason=reason,
-                                 request_id=asked.request_id)  # fmt: skip
+    return asked.services.reveal(
+        table,
+        revealed,
+        spec=asked.dataset,
+        subject=asked.principal.subject,
+        reason=reason,
+        request_id=asked.request_id,
+    )
 
 
 def within_byte_cap(rows: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict], int]:

@@ -76,8 +76,15 @@ class GatewayServices:
             "subject": subject,
             **intake.__dict__,
         }
-        quarantine.keep(self.lake, stage="gateway", kind=intake.kind, name=intake.name,
-                        entry_id=qid, payload=body, record=record)  # fmt: skip
+        quarantine.keep(
+            self.lake,
+            stage="gateway",
+            kind=intake.kind,
+            name=intake.name,
+            entry_id=qid,
+            payload=body,
+            record=record,
+        )
         return qid
 
     def close(self) -> None:

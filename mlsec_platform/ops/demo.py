@@ -53,11 +53,18 @@ def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo
     echo(f"  generated {orders:,} orders (seed {seed}) in {time.monotonic() - started:.1f}s")
 
     vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    token = issue_token(vault, subject="demo-uploader", audience=AUDIENCE, ttl_seconds=3600,
-                        claims={"scope": ["upload:*", "publish:*"]})  # fmt: skip
+    token = issue_token(
+        vault,
+        subject="demo-uploader",
+        audience=AUDIENCE,
+        ttl_seconds=3600,
+        claims={"scope": ["upload:*", "publish:*"]},
+    )
     sent = {"files": 0, "rows": 0, "events": 0}
-    with BackgroundGateway(settings, PortAllocator().take()) as gateway, \
-            GatewayClient(gateway.url, token) as client:  # fmt: skip
+    with (
+        BackgroundGateway(settings, PortAllocator().take()) as gateway,
+        GatewayClient(gateway.url, token) as client,
+    ):
         echo(f"  gateway on {gateway.url}")
         t0 = time.monotonic()
         for source, path in files.items():
@@ -157,12 +164,15 @@ def sample_reads(settings: PlatformSettings, echo: Echo) -> dict[str, object]:
             frames[label] = frame
             lineage = frame.attrs["lineage"]
             masks = frame.attrs.get("masks") or {}
-            echo(f"  {label}, project {who['project']}: {len(frame)} rows of "
-                 f"{lineage['asset_key']} v{lineage['delta_version']} "
-                 f"(run {str(lineage['run_id'])[:8]}), masked: "
-                 f"{', '.join(f'{c}={m}' for c, m in masks.items()) or 'none'}")  # fmt: skip
-            with pd.option_context("display.width", 160, "display.max_columns", 10,
-                                   "display.max_colwidth", 40):  # fmt: skip
+            echo(
+                f"  {label}, project {who['project']}: {len(frame)} rows of "
+                f"{lineage['asset_key']} v{lineage['delta_version']} "
+                f"(run {str(lineage['run_id'])[:8]}), masked: "
+                f"{', '.join(f'{c}={m}' for c, m in masks.items()) or 'none'}"
+            )
+            with pd.option_context(
+                "display.width", 160, "display.max_columns", 10, "display.max_colwidth", 40
+            ):
                 for line in frame.to_string(index=False).splitlines():
                     echo(f"    {line}")
     return frames

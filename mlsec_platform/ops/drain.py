@@ -59,9 +59,14 @@ def _run_requests(sensor, instance, resources, echo, quiet: bool) -> list[BatchR
         mat = outcome.get_asset_materialization_events()[0].event_specific_data.materialization
         meta = {k: v.value for k, v in mat.metadata.items()}
         runs.append(BatchRun(key.to_user_string(), request.partition_key, outcome.run_id, meta))
-        notes = [f"{meta[k]:,} {label}" for k, label in
-                 (("duplicates_dropped", "duplicate events"), ("quarantined", "quarantined"))
-                 if meta.get(k)]  # fmt: skip
+        notes = [
+            f"{meta[k]:,} {label}"
+            for k, label in (
+                ("duplicates_dropped", "duplicate events"),
+                ("quarantined", "quarantined"),
+            )
+            if meta.get(k)
+        ]
         if meta.get("duplicate_of"):
             notes.append(f"same content as {meta['duplicate_of']}")
         echo(

@@ -58,10 +58,16 @@ def curate(settings: PlatformSettings, echo: Echo, trigger: str = "cli") -> Cura
 
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        result = defs().resolve_job_def("curated").execute_in_process(
-            instance=instance, run_config=QUIET_RUN_CONFIG, tags={"mlsec/trigger": trigger},
-            raise_on_error=False,
-        )  # fmt: skip
+        result = (
+            defs()
+            .resolve_job_def("curated")
+            .execute_in_process(
+                instance=instance,
+                run_config=QUIET_RUN_CONFIG,
+                tags={"mlsec/trigger": trigger},
+                raise_on_error=False,
+            )
+        )
     outcome = CurateResult(run_id=result.run_id, success=result.success)
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -69,8 +75,10 @@ def curate(settings: PlatformSettings, echo: Echo, trigger: str = "cli") -> Cura
         key = mat.asset_key.to_user_string()
         outcome.materializations[key] = meta
         where = meta.get("table_uri") or meta.get("table", "")
-        echo(f"  {key:<34} delta v{meta.get('delta_version')}  "
-             f"{meta.get('dagster/row_count')} rows  {where}")  # fmt: skip
+        echo(
+            f"  {key:<34} delta v{meta.get('delta_version')}  "
+            f"{meta.get('dagster/row_count')} rows  {where}"
+        )
     for check in result.get_asset_check_evaluations():
         if not check.passed:
             outcome.failed_gates.append(check.asset_key.to_user_string())

@@ -81,8 +81,13 @@ def resubmit_quarantined(
         raise NotResubmittable("rejected events of a connector batch are kept for inspection only")
     scope = f"{'upload' if entry.kind == 'file' else 'publish'}:{entry.name}"
     vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    token = issue_token(vault, subject="operator:resubmit", audience="mlsec-gateway",
-                        ttl_seconds=300, claims={"scope": [scope]})  # fmt: skip
+    token = issue_token(
+        vault,
+        subject="operator:resubmit",
+        audience="mlsec-gateway",
+        ttl_seconds=300,
+        claims={"scope": [scope]},
+    )
     url = gateway_url or f"http://127.0.0.1:{settings.gateway_port}"
     try:
         response = resubmit(lake, entry, url, token)

@@ -27,9 +27,13 @@ def reveal_as_operator(
     revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
     with operator_audit(settings, operator) as audit:
         values = reveal(
-            revealer, tokens, domain=domain, subject=operator_name(), reason=reason,
+            revealer,
+            tokens,
+            domain=domain,
+            subject=operator_name(),
+            reason=reason,
             emit=audit.emit,
-        )  # fmt: skip
+        )
     for value in values:
         echo(value)
     return values

@@ -40,7 +40,15 @@ def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> in
     env = {**os.environ, **orchestrator_environment(settings)}
     echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
     command = [
-        sys.executable, "-m", "dagster", "dev",
-        "-w", str(project_root() / "workspace.yaml"), "-h", host, "-p", str(port),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(project_root() / "workspace.yaml"),
+        "-h",
+        host,
+        "-p",
+        str(port),
+    ]
     return subprocess.call(command, env=env, cwd=project_root())

@@ -36,9 +36,13 @@ class TokenRequest:
 
     def check(self) -> None:
         """Refuse broker claims on a gateway token, scopes on a broker token, missing claims."""
-        broker_options = {"--group": self.groups, "--project": self.project,
-                          "--purpose": self.purpose, "--clearance": self.clearance,
-                          "--entitlement": self.entitlements}  # fmt: skip
+        broker_options = {
+            "--group": self.groups,
+            "--project": self.project,
+            "--purpose": self.purpose,
+            "--clearance": self.clearance,
+            "--entitlement": self.entitlements,
+        }
         if self.audience == BROKER_AUDIENCE:
             missing = [o for o, v in broker_options.items() if not v and o != "--entitlement"]
             if missing:
@@ -60,14 +64,25 @@ def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> s
         from broker_api.identity import issue_broker_token
 
         return issue_broker_token(
-            vault, subject=request.subject, groups=request.groups, project=request.project,
-            purpose=request.purpose, clearance=request.clearance,
-            entitlements=request.entitlements, ttl_seconds=ttl_seconds, audience=request.audience,
-        )  # fmt: skip
+            vault,
+            subject=request.subject,
+            groups=request.groups,
+            project=request.project,
+            purpose=request.purpose,
+            clearance=request.clearance,
+            entitlements=request.entitlements,
+            ttl_seconds=ttl_seconds,
+            audience=request.audience,
+        )
     from mlsec_platform.identities.tokens import issue_token
 
-    return issue_token(vault, subject=request.subject, audience=request.audience,
-                       ttl_seconds=ttl_seconds, claims={"scope": list(request.scopes)})  # fmt: skip
+    return issue_token(
+        vault,
+        subject=request.subject,
+        audience=request.audience,
+        ttl_seconds=ttl_seconds,
+        claims={"scope": list(request.scopes)},
+    )
 
 
 def policy_vocabulary(settings: PlatformSettings) -> list[str]:

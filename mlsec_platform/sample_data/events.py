@@ -22,8 +22,12 @@ from mlsec_platform.sample_data.olist import OlistDataset
 from mlsec_platform.sample_data.vocab import DAY, HOUR, ORDER_STATUSES
 
 EVENT_TYPES: tuple[str, ...] = (
-    "order_created", "order_approved", "order_shipped", "order_delivered", "order_canceled",
-)  # fmt: skip
+    "order_created",
+    "order_approved",
+    "order_shipped",
+    "order_delivered",
+    "order_canceled",
+)
 _EVENT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_OID, "mlsec_platform.sources.olist.order_status")
 _EVENT_CHUNK = 65_536
 

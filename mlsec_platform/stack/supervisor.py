@@ -62,14 +62,20 @@ class Supervisor:
         s = self.settings
         use = s.prefer_default_ports
         return {
-            "openbao": {"api": s.vault_port if use else None,
-                        "cluster": s.vault_port + 1 if use else None},
-            "seaweedfs": {name: (s.s3_port if use and name == "s3" else None)
-                          for name in SeaweedFSServer.port_names},
+            "openbao": {
+                "api": s.vault_port if use else None,
+                "cluster": s.vault_port + 1 if use else None,
+            },
+            "seaweedfs": {
+                name: (s.s3_port if use and name == "s3" else None)
+                for name in SeaweedFSServer.port_names
+            },
             "postgres": {"tcp": s.postgres_port if use else None},
-            "nats": {"client": s.nats_port if use else None,
-                     "monitor": s.nats_port + 4000 if use else None},
-        }  # fmt: skip
+            "nats": {
+                "client": s.nats_port if use else None,
+                "monitor": s.nats_port + 4000 if use else None,
+            },
+        }
 
     def _load(self) -> None:
         recorded = {}

@@ -104,12 +104,13 @@ def load_table(
             sql.SQL(pg_type(c.type)),
             # Key text (ids, tokens) compares bytewise: the index builds and probes several
             # times faster than under the database's locale, and equality is the same.
-            sql.SQL(' COLLATE "C"' if index and c.name in index and pg_type(c.type) == "text"
-                    else ""),
+            sql.SQL(
+                ' COLLATE "C"' if index and c.name in index and pg_type(c.type) == "text" else ""
+            ),
             sql.SQL("" if c.nullable else " NOT NULL"),
         )
         for c in spec.columns
-    )  # fmt: skip
+    )
 
     with conn.cursor() as cur:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))

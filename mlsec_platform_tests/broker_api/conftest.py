@@ -17,29 +17,29 @@ from mlsec_platform_tests.helpers import operator_vault
 PEOPLE = {
     "analyst": dict(
         groups=["analysts"], project="olist-br", purpose="analytics", clearance="internal"
-    ),  # fmt: skip
+    ),
     "analyst_conf": dict(
         groups=["analysts"], project="olist-br", purpose="analytics", clearance="confidential"
-    ),  # fmt: skip
+    ),
     "analyst_sp": dict(
         groups=["analysts"], project="olist-sp", purpose="analytics", clearance="confidential"
-    ),  # fmt: skip
+    ),
     "support": dict(
         groups=["support"], project="olist-br", purpose="customer_support", clearance="confidential"
-    ),  # fmt: skip
+    ),
     "fraud": dict(
         groups=["fraud"], project="olist-br", purpose="fraud_prevention", clearance="restricted"
-    ),  # fmt: skip
+    ),
     "officer": dict(
         groups=["privacy-office"],
         project="olist-br",
         purpose="customer_support",
         clearance="restricted",
         entitlements=["reveal"],
-    ),  # fmt: skip
+    ),
     "stranger": dict(
         groups=["visitors"], project="olist-br", purpose="analytics", clearance="restricted"
-    ),  # fmt: skip
+    ),
 }
 _subjects = itertools.count()
 

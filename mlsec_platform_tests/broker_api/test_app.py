@@ -26,8 +26,10 @@ from mlsec_platform.identities.tokens import InvalidToken
 
 PEOPLE = {
     "analyst": Principal("ana", ("analysts",), "olist-br", Purpose.ANALYTICS, Sensitivity.INTERNAL),
-    "stranger": Principal("eve", ("visitors",), "olist-br", Purpose.ANALYTICS, Sensitivity.RESTRICTED),
-}  # fmt: skip
+    "stranger": Principal(
+        "eve", ("visitors",), "olist-br", Purpose.ANALYTICS, Sensitivity.RESTRICTED
+    ),
+}
 PAGE = {"dataset": "gold/fact_order_item", "columns": ["order_id", "price"], "limit": 10}
 
 
@@ -83,11 +85,21 @@ def broker():
     snapshots = SimpleNamespace(get=lambda spec, version: spec.arrow_schema().empty_table())
     engine = SnapshotEngine(SnapshotCache(lambda spec: "", dict))
     services = SimpleNamespace(
-        close=lambda: None, metrics=BrokerMetrics(), sink=Sink(), verifier=Verifier(),
-        policy=policy, limiter=RateLimiter(), executor=Executor(2), lineage=Lineage(),
-        concurrency=ConcurrencyGate(), quota=ProjectRowQuota(), snapshots=snapshots,
-        engine=engine, masker=Masker(b"k" * 32), cursors=CursorSigner(b"c" * 32),
-    )  # fmt: skip
+        close=lambda: None,
+        metrics=BrokerMetrics(),
+        sink=Sink(),
+        verifier=Verifier(),
+        policy=policy,
+        limiter=RateLimiter(),
+        executor=Executor(2),
+        lineage=Lineage(),
+        concurrency=ConcurrencyGate(),
+        quota=ProjectRowQuota(),
+        snapshots=snapshots,
+        engine=engine,
+        masker=Masker(b"k" * 32),
+        cursors=CursorSigner(b"c" * 32),
+    )
     yield services, create_app(services)
     engine.close()
     services.executor.shutdown()
@@ -98,10 +110,14 @@ def ask(app, *requests: tuple[str, str, str | None, object]) -> list[httpx.Respo
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
             return [
-                await client.request(method, path, json=body,
-                                     headers={"Authorization": f"Bearer {who}"} if who else {})
+                await client.request(
+                    method,
+                    path,
+                    json=body,
+                    headers={"Authorization": f"Bearer {who}"} if who else {},
+                )
                 for method, path, who, body in requests
-            ]  # fmt: skip
+            ]
 
     return asyncio.run(run())
 
@@ -136,14 +152,21 @@ def test_invalid_inputs_are_refused_before_the_caller_is_known(broker) -> None:
         ("POST", "/query", "analyst", {**PAGE, "dataset": "gold/salaries"}, 404, {}, True),
         ("POST", "/query", "analyst", {**PAGE, "limit": 5000}, 400, {}, True),
         ("POST", "/query", "analyst", {**PAGE, "cursor": "forged"}, 400, {}, True),
-        ("POST", "/explain", "analyst", {**PAGE, "filters": [
-            {"column": "price", "op": "eq", "value": "cheap"}]}, 400, {}, True),
+        (
+            "POST",
+            "/explain",
+            "analyst",
+            {**PAGE, "filters": [{"column": "price", "op": "eq", "value": "cheap"}]},
+            400,
+            {},
+            True,
+        ),
         ("GET", "/feature/vector?group=nope&entity=a", "analyst", None, 404, {}, False),
         ("GET", "/catalog/schema?dataset=silver/customers", "analyst", None, 403, {}, True),
         ("GET", "/no/such/route", None, None, 404, {}, False),
         ("DELETE", "/query", None, None, 405, {}, False),
     ],
-)  # fmt: skip
+)
 def test_every_refusal_is_answered_with_the_problem_body(
     broker, method, path, who, body, status, headers, decided
 ) -> None:
@@ -176,11 +199,22 @@ def test_limits_answer_429_with_retry_after(broker) -> None:
 
 def test_requests_are_counted_by_route_template(broker) -> None:
     services, app = broker
-    ask(app, ("POST", "/query", "analyst", PAGE), ("GET", "/health", None, None),
+    ask(
+        app,
+        ("POST", "/query", "analyst", PAGE),
+        ("GET", "/health", None, None),
         ("GET", "/feature/vector?group=nope&entity=a", "analyst", None),
-        ("GET", "/no/such/route", None, None))  # fmt: skip
+        ("GET", "/no/such/route", None, None),
+    )
     body, _ = services.metrics.render()
-    counted = {line.split("{")[1].split("}")[0] for line in body.decode().splitlines()
-               if line.startswith("broker_requests_total{")}  # fmt: skip
-    assert counted == {'endpoint="/query",status="200"', 'endpoint="/health",status="200"',
-                       'endpoint="/feature/vector",status="404"', 'endpoint="other",status="404"'}  # fmt: skip
+    counted = {
+        line.split("{")[1].split("}")[0]
+        for line in body.decode().splitlines()
+        if line.startswith("broker_requests_total{")
+    }
+    assert counted == {
+        'endpoint="/query",status="200"',
+        'endpoint="/health",status="200"',
+        'endpoint="/feature/vector",status="404"',
+        'endpoint="other",status="404"',
+    }

@@ -42,11 +42,16 @@ def test_default_deny_for_unknown_groups(http, mint) -> None:
 def test_clearance_masks_columns(http, mint) -> None:
     columns = ["customer_token", "customer_state", "first_purchase_at", "orders"]
     internal = ok(post_query(http, mint("analyst"), dataset=DIM, columns=columns, limit=50))
-    confidential = ok(post_query(http, mint("analyst_conf"), dataset=DIM, columns=columns,
-                                 limit=50))  # fmt: skip
+    confidential = ok(
+        post_query(http, mint("analyst_conf"), dataset=DIM, columns=columns, limit=50)
+    )
     masks = {c["name"]: c["mask"] for c in internal["columns"]}
-    assert masks == {"customer_token": "keyed_hash", "customer_state": None,
-                     "first_purchase_at": "truncate_date", "orders": None}  # fmt: skip
+    assert masks == {
+        "customer_token": "keyed_hash",
+        "customer_state": None,
+        "first_purchase_at": "truncate_date",
+        "orders": None,
+    }
     assert all(r["customer_token"].startswith("h:") for r in internal["rows"])
     assert all(r["first_purchase_at"][8:19] == "01T00:00:00" for r in internal["rows"])
     assert all(TOKEN_PATTERN.fullmatch(r["customer_token"]) for r in confidential["rows"])
@@ -73,14 +78,18 @@ def test_filter_on_a_masked_column_is_refused(http, mint) -> None:
         filters=[{"column": "customer_token", "op": "prefix", "value": "vault:v1:A"}],
     )
     assert response.status_code == 403 and "customer_token" in response.json()["reason"]
-    ordered = post_query(http, token, dataset=DIM, columns=["orders"],
-                         order_by=[{"column": "customer_token"}])  # fmt: skip
+    ordered = post_query(
+        http, token, dataset=DIM, columns=["orders"], order_by=[{"column": "customer_token"}]
+    )
     assert ordered.status_code == 403
 
 
 def test_project_scope_filters_rows(http, mint, curated) -> None:
-    body = {"dataset": "gold/kpi_sales_monthly", "columns": ["customer_state", "orders"],
-            "limit": 1000}  # fmt: skip
+    body = {
+        "dataset": "gold/kpi_sales_monthly",
+        "columns": ["customer_state", "orders"],
+        "limit": 1000,
+    }
     sp = post_query(http, mint("analyst_sp"), **body).json()
     assert sp["rows"] and {r["customer_state"] for r in sp["rows"]} == {"SP"}
     everyone = post_query(http, mint("analyst"), **body).json()
@@ -110,9 +119,19 @@ def _b64(data: bytes) -> str:
 
 def _claims(**extra):
     now = int(time.time())
-    return {"iss": ISSUER, "aud": "mlsec-broker", "sub": "eve", "iat": now, "nbf": now,
-            "exp": now + 600, "groups": ["analysts"], "project": "olist-br",
-            "purpose": "analytics", "data_clearance": "restricted", **extra}  # fmt: skip
+    return {
+        "iss": ISSUER,
+        "aud": "mlsec-broker",
+        "sub": "eve",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "groups": ["analysts"],
+        "project": "olist-br",
+        "purpose": "analytics",
+        "data_clearance": "restricted",
+        **extra,
+    }
 
 
 def _attacks(vault) -> dict[str, str]:
@@ -120,22 +139,27 @@ def _attacks(vault) -> dict[str, str]:
     latest = keys["latest_version"]
     public = base64.b64decode(keys["keys"][str(latest)]["public_key"])
     kid = f"mlsec-issuer:v{latest}"
-    unsigned = f"{_b64(json.dumps({'alg': 'none', 'kid': kid}).encode())}." \
-               f"{_b64(json.dumps(_claims()).encode())}."  # fmt: skip
+    unsigned = (
+        f"{_b64(json.dumps({'alg': 'none', 'kid': kid}).encode())}."
+        f"{_b64(json.dumps(_claims()).encode())}."
+    )
     pem = Ed25519PublicKey.from_public_bytes(public).public_bytes(
         Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
     )
 
     def hs256(secret: bytes) -> str:
         """Key confusion: HMAC 'signed' with what the verifier knows as a public key."""
-        signing_input = f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}" \
-                        f".{_b64(json.dumps(_claims()).encode())}"  # fmt: skip
+        signing_input = (
+            f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': kid}).encode())}"
+            f".{_b64(json.dumps(_claims()).encode())}"
+        )
         mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
         return f"{signing_input}.{_b64(mac)}"
 
     foreign = Ed25519PrivateKey.generate()
-    claims = {k: v for k, v in _claims().items() if k not in ("iss", "aud", "sub", "iat", "nbf",
-                                                              "exp")}  # fmt: skip
+    claims = {
+        k: v for k, v in _claims().items() if k not in ("iss", "aud", "sub", "iat", "nbf", "exp")
+    }
     real = dict(subject="eve", audience="mlsec-broker")
     missing = {k: v for k, v in claims.items() if k != "data_clearance"}
     return {
@@ -145,20 +169,20 @@ def _attacks(vault) -> dict[str, str]:
         "HS256 with the JWK x": hs256(_b64(public).encode()),
         "unknown kid": jwt.encode(
             _claims(), foreign, algorithm="EdDSA", headers={"kid": "mlsec-issuer:v999"}
-        ),  # fmt: skip
+        ),
         "foreign key, real kid": jwt.encode(
             _claims(), foreign, algorithm="EdDSA", headers={"kid": kid}
-        ),  # fmt: skip
+        ),
         "expired": issue_token(vault, ttl_seconds=-60, claims=claims, **real),
         "not yet valid": issue_token(
             vault, ttl_seconds=7200, claims=claims, not_before=int(time.time()) + 3600, **real
-        ),  # fmt: skip
+        ),
         "wrong audience": issue_token(
             vault, ttl_seconds=60, claims=claims, subject="eve", audience="mlsec-gateway"
-        ),  # fmt: skip
+        ),
         "wrong issuer": issue_token(
             vault, ttl_seconds=60, claims={**claims, "iss": "evil"}, **real
-        ),  # fmt: skip
+        ),
         "missing clearance": issue_token(vault, ttl_seconds=60, claims=missing, **real),
         "garbage": "not.a.token",
     }

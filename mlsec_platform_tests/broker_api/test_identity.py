@@ -52,11 +52,19 @@ def _claims(**overrides) -> dict:
     """Valid broker claims; an override of None removes the claim."""
     now = int(time.time())
     claims = {
-        "iss": ISS, "aud": BROKER_AUDIENCE, "sub": "alice", "iat": now, "nbf": now,
-        "exp": now + 300, "jti": "token-1", "groups": ["analysts", "emea"],
-        "project": "churn", "purpose": "analytics", "data_clearance": "confidential",
+        "iss": ISS,
+        "aud": BROKER_AUDIENCE,
+        "sub": "alice",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": "token-1",
+        "groups": ["analysts", "emea"],
+        "project": "churn",
+        "purpose": "analytics",
+        "data_clearance": "confidential",
         "entitlements": ["reveal"],
-    }  # fmt: skip
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -141,44 +149,94 @@ ATTACKS = {
     "malformed": (lambda: "not-a-jwt", "malformed token"),
     "garbage segments": (lambda: "a.b.c", "malformed token"),
     "oversized": (lambda: "a" * 20_000, "token too large"),
-    "alg none": (lambda: jwt.encode(_claims(), None, algorithm="none", headers={"kid": "ed-1"}),
-                 "unsigned tokens are not accepted"),
-    "hs256 with the public key": (_hs256_with_the_public_key, "symmetric algorithms are not accepted"),
-    "alg not allowed": (lambda: _sign(key=EC_KEY, alg="ES256", kid="ec-1"), "algorithm 'ES256' is not accepted"),
-    "alg does not fit the key type": (lambda: _sign(key=RSA_KEY, alg="RS256", kid="ed-1"),
-                                      "token algorithm does not match its key"),
-    "alg other than the jwk's": (lambda: _sign(key=RSA_KEY, alg="PS256", kid="rsa-pinned"),
-                                 "token algorithm does not match its key"),
+    "alg none": (
+        lambda: jwt.encode(_claims(), None, algorithm="none", headers={"kid": "ed-1"}),
+        "unsigned tokens are not accepted",
+    ),
+    "hs256 with the public key": (
+        _hs256_with_the_public_key,
+        "symmetric algorithms are not accepted",
+    ),
+    "alg not allowed": (
+        lambda: _sign(key=EC_KEY, alg="ES256", kid="ec-1"),
+        "algorithm 'ES256' is not accepted",
+    ),
+    "alg does not fit the key type": (
+        lambda: _sign(key=RSA_KEY, alg="RS256", kid="ed-1"),
+        "token algorithm does not match its key",
+    ),
+    "alg other than the jwk's": (
+        lambda: _sign(key=RSA_KEY, alg="PS256", kid="rsa-pinned"),
+        "token algorithm does not match its key",
+    ),
     "missing kid": (lambda: _sign(kid=None), "token has no key id"),
     "unknown kid": (lambda: _sign(kid="ed-99"), "token signed with an unknown key"),
-    "encryption key": (lambda: _sign(key=RSA_KEY, alg="RS256", kid="rsa-enc"), "token signed with an unknown key"),
+    "encryption key": (
+        lambda: _sign(key=RSA_KEY, alg="RS256", kid="rsa-enc"),
+        "token signed with an unknown key",
+    ),
     "wrongly signed": (lambda: _sign(key=ED_NEXT), "token signature does not verify"),
     "tampered payload": (_tampered, "token signature does not verify"),
     "expired": (lambda: _sign(_claims(exp=int(time.time()) - 60)), "token expired"),
     "not yet valid": (lambda: _sign(_claims(nbf=int(time.time()) + 3600)), "token not valid yet"),
-    "wrong issuer": (lambda: _sign(_claims(iss="https://evil.example")), "token from an unknown issuer"),
-    "wrong audience": (lambda: _sign(_claims(aud="mlsec-gateway")), "token is for another audience"),
+    "wrong issuer": (
+        lambda: _sign(_claims(iss="https://evil.example")),
+        "token from an unknown issuer",
+    ),
+    "wrong audience": (
+        lambda: _sign(_claims(aud="mlsec-gateway")),
+        "token is for another audience",
+    ),
     **{
-        f"missing {claim}": (lambda claim=claim: _sign(_claims(**{claim: None})),
-                             f"token lacks the '{claim}' claim")
+        f"missing {claim}": (
+            lambda claim=claim: _sign(_claims(**{claim: None})),
+            f"token lacks the '{claim}' claim",
+        )
         for claim in ("exp", "nbf", "iat", "iss", "aud", *REQUIRED_CLAIMS)
     },
     "empty sub": (lambda: _sign(_claims(sub="")), "claim 'sub' must be a non-empty string"),
     "numeric sub": (lambda: _sign(_claims(sub=7)), "claim 'sub' must be a non-empty string"),
-    "groups a string": (lambda: _sign(_claims(groups="admins")), "claim 'groups' must be a list of non-empty strings"),
-    "groups with an empty name": (lambda: _sign(_claims(groups=[""])), "claim 'groups' must be a list"),
+    "groups a string": (
+        lambda: _sign(_claims(groups="admins")),
+        "claim 'groups' must be a list of non-empty strings",
+    ),
+    "groups with an empty name": (
+        lambda: _sign(_claims(groups=[""])),
+        "claim 'groups' must be a list",
+    ),
     "groups with a number": (lambda: _sign(_claims(groups=[1])), "claim 'groups' must be a list"),
-    "empty project": (lambda: _sign(_claims(project="")), "claim 'project' must be a non-empty string"),
-    "project a list": (lambda: _sign(_claims(project=["churn"])), "claim 'project' must be a non-empty string"),
+    "empty project": (
+        lambda: _sign(_claims(project="")),
+        "claim 'project' must be a non-empty string",
+    ),
+    "project a list": (
+        lambda: _sign(_claims(project=["churn"])),
+        "claim 'project' must be a non-empty string",
+    ),
     "unknown purpose": (lambda: _sign(_claims(purpose="spying")), "claim 'purpose' must be one of"),
-    "unknown clearance": (lambda: _sign(_claims(data_clearance="top_secret")), "claim 'data_clearance' must be one of"),
-    "clearance as a number": (lambda: _sign(_claims(data_clearance=3)), "claim 'data_clearance' must be one of"),
-    "clearance in capitals": (lambda: _sign(_claims(data_clearance="RESTRICTED")), "claim 'data_clearance' must be one of"),
-    "entitlements a string": (lambda: _sign(_claims(entitlements="reveal")), "claim 'entitlements' must be a list"),
-    "entitlements with a null": (lambda: _sign(_claims(entitlements=[None])), "claim 'entitlements' must be a list"),
+    "unknown clearance": (
+        lambda: _sign(_claims(data_clearance="top_secret")),
+        "claim 'data_clearance' must be one of",
+    ),
+    "clearance as a number": (
+        lambda: _sign(_claims(data_clearance=3)),
+        "claim 'data_clearance' must be one of",
+    ),
+    "clearance in capitals": (
+        lambda: _sign(_claims(data_clearance="RESTRICTED")),
+        "claim 'data_clearance' must be one of",
+    ),
+    "entitlements a string": (
+        lambda: _sign(_claims(entitlements="reveal")),
+        "claim 'entitlements' must be a list",
+    ),
+    "entitlements with a null": (
+        lambda: _sign(_claims(entitlements=[None])),
+        "claim 'entitlements' must be a list",
+    ),
     "numeric jti": (lambda: _sign(_claims(jti=5)), "claim 'jti' must be a string"),
     "iat not a number": (lambda: _sign(_claims(iat="yesterday")), "claim 'iat' must be a number"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS), ids=list(ATTACKS))
@@ -293,8 +351,14 @@ def test_a_jwks_needs_https_unless_on_loopback():
     "bad", [{"project": ""}, {"groups": [""]}, {"clearance": "secret"}, {"purpose": "spying"}]
 )
 def test_issue_broker_token_refuses_bad_claims_before_signing(bad):
-    claims = {"subject": "alice", "groups": ["analysts"], "project": "churn",
-              "purpose": "analytics", "clearance": "internal", **bad}  # fmt: skip
+    claims = {
+        "subject": "alice",
+        "groups": ["analysts"],
+        "project": "churn",
+        "purpose": "analytics",
+        "clearance": "internal",
+        **bad,
+    }
     with pytest.raises(ValueError):
         issue_broker_token(object(), ttl_seconds=60, **claims)  # type: ignore[arg-type]
 
@@ -303,12 +367,27 @@ def test_issue_broker_token_refuses_bad_claims_before_signing(bad):
     "args, error",
     [
         (["--audience", "mlsec-broker", "--group", "g"], "needs --project, --purpose, --clearance"),
-        (["--audience", "mlsec-broker", "--group", "g", "--project", "p", "--purpose", "analytics",
-          "--clearance", "internal", "--scope", "upload:*"], "--scope is for gateway tokens"),
+        (
+            [
+                "--audience",
+                "mlsec-broker",
+                "--group",
+                "g",
+                "--project",
+                "p",
+                "--purpose",
+                "analytics",
+                "--clearance",
+                "internal",
+                "--scope",
+                "upload:*",
+            ],
+            "--scope is for gateway tokens",
+        ),
         (["--scope", "upload:*", "--project", "p"], "--project: for broker tokens"),
         (["--audience", "mlsec-broker", "--clearance", "secret"], "'secret' is not one of"),
     ],
-)  # fmt: skip
+)
 def test_token_issue_checks_broker_options(args, error):
     from mlsec_platform.cli import main
 
@@ -337,17 +416,26 @@ def key_reader(settings, endpoints):
 
 
 def _broker_token(vault, **overrides) -> str:
-    claims = {"subject": "alice", "groups": ["analysts"], "project": "churn",
-              "purpose": Purpose.ANALYTICS, "clearance": Sensitivity.CONFIDENTIAL,
-              "entitlements": ["reveal"], "ttl_seconds": 300, **overrides}  # fmt: skip
+    claims = {
+        "subject": "alice",
+        "groups": ["analysts"],
+        "project": "churn",
+        "purpose": Purpose.ANALYTICS,
+        "clearance": Sensitivity.CONFIDENTIAL,
+        "entitlements": ["reveal"],
+        "ttl_seconds": 300,
+        **overrides,
+    }
     return issue_broker_token(vault, **claims)
 
 
 def _transit_verifier(reader) -> JwksVerifier:
     return JwksVerifier(
-        lambda: transit_jwks(reader), issuer=BROKER_ISSUER, audience=BROKER_AUDIENCE,
+        lambda: transit_jwks(reader),
+        issuer=BROKER_ISSUER,
+        audience=BROKER_AUDIENCE,
         min_refetch_seconds=0,
-    )  # fmt: skip
+    )
 
 
 def test_a_transit_issued_token_verifies_through_the_transit_jwks(operator, key_reader):
@@ -355,8 +443,11 @@ def test_a_transit_issued_token_verifies_through_the_transit_jwks(operator, key_
     assert {k["kty"] for k in jwks["keys"]} == {"OKP"} and jwks["keys"][0]["alg"] == "EdDSA"
     principal = _transit_verifier(key_reader).verify(_broker_token(operator))
     assert (principal.subject, principal.project, principal.purpose, principal.clearance) == (
-        "alice", "churn", Purpose.ANALYTICS, Sensitivity.CONFIDENTIAL,
-    )  # fmt: skip
+        "alice",
+        "churn",
+        Purpose.ANALYTICS,
+        Sensitivity.CONFIDENTIAL,
+    )
     assert principal.entitlements == {"reveal"} and principal.token_id
 
 
@@ -373,9 +464,26 @@ def test_a_gateway_token_is_not_a_broker_token(settings, endpoints, key_reader):
 def test_mlsec_token_issue_prints_a_broker_token(settings, endpoints, key_reader):
     from mlsec_platform.cli import main
 
-    args = ["token", "issue", "--subject", "bob", "--audience", "mlsec-broker", "--group", "ops",
-            "--project", "fraud", "--purpose", "fraud_prevention", "--clearance", "restricted",
-            "--entitlement", "reveal", "--ttl", "120"]  # fmt: skip
+    args = [
+        "token",
+        "issue",
+        "--subject",
+        "bob",
+        "--audience",
+        "mlsec-broker",
+        "--group",
+        "ops",
+        "--project",
+        "fraud",
+        "--purpose",
+        "fraud_prevention",
+        "--clearance",
+        "restricted",
+        "--entitlement",
+        "reveal",
+        "--ttl",
+        "120",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     principal = _transit_verifier(key_reader).verify(result.output.strip())

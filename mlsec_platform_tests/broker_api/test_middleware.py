@@ -23,8 +23,10 @@ def test_every_request_yields_exactly_one_audit_event(http, mint, settings, supe
     ]
     ids = [r.headers["X-Request-ID"] for r in responses]
     with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT payload FROM audit.events WHERE event_type = 'broker.request' "
-                    "AND seq > %s", (before,))  # fmt: skip
+        cur.execute(
+            "SELECT payload FROM audit.events WHERE event_type = 'broker.request' AND seq > %s",
+            (before,),
+        )
         events = [row[0] for row in cur.fetchall()]
     conn.close()
     by_id = {}

@@ -16,9 +16,15 @@ def test_no_operation_answers_with_a_server_error(broker, mint) -> None:
     schema = schemathesis.openapi.from_url(f"{broker.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {
-        "/query", "/explain", "/feature/vector", "/feature/historical",
-        "/catalog/datasets", "/catalog/schema", "/health", "/metrics",
-    }  # fmt: skip
+        "/query",
+        "/explain",
+        "/feature/vector",
+        "/feature/historical",
+        "/catalog/datasets",
+        "/catalog/schema",
+        "/health",
+        "/metrics",
+    }
     calls: dict[str, list[int]] = {}
     for operation in operations:
         # A fresh subject per operation: the rate limit is not what this test probes.
@@ -34,8 +40,12 @@ def test_no_operation_answers_with_a_server_error(broker, mint) -> None:
 
 def _fuzz(strategy, token: str, statuses: list[int]):
     @given(case=strategy)
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case) -> None:
         response = case.call(headers=bearer(token))
         statuses.append(response.status_code)

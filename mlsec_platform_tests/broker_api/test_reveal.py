@@ -7,32 +7,48 @@ from mlsec_platform.privacy.tokenization import TOKEN_PATTERN
 from mlsec_platform_tests.broker_api.conftest import bearer
 from mlsec_platform_tests.helpers import audit_events, audit_head
 
-BODY = {"dataset": "silver/customers", "columns": ["customer_id", "email_token"], "limit": 5,
-        "order_by": [{"column": "customer_id"}]}  # fmt: skip
+BODY = {
+    "dataset": "silver/customers",
+    "columns": ["customer_id", "email_token"],
+    "limit": 5,
+    "order_by": [{"column": "customer_id"}],
+}
 REASON = "DSAR request 2026-117: customer asked for their data"
 
 
-def test_entitled_reveal_returns_clear_values_and_is_audited(http, mint, curated,
-                                                             superuser_dsn) -> None:  # fmt: skip
+def test_entitled_reveal_returns_clear_values_and_is_audited(
+    http, mint, curated, superuser_dsn
+) -> None:
     head = audit_head(superuser_dsn)
     token = mint("officer")
     plain = http.post("/query", json=BODY, headers=bearer(token)).json()
     assert all(TOKEN_PATTERN.fullmatch(r["email_token"]) for r in plain["rows"])
-    response = http.post("/query", headers=bearer(token), json={
-        **BODY, "reveal": {"columns": ["email_token"], "reason": REASON}})  # fmt: skip
+    response = http.post(
+        "/query",
+        headers=bearer(token),
+        json={**BODY, "reveal": {"columns": ["email_token"], "reason": REASON}},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
-    emails = {c["customer_id"]: c["customer_email"] for c in curated.dataset.tables["olist_customers"]
-              .select(["customer_id", "customer_email"]).to_pylist()}  # fmt: skip
-    assert [r["email_token"] for r in body["rows"]] == [emails[r["customer_id"]]
-                                                       for r in body["rows"]]  # fmt: skip
+    emails = {
+        c["customer_id"]: c["customer_email"]
+        for c in curated.dataset.tables["olist_customers"]
+        .select(["customer_id", "customer_email"])
+        .to_pylist()
+    }
+    assert [r["email_token"] for r in body["rows"]] == [
+        emails[r["customer_id"]] for r in body["rows"]
+    ]
     assert {c["name"]: c["revealed"] for c in body["columns"]}["email_token"] is True
     revealed = audit_events(superuser_dsn, "pii.revealed", since_seq=head)
     assert revealed and revealed[-1]["severity"] == "high"
     assert revealed[-1]["reason"] == REASON and revealed[-1]["request_id"] == body["request_id"]
     assert all(v not in str(revealed) for v in (r["email_token"] for r in body["rows"]))
-    request = [e for e in audit_events(superuser_dsn, "broker.request", since_seq=head)
-               if e["request_id"] == body["request_id"]]  # fmt: skip
+    request = [
+        e
+        for e in audit_events(superuser_dsn, "broker.request", since_seq=head)
+        if e["request_id"] == body["request_id"]
+    ]
     assert len(request) == 1 and request[0]["severity"] == "high"
 
 

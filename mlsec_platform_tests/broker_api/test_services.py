@@ -5,8 +5,10 @@ from __future__ import annotations
 
 def test_online_reads_carry_their_row_scope_and_leave_none_behind(broker) -> None:
     online = broker.services.online
-    sql = ("SELECT current_setting('mlsec.row_scope', true), current_setting("
-           "'transaction_read_only'), count(*) FROM features.customer_rfm_online")  # fmt: skip
+    sql = (
+        "SELECT current_setting('mlsec.row_scope', true), current_setting("
+        "'transaction_read_only'), count(*) FROM features.customer_rfm_online"
+    )
     scope, read_only, sp_rows = online.fetch(sql, (), "SP")[0]
     everyone = online.fetch(sql, (), "*")[0][2]
     assert (scope, read_only) == ("SP", "on") and 0 < sp_rows < everyone

@@ -18,8 +18,10 @@ def test_a_query_past_its_time_cap_is_interrupted(engine) -> None:
     table = pa.table({"n": pa.array(range(20_000), pa.int64())})
     slow = CompiledQuery(
         f"SELECT count(*) AS c FROM {RELATION} a, {RELATION} b, {RELATION} c WHERE a.n + b.n "
-        "+ c.n = ?", (-1,), ("c",)
-    )  # fmt: skip
+        "+ c.n = ?",
+        (-1,),
+        ("c",),
+    )
     with pytest.raises(QueryTimeout, match="0.2 s cap"):
         engine.run(slow, table, timeout_seconds=0.2)
     quick = CompiledQuery(f"SELECT max(n) AS m FROM {RELATION} WHERE n < ?", (10,), ("m",))

@@ -9,8 +9,13 @@ S = pa.string()
 
 
 def _token(**kwargs) -> ColumnSpec:
-    fields = {"pii": PiiKind.DIRECT, "mask": Mask.REDACT, "tokenized": True,
-              "from_column": "member_cpf", "token_domain": "customers"} | kwargs  # fmt: skip
+    fields = {
+        "pii": PiiKind.DIRECT,
+        "mask": Mask.REDACT,
+        "tokenized": True,
+        "from_column": "member_cpf",
+        "token_domain": "customers",
+    } | kwargs
     return ColumnSpec("cpf_token", fields.pop("type", S), "Token of the CPF.", **fields)
 
 
@@ -43,8 +48,14 @@ def test_an_incomplete_token_column_fails_with_what_to_fix(change, message):
 
 def test_generalised_columns_name_a_known_generalisation_and_their_clear_column():
     quasi = {"pii": PiiKind.QUASI, "mask": Mask.REDACT}
-    column = ColumnSpec("email_domain", S, "Domain.", generalised="e-mail -> its domain",
-                        from_column="member_email", **quasi)  # fmt: skip
+    column = ColumnSpec(
+        "email_domain",
+        S,
+        "Domain.",
+        generalised="e-mail -> its domain",
+        from_column="member_email",
+        **quasi,
+    )
     assert column.generalised is Generalisation.EMAIL_DOMAIN
     assert column.tags()["generalised"] == "e-mail -> its domain"
     with pytest.raises(ValueError, match="unknown generalisation 'first letter'.*ZIP3"):

@@ -60,8 +60,10 @@ def test_the_openapi_contract() -> None:
                 schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Refusal"}
     assert set(spec["components"]["schemas"]["Refusal"]["required"]) == {
-        "status", "reason", "quarantine_id",
-    }  # fmt: skip
+        "status",
+        "reason",
+        "quarantine_id",
+    }
 
 
 def test_a_refused_token_is_answered_kept_and_audited_by_the_one_handler() -> None:
@@ -75,8 +77,12 @@ def test_a_refused_token_is_answered_kept_and_audited_by_the_one_handler() -> No
     [(intake, kept, status, reason, subject)] = services.kept
     assert kept == body[:UNAUTHENTICATED_KEEP_BYTES] and intake.truncated
     assert (intake.kind, intake.name, status, reason, subject) == (
-        "file", "olist_sellers", 401, "malformed token", None,
-    )  # fmt: skip
+        "file",
+        "olist_sellers",
+        401,
+        "malformed token",
+        None,
+    )
     [(event_type, payload)] = services.events
     assert event_type == "ingest.rejected" and payload["quarantine_id"] == "q1"
 

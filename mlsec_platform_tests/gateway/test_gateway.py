@@ -52,8 +52,11 @@ def test_a_good_file_lands_with_its_metadata(gateway, uploader, supervisor, sett
 
 
 def test_formula_cells_are_neutralized_but_numbers_are_not(gateway, uploader, supervisor, settings):
-    csv = (SELLERS_HEADER + 's3,=HYPERLINK("x"),@SUM(A1),-12.5\n'
-           + "s4,+cmd|' /C calc'!A0,+55 (11) 91234-5678,\t=1\n")  # fmt: skip
+    csv = (
+        SELLERS_HEADER
+        + 's3,=HYPERLINK("x"),@SUM(A1),-12.5\n'
+        + "s4,+cmd|' /C calc'!A0,+55 (11) 91234-5678,\t=1\n"
+    )
     response = gateway.put("/v1/files/olist_sellers", content=csv.encode(), headers=uploader)
     assert response.status_code == 201
     assert response.json()["neutralized_cells"] == 4
@@ -67,15 +70,35 @@ def test_formula_cells_are_neutralized_but_numbers_are_not(gateway, uploader, su
 
 
 BAD_FILES = {
-    "wrong header": (b"seller,zip,city,state\ns1,1,x,SP\n", "olist_sellers", 422, "header does not match"),
-    "binary disguised as csv": (b"PK\x03\x04" + bytes(range(256)) * 4, "olist_sellers", 415, "zip archive"),
+    "wrong header": (
+        b"seller,zip,city,state\ns1,1,x,SP\n",
+        "olist_sellers",
+        422,
+        "header does not match",
+    ),
+    "binary disguised as csv": (
+        b"PK\x03\x04" + bytes(range(256)) * 4,
+        "olist_sellers",
+        415,
+        "zip archive",
+    ),
     "nul bytes": (SELLERS_HEADER.encode() + b"s1,\x00\x01\x02,x,SP\n", "olist_sellers", 415, "NUL"),
-    "broken utf-8": (SELLERS_HEADER.encode() + b"s1,01001,S\xe3o Paulo,SP\n", "olist_sellers", 422, "not valid UTF-8"),
+    "broken utf-8": (
+        SELLERS_HEADER.encode() + b"s1,01001,S\xe3o Paulo,SP\n",
+        "olist_sellers",
+        422,
+        "not valid UTF-8",
+    ),
     "ragged rows": (SELLERS_HEADER.encode() + b"s1,01001\n", "olist_sellers", 422, "malformed CSV"),
-    "missing key": (SELLERS_HEADER.encode() + b",01001,x,SP\n", "olist_sellers", 422, "seller_id (required)"),
+    "missing key": (
+        SELLERS_HEADER.encode() + b",01001,x,SP\n",
+        "olist_sellers",
+        422,
+        "seller_id (required)",
+    ),
     "unknown source": (GOOD_SELLERS.encode(), "olist_unicorns", 404, "unknown source"),
     "empty": (b"", "olist_sellers", 422, "empty upload"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES), ids=list(BAD_FILES))
@@ -141,11 +164,26 @@ def test_events_are_published_once_per_event_id(gateway, uploader):
 
 BAD_EVENTS = {
     "malformed json": (b'[{"event_id": "x",', "order_status", 400, "malformed JSON"),
-    "schema violation": (json.dumps([_event(status=7)]).encode(), "order_status", 422, "wrong type"),
-    "missing field": (json.dumps([{"event_id": "x"}]).encode(), "order_status", 422, "missing required"),
-    "unknown field": (json.dumps([_event(credit_card="4111")]).encode(), "order_status", 422, "unknown fields credit_card"),
+    "schema violation": (
+        json.dumps([_event(status=7)]).encode(),
+        "order_status",
+        422,
+        "wrong type",
+    ),
+    "missing field": (
+        json.dumps([{"event_id": "x"}]).encode(),
+        "order_status",
+        422,
+        "missing required",
+    ),
+    "unknown field": (
+        json.dumps([_event(credit_card="4111")]).encode(),
+        "order_status",
+        422,
+        "unknown fields credit_card",
+    ),
     "unknown domain": (json.dumps([_event()]).encode(), "payments_v9", 404, "unknown event domain"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", list(BAD_EVENTS), ids=list(BAD_EVENTS))
@@ -164,8 +202,15 @@ def test_bad_events_are_refused_kept_and_audited(
 
 def _forged(settings, endpoints, kind: str) -> str | None:
     now = int(time.time())
-    claims = {"iss": "mlsec-local", "sub": "mallory", "aud": "mlsec-gateway", "iat": now,
-              "nbf": now, "exp": now + 600, "scope": ["upload:*"]}  # fmt: skip
+    claims = {
+        "iss": "mlsec-local",
+        "sub": "mallory",
+        "aud": "mlsec-gateway",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "scope": ["upload:*"],
+    }
     if kind == "missing":
         return None
     if kind == "expired":
@@ -175,8 +220,12 @@ def _forged(settings, endpoints, kind: str) -> str | None:
     if kind == "wrong audience":
         return upload_token(settings, endpoints, "upload:*", audience="mlsec-broker")
     if kind == "wrongly signed":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
-                          headers={"kid": "mlsec-issuer:v1"})  # fmt: skip
+        return jwt.encode(
+            claims,
+            Ed25519PrivateKey.generate(),
+            algorithm="EdDSA",
+            headers={"kid": "mlsec-issuer:v1"},
+        )
     if kind == "alg none":
         return jwt.encode(claims, None, algorithm="none", headers={"kid": "mlsec-issuer:v1"})
     if kind == "hs256 with the public key":
@@ -186,13 +235,25 @@ def _forged(settings, endpoints, kind: str) -> str | None:
         secret = base64.b64decode(public["data"]["keys"]["1"]["public_key"])
         return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": "mlsec-issuer:v1"})
     if kind == "unknown kid":
-        return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA",
-                          headers={"kid": "mlsec-issuer:v99"})  # fmt: skip
+        return jwt.encode(
+            claims,
+            Ed25519PrivateKey.generate(),
+            algorithm="EdDSA",
+            headers={"kid": "mlsec-issuer:v99"},
+        )
     raise AssertionError(kind)
 
 
-TOKEN_ATTACKS = ["missing", "expired", "not yet valid", "wrong audience", "wrongly signed",
-                 "alg none", "hs256 with the public key", "unknown kid"]  # fmt: skip
+TOKEN_ATTACKS = [
+    "missing",
+    "expired",
+    "not yet valid",
+    "wrong audience",
+    "wrongly signed",
+    "alg none",
+    "hs256 with the public key",
+    "unknown kid",
+]
 
 
 @pytest.mark.parametrize("attack", TOKEN_ATTACKS)
@@ -207,16 +268,24 @@ def test_bad_tokens_are_refused_and_the_upload_kept(
     )
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"] == "Bearer"
-    _assert_kept(response.json(), GOOD_SELLERS.encode(), supervisor, settings, superuser_dsn, seq,
-                 "gateway/file/olist_sellers/")  # fmt: skip
+    _assert_kept(
+        response.json(),
+        GOOD_SELLERS.encode(),
+        supervisor,
+        settings,
+        superuser_dsn,
+        seq,
+        "gateway/file/olist_sellers/",
+    )
 
 
 def test_a_token_without_the_scope_is_forbidden(gateway, settings, endpoints):
     token = upload_token(settings, endpoints, "upload:olist_orders")
     response = gateway.put(
-        "/v1/files/olist_sellers", content=GOOD_SELLERS.encode(),
+        "/v1/files/olist_sellers",
+        content=GOOD_SELLERS.encode(),
         headers={"Authorization": f"Bearer {token}"},
-    )  # fmt: skip
+    )
     assert response.status_code == 403
     assert "does not grant upload:olist_sellers" in response.json()["reason"]
 
@@ -238,8 +307,15 @@ def test_without_a_token_only_the_first_megabyte_is_kept(
     seq = audit_head(superuser_dsn)
     response = gateway.put("/v1/files/olist_sellers", content=body)
     assert response.status_code == 401
-    _assert_kept(response.json(), body[:UNAUTHENTICATED_KEEP_BYTES], supervisor, settings,
-                 superuser_dsn, seq, "gateway/file/olist_sellers/")  # fmt: skip
+    _assert_kept(
+        response.json(),
+        body[:UNAUTHENTICATED_KEEP_BYTES],
+        supervisor,
+        settings,
+        superuser_dsn,
+        seq,
+        "gateway/file/olist_sellers/",
+    )
 
 
 def test_a_forbidden_upload_is_audited_with_its_subject(
@@ -247,8 +323,11 @@ def test_a_forbidden_upload_is_audited_with_its_subject(
 ):
     token = upload_token(settings, endpoints, "upload:olist_orders", subject="carol")
     seq = audit_head(superuser_dsn)
-    response = gateway.put("/v1/files/olist_sellers", content=GOOD_SELLERS.encode(),
-                           headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    response = gateway.put(
+        "/v1/files/olist_sellers",
+        content=GOOD_SELLERS.encode(),
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 403
     [event] = audit_events(superuser_dsn, "ingest.rejected", seq)
     assert event["subject"] == "carol" and event["status"] == 403

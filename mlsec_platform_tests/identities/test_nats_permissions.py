@@ -18,8 +18,13 @@ async def _attempt(url: str, credentials: dict, action) -> list[str]:
     async def record(exc: Exception) -> None:
         errors.append(str(exc))
 
-    nc = await nats.connect(url, user=credentials["user"], password=credentials["password"],
-                            error_cb=record, max_reconnect_attempts=0)  # fmt: skip
+    nc = await nats.connect(
+        url,
+        user=credentials["user"],
+        password=credentials["password"],
+        error_cb=record,
+        max_reconnect_attempts=0,
+    )
     try:
         await action(nc)
         await nc.flush()

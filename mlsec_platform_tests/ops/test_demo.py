@@ -26,7 +26,10 @@ def test_demo_materializes_the_graph_and_verifies_the_audit_chain(demo_output):
 def test_demo_ends_with_next_steps_a_newcomer_can_copy(demo_output, settings):
     steps = demo_output[demo_output.index("Next steps") :]
     assert "http://127.0.0.1:3000" in steps
-    assert f"mlsec broker &     # the Access Broker on http://127.0.0.1:{settings.broker_port}" in steps
+    assert (
+        f"mlsec broker &     # the Access Broker on http://127.0.0.1:{settings.broker_port}"
+        in steps
+    )
     assert "mlsec gateway &" in steps and "mlsec down" in steps
     assert "mlsec token issue --audience mlsec-broker --subject ana --group analysts" in steps
     # The demo ran in its own state folder: the steps say so, or they would reach another stack.
@@ -78,8 +81,12 @@ def _texts_that_must_be_clean(settings, demo_output: str) -> dict[str, str]:
         if path.is_file():
             texts[f"repo:{name}"] = path.read_text(errors="replace")
     state = settings.root
-    for folder in (state / "logs", state / "openbao" / "audit", state / "postgres" / "log",
-                   settings.dagster_home):  # fmt: skip
+    for folder in (
+        state / "logs",
+        state / "openbao" / "audit",
+        state / "postgres" / "log",
+        settings.dagster_home,
+    ):
         for path in folder.rglob("*"):
             if path.is_file():
                 texts[f"state:{path.relative_to(state)}"] = path.read_text(errors="replace")
@@ -117,8 +124,11 @@ def test_demo_fails_clearly_without_a_stack(tmp_path, monkeypatch):
     monkeypatch.setenv("MLSEC_STATE_DIR", str(tmp_path / "nothing-here"))
     result = subprocess.run(
         [str(Path(__import__("sys").executable).parent / "mlsec"), "bootstrap"],
-        capture_output=True, text=True, env={**__import__("os").environ}, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ},
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "no running local stack" in result.stderr and "mlsec up" in result.stderr
     assert "Traceback" not in result.stderr

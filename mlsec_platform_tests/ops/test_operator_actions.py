@@ -36,20 +36,29 @@ def test_unknown_names_are_refused_with_the_known_ones(stack):
     assert issubclass(UnknownIdentity, UnknownName) and issubclass(UnknownSource, UnknownName)
 
 
-BROKER = {"audience": BROKER_AUDIENCE, "groups": ("ops",), "project": "fraud",
-          "purpose": "fraud_prevention", "clearance": "restricted"}  # fmt: skip
+BROKER = {
+    "audience": BROKER_AUDIENCE,
+    "groups": ("ops",),
+    "project": "fraud",
+    "purpose": "fraud_prevention",
+    "clearance": "restricted",
+}
 
 
 @pytest.mark.parametrize(
     "options, refusal",
     [
-        ({"audience": BROKER_AUDIENCE, "groups": ("g",)},
-         "a broker token needs --project, --purpose, --clearance"),
+        (
+            {"audience": BROKER_AUDIENCE, "groups": ("g",)},
+            "a broker token needs --project, --purpose, --clearance",
+        ),
         ({**BROKER, "scopes": ("upload:*",)}, "--scope is for gateway tokens, not broker tokens"),
-        ({"scopes": ("upload:*",), "project": "p", "entitlements": ("reveal",)},
-         "--project, --entitlement: for broker tokens (--audience mlsec-broker)"),
+        (
+            {"scopes": ("upload:*",), "project": "p", "entitlements": ("reveal",)},
+            "--project, --entitlement: for broker tokens (--audience mlsec-broker)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_token_requests_carry_the_claims_of_their_audience(options, refusal):
     with pytest.raises(TokenOptionsMismatch, match=f"^{re.escape(refusal)}$"):
         TokenRequest("alice", **options).check()

@@ -79,8 +79,12 @@ def test_the_readme_tutorial_runs_as_written(demo_output, settings, tmp_path) ->
     env = {**os.environ, "MLSEC_STATE_DIR": str(settings.root)}
     result = subprocess.run(
         ["bash", "-c", script_of(blocks)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     outputs = dict(re.findall(r"@@begin (\d+)\n(.*?)@@end \1 ", result.stdout, re.S))
     statuses = dict(re.findall(r"@@end (\d+) (\d+)", result.stdout))
     defects = []

@@ -72,14 +72,26 @@ def test_a_transform_that_tokenizes_itself_or_drops_a_clear_column_is_refused():
 
 def test_an_entry_keeping_an_identifier_clear_beside_its_token_is_refused():
     spec = DatasetSpec(
-        Zone.SILVER, "leaky", "customers", "A clear CPF next to its token.",
+        Zone.SILVER,
+        "leaky",
+        "customers",
+        "A clear CPF next to its token.",
         (
             ColumnSpec("member_cpf", pa.string(), "CPF, clear."),
-            ColumnSpec("cpf_token", pa.string(), "Token.", pii=PiiKind.DIRECT, mask=Mask.REDACT,
-                       tokenized=True, from_column="member_cpf", token_domain="customers"),
+            ColumnSpec(
+                "cpf_token",
+                pa.string(),
+                "Token.",
+                pii=PiiKind.DIRECT,
+                mask=Mask.REDACT,
+                tokenized=True,
+                from_column="member_cpf",
+                token_domain="customers",
+            ),
         ),
-        key=("cpf_token",), purposes=frozenset({Purpose.FRAUD}),
-    )  # fmt: skip
+        key=("cpf_token",),
+        purposes=frozenset({Purpose.FRAUD}),
+    )
     with pytest.raises(PrivacyPlanError, match="'member_cpf' is also a column of the dataset"):
         PrivacyPlan.of(spec)
 

@@ -94,14 +94,26 @@ def test_value_rules_and_nulls_fail_on_arrow_backed_frames():
 
 def test_a_dataset_without_value_rules_is_checked_on_its_catalog_alone():
     spec = DatasetSpec(
-        Zone.SILVER, "members", "customers", "A dataset no one wrote value rules for.",
+        Zone.SILVER,
+        "members",
+        "customers",
+        "A dataset no one wrote value rules for.",
         (
             ColumnSpec("member_id", pa.string(), "Id.", nullable=False),
-            ColumnSpec("cpf_token", pa.string(), "Token.", pii=PiiKind.DIRECT, mask=Mask.REDACT,
-                       tokenized=True, from_column="member_cpf", token_domain="customers"),
+            ColumnSpec(
+                "cpf_token",
+                pa.string(),
+                "Token.",
+                pii=PiiKind.DIRECT,
+                mask=Mask.REDACT,
+                tokenized=True,
+                from_column="member_cpf",
+                token_domain="customers",
+            ),
         ),
-        key=("member_id",), purposes=frozenset({Purpose.FRAUD}),
-    )  # fmt: skip
+        key=("member_id",),
+        purposes=frozenset({Purpose.FRAUD}),
+    )
     table = pa.table({"member_id": ["m1", "m1", None], "cpf_token": ["vault:v1:QQ==", "123", None]})
     with pytest.raises(pandera.errors.SchemaErrors) as caught:
         schema_for(spec).validate(validation_frame(table), lazy=True)

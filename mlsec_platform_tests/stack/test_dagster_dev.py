@@ -32,9 +32,12 @@ def test_definitions_validate_needs_no_stack(tmp_path):
     env = {k: v for k, v in developer_environment().items() if not k.startswith("MLSEC_")}
     result = subprocess.run(
         [str(DAGSTER), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, env={**env, "MLSEC_STATE_DIR": str(state)},
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**env, "MLSEC_STATE_DIR": str(state)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "All code locations passed validation" in output

@@ -23,9 +23,8 @@ def resources(settings, supervisor):
 
 def _materialization(result: dg.ExecuteInProcessResult, key: str) -> dg.AssetMaterialization:
     [event] = [
-        e for e in result.get_asset_materialization_events()
-        if e.asset_key.to_user_string() == key
-    ]  # fmt: skip
+        e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key
+    ]
     return event.event_specific_data.materialization
 
 
@@ -104,8 +103,9 @@ def test_a_run_reads_its_own_commit_from_memory_and_anything_newer_from_storage(
         first = read_snapshot(lake_pipeline, Zone.SILVER, "committed_probe")
         seen["first"] = (isinstance(first.dataset, ds.InMemoryDataset), first.table)
         # Another commit lands between this run's commit and its next read.
-        write_deltalake(uri, rows.slice(0, 1), mode="overwrite",
-                        storage_options=lake_pipeline.storage_options())  # fmt: skip
+        write_deltalake(
+            uri, rows.slice(0, 1), mode="overwrite", storage_options=lake_pipeline.storage_options()
+        )
         second = read_snapshot(lake_pipeline, Zone.SILVER, "committed_probe")
         seen["second"] = (isinstance(second.dataset, ds.InMemoryDataset), second.table)
         seen["cached"] = len(lake_pipeline.committed)

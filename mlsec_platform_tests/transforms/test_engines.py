@@ -24,8 +24,15 @@ from mlsec_platform.transforms.silver import SILVER_TRANSFORMS
 
 OUTPUTS = [*(f"gold/{name}" for name in GOLD_QUERIES), "features/customer_rfm"]
 #: The Silver inputs of Gold, inputs of a transform before the transform.
-SILVER_INPUTS = ("product_categories", "customers", "orders", "order_items", "order_reviews",
-                 "products", "sellers")  # fmt: skip
+SILVER_INPUTS = (
+    "product_categories",
+    "customers",
+    "orders",
+    "order_items",
+    "order_reviews",
+    "products",
+    "sellers",
+)
 #: A test key: tokens are real transit-shaped ciphertexts, of no key the stack holds.
 TOKENIZER = Tokenizer(bytes(range(32)), 1, workers=1)
 MATERIALIZED_AT = datetime(2024, 1, 1, tzinfo=UTC)

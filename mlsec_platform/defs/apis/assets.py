@@ -48,8 +48,15 @@ def _result(commit, rows: int, **metadata) -> dg.MaterializeResult:
     )
 
 
-def _commit(lake: S3LakeResource, source: str, connector: tuple[str, str], batch: str,
-            data: pa.Table, run_id: str, table=None):  # fmt: skip
+def _commit(
+    lake: S3LakeResource,
+    source: str,
+    connector: tuple[str, str],
+    batch: str,
+    data: pa.Table,
+    run_id: str,
+    table=None,
+):
     commit = commit_raw_batch(
         lake,
         data,
@@ -66,9 +73,15 @@ def _commit(lake: S3LakeResource, source: str, connector: tuple[str, str], batch
     )
     lake.audit.emit(
         "raw.committed",
-        {"source": source, "batch_id": batch, "rows": commit.rows, "delta_version": commit.version,
-         "connector": connector[0], "connector_version": connector[1]},
-    )  # fmt: skip
+        {
+            "source": source,
+            "batch_id": batch,
+            "rows": commit.rows,
+            "delta_version": commit.version,
+            "connector": connector[0],
+            "connector_version": connector[1],
+        },
+    )
     return commit
 
 
@@ -147,8 +160,9 @@ def openweather_current(
     finally:
         client.close()
     batch = f"owm-{datetime.now(UTC):%Y%m%dT%H}"
-    commit = _commit(lake_connector, OPENWEATHER_SOURCE, openweather.CONNECTOR, batch, data,
-                     context.run.run_id)  # fmt: skip
+    commit = _commit(
+        lake_connector, OPENWEATHER_SOURCE, openweather.CONNECTOR, batch, data, context.run.run_id
+    )
     return _result(commit, data.num_rows, cities=len(cities))
 
 

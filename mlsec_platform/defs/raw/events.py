@@ -125,10 +125,12 @@ async def _consume(
                 pa.array(timestamps, pa.timestamp("ns", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ"
             )
             data = pa.table(
-                {**{n: pa.array(v, pa.string()) for n, v in columns.items()},
-                 "_stream_seq": pa.array(sequences, pa.int64()).cast(pa.string()),
-                 "_nats_received_at": received}
-            )  # fmt: skip
+                {
+                    **{n: pa.array(v, pa.string()) for n, v in columns.items()},
+                    "_stream_seq": pa.array(sequences, pa.int64()).cast(pa.string()),
+                    "_nats_received_at": received,
+                }
+            )
             result.commit = commit_raw_batch(
                 lake,
                 data,
@@ -188,19 +190,37 @@ def ingest_event_batch(
 
 def _quarantine_events(lake: S3LakeResource, contract, batch_id: str, rejects) -> None:
     lines = [
-        json.dumps({"reason": reason, "stream_seq": msg.metadata.sequence.stream,
-                    "payload": msg.data.decode("utf-8", errors="replace")})
+        json.dumps(
+            {
+                "reason": reason,
+                "stream_seq": msg.metadata.sequence.stream,
+                "payload": msg.data.decode("utf-8", errors="replace"),
+            }
+        )
         for msg, reason in rejects
-    ]  # fmt: skip
+    ]
     record = {"batch_id": batch_id, "events": len(rejects), "reason": rejects[0][1]}
     payload = "\n".join(lines).encode()
-    quarantine.keep(lake, stage="connector", kind="events", name=contract.domain,
-                    entry_id=batch_id, payload=payload, record=record)  # fmt: skip
+    quarantine.keep(
+        lake,
+        stage="connector",
+        kind="events",
+        name=contract.domain,
+        entry_id=batch_id,
+        payload=payload,
+        record=record,
+    )
     lake.audit.emit(
         "ingest.rejected",
-        {"kind": "events", "name": contract.domain, "batch_id": batch_id, "stage": "connector",
-         "events": len(rejects), "reason": rejects[0][1]},
-    )  # fmt: skip
+        {
+            "kind": "events",
+            "name": contract.domain,
+            "batch_id": batch_id,
+            "stage": "connector",
+            "events": len(rejects),
+            "reason": rejects[0][1],
+        },
+    )
 
 
 def partitions_for(contract: EventContract) -> dg.DynamicPartitionsDefinition:
@@ -222,8 +242,11 @@ def raw_events_asset(contract: EventContract) -> dg.AssetsDefinition:
             f"pulled from JetStream, deduplicated by event_id; written by `connector`."
         ),
     )
-    def _raw(context: dg.AssetExecutionContext, lake_connector: S3LakeResource,
-             nats_connector: NatsResource):  # fmt: skip
+    def _raw(
+        context: dg.AssetExecutionContext,
+        lake_connector: S3LakeResource,
+        nats_connector: NatsResource,
+    ):
         result = ingest_event_batch(
             lake_connector,
             nats_connector,
@@ -235,12 +258,17 @@ def raw_events_asset(contract: EventContract) -> dg.AssetsDefinition:
         commit = result.commit
         lake_connector.audit.emit(
             "raw.committed",
-            {"source": contract.source, "batch_id": context.partition_key,
-             "rows": result.committed_rows, "duplicates": result.duplicates,
-             "quarantined": result.quarantined,
-             "delta_version": commit.version if commit else None,
-             "connector": CONNECTOR, "connector_version": CONNECTOR_VERSION},
-        )  # fmt: skip
+            {
+                "source": contract.source,
+                "batch_id": context.partition_key,
+                "rows": result.committed_rows,
+                "duplicates": result.duplicates,
+                "quarantined": result.quarantined,
+                "delta_version": commit.version if commit else None,
+                "connector": CONNECTOR,
+                "connector_version": CONNECTOR_VERSION,
+            },
+        )
         metadata = {
             "fetched": result.fetched,
             "rows": result.committed_rows,
@@ -296,11 +324,15 @@ def nats_events_sensor(
         in_flight = context.instance.get_runs(
             filters=dg.RunsFilter(
                 tags={"mlsec/connector": CONNECTOR, "mlsec/domain": domain},
-                statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-                          dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+                statuses=[
+                    dg.DagsterRunStatus.QUEUED,
+                    dg.DagsterRunStatus.NOT_STARTED,
+                    dg.DagsterRunStatus.STARTING,
+                    dg.DagsterRunStatus.STARTED,
+                ],
             ),
             limit=1,
-        )  # fmt: skip
+        )
         if in_flight or not pending_events(nats_connector, domain):
             continue
         batch = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{domain}-{uuid.uuid4().hex[:8]}"

@@ -94,15 +94,25 @@ def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
             _move_to_processed(s3, landing, key)
             lake_connector.audit.emit(
                 "raw.duplicate_batch",
-                {"source": contract.name, "batch_id": batch, "duplicate_of": duplicate_of,
-                 "sha256": digest},
-            )  # fmt: skip
+                {
+                    "source": contract.name,
+                    "batch_id": batch,
+                    "duplicate_of": duplicate_of,
+                    "sha256": digest,
+                },
+            )
             context.log.warning(f"{contract.name}/{batch} has the content of {duplicate_of}")
             return dg.MaterializeResult(
-                metadata={"rows": 0, "dagster/row_count": 0, "duplicate_of": duplicate_of,
-                          "sha256": digest, "batch_id": batch, "connector": CONNECTOR,
-                          "connector_version": CONNECTOR_VERSION},
-            )  # fmt: skip
+                metadata={
+                    "rows": 0,
+                    "dagster/row_count": 0,
+                    "duplicate_of": duplicate_of,
+                    "sha256": digest,
+                    "batch_id": batch,
+                    "connector": CONNECTOR,
+                    "connector_version": CONNECTOR_VERSION,
+                },
+            )
         commit = commit_raw_batch(
             lake_connector,
             table,
@@ -120,10 +130,17 @@ def raw_file_asset(contract: SourceContract) -> dg.AssetsDefinition:
         _move_to_processed(s3, landing, key)
         lake_connector.audit.emit(
             "raw.committed",
-            {"source": contract.name, "batch_id": batch, "rows": commit.rows,
-             "delta_version": commit.version, "already_committed": commit.already_committed,
-             "connector": CONNECTOR, "connector_version": CONNECTOR_VERSION, "sha256": digest},
-        )  # fmt: skip
+            {
+                "source": contract.name,
+                "batch_id": batch,
+                "rows": commit.rows,
+                "delta_version": commit.version,
+                "already_committed": commit.already_committed,
+                "connector": CONNECTOR,
+                "connector_version": CONNECTOR_VERSION,
+                "sha256": digest,
+            },
+        )
         return dg.MaterializeResult(
             metadata={
                 **commit.metadata(),
@@ -146,9 +163,11 @@ def _move_to_processed(s3, landing: str, key: str) -> None:
         return  # a re-run: already moved
     processed = key.replace("incoming/", "processed/", 1)
     s3.copy_object(
-        Bucket=landing, Key=processed, CopySource={"Bucket": landing, "Key": key},
+        Bucket=landing,
+        Key=processed,
+        CopySource={"Bucket": landing, "Key": key},
         MetadataDirective="COPY",
-    )  # fmt: skip
+    )
     s3.delete_object(Bucket=landing, Key=key)
 
 
@@ -156,12 +175,21 @@ def _quarantine(
     lake: S3LakeResource, s3, source: str, batch: str, key: str, body: bytes, reason: str
 ):
     record = {"source": source, "batch_id": batch, "landing_key": key, "reason": reason}
-    quarantine.keep(lake, stage="connector", kind="file", name=source, entry_id=batch,
-                    payload=body, record=record)  # fmt: skip
+    quarantine.keep(
+        lake,
+        stage="connector",
+        kind="file",
+        name=source,
+        entry_id=batch,
+        payload=body,
+        record=record,
+    )
     landing = lake.bucket(Zone.LANDING)
     s3.delete_object(Bucket=landing, Key=key)
-    lake.audit.emit("ingest.rejected", {"kind": "file", "name": source, "batch_id": batch,
-                                        "reason": reason, "stage": "connector"})  # fmt: skip
+    lake.audit.emit(
+        "ingest.rejected",
+        {"kind": "file", "name": source, "batch_id": batch, "reason": reason, "stage": "connector"},
+    )
 
 
 def raw_file_assets() -> dict[str, dg.AssetsDefinition]:

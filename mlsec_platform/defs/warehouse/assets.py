@@ -57,11 +57,15 @@ TARGETS = [
     *(Target(dataset(f"gold/{n}"), "gold", n) for n in [*GOLD_QUERIES, "dim_date"]),
     # Each feature group's online store: the latest row per entity, keyed by the entity.
     *(
-        Target(spec, spec.feature_group.online_schema, spec.feature_group.online_name,
-               (spec.feature_group.entity,))
+        Target(
+            spec,
+            spec.feature_group.online_schema,
+            spec.feature_group.online_name,
+            (spec.feature_group.entity,),
+        )
         for spec in FEATURE_GROUPS.values()
     ),
-]  # fmt: skip
+]
 BY_KEY = {t.key: t for t in TARGETS}
 
 
@@ -101,9 +105,15 @@ def warehouse_loads(
         data = target.rows(snapshot)
         with warehouse.connection() as conn:
             result = load_table(
-                conn, target.source, data, schema=target.schema, name=target.name,
-                delta_version=snapshot.version, run_id=run_id, index=target.index,
-            )  # fmt: skip
+                conn,
+                target.source,
+                data,
+                schema=target.schema,
+                name=target.name,
+                delta_version=snapshot.version,
+                run_id=run_id,
+                index=target.index,
+            )
         return target, snapshot, result
 
     # S3 keys and the warehouse login are fetched (and audited) here, once, so the loading
@@ -120,9 +130,13 @@ def warehouse_loads(
     for target, snapshot, result in done:
         lake_pipeline.audit.emit(
             "warehouse.loaded",
-            {"table": f"{target.schema}.{target.name}", "rows": result.rows,
-             "source": target.source.id, "delta_version": snapshot.version},
-        )  # fmt: skip
+            {
+                "table": f"{target.schema}.{target.name}",
+                "rows": result.rows,
+                "source": target.source.id,
+                "delta_version": snapshot.version,
+            },
+        )
         yield dg.MaterializeResult(
             asset_key=target.key,
             metadata={

@@ -39,9 +39,15 @@ async def publish_events(
     await run_in_threadpool(
         services.audit.emit,
         "ingest.accepted",
-        {"kind": "events", "name": domain, "events": len(events), "duplicates": duplicates,
-         "sha256": admitted.intake.sha256, "subject": admitted.subject},
-    )  # fmt: skip
+        {
+            "kind": "events",
+            "name": domain,
+            "events": len(events),
+            "duplicates": duplicates,
+            "sha256": admitted.intake.sha256,
+            "subject": admitted.subject,
+        },
+    )
     return EventsAccepted(
         domain=domain,
         subject=stream_subject,

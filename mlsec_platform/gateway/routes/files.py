@@ -50,9 +50,16 @@ async def upload_file(source: str, upload: AdmittedInput, services: Services) ->
     await run_in_threadpool(
         services.audit.emit,
         "ingest.accepted",
-        {"kind": "file", "name": source, "batch_id": batch, "rows": table.num_rows,
-         "sha256": arrived.sha256, "subject": upload.subject, "landing_key": key},
-    )  # fmt: skip
+        {
+            "kind": "file",
+            "name": source,
+            "batch_id": batch,
+            "rows": table.num_rows,
+            "sha256": arrived.sha256,
+            "subject": upload.subject,
+            "landing_key": key,
+        },
+    )
     return FileAccepted(
         batch_id=batch,
         source=source,

@@ -113,10 +113,14 @@ def bootstrap(
     # The broker's own keys (keyed-hash masking, cursor signing): made once, kept on re-runs,
     # so masked values and issued cursors stay valid across restarts.
     if not read_kv_safe(vault, BROKER_KEYS):
-        write_kv(vault, BROKER_KEYS, {
-            "masking_hash_key": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "cursor_signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
-        })  # fmt: skip
+        write_kv(
+            vault,
+            BROKER_KEYS,
+            {
+                "masking_hash_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "cursor_signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            },
+        )
     # Each workload's NATS login goes to OpenBao; the platform (admin) login stays here.
     nats_credentials = read_secret_json(settings.secrets_dir / "nats-platform.json")
     for user in ("gateway", "connector"):

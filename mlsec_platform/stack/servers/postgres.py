@@ -88,12 +88,22 @@ class PostgresServer(ManagedServer):
                 os.chown(pwfile, entry.pw_uid, entry.pw_gid)
             subprocess.run(
                 [
-                    str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER,
-                    "--auth-host=scram-sha-256", "--auth-local=scram-sha-256",
-                    f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8",
+                    str(POSTGRES_BIN_PATH / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "-U",
+                    SUPERUSER,
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
                 ],
-                check=True, capture_output=True, timeout=120, **self._run_as(),
-            )  # fmt: skip
+                check=True,
+                capture_output=True,
+                timeout=120,
+                **self._run_as(),
+            )
         except subprocess.CalledProcessError as exc:
             raise ServerError(f"initdb failed: {exc.stderr.decode(errors='replace')}") from None
         finally:
@@ -124,11 +134,24 @@ class PostgresServer(ManagedServer):
             try:
                 subprocess.run(
                     [
-                        str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60",
-                        "-l", str(self.log_file), "-o", options, "start",
+                        str(POSTGRES_BIN_PATH / "pg_ctl"),
+                        "-D",
+                        str(self.pgdata),
+                        "-w",
+                        "-t",
+                        "60",
+                        "-l",
+                        str(self.log_file),
+                        "-o",
+                        options,
+                        "start",
                     ],
-                    check=True, capture_output=True, timeout=90, cwd=self.home, **self._run_as(),
-                )  # fmt: skip
+                    check=True,
+                    capture_output=True,
+                    timeout=90,
+                    cwd=self.home,
+                    **self._run_as(),
+                )
             except subprocess.CalledProcessError:
                 raise ServerError(f"PostgreSQL did not start; see {self.log_file}") from None
         self.wait_healthy()
@@ -138,8 +161,12 @@ class PostgresServer(ManagedServer):
             return
         result = subprocess.run(
             [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
-            capture_output=True, text=True, timeout=60, cwd=self.home, **self._run_as(),
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.home,
+            **self._run_as(),
+        )
         if result.returncode != 0 and self.is_running():
             raise ServerError(f"PostgreSQL did not stop: {result.stderr.strip()}")
 

@@ -64,20 +64,30 @@ class SeaweedFSServer(ManagedServer):
     def command(self) -> list[str]:
         p = self.ports
         return [
-            weed_binary(), "server",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            weed_binary(),
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
             f"-dir={self.home / 'data'}",
-            f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
-            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
-            f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
-            "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master_grpc']}",
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            "-s3",
+            f"-s3.port={p['s3']}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
             "-s3.iam.readOnly=false",
-            "-master.volumeSizeLimitMB=1024", f"-volume.max={MAX_VOLUMES}",
+            "-master.volumeSizeLimitMB=1024",
+            f"-volume.max={MAX_VOLUMES}",
             # One master: no peers to wait for before electing itself, and no load balancer
             # to drain before the volume server stops.
-            "-master.electionTimeout=1s", "-volume.preStopSeconds=0",
-        ]  # fmt: skip
+            "-master.electionTimeout=1s",
+            "-volume.preStopSeconds=0",
+        ]
 
     def _ready(self) -> bool:
         requests.get(self.endpoint, timeout=2)
@@ -96,13 +106,18 @@ class SeaweedFSServer(ManagedServer):
         )
         result = subprocess.run(
             [
-                weed_binary(), "shell",
+                weed_binary(),
+                "shell",
                 # host:port.grpc, since the gRPC ports are not the default port + 10000
                 f"-master=127.0.0.1:{self.ports['master']}.{self.ports['master_grpc']}",
                 f"-filer=127.0.0.1:{self.ports['filer']}.{self.ports['filer_grpc']}",
             ],
-            input=script, capture_output=True, text=True, timeout=60, cwd=self.home,
-        )  # fmt: skip
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=self.home,
+        )
         if result.returncode != 0 or ADMIN_USER not in result.stdout:
             # Never echo the script or output: both contain the new admin secret.
             raise ServerError(f"could not create the SeaweedFS admin identity; see {self.log_file}")

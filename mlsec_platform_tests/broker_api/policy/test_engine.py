@@ -75,8 +75,12 @@ def test_unknown_column_is_400_naming_it(engine: PolicyEngine, where: str) -> No
 
 def test_shape_errors_are_400(engine: PolicyEngine) -> None:
     denied(engine.decide(who("analysts"), "gold/dim_date", []), 400, "at least one column")
-    denied(engine.decide(who("analysts"), "gold/dim_date", ["year", "year"]), 400, "'year'",
-           "more than once")  # fmt: skip
+    denied(
+        engine.decide(who("analysts"), "gold/dim_date", ["year", "year"]),
+        400,
+        "'year'",
+        "more than once",
+    )
 
 
 def test_without_a_role_columns_cannot_be_probed(engine: PolicyEngine) -> None:

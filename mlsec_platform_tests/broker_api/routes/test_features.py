@@ -9,9 +9,14 @@ from mlsec_platform_tests.broker_api.conftest import bearer, post_query
 
 
 def _tokens(http, mint, n: int) -> list[str]:
-    rows = post_query(http, mint("analyst_conf"), dataset="gold/dim_customer",
-                      columns=["customer_token"], limit=n,
-                      filters=[{"column": "orders", "op": "gte", "value": 2}]).json()["rows"]  # fmt: skip
+    rows = post_query(
+        http,
+        mint("analyst_conf"),
+        dataset="gold/dim_customer",
+        columns=["customer_token"],
+        limit=n,
+        filters=[{"column": "orders", "op": "gte", "value": 2}],
+    ).json()["rows"]
     return [r["customer_token"] for r in rows]
 
 
@@ -33,10 +38,16 @@ def test_feature_vector_reads_the_online_store(http, mint) -> None:
 
 def test_feature_vector_respects_project_scope_in_the_warehouse(http, mint) -> None:
     tokens = _tokens(http, mint, 200)
-    everyone = http.get("/feature/vector", params={"group": "customer_rfm", "entity": tokens[:100]},
-                        headers=bearer(mint("analyst_conf"))).json()  # fmt: skip
-    sp = http.get("/feature/vector", params={"group": "customer_rfm", "entity": tokens[:100]},
-                  headers=bearer(mint("analyst_sp"))).json()  # fmt: skip
+    everyone = http.get(
+        "/feature/vector",
+        params={"group": "customer_rfm", "entity": tokens[:100]},
+        headers=bearer(mint("analyst_conf")),
+    ).json()
+    sp = http.get(
+        "/feature/vector",
+        params={"group": "customer_rfm", "entity": tokens[:100]},
+        headers=bearer(mint("analyst_sp")),
+    ).json()
     assert {v["customer_state"] for v in sp["vectors"]} <= {"SP"}
     assert len(sp["vectors"]) == sum(v["customer_state"] == "SP" for v in everyone["vectors"])
 
@@ -46,21 +57,31 @@ def test_historical_is_point_in_time_correct(http, mint, curated) -> None:
     # A customer with feature rows in at least two months (tokens, and so the order of
     # customers, differ from stack to stack: look for one rather than take the first).
     for customer in _tokens(http, mint, 50):
-        history = post_query(http, token, dataset="features/customer_rfm",
-                             columns=["event_timestamp", "frequency", "monetary"],
-                             filters=[{"column": "customer_token", "op": "eq", "value": customer}],
-                             order_by=[{"column": "event_timestamp"}]).json()["rows"]  # fmt: skip
+        history = post_query(
+            http,
+            token,
+            dataset="features/customer_rfm",
+            columns=["event_timestamp", "frequency", "monetary"],
+            filters=[{"column": "customer_token", "op": "eq", "value": customer}],
+            order_by=[{"column": "event_timestamp"}],
+        ).json()["rows"]
         if len(history) >= 2:
             break
     assert len(history) >= 2
     first = datetime.fromisoformat(history[0]["event_timestamp"])
     second = datetime.fromisoformat(history[1]["event_timestamp"])
     asks = [first - timedelta(days=1), first, second - timedelta(seconds=1), second]
-    response = http.post("/feature/historical", headers=bearer(token), json={
-        "group": "customer_rfm", "features": ["frequency", "monetary"],
-        "entities": [{"customer_token": customer, "event_timestamp": a.isoformat()}
-                     for a in asks],
-    })  # fmt: skip
+    response = http.post(
+        "/feature/historical",
+        headers=bearer(token),
+        json={
+            "group": "customer_rfm",
+            "features": ["frequency", "monetary"],
+            "entities": [
+                {"customer_token": customer, "event_timestamp": a.isoformat()} for a in asks
+            ],
+        },
+    )
     assert response.status_code == 200, response.text
     rows = response.json()["rows"]
     assert rows[0]["frequency"] is None  # nothing known yet

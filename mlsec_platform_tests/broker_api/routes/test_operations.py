@@ -10,6 +10,10 @@ def test_metrics_and_health(http) -> None:
     families = list(text_string_to_metric_families(http.get("/metrics").text))
     assert any("requests" in f.name for f in families)
     # /health was answered only after its audit event committed, so that commit is counted.
-    commits = [s.value for f in families for s in f.samples
-               if s.name == "broker_audit_commit_seconds_count"]  # fmt: skip
+    commits = [
+        s.value
+        for f in families
+        for s in f.samples
+        if s.name == "broker_audit_commit_seconds_count"
+    ]
     assert commits and commits[0] >= 1

@@ -43,8 +43,12 @@ def test_over_limit_is_refused_and_rate_limit_answers_429(http, mint) -> None:
     assert int(limited[0].headers["Retry-After"]) >= 1
 
 
-PAYLOADS = ["x' OR '1'='1", "'; DROP TABLE snapshot; --", 'a" OR "1"="1',
-            "1 UNION SELECT current_setting('s3_secret_access_key')"]  # fmt: skip
+PAYLOADS = [
+    "x' OR '1'='1",
+    "'; DROP TABLE snapshot; --",
+    'a" OR "1"="1',
+    "1 UNION SELECT current_setting('s3_secret_access_key')",
+]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -57,18 +61,27 @@ def test_injection_is_refused_or_plain_data(http, mint, payload) -> None:
     assert post_query(http, token, columns=[payload]).status_code == 400
     assert post_query(http, token, dataset=payload).status_code == 400
     assert post_query(http, token, order_by=[{"column": payload}]).status_code == 400
-    assert post_query(http, token, filters=[{"column": payload, "op": "eq", "value": 1}]
-                      ).status_code == 400  # fmt: skip
-    assert post_query(http, token, filters=[{"column": "order_id", "op": payload, "value": 1}]
-                      ).status_code == 400  # fmt: skip
+    assert (
+        post_query(http, token, filters=[{"column": payload, "op": "eq", "value": 1}]).status_code
+        == 400
+    )
+    assert (
+        post_query(
+            http, token, filters=[{"column": "order_id", "op": payload, "value": 1}]
+        ).status_code
+        == 400
+    )
     # The table is still there.
     assert post_query(http, token, limit=1).status_code == 200
 
 
 def test_cursor_pages_partition_the_filtered_rows(http, mint) -> None:
     token = mint("analyst")
-    body = {"columns": ["order_id", "order_item_id"], "limit": 1000,
-            "filters": [{"column": "customer_state", "op": "eq", "value": "AC"}]}  # fmt: skip
+    body = {
+        "columns": ["order_id", "order_item_id"],
+        "limit": 1000,
+        "filters": [{"column": "customer_state", "op": "eq", "value": "AC"}],
+    }
     seen, cursor, pages = [], None, 0
     while True:
         page = post_query(http, token, **body, cursor=cursor).json()
@@ -78,8 +91,9 @@ def test_cursor_pages_partition_the_filtered_rows(http, mint) -> None:
             break
     assert len(seen) == len(set(seen))
     everything = post_query(http, mint("analyst"), **{**body, "limit": 1000}).json()
-    assert pages >= 1 and set(seen) >= {(r["order_id"], r["order_item_id"])
-                                        for r in everything["rows"]}  # fmt: skip
+    assert pages >= 1 and set(seen) >= {
+        (r["order_id"], r["order_item_id"]) for r in everything["rows"]
+    }
     # A cursor is bound to its query and subject.
     first = post_query(http, token, **{**body, "limit": 2}).json()
     other = post_query(http, token, **{**body, "limit": 3}, cursor=first["next_cursor"])
@@ -90,10 +104,15 @@ def test_cursor_pages_partition_the_filtered_rows(http, mint) -> None:
 
 def test_explain_shows_placeholders_never_values(http, mint) -> None:
     secret_value = "needle-4242"
-    response = http.post("/explain", headers=bearer(mint("analyst_sp")), json={
-        "dataset": FACT, "columns": ["order_id", "customer_token"],
-        "filters": [{"column": "order_id", "op": "eq", "value": secret_value}],
-    })  # fmt: skip
+    response = http.post(
+        "/explain",
+        headers=bearer(mint("analyst_sp")),
+        json={
+            "dataset": FACT,
+            "columns": ["order_id", "customer_token"],
+            "filters": [{"column": "order_id", "op": "eq", "value": secret_value}],
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert secret_value not in body["sql"] and "?" in body["sql"]

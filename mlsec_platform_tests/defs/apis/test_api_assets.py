@@ -59,8 +59,9 @@ def test_ipca_is_loaded_incrementally_without_duplicates(resources):
 
 def test_openweather_without_a_key_fails_clearly(resources):
     run_config = {"ops": {"raw__openweather_current": {"config": {"cities": ["São Paulo,BR"]}}}}
-    result = dg.materialize([openweather_current], resources=resources, run_config=run_config,
-                            raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        [openweather_current], resources=resources, run_config=run_config, raise_on_error=False
+    )
     assert not result.success
     messages = [
         e.message for e in error_chain(result.get_step_failure_events()[0].step_failure_data.error)

@@ -47,9 +47,14 @@ def _bad_batch(curated, source: str, change: dict) -> tuple[str, dict]:
 CASES = [
     ("olist_order_items", {"price": "-10.00"}, "order_items", "fact_order_item", "price"),
     ("olist_orders", {"order_id": None}, "orders", "fact_order_item", "order_id"),
-    ("olist_products", {"product_category_name": "categoria_inexistente"}, "products",
-     "dim_product", "category"),
-]  # fmt: skip
+    (
+        "olist_products",
+        {"product_category_name": "categoria_inexistente"},
+        "products",
+        "dim_product",
+        "category",
+    ),
+]
 
 
 @pytest.mark.parametrize(("source", "change", "silver", "gold", "column"), CASES)

@@ -152,9 +152,13 @@ def test_reveal_needs_the_reveal_policy_and_is_audited(curated, settings, endpoi
     operator = operator_vault(settings, endpoints)
     revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
     values = reveal(
-        revealer, tokens, domain="customers", subject="analyst-1",
-        reason="customer support ticket 42", emit=lambda t, p: events.append((t, p)),
-    )  # fmt: skip
+        revealer,
+        tokens,
+        domain="customers",
+        subject="analyst-1",
+        reason="customer support ticket 42",
+        emit=lambda t, p: events.append((t, p)),
+    )
     assert values == emails
     assert events[0][0] == "pii.revealed" and events[0][1]["severity"] == "high"
     assert not any(e in str(events) for e in emails)  # fingerprints only, never values
@@ -165,8 +169,14 @@ def test_reveal_needs_the_reveal_policy_and_is_audited(curated, settings, endpoi
         client = vault_as(identity, settings, endpoints).client()
         denied = []
         with pytest.raises(RevealDenied):
-            reveal(client, tokens, domain="customers", subject=identity, reason="probe",
-                   emit=lambda t, p, d=denied: d.append(t))  # fmt: skip
+            reveal(
+                client,
+                tokens,
+                domain="customers",
+                subject=identity,
+                reason="probe",
+                emit=lambda t, p, d=denied: d.append(t),
+            )
         assert denied == ["pii.reveal_denied"]
 
 

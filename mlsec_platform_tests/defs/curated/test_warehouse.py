@@ -119,9 +119,12 @@ def test_lineage_names_the_input_versions_read(curated):
     fact = instance.get_latest_materialization_event(dg.AssetKey(["gold", "fact_order_item"]))
     inputs = fact.asset_materialization.metadata["lineage/inputs"].value
     assert set(inputs) == {
-        "silver/order_items", "silver/orders", "silver/customers", "silver/sellers",
+        "silver/order_items",
+        "silver/orders",
+        "silver/customers",
+        "silver/sellers",
         "silver/order_reviews",
-    }  # fmt: skip
+    }
     for asset, read_version in inputs.items():
         # The version read is the one the latest earlier materialization of the input made.
         records = instance.fetch_materializations(dg.AssetKey(asset.split("/")), limit=50).records

@@ -191,8 +191,9 @@ def test_restore_brings_back_identical_rows(
     again = _restore(resources, instance, [batch])
     assert again.success and _rows(lake, Zone.RAW, batch).num_rows == ROWS
     # The connector sees the restored batch as committed: re-running it writes nothing.
-    rerun = dg.materialize([RAW_FILE_ASSETS[SOURCE]], partition_key=batch, instance=instance,
-                           resources=resources)  # fmt: skip
+    rerun = dg.materialize(
+        [RAW_FILE_ASSETS[SOURCE]], partition_key=batch, instance=instance, resources=resources
+    )
     mat = rerun.get_asset_materialization_events()[0].event_specific_data.materialization
     assert mat.metadata["already_committed"].value is True
     assert _rows(lake, Zone.RAW, batch).num_rows == ROWS
@@ -239,8 +240,10 @@ def test_other_identities_cannot_delete_raw(identity, ingest, lake, admin, setti
     assert s3_error_code(lambda: admin.head_object(Bucket=bucket, Key=key)) is None
     if identity == "connector":
         # Raw's own writer obeys the append-only table: delta-rs refuses its DELETE.
-        writer = DeltaTable(lake.table_uri(Zone.RAW, SOURCE), storage_options=_options(identity,
-                            settings, endpoints))  # fmt: skip
+        writer = DeltaTable(
+            lake.table_uri(Zone.RAW, SOURCE),
+            storage_options=_options(identity, settings, endpoints),
+        )
         with pytest.raises(CommitFailedError, match="append-only"):
             writer.delete(f"_batch_id = '{batch}'")
     assert _rows(lake, Zone.RAW, batch).num_rows == ROWS

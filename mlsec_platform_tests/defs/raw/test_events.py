@@ -44,12 +44,17 @@ def resources(settings, supervisor):
 def _events(n: int) -> list[dict]:
     statuses = ["created", "approved", "shipped", "delivered"]
     return [
-        {"event_id": str(uuid.uuid4()), "event_type": f"order_{statuses[i % 4]}",
-         "order_id": f"order-{i // 4}", "customer_id": f"customer-{i // 4}",
-         "status": statuses[i % 4], "occurred_at": "2018-01-01T00:00:00Z",
-         "seller_id": None if i % 4 < 2 else "seller-1"}
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": f"order_{statuses[i % 4]}",
+            "order_id": f"order-{i // 4}",
+            "customer_id": f"customer-{i // 4}",
+            "status": statuses[i % 4],
+            "occurred_at": "2018-01-01T00:00:00Z",
+            "seller_id": None if i % 4 < 2 else "seller-1",
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def _raw_ids(resources) -> list[str]:
@@ -112,8 +117,16 @@ def test_lineage_columns_on_every_event(resources):
         lake.table_uri(Zone.RAW, CONTRACT.source), storage_options=lake.storage_options()
     )
     data = table.to_pyarrow_table()
-    for column in ("_source", "_connector", "_connector_version", "_batch_id", "_sha256",
-                   "_received_at", "_ingested_at", "_stream_seq"):  # fmt: skip
+    for column in (
+        "_source",
+        "_connector",
+        "_connector_version",
+        "_batch_id",
+        "_sha256",
+        "_received_at",
+        "_ingested_at",
+        "_stream_seq",
+    ):
         assert data.column(column).null_count == 0, column
     assert pc.all(pc.equal(data.column("_connector"), "nats_events")).as_py()
     assert pc.all(pc.equal(pc.utf8_length(data.column("_sha256")), 64)).as_py()

@@ -86,8 +86,12 @@ def test_rerunning_a_batch_never_duplicates_rows(ingested, resources):
     _, batches, instance, _ = ingested
     source = "olist_order_items"
     before = _raw_batch(resources, source, batches[source]).num_rows
-    result = dg.materialize([RAW_FILE_ASSETS[source]], partition_key=batches[source],
-                            instance=instance, resources=resources)  # fmt: skip
+    result = dg.materialize(
+        [RAW_FILE_ASSETS[source]],
+        partition_key=batches[source],
+        instance=instance,
+        resources=resources,
+    )
     meta = result.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     assert meta["already_committed"].value is True
     assert _raw_batch(resources, source, batches[source]).num_rows == before
@@ -98,8 +102,9 @@ def test_the_same_file_uploaded_again_adds_nothing(
 ):
     dataset, batches, instance, _ = ingested
     files = write_csv(dataset, tmp_path)
-    response = gateway.put("/v1/files/olist_sellers", content=files["olist_sellers"].read_bytes(),
-                           headers=uploader)  # fmt: skip
+    response = gateway.put(
+        "/v1/files/olist_sellers", content=files["olist_sellers"].read_bytes(), headers=uploader
+    )
     assert response.status_code == 201
     [run] = drain_landing(instance, resources, echo=lambda _: None)
     assert run.metadata["duplicate_of"] == batches["olist_sellers"]
@@ -116,15 +121,25 @@ def test_a_landing_object_changed_after_acceptance_is_quarantined(
     admin = s3_admin(supervisor, settings)
     key = f"incoming/olist_sellers/{batch}.csv"
     head = admin.head_object(Bucket=settings.bucket(Zone.LANDING), Key=key)
-    admin.put_object(Bucket=settings.bucket(Zone.LANDING), Key=key, Metadata=head["Metadata"],
-                     Body=body.replace(b"tamper-1", b"tamper-2"))  # fmt: skip
+    admin.put_object(
+        Bucket=settings.bucket(Zone.LANDING),
+        Key=key,
+        Metadata=head["Metadata"],
+        Body=body.replace(b"tamper-1", b"tamper-2"),
+    )
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("olist_sellers_batches", [batch])
-    result = dg.materialize([RAW_FILE_ASSETS["olist_sellers"]], partition_key=batch,
-                            instance=instance, resources=resources, raise_on_error=False)  # fmt: skip
+    result = dg.materialize(
+        [RAW_FILE_ASSETS["olist_sellers"]],
+        partition_key=batch,
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
     assert not result.success
-    kept = admin.get_object(Bucket=settings.bucket(Zone.QUARANTINE),
-                            Key=f"connector/file/olist_sellers/{batch}/payload")["Body"].read()  # fmt: skip
+    kept = admin.get_object(
+        Bucket=settings.bucket(Zone.QUARANTINE), Key=f"connector/file/olist_sellers/{batch}/payload"
+    )["Body"].read()
     assert hashlib.sha256(kept).hexdigest() != head["Metadata"]["sha256"]
     assert "tamper-2" not in _raw_ids(resources)
 

@@ -38,39 +38,59 @@ from mlsec_platform_tests.helpers import operator_vault, vault_as
 
 # -- 1. The contract (catalog/sources.py) ------------------------------------------------------
 LOYALTY_MEMBERS = SourceContract(
-    "loyalty_members", "customers", 1, ("member_id",),
-    (Column("member_id", Kind.STRING, True), Column("member_email"), Column("member_cpf"),
-     Column("member_state", Kind.STRING, True), Column("joined_on", Kind.DATE, True)),
+    "loyalty_members",
+    "customers",
+    1,
+    ("member_id",),
+    (
+        Column("member_id", Kind.STRING, True),
+        Column("member_email"),
+        Column("member_cpf"),
+        Column("member_state", Kind.STRING, True),
+        Column("joined_on", Kind.DATE, True),
+    ),
     "Members of the loyalty programme, with pt_BR personal data.",
-)  # fmt: skip
+)
 
 # -- 2. The catalog entry (catalog/datasets.py, in SILVER) -------------------------------------
 SILVER_LOYALTY_MEMBERS = DatasetSpec(
-    Zone.SILVER, "loyalty_members", "customers",
+    Zone.SILVER,
+    "loyalty_members",
+    "customers",
     "Loyalty members, de-identified.",
     (
         key("member_id", "Member id."),
         token("email_token", "e-mail address", from_column="member_email", domain=PEOPLE),
-        col("email_domain", S, "Domain of the e-mail address.", pii=PiiKind.QUASI,
-            mask=Mask.REDACT, generalised=Generalisation.EMAIL_DOMAIN, from_column="member_email"),
+        col(
+            "email_domain",
+            S,
+            "Domain of the e-mail address.",
+            pii=PiiKind.QUASI,
+            mask=Mask.REDACT,
+            generalised=Generalisation.EMAIL_DOMAIN,
+            from_column="member_email",
+        ),
         token("cpf_token", "CPF", from_column="member_cpf", domain=PEOPLE),
         key("member_state", "UF; the row-security key.", pii=PiiKind.QUASI, mask=Mask.REDACT),
         key("joined_on", "Day the member joined.", DATE),
         RAW_BATCH,
     ),
-    key=("member_id",), purposes=frozenset({Purpose.CUSTOMER_SUPPORT, Purpose.MARKETING}),
+    key=("member_id",),
+    purposes=frozenset({Purpose.CUSTOMER_SUPPORT, Purpose.MARKETING}),
     row_security_key="member_state",
-)  # fmt: skip
+)
 
 
 # -- 3. The transform (transforms/silver.py, with @silver_transform) --------------------------
 def loyalty_members(raw, excluded=()):
     """Typed members, personal data as in Raw (the catalog entry de-identifies it)."""
     return latest(
-        raw, excluded, key="member_id",
+        raw,
+        excluded,
+        key="member_id",
         select="member_id, member_email, member_cpf, member_state, "
-               "TRY_CAST(joined_on AS DATE) AS joined_on",
-    )  # fmt: skip
+        "TRY_CAST(joined_on AS DATE) AS joined_on",
+    )
 
 
 MEMBERS = b"""member_id,member_email,member_cpf,member_state,joined_on
@@ -83,9 +103,16 @@ m-004,Ana.Souza@Exemplo.com.br,,SP,2025-02-11
 BAD_MEMBER = b"""member_id,member_email,member_cpf,member_state,joined_on
 m-005,davi@exemplo.com,222.333.444-05,BA,2024-02-30
 """
-CLEAR = ["Ana.Souza@Exemplo.com.br", "bruno.lima@correio.com", "carla@exemplo.com.br",
-         "123.456.789-09", "987.654.321-00", "111.444.777-35", "davi@exemplo.com",
-         "222.333.444-05"]  # fmt: skip
+CLEAR = [
+    "Ana.Souza@Exemplo.com.br",
+    "bruno.lima@correio.com",
+    "carla@exemplo.com.br",
+    "123.456.789-09",
+    "987.654.321-00",
+    "111.444.777-35",
+    "davi@exemplo.com",
+    "222.333.444-05",
+]
 RAW_KEY = dg.AssetKey(["raw", "loyalty_members"])
 SILVER_KEY = dg.AssetKey(["silver", "loyalty_members"])
 
@@ -136,8 +163,11 @@ def curate(definitions, instance) -> dg.ExecuteInJobResult:
 
 def silver_table(resources, version: int | None = None) -> tuple[pa.Table, int]:
     lake = resources["lake_pipeline"]
-    table = DeltaTable(lake.table_uri(Zone.SILVER, "loyalty_members"),
-                       storage_options=lake.storage_options(), version=version)  # fmt: skip
+    table = DeltaTable(
+        lake.table_uri(Zone.SILVER, "loyalty_members"),
+        storage_options=lake.storage_options(),
+        version=version,
+    )
     rows = pa.table(table.to_pyarrow_dataset().to_table()).sort_by("member_id")
     return rows, table.version()
 
@@ -173,25 +203,35 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
     # Identifiers: tokenized, nowhere clear; quasi-identifiers generalised or kept, as tagged.
     assert_nothing_clear(members, "silver/loyalty_members")
     rows = members.to_pylist()
-    assert [r["email_domain"] for r in rows] == ["exemplo.com.br", "correio.com",
-                                                 "exemplo.com.br", "exemplo.com.br"]  # fmt: skip
+    assert [r["email_domain"] for r in rows] == [
+        "exemplo.com.br",
+        "correio.com",
+        "exemplo.com.br",
+        "exemplo.com.br",
+    ]
     assert [r["member_state"] for r in rows] == ["SP", "RJ", "MG", "SP"]
     assert rows[3]["cpf_token"] is None  # no CPF given: nothing to tokenize
 
     # Tokens are Vault transit's own ciphertexts: deterministic within a domain, not across.
-    emails = ["Ana.Souza@Exemplo.com.br", "bruno.lima@correio.com", "carla@exemplo.com.br",
-              "Ana.Souza@Exemplo.com.br"]  # fmt: skip
+    emails = [
+        "Ana.Souza@Exemplo.com.br",
+        "bruno.lima@correio.com",
+        "carla@exemplo.com.br",
+        "Ana.Souza@Exemplo.com.br",
+    ]
     tokens = [r["email_token"] for r in rows]
     operator = operator_vault(settings, endpoints)
 
     def transit(values: list[str], domain: str) -> list[str]:
         context = base64.b64encode(domain.encode()).decode()
         response = operator.secrets.transit.encrypt_data(
-            "tokenization", plaintext="", batch_input=[
+            "tokenization",
+            plaintext="",
+            batch_input=[
                 {"plaintext": base64.b64encode(v.encode()).decode(), "context": context}
                 for v in values
             ],
-        )  # fmt: skip
+        )
         return [r["ciphertext"] for r in response["data"]["batch_results"]]
 
     assert tokens == transit(emails, PEOPLE) and tokens[0] == tokens[3]
@@ -200,12 +240,24 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
 
     # Only the reveal policy turns them back, through Vault; the pipeline's identity cannot.
     revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
-    clear = reveal(revealer, tokens[:3], domain=PEOPLE, subject="support-1",
-                   reason="loyalty test", emit=lambda *_: None)  # fmt: skip
+    clear = reveal(
+        revealer,
+        tokens[:3],
+        domain=PEOPLE,
+        subject="support-1",
+        reason="loyalty test",
+        emit=lambda *_: None,
+    )
     assert clear == emails[:3]
     with pytest.raises(RevealDenied):
-        reveal(vault_as("pipeline", settings, endpoints).client(), tokens[:1], domain=PEOPLE,
-               subject="pipeline", reason="probe", emit=lambda *_: None)  # fmt: skip
+        reveal(
+            vault_as("pipeline", settings, endpoints).client(),
+            tokens[:1],
+            domain=PEOPLE,
+            subject="pipeline",
+            reason="probe",
+            emit=lambda *_: None,
+        )
 
     # A batch with a row the gate refuses: quarantined, nothing committed.
     bad = upload_to_raw(definitions, gateway, uploader, instance, resources, BAD_MEMBER)
@@ -219,8 +271,9 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
     prefix = check.metadata["quarantine"].value.split("/", 1)[1]
     assert prefix.startswith("gate/table/silver.loyalty_members/")
     s3, bucket = lake.client(), lake.bucket(Zone.QUARANTINE)
-    kept = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=f"{prefix}/payload")["Body"]
-                                    .read()))  # fmt: skip
+    kept = pq.read_table(
+        io.BytesIO(s3.get_object(Bucket=bucket, Key=f"{prefix}/payload")["Body"].read())
+    )
     assert kept.column("member_id").to_pylist() == ["m-005"]
     assert_nothing_clear(kept, "quarantine")  # the gate keeps de-identified rows only
     reason = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/reason.json")["Body"].read())
