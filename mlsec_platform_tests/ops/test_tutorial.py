@@ -31,7 +31,7 @@ KNOWN_DEFECTS = {
     "s3-key-refused-after-demo": (
         "the embedded SeaweedFS S3 server refuses the connector's key (InvalidAccessKeyId) "
         "on the first Raw write after the demo, although IAM lists the same key as OpenBao "
-        "holds; a restart of the servers clears it (seen in 2 of 2 test runs, never on a stack "
+        "holds; a restart of the servers clears it (seen in 3 of 3 test runs, never on a stack "
         "without the demo)"
     ),
 }
