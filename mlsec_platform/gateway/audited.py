@@ -54,6 +54,8 @@ class RequestAudit:
         return event_id
 
     def __getattr__(self, name: str) -> Any:
+        if name == "log":  # not set yet (a copy being built): no recursion through it
+            raise AttributeError(name)
         return getattr(self.log, name)
 
 

@@ -1,5 +1,5 @@
 """Audit reconciliation: a few thousand mixed requests, concurrent, from a legitimate caller
-and a hostile one at two client addresses, against one HTTP broker. Afterwards the log holds
+and a hostile one at two client addresses, against two HTTP brokers sharing the audit chain. Afterwards the log holds
 exactly one event per request, or one folded event whose count equals the refusals it stands
 for; the chain verifies; and no legitimate request failed because of the other caller."""
 
@@ -9,6 +9,7 @@ import random
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import httpx
 
@@ -50,13 +51,19 @@ def test_every_request_is_accounted_for_once(broker, mint, settings, endpoints, 
     head = audit_head(superuser_dsn)
     started = time.monotonic()
     with (
-        broker_with(broker, settings, endpoints) as running,
-        _client(running.url, LEGIT) as legit,
-        _client(running.url, HOSTILE) as hostile,
+        broker_with(broker, settings, endpoints) as one,
+        broker_with(broker, settings, endpoints) as two,
+        ExitStack() as stack,
         ThreadPoolExecutor(48) as pool,
     ):
-        clients = {LEGIT: legit, HOSTILE: hostile}
-        futures = [pool.submit(call, clients[address]) for call, address in calls]
+        # Two brokers (two event loops, two group-committing sinks) append to one chain.
+        clients = [
+            {a: stack.enter_context(_client(b.url, a)) for a in (LEGIT, HOSTILE)}
+            for b in (one, two)
+        ]
+        futures = [
+            pool.submit(call, clients[i % 2][address]) for i, (call, address) in enumerate(calls)
+        ]
         responses = [f.result() for f in futures]
     elapsed = time.monotonic() - started
     legit_responses = [r for r, (_, a) in zip(responses, calls, strict=True) if a == LEGIT]
@@ -80,6 +87,7 @@ def test_every_request_is_accounted_for_once(broker, mint, settings, endpoints, 
         assert event["client"] == LEGIT
     folded = [e for e in events if e.get("count", 1) > 1]
     assert folded and all(e["client"] == HOSTILE or e["status"] == 400 for e in folded)
+    assert all(e["last_request_id"] in set(ids) for e in folded)
     assert len(events) < len(responses) * 0.9  # the flood did not cost one commit a refusal
     report = verify_audit_log(settings)
     assert report.ok, report.broken
