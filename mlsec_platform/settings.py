@@ -124,6 +124,34 @@ class PlatformSettings(BaseSettings):
     broker_policy_dir: Path | None = Field(
         None, description="A folder of policy files to use instead of the packaged ones."
     )
+    broker_max_body_bytes: int = Field(
+        1024 * 1024,
+        description="Largest request body the broker reads; a larger one is refused (413) by "
+        "its Content-Length before it is read, or as soon as it grows past this.",
+    )
+
+    # The request envelope of both HTTP services (broker and gateway).
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For the "
+        "broker and gateway believe. Empty: a request's client is its socket peer, whatever "
+        "its headers say.",
+    )
+    client_refusal_burst: int = Field(
+        50,
+        description="Refusals of unauthenticated requests (bad token, unknown route) one client "
+        "address may draw before its requests are refused with 429, ahead of authentication. "
+        "0: no limit.",
+    )
+    client_refusal_rate: float = Field(
+        1.0, description="Refusals per second a client address earns back."
+    )
+    audit_fold_window: float = Field(
+        0.25,
+        description="Identical refusals of unauthenticated requests from one address within "
+        "this long (s) are recorded as one audit event carrying their count and first and "
+        "last request ids. 0: one event each.",
+    )
 
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Engine of the curated transforms: `duckdb` or `spark`."
