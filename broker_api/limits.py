@@ -1,4 +1,11 @@
-"""Caps on what one request may return, and on how often a subject or project may ask."""
+"""Caps on what one request may return, and on how often a subject or project may ask.
+
+:class:`Limits` are the caps a policy sets. The counters here are one process's: the broker
+counts in the shared ones (:mod:`broker_api.shared_limits`), which build on
+:class:`ConcurrencyGate` for the replica's own capacity; :class:`RateLimiter` and
+:class:`ProjectRowQuota` are the same rules for an app without a shared store (the app's tests
+without servers).
+"""
 
 from __future__ import annotations
 
@@ -96,6 +103,10 @@ class RateLimiter:
                 _refill_time(1.0 - sub.tokens, s_rate), _refill_time(1.0 - proj.tokens, p_rate)
             )
         return float(max(1, math.ceil(wait)))
+
+    async def admit(self, principal: Principal, limits: Limits) -> float | None:
+        """:meth:`check`, under the name the request path calls (as the shared limiter's)."""
+        return self.check(principal, limits)
 
     def __len__(self) -> int:
         """Buckets held (subjects plus projects)."""
@@ -207,6 +218,10 @@ class ProjectRowQuota:
             return True
 
     def seconds_to_reset(self) -> int:
-        now = self._now()
-        midnight = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
-        return max(1, math.ceil((midnight - now).total_seconds()))
+        return seconds_to_utc_midnight(self._now())
+
+
+def seconds_to_utc_midnight(now: datetime) -> int:
+    """Whole seconds (at least 1) from ``now`` until the next UTC day, when quotas reset."""
+    midnight = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
+    return max(1, math.ceil((midnight - now).total_seconds()))
