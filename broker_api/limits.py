@@ -40,6 +40,17 @@ class Limits:
     rows_per_day: int = 5_000_000
 
 
+def buckets(limits: Limits) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(refill rate per second, capacity) of the subject's bucket and of the project's: the
+    project's holds ten seconds of its rate, and never less than one subject's burst."""
+    subject = (limits.requests_per_minute / 60.0, float(max(limits.burst, 1)))
+    project = (
+        limits.project_requests_per_minute / 60.0,
+        float(max(limits.burst, limits.project_requests_per_minute / 6.0, 1)),
+    )
+    return subject, project
+
+
 class _Bucket:
     """Tokens left at ``stamp``; ``full_at`` is when refilling makes it full (then forgettable)."""
 
@@ -83,10 +94,7 @@ class RateLimiter:
     def check(self, principal: Principal, limits: Limits) -> float | None:
         """None if ``principal`` may go ahead (a token was taken from both its buckets), else
         the whole seconds (at least 1) until a retry can succeed, for ``Retry-After``."""
-        s_rate = limits.requests_per_minute / 60.0
-        s_cap = float(max(limits.burst, 1))
-        p_rate = limits.project_requests_per_minute / 60.0
-        p_cap = float(max(limits.burst, limits.project_requests_per_minute / 6.0, 1))
+        (s_rate, s_cap), (p_rate, p_cap) = buckets(limits)
         with self._lock:
             now = self._clock()
             if now >= self._next_sweep:

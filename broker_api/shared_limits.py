@@ -34,7 +34,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 
 from broker_api.errors import RequestRefused
-from broker_api.limits import ConcurrencyGate, Limits, seconds_to_utc_midnight
+from broker_api.limits import ConcurrencyGate, Limits, buckets, seconds_to_utc_midnight
 from broker_api.principal import Principal
 from mlsec_platform.serving.counters import CountersUnavailable, SharedCounters
 
@@ -97,10 +97,7 @@ class SharedRateLimiter:
         return None
 
     def _take(self, principal: Principal, limits: Limits) -> tuple[int, float]:
-        s_rate = limits.requests_per_minute / 60.0
-        s_cap = float(max(limits.burst, 1))
-        p_rate = limits.project_requests_per_minute / 60.0
-        p_cap = float(max(limits.burst, limits.project_requests_per_minute / 6.0, 1))
+        (s_rate, s_cap), (p_rate, p_cap) = buckets(limits)
         with _shared(self._counters) as counters:
             return counters.take(
                 [f"subject:{principal.subject}", f"project:{principal.project}"],
