@@ -153,7 +153,29 @@ def _refill_time(missing: float, rate: float) -> float:
 _NEVER = 3600.0
 
 
-class ConcurrencyGate:
+class SlotGate:
+    """What holds in-flight slots: :meth:`acquire` one or not, :meth:`release` it, and
+    :meth:`slot` for a block."""
+
+    def acquire(self, subject: str, cap: int) -> bool:
+        raise NotImplementedError
+
+    def release(self, subject: str) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def slot(self, subject: str, cap: int) -> Iterator[bool]:
+        """``with gate.slot(subject, cap) as ok:`` where ``ok`` says whether a slot was taken;
+        a taken slot is released on leaving the block."""
+        ok = self.acquire(subject, cap)
+        try:
+            yield ok
+        finally:
+            if ok:
+                self.release(subject)
+
+
+class ConcurrencyGate(SlotGate):
     """Caps requests in flight: per subject (the caller's ``cap``) and over all subjects.
 
     Non-blocking: a request that finds no free slot is refused (answer 429/503), not queued.
@@ -186,17 +208,6 @@ class ConcurrencyGate:
             else:
                 self._per_subject[subject] = held - 1
             self._total -= 1
-
-    @contextmanager
-    def slot(self, subject: str, cap: int) -> Iterator[bool]:
-        """``with gate.slot(subject, cap) as ok:`` where ``ok`` says whether a slot was taken;
-        a taken slot is released on leaving the block."""
-        ok = self.acquire(subject, cap)
-        try:
-            yield ok
-        finally:
-            if ok:
-                self.release(subject)
 
     def in_flight(self, subject: str | None = None) -> int:
         """Requests in flight for ``subject``, or for everyone."""

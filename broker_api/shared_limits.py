@@ -34,7 +34,13 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 
 from broker_api.errors import RequestRefused
-from broker_api.limits import ConcurrencyGate, Limits, buckets, seconds_to_utc_midnight
+from broker_api.limits import (
+    ConcurrencyGate,
+    Limits,
+    SlotGate,
+    buckets,
+    seconds_to_utc_midnight,
+)
 from broker_api.principal import Principal
 from mlsec_platform.serving.counters import CountersUnavailable, SharedCounters
 
@@ -159,7 +165,7 @@ class SharedRowQuota:
                     return  # kept from the quota until the day ends: strict, not lenient
 
 
-class SharedSlots:
+class SharedSlots(SlotGate):
     """Requests in flight: per subject across all replicas (shared), and over all subjects in
     this replica (its executor's capacity, :class:`ConcurrencyGate`'s global cap).
 
@@ -211,17 +217,6 @@ class SharedSlots:
                 with suppress(CountersUnavailable):
                     spare = self._held.get(subject, 0) - self._local.in_flight(subject)
                     self._give_back(subject, spare)
-
-    @contextmanager
-    def slot(self, subject: str, cap: int) -> Iterator[bool]:
-        """``with slots.slot(subject, cap) as ok:`` where ``ok`` says whether a slot was
-        taken; a taken slot is released on leaving the block."""
-        ok = self.acquire(subject, cap)
-        try:
-            yield ok
-        finally:
-            if ok:
-                self.release(subject)
 
     def in_flight(self, subject: str | None = None) -> int:
         return self._local.in_flight(subject)
