@@ -82,6 +82,9 @@ class PlatformSettings(BaseSettings):
     pg_writer_ttl: int = Field(3600, description="Lifetime of a warehouse writer login (s).")
     pg_reader_ttl: int = Field(900, description="Lifetime of a warehouse reader login (s).")
     pg_audit_ttl: int = Field(3600, description="Lifetime of an audit writer login (s).")
+    pg_limits_ttl: int = Field(
+        3600, description="Lifetime of the broker's shared-limits (counters) login (s)."
+    )
 
     # Ingestion.
     gateway_port: int = Field(8470, description="Port of `mlsec gateway`.")

@@ -11,6 +11,8 @@ engine creates short-lived login users inside these groups (see ``vault.py``):
     audit_reader      SELECT on audit.events only
     lineage_reader    CONNECT on the Dagster database, SELECT on its tables (the broker's
                       lineage); never the Dagster owner login, nothing in the warehouse
+    limits_keeper     the counters of schema ``limits`` (rates, quotas, in-flight slots the
+                      broker's replicas share), nothing else
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import psycopg2
 from psycopg2 import sql
 
 from mlsec_platform.audit.schema import AUDIT_DDL
+from mlsec_platform.serving.counters import COUNTERS_DDL
 
 GROUP_ROLES = (
     "warehouse_owner",
@@ -30,9 +33,16 @@ GROUP_ROLES = (
     "audit_writer",
     "audit_reader",
     "lineage_reader",
+    "limits_keeper",
 )
 #: Groups whose dynamic users work in the warehouse database.
-WAREHOUSE_GRANTABLE = ("warehouse_writer", "warehouse_reader", "audit_writer", "audit_reader")
+WAREHOUSE_GRANTABLE = (
+    "warehouse_writer",
+    "warehouse_reader",
+    "audit_writer",
+    "audit_reader",
+    "limits_keeper",
+)
 LINEAGE_READER = "lineage_reader"
 #: Roles Vault's database engine puts its dynamic users into.
 VAULT_GRANTABLE = (*WAREHOUSE_GRANTABLE, LINEAGE_READER)
@@ -144,6 +154,9 @@ def bootstrap_postgres(
             cur.execute("SET ROLE audit_owner")
             cur.execute(AUDIT_DDL)
             cur.execute("RESET ROLE")
+            # Shared limits: owned by the bootstrap role, so their keeper cannot alter them.
+            cur.execute("CREATE SCHEMA IF NOT EXISTS limits")
+            cur.execute(COUNTERS_DDL)
         conn.commit()
 
 
