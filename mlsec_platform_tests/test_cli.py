@@ -72,7 +72,7 @@ def test_each_refusal_kind_reads_as_clicks_own_error(refusal, exit_code, shown):
 
 
 def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
-    """No bootstrap secrets (no `mlsec up` yet): one line naming the fix, not a traceback."""
+    """No stack (no `mlsec up` yet): one line naming the fix, not a traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSEC_")}
     env.update(MLSEC_STATE_DIR=str(tmp_path))
     mlsec = Path(sys.executable).parent / "mlsec"
@@ -86,7 +86,7 @@ def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith(
-        f"error: no bootstrap secrets under {tmp_path}/secrets (openbao-bootstrap-token is missing)"
+        f"error: no running local stack under {tmp_path}"
     )
     assert "`mlsec up`" in result.stderr
 
