@@ -8,6 +8,7 @@ take the root away from every later test.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -140,6 +141,9 @@ def test_bootstrap_works_again_after_the_root_token_was_revoked(rootless_stack):
     serves the bootstrap and is revoked after it; no root token is left behind."""
     output = _mlsec("bootstrap")
     assert "openbao" in output
+    credential = rootless_stack.settings.secrets_dir / "operator.json"
+    assert f"credential in {credential}" in output
+    assert json.loads(credential.read_text())["password"] not in output
     assert not (rootless_stack.settings.secrets_dir / ROOT_FILE).exists()
     # The stack still serves operator commands after the re-run.
     assert _mlsec("token", "issue", "--subject", "me", "--scope", "upload:*").count(".") == 2
@@ -176,3 +180,25 @@ def test_without_root_token_or_unseal_key_bootstrap_says_what_to_do(rootless_sta
     finally:
         unseal.write_bytes(kept.read_bytes())
         unseal.chmod(0o600)
+
+
+def test_a_missing_or_wrong_operator_credential_is_a_clear_refusal(rootless_stack, tmp_path):
+    from mlsec_platform.errors import ConfigurationError
+
+    credential = rootless_stack.settings.secrets_dir / "operator.json"
+    kept = credential.read_bytes()
+    issue = ["token", "issue", "--subject", "me", "--scope", "upload:*"]
+    try:
+        credential.unlink()
+        result = CliRunner().invoke(main, issue)
+        assert isinstance(result.exception, ConfigurationError)
+        assert "no operator credential" in str(result.exception)
+        assert "`mlsec up`" in str(result.exception)
+        credential.write_text(json.dumps({"username": "operator", "password": "not-it-42"}))
+        result = CliRunner().invoke(main, issue)
+        assert result.exit_code == 1
+        assert "OpenBao refused the login of operator 'operator'" in result.output
+        assert "not-it-42" not in result.output
+    finally:
+        credential.write_bytes(kept)
+        credential.chmod(0o600)
