@@ -120,6 +120,8 @@ def test_operator_commands_work_with_the_root_token_revoked(rootless_stack):
     revealed = _mlsec("reveal", rootless_stack.email_token, "--reason", "subject access 7")
     assert revealed.strip() == "ana@example.com"
     assert "connector" in _mlsec("rotate", "s3-keys", "connector")
+    excluded = _mlsec("quarantine", "exclude", "olist_orders", "b-1", "--reason", "gate failed")
+    assert "excluded olist_orders/b-1" in excluded
 
 
 def test_the_audit_actor_is_the_operator_login_not_the_user_variable(rootless_stack):
@@ -127,11 +129,18 @@ def test_the_audit_actor_is_the_operator_login_not_the_user_variable(rootless_st
     spoofed = {"USER": "mallory", "LOGNAME": "mallory"}
     _mlsec("reveal", rootless_stack.email_token, "--reason", "complaint 12", **spoofed)
     _mlsec("token", "issue", "--subject", "bob", "--scope", "upload:*", **spoofed)
+    _mlsec("rotate", "s3-keys", "auditor", **spoofed)
+    _mlsec("quarantine", "exclude", "olist_orders", "b-2", "--reason", "gate", **spoofed)
     revealed = _events(rootless_stack.superuser_dsn, "pii.revealed")
     issued = _events(rootless_stack.superuser_dsn, "token.issued")
     assert revealed and issued
     for actor, payload in [revealed[-1], issued[-1]]:
         assert actor == "operator:operator", (actor, payload)
+    # The other operator actions, each by the operator's OpenBao name.
+    for event in ("openbao.root_revoked", "s3.keys_rotated", "quality.batch_excluded"):
+        assert {a for a, _ in _events(rootless_stack.superuser_dsn, event)} == {
+            "operator:operator"
+        }, event
     assert revealed[-1][1]["subject"] == "operator:operator"
     assert issued[-1][1]["subject"] == "bob"
 
@@ -202,3 +211,14 @@ def test_a_missing_or_wrong_operator_credential_is_a_clear_refusal(rootless_stac
     finally:
         credential.write_bytes(kept)
         credential.chmod(0o600)
+
+
+def test_mlsec_up_restarts_a_stack_whose_root_token_was_revoked(rootless_stack):
+    """The servers stop and start again (OpenBao unseals with the unseal key); bootstrap runs
+    on a root token of its own, and operator commands work after it as before."""
+    _mlsec("down")
+    output = _mlsec("up")
+    assert "Ready in" in output and "openbao    engines, policies and AppRoles" in output
+    assert not (rootless_stack.settings.secrets_dir / ROOT_FILE).exists()
+    revealed = _mlsec("reveal", rootless_stack.email_token, "--reason", "after restart")
+    assert revealed.strip() == "ana@example.com"
