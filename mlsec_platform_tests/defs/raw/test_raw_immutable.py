@@ -33,19 +33,25 @@ OVERWRITE_GAP = (
 )
 
 
-@pytest.fixture(scope="module")
-def committed(supervisor, settings, gateway, uploader) -> dict[str, str]:
-    """A Raw batch committed by the real connector: one data file key and one log entry key."""
+def _commit_batch(settings, gateway, uploader, rows: int) -> str:
+    """Upload ``rows`` unique sellers through the gateway and commit them with the connector."""
     tag = uuid.uuid4().hex[:8]
     lines = ["seller_id,seller_zip_code_prefix,seller_city,seller_state"]
-    lines += [f"im-{tag}-{i:03d},{10000 + i},sao paulo,SP" for i in range(20)]
+    lines += [f"im-{tag}-{i:03d},{10000 + i},sao paulo,SP" for i in range(rows)]
     response = gateway.put(
         f"/v1/files/{SOURCE}", content=("\n".join(lines) + "\n").encode(), headers=uploader
     )
     assert response.status_code == 201, response.text
     batch = response.json()["batch_id"]
     runs = drain_landing(dg.DagsterInstance.ephemeral(), build_resources(settings), echo=print)
-    assert [r.metadata["rows"] for r in runs if r.partition == batch] == [20]
+    assert [r.metadata["rows"] for r in runs if r.partition == batch] == [rows]
+    return batch
+
+
+@pytest.fixture(scope="module")
+def committed(supervisor, settings, gateway, uploader) -> dict[str, str]:
+    """A Raw batch committed by the real connector: one data file key and one log entry key."""
+    batch = _commit_batch(settings, gateway, uploader, 20)
     admin = s3_admin(supervisor, settings)
     bucket = settings.bucket(Zone.RAW)
     data = admin.list_objects_v2(Bucket=bucket, Prefix=f"{SOURCE}/_batch_id={batch}/")
@@ -102,11 +108,4 @@ def test_the_connector_cannot_overwrite_a_committed_raw_object(
 
 def test_the_connector_still_commits_new_raw_batches(committed, settings, gateway, uploader):
     """Refusing changes must not refuse appends: a second batch commits beside the first."""
-    lines = ["seller_id,seller_zip_code_prefix,seller_city,seller_state", "im-new-1,1,x,SP"]
-    response = gateway.put(
-        f"/v1/files/{SOURCE}", content=("\n".join(lines) + "\n").encode(), headers=uploader
-    )
-    assert response.status_code == 201, response.text
-    batch = response.json()["batch_id"]
-    runs = drain_landing(dg.DagsterInstance.ephemeral(), build_resources(settings), echo=print)
-    assert [r.metadata["rows"] for r in runs if r.partition == batch] == [1]
+    assert _commit_batch(settings, gateway, uploader, 3)
