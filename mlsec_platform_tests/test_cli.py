@@ -114,3 +114,12 @@ def test_token_issue_help_follows_the_policy_folder(tmp_path):
     result = CliRunner(env=env).invoke(main, ["token", "issue", "--help"], terminal_width=400)
     assert "The broker's policy 2026.12.9 knows:" in result.output
     assert "bi-team (analyst)" in result.output and "analysts (analyst)" not in result.output
+
+
+def test_revoking_the_root_token_of_no_stack_says_to_start_one(tmp_path):
+    result = CliRunner(env={"MLSEC_STATE_DIR": str(tmp_path)}).invoke(
+        main, ["operator", "revoke-root"]
+    )
+    assert result.exit_code == 2
+    assert f"Error: no root token at {tmp_path}/secrets/openbao-bootstrap-token" in result.output
+    assert "start the stack with `mlsec up`" in result.output

@@ -96,7 +96,11 @@ def revoke_root_token(settings: PlatformSettings, echo: Callable[[str], None]) -
     folder = settings.secrets_dir
     root_file = folder / ROOT_TOKEN
     if not root_file.exists():
-        raise NoRootToken(f"no root token at {root_file}: it was revoked already")
+        marker = folder / ROOT_REVOKED
+        if marker.exists():
+            when, _, by = marker.read_text().strip().partition(" ")
+            raise NoRootToken(f"the OpenBao root token was revoked already ({when} by {by})")
+        raise NoRootToken(f"no root token at {root_file}: start the stack with `mlsec up`")
     with operator_command(settings, "revoke-root") as session:
         root = hvac.Client(url=settings.endpoints().vault_addr, token=read_secret(root_file))
         accessor = root.lookup_token()["data"]["accessor"]

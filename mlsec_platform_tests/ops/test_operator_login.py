@@ -105,6 +105,13 @@ def test_the_root_token_is_gone_and_dead(rootless_stack):
         root.lookup_token()
 
 
+def test_revoking_the_root_token_twice_says_it_is_gone_already(rootless_stack):
+    result = CliRunner().invoke(main, ["operator", "revoke-root"])
+    assert result.exit_code == 2
+    assert "Error: the OpenBao root token was revoked already (" in result.output
+    assert "by operator:operator)" in result.output
+
+
 def test_the_operator_credential_is_a_private_file_never_printed(rootless_stack):
     settings = rootless_stack.settings
     credential = settings.secrets_dir / "operator.json"
