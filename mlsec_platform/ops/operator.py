@@ -104,10 +104,11 @@ def revoke_root_token(settings: PlatformSettings, echo: Callable[[str], None]) -
     with operator_command(settings, "revoke-root") as session:
         root = hvac.Client(url=settings.endpoints().vault_addr, token=read_secret(root_file))
         accessor = root.lookup_token()["data"]["accessor"]
+        # Recorded first: a revocation the audit log cannot hold does not happen.
+        session.audit.emit("openbao.root_revoked", {"accessor": accessor})
         root.auth.token.revoke_self()
         (folder / ROOT_REVOKED).write_text(f"{datetime.now(UTC).isoformat()} {session.actor}\n")
         root_file.unlink()
-        session.audit.emit("openbao.root_revoked", {"accessor": accessor})
     echo(f"OpenBao root token revoked by {session.actor}.")
     echo(f"Operator commands log in as the operator: credential in {credential_path(settings)}.")
     echo("`mlsec up` and `mlsec bootstrap` make a root token for their run from the unseal key")
