@@ -31,7 +31,9 @@ def create_app(services: GatewayServices) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         publisher = app.state.publisher = EventPublisher(
-            services.nats_url, services.nats_credentials
+            services.nats_url,
+            services.nats_credentials,
+            services.settings.gateway_publish_ack_timeout,
         )
         await publisher.start()
         try:

@@ -24,9 +24,6 @@ from mlsec_platform.errors import Unavailable
 from mlsec_platform.sources import event_stream
 from mlsec_platform.sources.validation import EventMessage
 
-#: How long a batch waits for the stream's acknowledgements of all its events.
-ACK_TIMEOUT_SECONDS = 30.0
-
 
 class MessageServerUnavailable(Unavailable):
     """The message server did not take a batch; nothing the caller sent caused it."""
@@ -35,8 +32,9 @@ class MessageServerUnavailable(Unavailable):
 class EventPublisher:
     """One long-lived connection (and its JetStream context), reopened after it closed."""
 
-    def __init__(self, url: str, credentials: Callable[[], dict]) -> None:
+    def __init__(self, url: str, credentials: Callable[[], dict], ack_timeout: float) -> None:
         self._url = url
+        self._ack_timeout = ack_timeout  # for all acknowledgements of one batch (s)
         self._credentials = credentials  # read from OpenBao on each (re)connect
         self._nc: nats.NATS | None = None
         self._js: JetStreamContext | None = None
@@ -70,9 +68,7 @@ class EventPublisher:
                 await js.publish_async(subject, message.payload, headers=message.headers)
                 for message in messages
             ]
-            return list(
-                await asyncio.wait_for(asyncio.gather(*futures), timeout=ACK_TIMEOUT_SECONDS)
-            )
+            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout=self._ack_timeout))
         except (TimeoutError, NatsError) as exc:
             await self.close()  # whatever state it is in, the next request starts afresh
             raise MessageServerUnavailable(

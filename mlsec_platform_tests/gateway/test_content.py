@@ -148,3 +148,21 @@ def test_event_ids_differing_only_in_whitespace_are_refused_not_collapsed(gatewa
     response = gateway.post(EVENTS, content=json.dumps(batch), headers=uploader)
     assert response.status_code == 422, response.text
     assert "event 1: event_id" in response.json()["reason"]
+
+
+def test_the_quarantine_lists_entries_kept_by_id_with_their_names(gateway, uploader, settings):
+    from mlsec_platform.defs.resources import build_resources
+    from mlsec_platform.storage.quarantine import list_quarantine
+
+    response = gateway.put("/v1/files/olist_sellers", content=b"", headers=uploader)
+    assert response.status_code == 422
+    qid = response.json()["quarantine_id"]
+    lake = build_resources(settings)["lake_connector"]
+    [entry] = [e for e in list_quarantine(lake) if e.quarantine_id == qid]
+    assert (entry.stage, entry.kind, entry.name, entry.status, entry.prefix) == (
+        "gateway",
+        "file",
+        "olist_sellers",
+        422,
+        f"gateway/file/{qid}",
+    )

@@ -264,3 +264,13 @@ def test_an_event_id_is_a_key_not_content():
     refusal = _refusal(parse_events, _body([_event("i" * 1025)]), ORDER_STATUS)
     assert refusal.status == 422 and "longer than 1024 bytes" in refusal.reason
     assert parse_events(_body([_event("\u00e9" * 512)]), ORDER_STATUS)  # 1,024 bytes: fine
+
+
+@_PROPERTY
+@given(st.text(), st.integers(min_value=1, max_value=200))
+def test_caller_text_in_a_reason_is_ascii_bounded_and_has_no_control_characters(text, limit):
+    shown = validation.escaped(text, limit)
+    assert shown.isascii() and len(shown) <= limit + len("...")
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in shown)
+    if len(text) <= limit and text.isprintable() and text.isascii() and "\\" not in text:
+        assert shown == text  # plain names are shown as they are
