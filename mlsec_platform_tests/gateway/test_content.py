@@ -166,3 +166,30 @@ def test_the_quarantine_lists_entries_kept_by_id_with_their_names(gateway, uploa
         422,
         f"gateway/file/{qid}",
     )
+
+
+def test_a_batch_the_server_does_not_acknowledge_is_a_503_and_the_next_one_goes_through(
+    gateway,
+):
+    """The gateway's NATS user may not publish outside raw.*.ingest: the server refuses such
+    a message without answering it. The batch answers 503 after the ack timeout instead of
+    holding the request, and the next batch is published on a fresh connection."""
+    import asyncio
+
+    from mlsec_platform.gateway.publisher import EventPublisher, MessageServerUnavailable
+    from mlsec_platform.sources.validation import encode_events
+
+    services = gateway.app.state.services
+    messages = encode_events([_event()], 1 << 20)
+
+    async def scenario() -> list:
+        publisher = EventPublisher(services.nats_url, services.nats_credentials, ack_timeout=1.0)
+        try:
+            with pytest.raises(MessageServerUnavailable, match="did not acknowledge"):
+                await publisher.publish("not.an.ingest.subject", messages)
+            return await publisher.publish("raw.order_status.ingest", messages)
+        finally:
+            await publisher.close()
+
+    [ack] = asyncio.run(scenario())
+    assert ack.stream == "RAW_EVENTS" and not ack.duplicate
