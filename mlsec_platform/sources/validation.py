@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -213,19 +214,37 @@ def parse_events(body: bytes, contract: EventContract) -> list[dict[str, Any]]:
 
     orjson is strict where the standard parser is not: it refuses nesting deeper than 1,024,
     numbers it cannot hold and lone surrogates, each as malformed JSON (the standard parser
-    raised RecursionError or ValueError on the first two and let the third through)."""
+    raised RecursionError or ValueError on the first two and let the third through). Both
+    keep only the last of two equal keys, so a second pass finds those: what vanished would
+    be input silently dropped."""
+    text = decode_utf8(body)
     try:
-        decoded = orjson.loads(decode_utf8(body))
+        decoded = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise Rejected(
             400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    try:
+        json.loads(text, object_pairs_hook=_refuse_repeated_fields)
+    except RecursionError:  # orjson's depth limit is above Python's recursion limit
+        raise Rejected(400, "malformed JSON: nested too deeply") from None
     events = decoded if isinstance(decoded, list) else [decoded]
     if not events:
         raise Rejected(422, "no events in the request")
     for index, event in enumerate(events):
         validate_event(event, contract, index)
     return events
+
+
+def _refuse_repeated_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise Rejected(
+            422, f"a JSON object has the field {_shown(repeated)} twice: only one value can count"
+        )
+    return fields
 
 
 def validate_event(event: Any, contract: EventContract, index: int = 0) -> None:

@@ -137,6 +137,14 @@ def test_hostile_events_are_a_4xx_with_a_reason_never_a_crash(case):
     assert refusal.status == status and reason in refusal.reason, refusal.reason
 
 
+def test_a_field_given_twice_in_one_event_is_refused_not_collapsed():
+    """JSON parsers keep the last of two equal keys: the first value would vanish unseen."""
+    body = b'[{"event_id": "e1", "event_type": "order_created", "order_id": "o1", '
+    body += b'"status": "created", "occurred_at": "2017-10-02T10:56:33Z", "status": "canceled"}]'
+    refusal = _refusal(parse_events, body, ORDER_STATUS)
+    assert refusal.status == 422 and "field 'status' twice" in refusal.reason
+
+
 def test_event_ids_that_differ_only_in_whitespace_are_not_collapsed():
     """The NATS client strips a header's value: "e1" and " e1" would share one message id,
     and the second event would be dropped as a duplicate of the first."""
