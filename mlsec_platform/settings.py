@@ -91,6 +91,11 @@ class PlatformSettings(BaseSettings):
     gateway_max_file_bytes: int = Field(512 * 1024 * 1024, description="Largest upload.")
     gateway_max_events_bytes: int = Field(64 * 1024 * 1024, description="Largest event batch.")
     gateway_max_concurrent_uploads: int = Field(4, description="Uploads the gateway takes at once.")
+    gateway_publish_ack_timeout: float = Field(
+        30.0,
+        description="How long the gateway waits for JetStream to acknowledge an event batch "
+        "before it answers 503 (s).",
+    )
     upload_token_ttl: int = Field(3600, description="Lifetime of an upload token (s).")
     nats_ack_wait: float = Field(
         60.0,

@@ -21,26 +21,28 @@ from fastapi.concurrency import run_in_threadpool
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.gateway.audited import AuditedRequests, RequestAudit
 from mlsec_platform.gateway.models import VERSION, Refusal
+from mlsec_platform.gateway.publisher import EventPublisher
 from mlsec_platform.gateway.refusals import refuse
 from mlsec_platform.gateway.routes import events, files, health
 from mlsec_platform.gateway.services import GatewayServices
-from mlsec_platform.sources import event_stream
 
 #: The statuses of refusals, each answered with a Refusal body.
-REFUSAL_STATUSES = (401, 403, 404, 413, 415, 422)
+REFUSAL_STATUSES = (400, 401, 403, 404, 413, 415, 422)
 
 
 def create_app(services: GatewayServices) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        credentials = await run_in_threadpool(services.nats_credentials)
-        nats = await event_stream.connect(services.nats_url, credentials, long_lived=True)
-        app.state.jetstream = nats.jetstream()
+        publisher = app.state.publisher = EventPublisher(
+            services.nats_url,
+            services.nats_credentials,
+            services.settings.gateway_publish_ack_timeout,
+        )
+        await publisher.start()
         try:
             yield
         finally:
-            if not nats.is_closed:
-                await nats.drain()
+            await publisher.close()
             await run_in_threadpool(services.close)
 
     app = FastAPI(

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from nats.js import JetStreamContext
 
 from mlsec_platform.gateway.doors import Arrival
 from mlsec_platform.gateway.errors import ScopeNotGranted, TooLarge
+from mlsec_platform.gateway.publisher import EventPublisher
 from mlsec_platform.gateway.services import GatewayServices, Intake
 
 
@@ -25,8 +25,8 @@ def get_services(request: Request) -> GatewayServices:
     return request.app.state.services
 
 
-def get_jetstream(request: Request) -> JetStreamContext:
-    return request.app.state.jetstream
+def get_publisher(request: Request) -> EventPublisher:
+    return request.app.state.publisher
 
 
 def get_upload_slots(request: Request) -> asyncio.Semaphore:
@@ -39,7 +39,7 @@ def current_arrival(request: Request) -> Arrival:
 
 
 Services = Annotated[GatewayServices, Depends(get_services)]
-JetStream = Annotated[JetStreamContext, Depends(get_jetstream)]
+Publisher = Annotated[EventPublisher, Depends(get_publisher)]
 #: Bodies are held in memory while checked: these bound how many are read at once.
 UploadSlots = Annotated[asyncio.Semaphore, Depends(get_upload_slots)]
 CurrentArrival = Annotated[Arrival, Depends(current_arrival)]

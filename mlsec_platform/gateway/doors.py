@@ -21,7 +21,7 @@ from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.gateway.errors import UnknownContract
 from mlsec_platform.gateway.services import Intake
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.sources.validation import parse_events, validate_file
+from mlsec_platform.sources.validation import escaped, parse_events, validate_file
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: FastAPI caches dependencies by it
@@ -38,10 +38,20 @@ class Door:
     check: Callable[[bytes, Any], Any]  # raises Rejected; returns what the route needs
 
     def __call__(self, request: Request) -> Arrival:
-        """Dependency: what is arriving through this door, recorded on the request."""
-        arrival = Arrival(self, request.path_params[self.param])
+        """Dependency: what is arriving through this door, recorded on the request.
+
+        The name is checked first: a known one is kept as it is, any other only in an escaped,
+        bounded form (NUL, CR/LF, backslashes or a megabyte of caller text must reach neither
+        the audit log nor a refusal's reason), and refused later as an unknown contract."""
+        name = request.path_params[self.param]
+        shown = name if name in self.contracts else escaped(name, SHOWN_NAME_CHARS)
+        arrival = Arrival(self, shown)
         request.state.arrival = arrival
         return arrival
+
+
+#: How much of an unknown name a refusal and its audit event quote.
+SHOWN_NAME_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ class Arrival:
         contract = self.door.contracts.get(self.name)
         if contract is None:
             known = ", ".join(self.door.contracts)
-            raise UnknownContract(f"unknown {self.door.noun} {self.name!r}; known: {known}")
+            raise UnknownContract(f"unknown {self.door.noun} '{self.name}'; known: {known}")
         return contract
 
     async def read(self, request: Request, limit: int) -> tuple[Intake, bytes]:

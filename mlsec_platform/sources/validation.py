@@ -1,7 +1,10 @@
 """Checks every upload and event passes before it is accepted into landing or the event stream.
 
 Each check raises ``Rejected`` with the HTTP status the gateway answers and a reason a person can
-act on; the gateway keeps the rejected input in quarantine with that reason.
+act on; the gateway keeps the rejected input in quarantine with that reason. Nothing a caller
+sends may raise anything else: every check is a pure function of bytes, rows or events, so a
+streaming reader can run the same checks chunk by chunk (``refuse_nul`` on each chunk with its
+offset, ``sniff_text`` on the first, the table checks on each parsed batch).
 """
 
 from __future__ import annotations
@@ -9,8 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -44,13 +51,26 @@ _MAGIC = {
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def sniff_text(data: bytes) -> None:
-    """Refuse content that is not text, whatever its name or declared type says."""
+def sniff_text(head: bytes) -> None:
+    """Refuse content whose first bytes say it is a known binary format, whatever its name or
+    declared type says (only the start of a body is needed)."""
     for magic, what in _MAGIC.items():
-        if data.startswith(magic):
+        if head.startswith(magic):
             raise Rejected(415, f"content is {what}, not CSV text")
-    if b"\x00" in data[:65536]:
-        raise Rejected(415, "content has NUL bytes: binary data, not CSV text")
+
+
+def refuse_nul(chunk: bytes, offset: int = 0, lines_before: int = 0) -> None:
+    """Refuse a NUL byte anywhere: text never holds one, and a NUL deep in a file is binary
+    data all the same (it would land in Raw). ``offset`` and ``lines_before`` place a chunk
+    of a longer body, for the reason."""
+    at = chunk.find(b"\x00")
+    if at >= 0:
+        line = lines_before + chunk.count(b"\n", 0, at) + 1
+        raise Rejected(
+            415,
+            f"content has a NUL byte at offset {offset + at} (line {line}): "
+            "binary data, not CSV text",
+        )
 
 
 def decode_utf8(data: bytes) -> str:
@@ -64,9 +84,20 @@ def decode_utf8(data: bytes) -> str:
         ) from None
 
 
+def header_line(text: str) -> str:
+    """The first line: it ends at the first LF or CR, as the CSV parser ends it (CR alone
+    is a line ending too)."""
+    ends = [at for at in (text.find("\n"), text.find("\r")) if at >= 0]
+    return text[: min(ends)] if ends else text
+
+
 def check_header(text: str, contract: SourceContract) -> None:
-    first_line = text.split("\n", 1)[0].rstrip("\r")
-    header = next(csv.reader([first_line]), [])
+    try:
+        header = next(csv.reader([header_line(text)], strict=True), [])
+    except csv.Error as exc:  # an unclosed quote, a field over the csv module's limit
+        raise Rejected(
+            422, f"header of contract {contract.name} is not a CSV line: {exc}"
+        ) from None
     expected = contract.column_names
     if header == expected:
         return
@@ -95,6 +126,9 @@ def read_csv(data: bytes, contract: SourceContract) -> pa.Table:
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=contract.raw_schema(),
+                # Raw holds what was sent: only an empty field is null, never a word like
+                # NA, NULL, nan or #N/A (Arrow's default null words), quoted or not.
+                null_values=[""],
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=False,
             ),
@@ -111,17 +145,33 @@ def check_required(table: pa.Table, contract: SourceContract) -> None:
                 raise Rejected(422, f"{nulls} rows have no {column.name} (required)")
 
 
-_FORMULA = r"^[=+\-@\t\r]"
-# A leading + or - followed only by digits, spaces and ().,- is a number or a phone number
-# (e.g. "-12.5", "+55 (11) 91234-5678"), not a formula: payloads need letters or | ! etc.
-_INERT_SIGNED = r"^[+-][0-9 ().,\-]*$"
-_TRIGGERS = pa.array(["=", "+", "-", "@", "\t", "\r"])
+def _invisible_leads() -> str:
+    """Characters a spreadsheet skips before a formula sign: whitespace (NBSP, ideographic
+    space...) and format characters (zero-width space and joiners, word joiner, BOM, bidi)."""
+    return "".join(
+        c for c in map(chr, range(0x10000)) if c.isspace() or unicodedata.category(c) == "Cf"
+    )
+
+
+_LEADS = _invisible_leads()
+_SIGNS = "=+-@\uff1d\uff0b\uff0d\uff20"  # and their fullwidth forms: ＝ ＋ － ＠
+_CLASS = "".join(f"\\x{{{ord(c):04x}}}" for c in _LEADS)
+_SIGN_CLASS = "".join(f"\\x{{{ord(c):04x}}}" for c in _SIGNS)
+#: A leading tab or CR always; else any signs after invisible characters.
+_FORMULA = rf"^(?:[\t\r]|[{_CLASS}]*[{_SIGN_CLASS}])"
+# A leading + or - (after spaces) followed only by digits, spaces and ().,- is a number or a
+# phone number (e.g. "-12.5", "+55 (11) 91234-5678"), not a formula: payloads need letters or
+# | ! etc.
+_INERT_SIGNED = r"^ *[+-][0-9 ().,\-]*$"
+#: First characters that make a column pay for the regexes.
+_TRIGGERS = pa.array(sorted(set(_LEADS) | set(_SIGNS)))
 
 
 def neutralize_formulas(table: pa.Table) -> tuple[pa.Table, int]:
     """Prefix cells a spreadsheet would run as a formula with ``'``.
 
-    Always for a leading ``= @``, tab or CR; for a leading ``+ -`` unless the cell is inert
+    Always for a leading tab or CR, or ``= @`` (also fullwidth, also after whitespace, NBSP
+    or zero-width characters, which spreadsheets skip); for ``+ -`` unless the cell is inert
     (numbers, phone numbers). Only columns with such a first character pay for the regexes.
     """
     changed = 0
@@ -151,6 +201,7 @@ def validate_file(data: bytes, contract: SourceContract) -> tuple[pa.Table, int]
     if not data.strip():
         raise Rejected(422, "empty upload")
     sniff_text(data)
+    refuse_nul(data)
     text = decode_utf8(data)
     check_header(text, contract)
     table = read_csv(data, contract)
@@ -159,13 +210,24 @@ def validate_file(data: bytes, contract: SourceContract) -> tuple[pa.Table, int]
 
 
 def parse_events(body: bytes, contract: EventContract) -> list[dict[str, Any]]:
-    """A JSON array (or one object) of events, each exactly matching the domain's contract."""
+    """A JSON array (or one object) of events, each exactly matching the domain's contract.
+
+    orjson is strict where the standard parser is not: it refuses nesting deeper than 1,024,
+    numbers it cannot hold and lone surrogates, each as malformed JSON (the standard parser
+    raised RecursionError or ValueError on the first two and let the third through). Both
+    keep only the last of two equal keys, so a second pass finds those: what vanished would
+    be input silently dropped."""
+    text = decode_utf8(body)
     try:
-        decoded = json.loads(decode_utf8(body))
-    except json.JSONDecodeError as exc:
+        decoded = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise Rejected(
             400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    try:
+        json.loads(text, object_pairs_hook=_refuse_repeated_fields)
+    except (RecursionError, ValueError) as exc:  # orjson nests deeper than Python recurses
+        raise Rejected(400, f"malformed JSON: {type(exc).__name__}") from None
     events = decoded if isinstance(decoded, list) else [decoded]
     if not events:
         raise Rejected(422, "no events in the request")
@@ -174,16 +236,115 @@ def parse_events(body: bytes, contract: EventContract) -> list[dict[str, Any]]:
     return events
 
 
+def _refuse_repeated_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise Rejected(
+            422, f"a JSON object has the field {_shown(repeated)} twice: only one value can count"
+        )
+    return fields
+
+
 def validate_event(event: Any, contract: EventContract, index: int = 0) -> None:
     where = f"event {index}"
     if not isinstance(event, dict):
         raise Rejected(422, f"{where}: must be a JSON object")
     unknown = sorted(set(event) - set(contract.fields))
     if unknown:
-        raise Rejected(422, f"{where}: unknown fields {', '.join(unknown)}")
+        raise Rejected(422, f"{where}: unknown fields {', '.join(escaped(u) for u in unknown)}")
     for name in sorted(contract.required):
         if event.get(name) in (None, ""):
             raise Rejected(422, f"{where}: missing required field {name}")
     for name, expected in contract.fields.items():
         if name in event and not isinstance(event[name], expected):
             raise Rejected(422, f"{where}: field {name} has the wrong type")
+    check_event_id(event["event_id"], where)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: An id is a key (of the stream's duplicate window, of Silver events), not content: a long
+#: one is refused rather than sent as a message-id header the size of a payload.
+MAX_EVENT_ID_BYTES = 1024
+
+
+def check_event_id(event_id: str, where: str) -> None:
+    """An event id travels as the ``Nats-Msg-Id`` header, which the NATS client strips and
+    whose CR/LF it rewrites: ids that differ only there would collapse into one message id
+    (the later event dropped as a duplicate). Such ids are refused, never silently merged."""
+    if event_id != event_id.strip():
+        raise Rejected(
+            422, f"{where}: event_id {_shown(event_id)} has leading or trailing whitespace"
+        )
+    if _CONTROL.search(event_id):
+        raise Rejected(422, f"{where}: event_id {_shown(event_id)} has a control character")
+    if _utf8_size(event_id) > MAX_EVENT_ID_BYTES:
+        raise Rejected(
+            422, f"{where}: event_id {_shown(event_id)} is longer than {MAX_EVENT_ID_BYTES} bytes"
+        )
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", errors="surrogatepass"))  # surrogates: encode_events'
+
+
+def escaped(text: str, limit: int = 80) -> str:
+    """Caller text as a reason quotes it: ASCII with escapes (no NUL, CR or LF reaches a
+    reason or the audit log), at most ``limit`` characters and an ellipsis."""
+    shown = ascii(text[:limit])[1:-1]
+    return shown[:limit] + "..." if len(shown) > limit or len(text) > limit else shown
+
+
+def _shown(text: str) -> str:
+    return f"'{escaped(text)}'"
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """One event as published: its id (the message id) and its JSON payload."""
+
+    event_id: str
+    payload: bytes
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Nats-Msg-Id": self.event_id}
+
+    @property
+    def size(self) -> int:
+        """What the message server counts against its max_payload: headers and payload."""
+        return len(_HEADER_FRAME) + len(self.event_id.encode()) + len(self.payload)
+
+
+#: ``NATS/1.0\r\nNats-Msg-Id: <id>\r\n\r\n`` around the id, as the client frames it.
+_HEADER_FRAME = b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n"
+
+
+def encode_events(events: list[dict[str, Any]], max_payload: int) -> list[EventMessage]:
+    """Every event of a checked batch encoded, or the whole batch refused: nothing is published
+    before all fit. ``max_payload`` is the message server's limit (from its connection): a
+    message over it makes the server close the publisher's connection."""
+    messages: list[EventMessage] = []
+    first_of: dict[str, tuple[int, bytes]] = {}
+    for index, event in enumerate(events):
+        try:
+            payload = orjson.dumps(event)
+        except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate in an event built in code
+            raise Rejected(422, f"event {index}: cannot be encoded as JSON: {exc}") from None
+        message = EventMessage(event["event_id"], payload)
+        if message.size > max_payload:
+            raise Rejected(
+                413,
+                f"event {index} is {message.size} bytes as a message (with its id header); "
+                f"the message server takes at most {max_payload} bytes",
+            )
+        seen = first_of.setdefault(message.event_id, (index, payload))
+        if seen[1] != payload:
+            raise Rejected(
+                422,
+                f"event {index} repeats the event_id {_shown(message.event_id)} of event "
+                f"{seen[0]} with other content",
+            )
+        messages.append(message)
+    return messages

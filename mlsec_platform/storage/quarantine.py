@@ -1,7 +1,10 @@
 """Quarantine: refused input kept with its reason, listed, and sent through the gateway again.
 
 One layout for every stage that refuses input (the gateway, the connectors):
-``<stage>/<kind>/<name>/<id>/payload`` and ``.../reason.json`` in the quarantine bucket.
+``<stage>/<kind>/<id>/payload`` and ``.../reason.json`` in the quarantine bucket. Keys hold
+only ids the platform made: a source or domain name is caller text until it is checked (``..``,
+backslashes, NUL or a name over S3's 1,024-byte key limit would make the object unstorable), so
+it lives in the reason record instead.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ def keep(
     record: dict,
 ) -> str:
     """Store the refused payload and its reason record; returns the entry's prefix."""
-    prefix = f"{stage}/{kind}/{name}/{entry_id}"
+    prefix = f"{stage}/{kind}/{entry_id}"
     client = lake.client()
     bucket = lake.bucket(Zone.QUARANTINE)
     client.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=payload)
     client.put_object(
         Bucket=bucket,
         Key=f"{prefix}/reason.json",
-        Body=json.dumps(record, indent=2, default=str).encode(),
+        Body=json.dumps({"name": name, **record}, indent=2, default=str).encode(),
         ContentType="application/json",
     )
     return prefix
@@ -59,11 +62,20 @@ def list_quarantine(lake: S3LakeResource) -> list[QuarantineEntry]:
             if not obj["Key"].endswith("/reason.json"):
                 continue
             prefix = obj["Key"].removesuffix("/reason.json")
-            stage, kind, name, qid = prefix.split("/")[:4]
+            parts = prefix.split("/")
             record = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            # Entries named by key (the quality gate's <stage>/<kind>/<dataset>/<run>, and
+            # entries kept before keys were ids only) carry their name as the third part.
+            name = record.get("name") or (parts[2] if len(parts) > 3 else "")
             entries.append(
                 QuarantineEntry(
-                    qid, kind, name, stage, record.get("status"), record["reason"], prefix
+                    parts[-1],
+                    parts[1],
+                    name,
+                    parts[0],
+                    record.get("status"),
+                    record["reason"],
+                    prefix,
                 )
             )
     return sorted(entries, key=lambda e: e.quarantine_id)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
-from mlsec_platform.gateway.deps import AdmittedInput, JetStream, Services
+from mlsec_platform.gateway.deps import AdmittedInput, Publisher, Services
 from mlsec_platform.gateway.doors import EVENTS
 from mlsec_platform.gateway.models import EventsAccepted
+from mlsec_platform.sources.validation import encode_events
 
 router = APIRouter(dependencies=[Depends(EVENTS)])
 
@@ -22,19 +20,14 @@ router = APIRouter(dependencies=[Depends(EVENTS)])
     summary="Publish JSON events of a domain (an array or one object)",
 )
 async def publish_events(
-    domain: str, admitted: AdmittedInput, services: Services, js: JetStream
+    domain: str, admitted: AdmittedInput, services: Services, publisher: Publisher
 ) -> EventsAccepted:
     stream_subject, events = admitted.contract.subject, admitted.checked
+    # The whole batch is encoded and sized against the server's limit before any event is
+    # published: a batch is accepted or refused whole (Rejected is answered and kept).
+    messages = encode_events(events, await publisher.max_payload())
     # The stream drops an event whose Nats-Msg-Id it has seen: a retried request is harmless.
-    futures = [
-        await js.publish_async(
-            stream_subject,
-            json.dumps(event, separators=(",", ":")).encode(),
-            headers={"Nats-Msg-Id": event["event_id"]},
-        )
-        for event in events
-    ]
-    acks = await asyncio.gather(*futures)
+    acks = await publisher.publish(stream_subject, messages)
     duplicates = sum(1 for ack in acks if ack.duplicate)
     await run_in_threadpool(
         services.audit.emit,

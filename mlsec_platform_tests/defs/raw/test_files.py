@@ -138,7 +138,7 @@ def test_a_landing_object_changed_after_acceptance_is_quarantined(
     )
     assert not result.success
     kept = admin.get_object(
-        Bucket=settings.bucket(Zone.QUARANTINE), Key=f"connector/file/olist_sellers/{batch}/payload"
+        Bucket=settings.bucket(Zone.QUARANTINE), Key=f"connector/file/{batch}/payload"
     )["Body"].read()
     assert hashlib.sha256(kept).hexdigest() != head["Metadata"]["sha256"]
     assert "tamper-2" not in _raw_ids(resources)
@@ -150,3 +150,21 @@ def _raw_ids(resources) -> set[str]:
         lake.table_uri(Zone.RAW, "olist_sellers"), storage_options=lake.storage_options()
     )
     return set(table.to_pyarrow_table(columns=["seller_id"]).column(0).to_pylist())
+
+
+def test_raw_holds_null_words_as_sent_only_an_empty_field_is_null(gateway, uploader, resources):
+    """NA, NULL, nan, #N/A... are text a caller sent (a city may be called "NA"); Raw keeps
+    them, and Silver's typing decides what they mean."""
+    words = ["NULL", "NA", "nan", "#N/A", "null", "N/A"]
+    header = ",".join(FILE_SOURCES["olist_sellers"].column_names)
+    rows = "".join(f"nullword-{i},{w},{w},\n" for i, w in enumerate(words))
+    response = gateway.put(
+        "/v1/files/olist_sellers", content=f"{header}\n{rows}".encode(), headers=uploader
+    )
+    assert response.status_code == 201, response.text
+    drain_landing(dg.DagsterInstance.ephemeral(), resources, echo=lambda _: None)
+    raw = _raw_batch(resources, "olist_sellers", response.json()["batch_id"])
+    got = sorted(raw.to_pylist(), key=lambda row: row["seller_id"])
+    assert [r["seller_zip_code_prefix"] for r in got] == words
+    assert [r["seller_city"] for r in got] == words
+    assert [r["seller_state"] for r in got] == [None] * len(words)
