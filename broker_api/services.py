@@ -153,6 +153,7 @@ class BrokerServices:
             issuer=settings.broker_issuer,
             audience=settings.broker_audience,
             algorithms=settings.broker_token_algorithms,
+            max_lifetime_seconds=settings.token_max_lifetime,
         )
         self.policy = load_policy(settings.broker_policy_dir)
         keys = vault.read_kv(BROKER_KEYS)

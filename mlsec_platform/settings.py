@@ -89,6 +89,12 @@ class PlatformSettings(BaseSettings):
     gateway_max_events_bytes: int = Field(64 * 1024 * 1024, description="Largest event batch.")
     gateway_max_concurrent_uploads: int = Field(4, description="Uploads the gateway takes at once.")
     upload_token_ttl: int = Field(3600, description="Lifetime of an upload token (s).")
+    token_max_lifetime: int = Field(
+        3600,
+        gt=0,
+        description="Longest lifetime (`exp - iat`) of a token the gateway and the broker "
+        "accept (s); `mlsec token issue` refuses a longer `--ttl`.",
+    )
     nats_ack_wait: float = Field(
         60.0,
         description="How long a fetched event may stay unacknowledged before NATS delivers it "

@@ -58,8 +58,13 @@ class TokenRequest:
 def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> str:
     """The signed token of ``request`` (checked first); its lifetime defaults to the settings'."""
     request.check()
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
     ttl_seconds = request.ttl or settings.upload_token_ttl
+    if ttl_seconds > settings.token_max_lifetime:  # the services would refuse it
+        raise TokenOptionsMismatch(
+            f"--ttl {ttl_seconds} is over the {settings.token_max_lifetime} s the gateway and "
+            "the broker accept (MLSEC_TOKEN_MAX_LIFETIME)"
+        )
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
     if request.project and request.purpose and request.clearance:
         from broker_api.identity import issue_broker_token
 
