@@ -26,7 +26,7 @@ from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
 from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import LineageReader
 from broker_api.masking import Masker
-from broker_api.metrics import BrokerMetrics
+from broker_api.metrics import BrokerMetrics, ScrapeCredential
 from broker_api.policy.files import load_policy
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.audit.chain import AuditWriteError
@@ -114,6 +114,7 @@ class BrokerServices:
         self.settings = settings
         self.vault = vault = broker.vault
         self.metrics = BrokerMetrics()
+        self.scrape = ScrapeCredential.from_file(settings.broker_metrics_credential_file)
         # Secret reads of the broker itself (S3 keys, its own keys) are audited like any other.
         self.audit = broker.audit
         audit_login = LeasedLogin(vault, "audit-writer", margin_seconds=60.0)

@@ -127,6 +127,12 @@ class PlatformSettings(BaseSettings):
         "Dagster again (s).",
     )
     broker_max_concurrent_queries: int = Field(16, description="Queries the broker runs at once.")
+    broker_metrics_credential_file: Path | None = Field(
+        None,
+        description="File holding the bearer credential (16 characters or more) a scraper "
+        "sends to the broker's `/metrics` (Prometheus: `authorization.credentials_file`). "
+        "Unset: `/metrics` is refused.",
+    )
     broker_policy_dir: Path | None = Field(
         None, description="A folder of policy files to use instead of the packaged ones."
     )

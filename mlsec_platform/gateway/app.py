@@ -18,9 +18,11 @@ from fastapi.concurrency import run_in_threadpool
 
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.gateway.models import VERSION, Refusal
+from mlsec_platform.gateway.openapi import describe_doors
 from mlsec_platform.gateway.refusals import refuse
 from mlsec_platform.gateway.routes import events, files, health
 from mlsec_platform.gateway.services import GatewayServices
+from mlsec_platform.serving.docs import serve_docs
 from mlsec_platform.sources import event_stream
 
 #: The statuses of refusals, each answered with a Refusal body.
@@ -45,7 +47,10 @@ def create_app(services: GatewayServices) -> FastAPI:
         version=VERSION,
         lifespan=lifespan,
         responses={status: {"model": Refusal} for status in REFUSAL_STATUSES},
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: serve_docs's do not
+        redoc_url=None,
     )
+    serve_docs(app, public=("/health",), describe=describe_doors)
     app.state.services = services
     # Bodies are held in memory while checked: bound how many are read at once.
     app.state.upload_slots = asyncio.Semaphore(services.settings.gateway_max_concurrent_uploads)
