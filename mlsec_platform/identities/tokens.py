@@ -197,7 +197,8 @@ def decode_claims(
 
 
 def _number(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)
+    """A JSON number: an int of any size, or a finite float (never a bool or a string)."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 def check_claims(

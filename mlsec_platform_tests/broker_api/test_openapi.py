@@ -39,7 +39,7 @@ def test_no_operation_answers_with_a_server_error(broker, mint) -> None:
         ]
         for strategy in strategies:
             # A fresh subject each: the rate limit is not what this test probes.
-            _fuzz(strategy, mint("analyst_conf"), statuses)()
+            fuzz(strategy, mint("analyst_conf"), statuses)()
     assert all(statuses for statuses in calls.values()), calls
     assert all(status < 500 for statuses in calls.values() for status in statuses)
     assert 200 in calls["POST /query"], calls["POST /query"]
@@ -52,12 +52,15 @@ def modes(operation) -> list[GenerationMode]:
     return [GenerationMode.POSITIVE, *([GenerationMode.NEGATIVE] if inputs else [])]
 
 
-def _fuzz(strategy, token: str, statuses: list[int]):
+def fuzz(strategy, token: str, statuses: list[int], examples: int = EXAMPLES_PER_OPERATION):
+    """A hypothesis test sending ``strategy``'s cases with ``token``, noting each status."""
+
     @given(case=strategy)
     @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=examples,
         deadline=None,
         database=None,
+        derandomize=True,  # the same cases each run: a failure reproduces, CI is not flaky
         suppress_health_check=list(HealthCheck),
     )
     def check(case) -> None:

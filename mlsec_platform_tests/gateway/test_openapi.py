@@ -5,12 +5,10 @@ its real services behind it, never make it answer with a server error."""
 from __future__ import annotations
 
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
 
 from mlsec_platform.gateway.server import BackgroundGateway
 from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform_tests.broker_api.test_openapi import modes
+from mlsec_platform_tests.broker_api.test_openapi import fuzz, modes
 from mlsec_platform_tests.helpers import upload_token
 
 #: Per operation and mode: the whole run stays within about a minute.
@@ -31,22 +29,7 @@ def test_no_operation_answers_with_a_server_error(supervisor, settings, endpoint
         for operation in operations:
             statuses = calls.setdefault(f"{operation.method.upper()} {operation.path}", [])
             for mode in modes(operation):
-                _fuzz(operation.as_strategy(generation_mode=mode), token, statuses)()
+                strategy = operation.as_strategy(generation_mode=mode)
+                fuzz(strategy, token, statuses, EXAMPLES_PER_OPERATION)()
     assert all(statuses for statuses in calls.values()), calls
     assert all(status < 500 for statuses in calls.values() for status in statuses), calls
-
-
-def _fuzz(strategy, token: str, statuses: list[int]):
-    @given(case=strategy)
-    @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    def check(case) -> None:
-        response = case.call(headers={"Authorization": f"Bearer {token}"}, timeout=60)
-        statuses.append(response.status_code)
-        case.validate_response(response, checks=[not_a_server_error])
-
-    return check

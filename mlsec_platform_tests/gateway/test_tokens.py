@@ -5,37 +5,23 @@ from __future__ import annotations
 
 import time
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from mlsec_platform.gateway.app import create_app
 from mlsec_platform.gateway.services import AUDIENCE
-from mlsec_platform.identities.tokens import ISSUER, TokenVerifier
 from mlsec_platform_tests.gateway.test_app import GOOD_SELLERS, _Services
-
-KEY = Ed25519PrivateKey.generate()
-KID = "mlsec-issuer:v1"
+from mlsec_platform_tests.identities.test_tokens import _claims, _sign, _verifier
 
 
 def _token(**overrides) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "uploader-1",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-        **overrides,
-    }
-    return jwt.encode(claims, KEY, algorithm="EdDSA", headers={"kid": KID})
+    """A gateway token signed by the local key; an override of None is sent as JSON null."""
+    return _sign({**_claims(), **overrides})
 
 
 def _upload(token: str, content: bytes = GOOD_SELLERS):
     services = _Services()
-    services.verifier = TokenVerifier(lambda: {KID: KEY.public_key()}, audience=AUDIENCE)
+    services.verifier = _verifier()
     client = TestClient(create_app(services))
     return client.put(
         "/v1/files/olist_sellers", content=content, headers={"Authorization": f"Bearer {token}"}

@@ -13,12 +13,15 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlsec_platform.identities.tokens import (
     ISSUER,
     MAX_LIFETIME_SECONDS,
     InvalidToken,
     TokenVerifier,
+    check_claims,
     granted_scopes,
 )
 
@@ -81,6 +84,8 @@ REFUSED = {
     "iat as a numeric string": (_claims(iat=str(NOW)), "claim 'iat' must be a number"),
     "nbf as a numeric string": (_claims(nbf=str(NOW)), "claim 'nbf' must be a number"),
     "exp as a boolean": (_claims(exp=True), "claim 'exp' must be a number"),
+    "exp past the double range": (_claims(exp=10**400), "token lifetime (exp - iat) is over"),
+    "exp as NaN": (_claims(exp=float("nan")), "claim 'exp' must be a number"),
     "exp as a list": (_claims(exp=[NOW + 60]), "claim 'exp' must be a number"),
     "both audiences": (
         _claims(aud=["mlsec-gateway", "mlsec-broker"]),
@@ -131,3 +136,33 @@ def test_scopes_are_a_list_or_a_space_separated_string(scope, granted) -> None:
 def test_a_scope_claim_of_another_shape_is_an_invalid_token(scope) -> None:
     with pytest.raises(InvalidToken, match="claim 'scope' must be"):
         granted_scopes({"scope": scope})
+
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(min_value=-(10**400), max_value=10**400),
+        st.floats(),
+        st.text(max_size=8),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(), inner)),
+    max_leaves=6,
+)
+claim_sets = st.dictionaries(
+    st.sampled_from(["exp", "nbf", "iat", "aud", "sub", "scope"]), json_values
+).map(lambda drawn: {**_claims(), **drawn})
+
+
+@given(claims=claim_sets)
+@settings(max_examples=500, deadline=None, database=None)
+def test_any_claim_values_are_refused_as_an_invalid_token_or_pass(claims) -> None:
+    """Whatever a signed token's claims hold, the shared rules refuse it as an InvalidToken
+    (a 401) or accept it; never another exception (a 500)."""
+    try:
+        check_claims(claims, leeway=5, max_lifetime=MAX_LIFETIME_SECONDS)
+        granted_scopes(claims)
+    except InvalidToken:
+        return
+    assert claims["exp"] - claims["iat"] <= MAX_LIFETIME_SECONDS
