@@ -43,7 +43,6 @@ def create_app(services: BrokerServices) -> FastAPI:
         docs_url=None,  # FastAPI's pages load their assets from a CDN: serve_docs's do not
         redoc_url=None,
     )
-    serve_docs(app, public=("/health",))
     app.state.services = services
     app.add_middleware(AuditedRequests, services=services)
     for refusal in (RequestRefused, RequestValidationError, StarletteHTTPException):
@@ -53,6 +52,7 @@ def create_app(services: BrokerServices) -> FastAPI:
     # routes carry all they need (tags, problem responses, dependencies) from their router.
     for routes in (query, features, catalog, operations):
         app.router.routes.extend(routes.router.routes)
+    serve_docs(app, public=("/health",))  # after the API's routes: matched after them too
     return app
 
 
