@@ -67,8 +67,8 @@ async def upload_principal(
     Checked before the body is read: a refusal keeps only the body's first bytes, so nobody
     can make the gateway buffer or store large bodies without a valid token."""
     claims = services.verifier.verify(bearer_token(request))  # InvalidToken: 401
-    scopes = granted_scopes(claims)  # InvalidToken: 401
     subject = request.state.subject = claims["sub"]
+    scopes = granted_scopes(claims)  # InvalidToken: 401
     if arrival.scope not in scopes and f"{arrival.door.scope}:*" not in scopes:
         raise ScopeNotGranted(f"token of {subject!r} does not grant {arrival.scope}")
     return Uploader(subject)
