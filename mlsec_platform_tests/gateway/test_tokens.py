@@ -19,8 +19,8 @@ def _token(**overrides) -> str:
     return _sign({**_claims(), **overrides})
 
 
-def _upload(token: str, content: bytes = GOOD_SELLERS):
-    services = _Services()
+def _upload(token: str, content: bytes = GOOD_SELLERS, services: _Services | None = None):
+    services = services or _Services()
     services.verifier = _verifier()
     client = TestClient(create_app(services))
     return client.put(
@@ -87,3 +87,11 @@ def test_the_shared_token_rules_hold_at_the_gateway(overrides, reason) -> None:
     response = _upload(_token(scope=["upload:*"], **overrides))
     assert response.status_code == 401, response.text
     assert reason in response.json()["reason"]
+
+
+def test_a_refusal_for_the_scope_claim_keeps_who_sent_it() -> None:
+    services = _Services()
+    response = _upload(_token(scope=7), services=services)
+    assert response.status_code == 401
+    [(_, _, status, reason, subject)] = services.kept
+    assert (status, subject) == (401, "uploader-1") and "claim 'scope'" in reason
