@@ -38,13 +38,22 @@ def _walk(command: click.Command, path: list[str]) -> list[tuple[str, str]]:
     return [(_usage(command, path), command.get_short_help_str(limit=120))]
 
 
+def _paired(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A table of two entries per line: reference, not reading, so it keeps the README short."""
+    half = (len(rows) + 1) // 2
+    left, right = rows[:half], rows[half:] + [("",) * len(header)] * (half - len(rows[half:]))
+    lines = [
+        "| " + " | ".join(header * 2) + " |",
+        "|" + "---|" * (2 * len(header)),
+        *["| " + " | ".join((*a, *b)) + " |" for a, b in zip(left, right, strict=True)],
+    ]
+    return "\n".join(line.replace("|  |", "| |") for line in lines)
+
+
 def commands_table() -> str:
     from mlsec_platform.cli import main
 
-    rows = _walk(main, ["mlsec"])
-    return "\n".join(
-        ["| command | what it does |", "|---|---|", *[f"| {u} | {h} |" for u, h in rows]]
-    )
+    return _paired(("command", "what it does"), _walk(main, ["mlsec"]))
 
 
 def _default(field) -> str:
@@ -66,10 +75,10 @@ def settings_table() -> str:
 
     prefix = PlatformSettings.model_config["env_prefix"]
     rows = [
-        f"| `{prefix}{name.upper()}` | {_default(field)} | {field.description} |"
+        (f"`{prefix}{name.upper()}`", _default(field), field.description or "")
         for name, field in PlatformSettings.model_fields.items()
     ]
-    return "\n".join(["| setting | default | meaning |", "|---|---|---|", *rows])
+    return _paired(("setting", "default", "meaning"), rows)
 
 
 GENERATED = {"commands": commands_table, "configuration": settings_table}
@@ -100,6 +109,28 @@ def test_every_setting_is_documented() -> None:
 
     undocumented = [n for n, f in PlatformSettings.model_fields.items() if not f.description]
     assert not undocumented, f"settings without a description: {undocumented}"
+
+
+def test_add_a_source_section_is_the_test() -> None:
+    """The README's "Add a source" shows the code its test runs: each call it quotes is in the
+    test, and the decorator names the test's dataset and source."""
+    from mlsec_platform_tests.defs.silver import test_add_a_source as example
+
+    section = README.read_text().split("## Add a source", 1)[1].split("\n## ", 1)[0]
+    spans = [" ".join(s.split()) for s in re.findall(r"`([^`]+)`", section)]
+    code = " ".join(Path(example.__file__).read_text().split())
+    calls = [s for s in spans if "(" in s and not s.startswith("@")]
+    assert calls and all(c in code for c in calls), [c for c in calls if c not in code]
+    decorator = next(s for s in spans if s.startswith("@silver_transform("))
+    assert decorator == (
+        f'@silver_transform("{example.SILVER_LOYALTY_MEMBERS.id}", '
+        f'source="{example.LOYALTY_MEMBERS.name}")'
+    )
+    for path in re.findall(r"`((?:catalog|transforms|defs)/[\w/]+\.py)`", section):
+        root = README.parent / (
+            "mlsec_platform_tests" if path.startswith("defs/") else "mlsec_platform"
+        )
+        assert (root / path).exists(), path
 
 
 def _write() -> None:
