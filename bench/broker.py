@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import gc
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -290,11 +291,16 @@ def bench_vector(url: str, services: BrokerServices, token: str, rate: int, seco
     )
 
 
+#: The scrape credential the benchmark's broker process serves /metrics with.
+SCRAPE_CREDENTIAL = secrets.token_urlsafe(32)
+
+
 def audit_commits(url: str) -> dict[str, float]:
     """The broker's audit commit histogram (cumulative counts by upper bound, seconds)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    families = text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+    scrape = {"Authorization": f"Bearer {SCRAPE_CREDENTIAL}"}
+    families = text_string_to_metric_families(httpx.get(f"{url}/metrics", headers=scrape).text)
     return {
         s.labels["le"]: s.value
         for f in families
@@ -326,7 +332,14 @@ def bench_policy(folder: Path) -> Path:
 @contextmanager
 def broker_process(settings, port: int):
     """`mlsec broker` in its own process, as deployed (not sharing the benchmark's GIL)."""
-    env = {**os.environ, "MLSEC_BROKER_POLICY_DIR": str(bench_policy(settings.root / "policy"))}
+    credential = settings.root / "metrics-scrape-credential"
+    credential.write_text(SCRAPE_CREDENTIAL)
+    credential.chmod(0o600)
+    env = {
+        **os.environ,
+        "MLSEC_BROKER_POLICY_DIR": str(bench_policy(settings.root / "policy")),
+        "MLSEC_BROKER_METRICS_CREDENTIAL_FILE": str(credential),
+    }
     mlsec = Path(sys.executable).parent / "mlsec"
     log = (settings.root / "broker.log").open("wb")
     process = subprocess.Popen(

@@ -22,6 +22,7 @@ from broker_api.models import VERSION
 from broker_api.responses import json_response
 from broker_api.routes import catalog, features, operations, query
 from broker_api.services import BrokerServices
+from mlsec_platform.serving.docs import serve_docs
 
 
 def create_app(services: BrokerServices) -> FastAPI:
@@ -39,6 +40,8 @@ def create_app(services: BrokerServices) -> FastAPI:
         version=VERSION,
         description=__doc__,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: serve_docs's do not
+        redoc_url=None,
     )
     app.state.services = services
     app.add_middleware(AuditedRequests, services=services)
@@ -49,6 +52,7 @@ def create_app(services: BrokerServices) -> FastAPI:
     # routes carry all they need (tags, problem responses, dependencies) from their router.
     for routes in (query, features, catalog, operations):
         app.router.routes.extend(routes.router.routes)
+    serve_docs(app, public=("/health",))  # after the API's routes: matched after them too
     return app
 
 

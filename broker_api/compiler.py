@@ -65,18 +65,19 @@ def coerce(spec: DatasetSpec, column: str, value: Any) -> Any:
         if pa.types.is_integer(t):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError
-            return value
+            return _within(column, t, value, *_integer_range(t))
         if pa.types.is_floating(t):
             if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
                 raise TypeError
-            return float(value)
+            return float(value)  # OverflowError past the double range: refused below
         if pa.types.is_decimal(t):
             if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
                 raise TypeError
             number = Decimal(str(value))
             if not number.is_finite():
                 raise TypeError
-            return number
+            bound = Decimal(10) ** (t.precision - t.scale)
+            return _within(column, t, number, -bound, bound, inclusive=False)
         if pa.types.is_date(t):
             if isinstance(value, datetime):
                 raise TypeError
@@ -85,12 +86,30 @@ def coerce(spec: DatasetSpec, column: str, value: Any) -> Any:
             moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
             if moment.tzinfo is None:
                 raise QueryError(f"filter value for {column!r} needs a time zone (e.g. Z)")
-            return moment.astimezone(UTC)
+            return moment.astimezone(UTC)  # OverflowError past the year 9999: refused below
+    except OverflowError:
+        raise QueryError(f"filter value for {column!r} is outside the range of {t}") from None
     except (TypeError, ValueError, InvalidOperation) as exc:
         if isinstance(exc, QueryError):
             raise
         raise QueryError(f"filter value for {column!r} is not a {t}") from None
     raise QueryError(f"cannot filter on {column!r} of type {t}")
+
+
+def _integer_range(t: pa.DataType) -> tuple[int, int]:
+    """The smallest and largest value of an Arrow integer type."""
+    if pa.types.is_unsigned_integer(t):
+        return 0, 2**t.bit_width - 1
+    return -(2 ** (t.bit_width - 1)), 2 ** (t.bit_width - 1) - 1
+
+
+def _within(column: str, t: pa.DataType, value: Any, low: Any, high: Any, *, inclusive=True):
+    """``value`` when the column's type can hold it: a value no row can have is refused with
+    a reason, not handed to the engine (which fails past 128 bits, a server error)."""
+    inside = low <= value <= high if inclusive else low < value < high
+    if not inside:
+        raise QueryError(f"filter value for {column!r} is outside the range of {t}")
+    return value
 
 
 def _condition(spec: DatasetSpec, f: Filter, params: list[Any]) -> str:

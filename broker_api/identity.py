@@ -28,6 +28,7 @@ from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import (
     ISSUER,
     ISSUER_KEY,
+    MAX_LIFETIME_SECONDS,
     InvalidToken,
     decode_claims,
     issue_token,
@@ -121,9 +122,7 @@ def _strings(value: Any) -> tuple[str, ...] | None:
 
 def _principal(claims: dict[str, Any]) -> Principal:
     """The Principal a verified token's claims describe; InvalidToken when a claim is off."""
-    subject, project = claims["sub"], claims["project"]
-    if not isinstance(subject, str) or not subject:
-        raise InvalidToken("claim 'sub' must be a non-empty string")
+    subject, project = claims["sub"], claims["project"]  # sub: checked by check_claims
     groups = _strings(claims["groups"])
     if groups is None:
         raise InvalidToken("claim 'groups' must be a list of non-empty strings")
@@ -171,6 +170,7 @@ class JwksVerifier:
         refresh_seconds: float = 300.0,
         min_refetch_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        max_lifetime_seconds: int = MAX_LIFETIME_SECONDS,
     ) -> None:
         refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
         if refused or not algorithms:
@@ -185,6 +185,7 @@ class JwksVerifier:
         self._audience = audience
         self._algorithms = frozenset(algorithms)
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
         self._refresh = refresh_seconds
         self._min_refetch = min_refetch_seconds
         self._clock = clock
@@ -263,6 +264,7 @@ class JwksVerifier:
             issuer=self._issuer,
             leeway=self._leeway,
             require=self._require,
+            max_lifetime=self._max_lifetime,
         )
         principal = _principal(claims)
         with self._verified_lock:

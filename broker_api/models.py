@@ -6,12 +6,20 @@ lower-case names, so nothing but a catalog name can ever reach the SQL compiler.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 #: A column name as the catalog spells them.
 ColumnName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
@@ -19,6 +27,37 @@ ColumnName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$"
 DatasetId = Annotated[str, StringConstraints(pattern=r"^[a-z]+/[a-z_][a-z0-9_]{0,62}$")]
 #: A filter operand: typed scalars only (strings are bound as parameters, never spliced).
 Scalar = str | int | float | bool | Decimal | date | datetime
+#: The range of a signed 64-bit integer: Delta versions, the widest integer column.
+MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
+
+
+def storable_text(text: str) -> str:
+    """``text`` when every store the request reaches can hold it, else ValueError (a 400):
+    Postgres refuses NUL in a string, and a lone surrogate is no UTF-8 at all, so neither can
+    be bound as a parameter, kept in the audit log, or match any curated value."""
+    if "\x00" in text:
+        raise ValueError("text must not contain NUL (U+0000)")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (it holds a lone surrogate)") from None
+    return text
+
+
+def utc_instant(moment: datetime) -> datetime:
+    """``moment`` in UTC, or ValueError (a 400) when that falls outside the years 1-9999
+    (``9999-12-31T23:59:59-23:59`` is in the year 10000 in UTC)."""
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("instant is outside the years 1-9999 once converted to UTC") from None
+
+
+#: Text a caller sends: bound as a parameter, looked up or stored, so storable everywhere.
+Text = Annotated[str, AfterValidator(storable_text)]
+#: An instant a caller sends, converted to UTC once, here.
+Instant = Annotated[datetime, AfterValidator(utc_instant)]
 
 #: The version of the broker's HTTP API (its OpenAPI document).
 VERSION = "1.0.0"
@@ -50,6 +89,19 @@ class Filter(Strict):
     #: eq/ne/lt/lte/gt/gte/prefix: one scalar; in: a list; between: [low, high];
     #: is_null: true (IS NULL) or false (IS NOT NULL).
     value: Scalar | list[Scalar] | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _operands_fit_the_stores(cls, value: Any) -> Any:
+        """Text storable everywhere, integers within 64 bits (the widest integer column; the
+        audit fingerprint and the cursor hold no more). Checked before the union picks a
+        type, so the refusal names the value, not one of the union's members."""
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                storable_text(item)
+            elif type(item) is int and not MIN_INT64 <= item <= MAX_INT64:
+                raise ValueError("an integer operand must fit in 64 bits (signed)")
+        return value
 
     @model_validator(mode="after")
     def _operand_fits(self) -> Filter:
@@ -85,7 +137,7 @@ class RevealRequest(Strict):
     """Ask for tokenized columns in clear: needs the ``reveal`` entitlement; audited high."""
 
     columns: list[ColumnName] = Field(min_length=1, max_length=8)
-    reason: str = Field(min_length=8, max_length=500)
+    reason: Text = Field(min_length=8, max_length=500)
 
 
 class QueryRequest(Strict):
@@ -113,22 +165,22 @@ class QueryRequest(Strict):
     order_by: list[OrderBy] = Field(default_factory=list, max_length=8)
     limit: int = Field(default=100, ge=1, le=MAX_PAGE_ROWS)
     #: From a previous page's ``next_cursor``; pins that page's snapshot and query.
-    cursor: str | None = Field(default=None, max_length=4096)
+    cursor: Text | None = Field(default=None, max_length=4096)
     #: A Delta version to read instead of the latest materialization.
-    version: int | None = Field(default=None, ge=0)
+    version: int | None = Field(default=None, ge=0, le=MAX_INT64)
     reveal: RevealRequest | None = None
 
 
 class HistoricalEntity(Strict):
-    customer_token: str = Field(min_length=1, max_length=512)
-    event_timestamp: datetime
+    customer_token: Text = Field(min_length=1, max_length=512)
+    event_timestamp: Instant
 
 
 class HistoricalRequest(Strict):
     group: ColumnName
     features: list[ColumnName] = Field(min_length=1, max_length=64)
     entities: list[HistoricalEntity] = Field(min_length=1, max_length=MAX_PAGE_ROWS)
-    version: int | None = Field(default=None, ge=0)
+    version: int | None = Field(default=None, ge=0, le=MAX_INT64)
 
 
 class ColumnOut(Strict):

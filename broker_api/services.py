@@ -26,7 +26,7 @@ from broker_api.errors import RequestRefused
 from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
 from broker_api.lineage import LineageReader
 from broker_api.masking import Masker
-from broker_api.metrics import BrokerMetrics
+from broker_api.metrics import BrokerMetrics, ScrapeCredential
 from broker_api.policy.files import load_policy
 from broker_api.shared_limits import SharedRateLimiter, SharedRowQuota, SharedSlots
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
@@ -116,6 +116,7 @@ class BrokerServices:
         self.settings = settings
         self.vault = vault = broker.vault
         self.metrics = BrokerMetrics()
+        self.scrape = ScrapeCredential.from_file(settings.broker_metrics_credential_file)
         # Secret reads of the broker itself (S3 keys, its own keys) are audited like any other.
         self.audit = broker.audit
         audit_login = LeasedLogin(vault, "audit-writer", margin_seconds=60.0)
@@ -155,6 +156,7 @@ class BrokerServices:
             issuer=settings.broker_issuer,
             audience=settings.broker_audience,
             algorithms=settings.broker_token_algorithms,
+            max_lifetime_seconds=settings.token_max_lifetime,
         )
         self.policy = load_policy(settings.broker_policy_dir)
         keys = vault.read_kv(BROKER_KEYS)

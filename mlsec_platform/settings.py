@@ -97,6 +97,12 @@ class PlatformSettings(BaseSettings):
         "before it answers 503 (s).",
     )
     upload_token_ttl: int = Field(3600, description="Lifetime of an upload token (s).")
+    token_max_lifetime: int = Field(
+        3600,
+        gt=0,
+        description="Longest lifetime (`exp - iat`) of a token the gateway and the broker "
+        "accept (s); `mlsec token issue` refuses a longer `--ttl`.",
+    )
     nats_ack_wait: float = Field(
         60.0,
         description="How long a fetched event may stay unacknowledged before NATS delivers it "
@@ -129,6 +135,12 @@ class PlatformSettings(BaseSettings):
         "Dagster again (s).",
     )
     broker_max_concurrent_queries: int = Field(16, description="Queries the broker runs at once.")
+    broker_metrics_credential_file: Path | None = Field(
+        None,
+        description="File holding the bearer credential (16 characters or more) a scraper "
+        "sends to the broker's `/metrics` (Prometheus: `authorization.credentials_file`). "
+        "Unset: `/metrics` is refused.",
+    )
     broker_policy_dir: Path | None = Field(
         None, description="A folder of policy files to use instead of the packaged ones."
     )

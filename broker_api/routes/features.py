@@ -59,8 +59,8 @@ class VectorAsk:
 async def authorized_vector(
     request: Request,
     group: Annotated[str, Query(pattern=r"^[a-z_][a-z0-9_]{0,62}$")],
-    entity: Annotated[list[str], Query(min_length=1, max_length=100)],
-    feature: Annotated[list[str] | None, Query(max_length=64)] = None,
+    entity: Annotated[list[m.Text], Query(min_length=1, max_length=100)],
+    feature: Annotated[list[m.ColumnName] | None, Query(max_length=64)] = None,
 ) -> Authorized[VectorAsk]:
     """The caller of a valid lookup and the policy's decision on the features it asks for
     (all of the group's by default), looked up by the entity."""

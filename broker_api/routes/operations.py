@@ -1,9 +1,10 @@
 """``/health`` and ``/metrics``: for the people and systems that run the broker. Answered on
-the event loop (no executor hop), and audited like every request."""
+the event loop (no executor hop), and audited like every request; ``/metrics`` only to the
+scraper holding the scrape credential."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from broker_api.deps import Services
@@ -20,7 +21,9 @@ async def health() -> Response:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(services: Services) -> Response:
-    """Prometheus text format."""
+async def metrics(request: Request, services: Services) -> Response:
+    """Prometheus text format, for a scraper that sends the scrape credential as its bearer
+    token."""
+    services.scrape.check(request.headers.get("authorization"))
     body, content_type = services.metrics.render()
     return Response(body, media_type=content_type)

@@ -21,10 +21,12 @@ from fastapi.concurrency import run_in_threadpool
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.gateway.audited import AuditedRequests, RequestAudit
 from mlsec_platform.gateway.models import VERSION, Refusal
+from mlsec_platform.gateway.openapi import describe_doors
 from mlsec_platform.gateway.publisher import EventPublisher
 from mlsec_platform.gateway.refusals import refuse
 from mlsec_platform.gateway.routes import events, files, health
 from mlsec_platform.gateway.services import GatewayServices
+from mlsec_platform.serving.docs import serve_docs
 
 #: The statuses of refusals, each answered with a Refusal body.
 REFUSAL_STATUSES = (400, 401, 403, 404, 413, 415, 422)
@@ -50,9 +52,12 @@ def create_app(services: GatewayServices) -> FastAPI:
         version=VERSION,
         lifespan=lifespan,
         responses={status: {"model": Refusal} for status in REFUSAL_STATUSES},
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: serve_docs's do not
+        redoc_url=None,
     )
     if not isinstance(services.audit, RequestAudit):  # events name the request they record
         services.audit = RequestAudit(services.audit)
+    serve_docs(app, public=("/health",), describe=describe_doors)
     app.state.services = services
     app.add_middleware(AuditedRequests, services=services)
     # Bodies are held in memory while checked: bound how many are read at once.

@@ -19,6 +19,7 @@ from mlsec_platform.gateway.doors import Arrival
 from mlsec_platform.gateway.errors import ScopeNotGranted, TooLarge
 from mlsec_platform.gateway.publisher import EventPublisher
 from mlsec_platform.gateway.services import GatewayServices, Intake
+from mlsec_platform.identities.tokens import granted_scopes
 
 
 def get_services(request: Request) -> GatewayServices:
@@ -67,7 +68,7 @@ async def upload_principal(
     can make the gateway buffer or store large bodies without a valid token."""
     claims = services.verifier.verify(bearer_token(request))  # InvalidToken: 401
     subject = request.state.subject = claims["sub"]
-    scopes = claims.get("scope", [])
+    scopes = granted_scopes(claims)  # InvalidToken: 401
     if arrival.scope not in scopes and f"{arrival.door.scope}:*" not in scopes:
         raise ScopeNotGranted(f"token of {subject!r} does not grant {arrival.scope}")
     return Uploader(subject)

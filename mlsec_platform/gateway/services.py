@@ -42,7 +42,9 @@ class GatewayServices:
         self.audit = resources.audit
         self.lake = resources.lake
         self.verifier = TokenVerifier(
-            lambda: transit_public_keys(self.vault.client()), audience=AUDIENCE
+            lambda: transit_public_keys(self.vault.client()),
+            audience=AUDIENCE,
+            max_lifetime_seconds=settings.token_max_lifetime,
         )
         self.nats_url = settings.endpoints().nats_url
 

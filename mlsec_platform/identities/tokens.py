@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
 import time
 import uuid
@@ -18,13 +19,18 @@ from typing import Any
 import hvac
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from jwt.exceptions import InvalidIssuedAtError, InvalidJTIError, InvalidSubjectError
+from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from mlsec_platform.errors import MlsecError
 
 ISSUER_KEY = "mlsec-issuer"
 ISSUER = "mlsec-local"
 ALGORITHM = "EdDSA"
+#: The longest lifetime (``exp - iat``) a verifier accepts unless told otherwise: a stolen
+#: token is worth at most this long, whatever lifetime its issuer wrote into it.
+MAX_LIFETIME_SECONDS = 3600
+#: The registered claims that are instants: JSON numbers only (RFC 7519 NumericDate).
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 class InvalidToken(MlsecError):
@@ -95,11 +101,13 @@ class TokenVerifier:
         required_claims: tuple[str, ...] = ("sub",),
         leeway_seconds: int = 5,
         refresh_seconds: float = 300.0,
+        max_lifetime_seconds: int = MAX_LIFETIME_SECONDS,
     ) -> None:
         self._fetch_keys = fetch_keys
         self._audience = audience
         self._required = required_claims
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
         self._refresh = refresh_seconds
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._fetched_at = 0.0
@@ -135,6 +143,7 @@ class TokenVerifier:
             issuer=ISSUER,
             leeway=self._leeway,
             require=["exp", "iat", "nbf", "iss", "aud", *self._required],
+            max_lifetime=self._max_lifetime,
         )
 
 
@@ -147,23 +156,26 @@ def decode_claims(
     issuer: str,
     leeway: int,
     require: list[str],
+    max_lifetime: int,
 ) -> dict[str, Any]:
     """The verified claims of ``token``; every failure as InvalidToken with a client-safe
-    reason (shared by the gateway's and the broker's verifiers)."""
+    reason. The one rule set of the gateway's and the broker's verifiers: PyJWT checks the
+    signature, issuer, audience and required claims; :func:`check_claims` the rest."""
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             key=key,
             algorithms=[algorithm],
             audience=audience,
             issuer=issuer,
-            leeway=leeway,
-            options={"require": require},
+            # The instants are checked by check_claims: PyJWT takes "4102444800" for a number.
+            options={
+                "require": require,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
         )
-    except jwt.ExpiredSignatureError:
-        raise InvalidToken("token expired") from None
-    except jwt.ImmatureSignatureError:
-        raise InvalidToken("token not valid yet") from None
     except jwt.InvalidAudienceError:
         raise InvalidToken("token is for another audience") from None
     except jwt.InvalidIssuerError:
@@ -176,9 +188,56 @@ def decode_claims(
         raise InvalidToken("claim 'sub' must be a non-empty string") from None
     except InvalidJTIError:
         raise InvalidToken("claim 'jti' must be a string") from None
-    except InvalidIssuedAtError:
-        raise InvalidToken("claim 'iat' must be a number") from None
     except jwt.InvalidAlgorithmError:
         raise InvalidToken("token algorithm does not match its key") from None
     except jwt.PyJWTError:
         raise InvalidToken("invalid token") from None
+    check_claims(claims, leeway=leeway, max_lifetime=max_lifetime)
+    return claims
+
+
+def _number(value: Any) -> bool:
+    """A JSON number: an int of any size, or a finite float (never a bool or a string)."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+def check_claims(
+    claims: Mapping[str, Any], *, leeway: int, max_lifetime: int, now: float | None = None
+) -> None:
+    """Refuse (InvalidToken) what a signature-checked token may still get wrong: instants that
+    are not JSON numbers, expiry, a start in the future, a lifetime (``exp - iat``) over
+    ``max_lifetime`` seconds, more than one audience (a token for one service must not open
+    another), an empty subject."""
+    for name in TIME_CLAIMS:
+        if name in claims and not _number(claims[name]):
+            raise InvalidToken(f"claim {name!r} must be a number (seconds since the epoch)")
+    for name in ("exp", "iat"):  # a lifetime needs both ends
+        if name not in claims:
+            raise InvalidToken(f"token lacks the {name!r} claim")
+    now = time.time() if now is None else now
+    if claims["exp"] <= now - leeway:
+        raise InvalidToken("token expired")
+    if claims.get("nbf", claims["iat"]) > now + leeway or claims["iat"] > now + leeway:
+        raise InvalidToken("token not valid yet")
+    if claims["exp"] - claims["iat"] > max_lifetime:
+        raise InvalidToken(f"token lifetime (exp - iat) is over {max_lifetime} seconds")
+    audience = claims.get("aud")
+    if isinstance(audience, list) and len(audience) != 1:
+        raise InvalidToken("token must name exactly one audience")
+    subject = claims.get("sub")
+    if "sub" in claims and (not isinstance(subject, str) or not subject):
+        raise InvalidToken("claim 'sub' must be a non-empty string")
+
+
+def granted_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """The scopes a token grants, each matched whole (never as a substring): its ``scope``
+    claim as a list of names, or one string of names separated by single spaces (RFC 6749);
+    none when the claim is absent. Any other shape is an InvalidToken, not a server error."""
+    value = claims.get("scope", [])
+    names = (value.split(" ") if value else []) if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise InvalidToken(
+            "claim 'scope' must be a list of scope names or a string of them separated by "
+            "single spaces"
+        )
+    return frozenset(names)

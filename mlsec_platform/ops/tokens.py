@@ -62,6 +62,11 @@ def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> s
     """The signed token of ``request`` (checked first); its lifetime defaults to the settings'."""
     request.check()
     ttl_seconds = request.ttl or settings.upload_token_ttl
+    if ttl_seconds > settings.token_max_lifetime:  # the services would refuse it
+        raise TokenOptionsMismatch(
+            f"--ttl {ttl_seconds} is over the {settings.token_max_lifetime} s the gateway and "
+            "the broker accept (MLSEC_TOKEN_MAX_LIFETIME)"
+        )
     with operator_command(settings, "issue") as session:
         token = sign_token(session.vault, request, ttl_seconds)
         session.audit.emit(

@@ -71,6 +71,11 @@ class Lineage:
             raise LineageUnavailable(f"{key.to_user_string()} was never materialized")
         return AssetLineage(key.to_user_string(), 3, "run", datetime.now(UTC), None, (), 1)
 
+    def at_version(self, key, version):
+        if version != 3:  # the one version there is
+            raise LineageUnavailable(f"{key.to_user_string()} has no version {version}")
+        return self.latest(key)
+
 
 class Executor(ThreadPoolExecutor):
     hops = 0

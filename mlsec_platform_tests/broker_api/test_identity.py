@@ -236,6 +236,22 @@ ATTACKS = {
     ),
     "numeric jti": (lambda: _sign(_claims(jti=5)), "claim 'jti' must be a string"),
     "iat not a number": (lambda: _sign(_claims(iat="yesterday")), "claim 'iat' must be a number"),
+    "exp a numeric string": (
+        lambda: _sign(_claims(exp="4102444800")),
+        "claim 'exp' must be a number",
+    ),
+    "nbf a numeric string": (
+        lambda: _sign(_claims(nbf=str(int(time.time())))),
+        "claim 'nbf' must be a number",
+    ),
+    "valid for the gateway and the broker": (
+        lambda: _sign(_claims(aud=["mlsec-gateway", BROKER_AUDIENCE])),
+        "token must name exactly one audience",
+    ),
+    "a 100-year token": (
+        lambda: _sign(_claims(exp=int(time.time()) + 100 * 365 * 86400)),
+        "token lifetime (exp - iat) is over 3600 seconds",
+    ),
 }
 
 
@@ -386,6 +402,7 @@ def test_issue_broker_token_refuses_bad_claims_before_signing(bad):
         ),
         (["--scope", "upload:*", "--project", "p"], "--project: for broker tokens"),
         (["--audience", "mlsec-broker", "--clearance", "secret"], "'secret' is not one of"),
+        (["--scope", "upload:*", "--ttl", "7200"], "--ttl 7200 is over the 3600 s"),
     ],
 )
 def test_token_issue_checks_broker_options(args, error):

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import pytest
 
-def test_metrics_and_health(http) -> None:
+from broker_api.metrics import ScrapeCredential
+
+SCRAPE = "scrape-credential-of-this-test-0123"
+
+
+@pytest.fixture
+def scraped(broker, monkeypatch):
+    """The session's broker with a scrape credential, for this test only."""
+    monkeypatch.setattr(broker.services, "scrape", ScrapeCredential(SCRAPE))
+
+
+def test_metrics_and_health(http, scraped) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     assert http.get("/health").json()["status"] == "ok"
-    families = list(text_string_to_metric_families(http.get("/metrics").text))
+    assert http.get("/metrics").status_code == 401  # not without the credential
+    metrics = http.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE}"})
+    families = list(text_string_to_metric_families(metrics.text))
     assert any("requests" in f.name for f in families)
     # /health was answered only after its audit event committed, so that commit is counted.
     commits = [
