@@ -57,10 +57,7 @@ class VectorAsk:
 
 
 async def authorized_vector(
-    request: Request,
-    group: Annotated[str, Query(pattern=r"^[a-z_][a-z0-9_]{0,62}$")],
-    entity: Annotated[list[m.Text], Query(min_length=1, max_length=100)],
-    feature: Annotated[list[m.ColumnName] | None, Query(max_length=64)] = None,
+    request: Request, group: str, entity: list[str], feature: list[str] | None
 ) -> Authorized[VectorAsk]:
     """The caller of a valid lookup and the policy's decision on the features it asks for
     (all of the group's by default), looked up by the entity."""
@@ -85,13 +82,20 @@ async def authorized_historical(
     return Authorized(request, principal, decision, body)
 
 
-AuthorizedVector = Annotated[Authorized[VectorAsk], Depends(authorized_vector)]
 AuthorizedHistorical = Annotated[Authorized[m.HistoricalRequest], Depends(authorized_historical)]
 
 
 @router.get("/feature/vector", response_model=m.FeatureVectorResponse)
-async def feature_vector(asked: AuthorizedVector) -> Response:
+async def feature_vector(
+    request: Request,
+    group: Annotated[str, Query(pattern=r"^[a-z_][a-z0-9_]{0,62}$")],
+    entity: Annotated[list[m.Text], Query(min_length=1, max_length=100)],
+    feature: Annotated[list[m.ColumnName] | None, Query(max_length=64)] = None,
+) -> Response:
     """Online feature values for entities (latest per entity), masked for the reader."""
+    # Authorized inline, not as a dependency: the online store's lookups are the broker's
+    # hottest path, and FastAPI's dependency resolution cost them 30-50 us a request.
+    asked = await authorized_vector(request, group, entity, feature)
     return await asked.answer(vectors)
 
 
