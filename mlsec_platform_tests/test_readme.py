@@ -38,14 +38,20 @@ def _walk(command: click.Command, path: list[str]) -> list[tuple[str, str]]:
     return [(_usage(command, path), command.get_short_help_str(limit=120))]
 
 
-def _paired(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    """A table of two entries per line: reference, not reading, so it keeps the README short."""
-    half = (len(rows) + 1) // 2
-    left, right = rows[:half], rows[half:] + [("",) * len(header)] * (half - len(rows[half:]))
+def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]], per_line: int = 3) -> str:
+    """A table of ``per_line`` entries a line, read down each column: reference, not
+    reading, so it keeps the README short."""
+    height = -(-len(rows) // per_line)
+    blank = ("",) * len(header)
+    padded = rows + [blank] * (height * per_line - len(rows))
+    columns = [padded[i * height : (i + 1) * height] for i in range(per_line)]
     lines = [
-        "| " + " | ".join(header * 2) + " |",
-        "|" + "---|" * (2 * len(header)),
-        *["| " + " | ".join((*a, *b)) + " |" for a, b in zip(left, right, strict=True)],
+        "| " + " | ".join(header * per_line) + " |",
+        "|" + "---|" * (per_line * len(header)),
+        *[
+            "| " + " | ".join(c for entry in line for c in entry) + " |"
+            for line in zip(*columns, strict=True)
+        ],
     ]
     return "\n".join(line.replace("|  |", "| |") for line in lines)
 
@@ -53,7 +59,7 @@ def _paired(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 def commands_table() -> str:
     from mlsec_platform.cli import main
 
-    return _paired(("command", "what it does"), _walk(main, ["mlsec"]))
+    return _columns(("command", "what it does"), _walk(main, ["mlsec"]))
 
 
 def _default(field) -> str:
@@ -62,6 +68,8 @@ def _default(field) -> str:
     value = field.default
     if isinstance(value, tuple):
         value = ",".join(value)
+        if not value:
+            return ""
     value = getattr(value, "value", value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1 << 20:
         for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20)):
@@ -75,10 +83,10 @@ def settings_table() -> str:
 
     prefix = PlatformSettings.model_config["env_prefix"]
     rows = [
-        (f"`{prefix}{name.upper()}`", _default(field), field.description or "")
+        (f"`{prefix}{name.upper()}` {_default(field)}".strip(), field.description or "")
         for name, field in PlatformSettings.model_fields.items()
     ]
-    return _paired(("setting", "default", "meaning"), rows)
+    return _columns(("setting, default", "meaning"), rows)
 
 
 GENERATED = {"commands": commands_table, "configuration": settings_table}
