@@ -11,6 +11,8 @@ engine creates short-lived login users inside these groups (see ``vault.py``):
     audit_reader      SELECT on audit.events only
     lineage_reader    CONNECT on the Dagster database, SELECT on its tables (the broker's
                       lineage); never the Dagster owner login, nothing in the warehouse
+    row_scope_owner   owns the row-scope signing key and the function verifying a reader's
+                      scope (``storage/row_scope.py``); no login, no member
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import psycopg2
 from psycopg2 import sql
 
 from mlsec_platform.audit.schema import AUDIT_DDL
+from mlsec_platform.storage import row_scope
 
 GROUP_ROLES = (
     "warehouse_owner",
@@ -30,6 +33,7 @@ GROUP_ROLES = (
     "audit_writer",
     "audit_reader",
     "lineage_reader",
+    row_scope.OWNER,
 )
 #: Groups whose dynamic users work in the warehouse database.
 WAREHOUSE_GRANTABLE = ("warehouse_writer", "warehouse_reader", "audit_writer", "audit_reader")
@@ -138,6 +142,7 @@ def bootstrap_postgres(
                         "GRANT SELECT ON TABLES TO warehouse_reader"
                     ).format(ident)
                 )
+            row_scope.install(cur)
             cur.execute("CREATE SCHEMA IF NOT EXISTS audit AUTHORIZATION audit_owner")
             cur.execute("GRANT USAGE ON SCHEMA audit TO audit_writer, audit_reader")
             # Objects are created as audit_owner so the chain trigger runs with its rights.

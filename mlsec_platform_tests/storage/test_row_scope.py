@@ -1,0 +1,201 @@
+"""Row scope in the warehouse: a ``warehouse_reader`` session sees no row outside the scope
+the broker granted it, whatever SQL it runs (issue 14: a leaked reader login must not widen
+its own scope).
+
+A small row-secured table is loaded the way the pipeline loads Gold (``load_table``, acting as
+``warehouse_owner``) and read through a real Vault-issued reader login of the test stack.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from contextlib import closing
+
+import psycopg2
+import pyarrow as pa
+import pytest
+from psycopg2 import errors, sql
+
+from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Purpose
+from mlsec_platform.identities.catalog import BROKER_KEYS, ROW_SCOPE_SIGNING_KEY
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
+from mlsec_platform.storage.warehouse import load_table
+from mlsec_platform_tests.helpers import pg_login, vault_as
+
+ROWS = {"c1": "SP", "c2": "SP", "c3": "RJ", "c4": "MG"}
+SPEC = DatasetSpec(
+    zone=Zone.GOLD,
+    name="row_scope_probe",
+    domain="customers",
+    description="Probe rows for the row-scope tests.",
+    columns=(
+        ColumnSpec("customer_id", pa.string(), "Customer."),
+        ColumnSpec("customer_state", pa.string(), "UF."),
+    ),
+    key=("customer_id",),
+    purposes=frozenset({Purpose.ANALYTICS}),
+    row_security_key="customer_state",
+)
+
+
+@pytest.fixture(scope="module")
+def probe_table(superuser_dsn) -> str:
+    """``gold.<probe>`` with four customers in three states, loaded as the pipeline does."""
+    name = f"row_scope_probe_{uuid.uuid4().hex[:8]}"
+    table = pa.table(
+        {"customer_id": list(ROWS), "customer_state": list(ROWS.values())},
+        schema=SPEC.arrow_schema(),
+    )
+    with closing(psycopg2.connect(**superuser_dsn)) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SET ROLE warehouse_owner")
+        load_table(conn, SPEC, table, schema="gold", name=name, delta_version=0, run_id="test")
+        conn.commit()
+    yield f"gold.{name}"
+    with closing(psycopg2.connect(**superuser_dsn)) as conn, conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier("gold", name)))
+
+
+@pytest.fixture
+def reader(settings, endpoints):
+    """An autocommit session of a fresh Vault-issued ``warehouse_reader`` login."""
+    conn, login = pg_login("broker", "warehouse-reader", settings, endpoints)
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+        login.revoke()
+
+
+def _states(cur, table: str) -> list[str]:
+    cur.execute(f"SELECT customer_state FROM {table} ORDER BY customer_id")  # noqa: S608
+    return [r[0] for r in cur.fetchall()]
+
+
+def test_a_reader_that_sets_its_own_scope_sees_nothing(reader, probe_table) -> None:
+    with reader.cursor() as cur:
+        assert _states(cur, probe_table) == []
+        for forged in ("*", "SP", "SP,RJ,MG", "*;" + "0" * 64, "SP;deadbeef"):
+            cur.execute("SELECT set_config('mlsec.row_scope', %s, false)", (forged,))
+            assert _states(cur, probe_table) == [], forged
+            cur.execute("SET mlsec.row_scope = '*'")
+            assert _states(cur, probe_table) == [], "SET"
+        for reset in ("RESET mlsec.row_scope", "RESET ALL", "DISCARD ALL"):
+            cur.execute(reset)
+            assert _states(cur, probe_table) == [], reset
+
+
+def test_no_role_a_reader_can_become_widens_its_scope(reader, probe_table) -> None:
+    with reader.cursor() as cur:
+        cur.execute("SELECT rolname FROM pg_roles WHERE rolname <> current_user ORDER BY 1")
+        roles = [r[0] for r in cur.fetchall()]
+        became = []
+        for role in roles:
+            try:
+                cur.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+            except errors.InsufficientPrivilege:
+                continue
+            became.append(role)
+            cur.execute("SET mlsec.row_scope = '*'")
+            assert _states(cur, probe_table) == [], role
+            cur.execute("RESET ROLE")
+        # The login may only become its own reader group: nothing that owns the table,
+        # bypasses row security or holds the scope's signing key.
+        assert became == ["warehouse_reader"], became
+
+
+@pytest.fixture(scope="module")
+def signer(settings, endpoints) -> RowScopeSigner:
+    """Signs as the broker does, with the key it reads from OpenBao."""
+    vault = vault_as("broker", settings, endpoints)
+    key = vault.read_kv(BROKER_KEYS)[ROW_SCOPE_SIGNING_KEY]
+    vault.revoke()
+    return RowScopeSigner(base64.b64decode(key))
+
+
+def _grant(cur, signer: RowScopeSigner, scope: str, backend: tuple[int, int] | None = None):
+    """Set ``scope`` as the broker would, signed for ``backend`` (default: this session's)."""
+    if backend is None:
+        cur.execute(SESSION_SQL)
+        backend = cur.fetchone()
+    cur.execute(
+        "SELECT set_config(%s, %s, false)", (ROW_SCOPE_SETTING, signer.sign(scope, *backend))
+    )
+
+
+def test_the_scope_the_broker_signs_is_the_scope_the_reader_sees(
+    reader, probe_table, signer
+) -> None:
+    with reader.cursor() as cur:
+        _grant(cur, signer, "SP")
+        assert _states(cur, probe_table) == ["SP", "SP"]
+        _grant(cur, signer, "SP,MG")
+        assert _states(cur, probe_table) == ["SP", "SP", "MG"]
+        _grant(cur, signer, "*")
+        assert _states(cur, probe_table) == ["SP", "SP", "RJ", "MG"]
+        _grant(cur, signer, "")
+        assert _states(cur, probe_table) == []
+        # Becoming the reader group keeps the scope it was granted, and nothing more.
+        _grant(cur, signer, "RJ")
+        cur.execute("SET ROLE warehouse_reader")
+        assert _states(cur, probe_table) == ["RJ"]
+        cur.execute("RESET ROLE")
+        cur.execute("DISCARD ALL")
+        assert _states(cur, probe_table) == []
+
+
+def test_a_signed_scope_is_worthless_in_any_other_session(
+    reader, probe_table, signer, settings, endpoints
+) -> None:
+    other, login = pg_login("broker", "warehouse-reader", settings, endpoints)
+    try:
+        with other.cursor() as cur:
+            cur.execute(SESSION_SQL)
+            elsewhere = cur.fetchone()
+        other.rollback()
+    finally:
+        other.close()
+        login.revoke()
+    with reader.cursor() as cur:
+        cur.execute(SESSION_SQL)
+        pid, started = cur.fetchone()
+        # Another session's '*', this pid at another start (a reused pid), another pid.
+        for backend in (elsewhere, (pid, started - 1), (pid + 1, started)):
+            _grant(cur, signer, "*", backend)
+            assert _states(cur, probe_table) == [], backend
+        # A valid MAC with another scope put in front of it.
+        _grant(cur, signer, "SP")
+        cur.execute(f"SELECT current_setting('{ROW_SCOPE_SETTING}')")
+        mac = cur.fetchone()[0].split(";")[1]
+        for scope in ("*", "SP,RJ", "RJ"):
+            cur.execute("SELECT set_config(%s, %s, false)", (ROW_SCOPE_SETTING, f"{scope};{mac}"))
+            assert _states(cur, probe_table) == [], scope
+
+
+def test_the_verifying_function_is_no_oracle_and_its_key_is_unreadable(reader, probe_table) -> None:
+    with reader.cursor() as cur:
+        cur.execute("SELECT set_config(%s, %s, false)", (ROW_SCOPE_SETTING, "*;" + "ab" * 32))
+        cur.execute("SELECT row_security.granted_scope()")
+        assert cur.fetchone()[0] == []
+        cur.execute("SELECT (SELECT row_security.granted_scope()) && ARRAY['*', 'SP']")
+        assert cur.fetchone()[0] is False
+        with pytest.raises(errors.UndefinedFunction):  # it takes no input to forge
+            cur.execute("SELECT row_security.granted_scope('*')")
+        for table in ("row_security.signing_key",):
+            with pytest.raises(errors.InsufficientPrivilege):
+                cur.execute(f"SELECT * FROM {table}")  # noqa: S608
+        # The login's read-only default is its own to lift: the privileges must hold alone.
+        cur.execute("SET default_transaction_read_only = off")
+        for ddl in (
+            "CREATE OR REPLACE FUNCTION row_security.granted_scope() RETURNS text[] "
+            "LANGUAGE sql AS $$ SELECT ARRAY['*'] $$",
+            "CREATE FUNCTION pg_temp.granted_scope() RETURNS text[] "
+            "LANGUAGE sql AS $$ SELECT ARRAY['*'] $$",
+            f"ALTER TABLE {probe_table} DISABLE ROW LEVEL SECURITY",
+            f"DROP POLICY row_scope ON {probe_table}",
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                cur.execute(ddl)
