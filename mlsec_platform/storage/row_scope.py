@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from contextlib import closing
 
 import psycopg2
@@ -111,6 +112,27 @@ def policy_expression(key_column: str) -> sql.Composable:
     return sql.SQL("(SELECT {}.granted_scope()) && ARRAY[{}, {}::text]").format(
         sql.Identifier(SCHEMA), sql.Literal(ALL_ROWS), sql.Identifier(key_column)
     )
+
+
+def redeclare(cur, tables: Iterable[tuple[str, str, str]]) -> list[str]:
+    """(Re)declare the row policy of each existing ``(schema, table, key column)``, so tables
+    an earlier release loaded, whose policy trusted the setting itself, are guarded from the
+    next bootstrap on rather than from their next load. Returns the tables it declared."""
+    declared = []
+    for schema, table, key_column in tables:
+        target = sql.Identifier(schema, table)
+        cur.execute("SELECT to_regclass(%s)", (target.as_string(cur),))
+        if cur.fetchone()[0] is None:
+            continue
+        cur.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(target))
+        cur.execute(sql.SQL("DROP POLICY IF EXISTS row_scope ON {}").format(target))
+        cur.execute(
+            sql.SQL(
+                "CREATE POLICY row_scope ON {} FOR SELECT TO warehouse_reader USING ({})"
+            ).format(target, policy_expression(key_column))
+        )
+        declared.append(f"{schema}.{table}")
+    return declared
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:

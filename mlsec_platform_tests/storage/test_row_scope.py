@@ -8,7 +8,6 @@ A small row-secured table is loaded the way the pipeline loads Gold (``load_tabl
 
 from __future__ import annotations
 
-import base64
 import uuid
 from contextlib import closing
 
@@ -18,11 +17,15 @@ import pytest
 from psycopg2 import errors, sql
 
 from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Purpose
-from mlsec_platform.identities.catalog import BROKER_KEYS, ROW_SCOPE_SIGNING_KEY
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
+from mlsec_platform.storage.row_scope import (
+    ROW_SCOPE_SETTING,
+    SESSION_SQL,
+    RowScopeSigner,
+    redeclare,
+)
 from mlsec_platform.storage.warehouse import load_table
-from mlsec_platform_tests.helpers import pg_login, vault_as
+from mlsec_platform_tests.helpers import grant_row_scope, pg_login, row_scope_signer
 
 ROWS = {"c1": "SP", "c2": "SP", "c3": "RJ", "c4": "MG"}
 SPEC = DatasetSpec(
@@ -109,37 +112,23 @@ def test_no_role_a_reader_can_become_widens_its_scope(reader, probe_table) -> No
 
 @pytest.fixture(scope="module")
 def signer(settings, endpoints) -> RowScopeSigner:
-    """Signs as the broker does, with the key it reads from OpenBao."""
-    vault = vault_as("broker", settings, endpoints)
-    key = vault.read_kv(BROKER_KEYS)[ROW_SCOPE_SIGNING_KEY]
-    vault.revoke()
-    return RowScopeSigner(base64.b64decode(key))
-
-
-def _grant(cur, signer: RowScopeSigner, scope: str, backend: tuple[int, int] | None = None):
-    """Set ``scope`` as the broker would, signed for ``backend`` (default: this session's)."""
-    if backend is None:
-        cur.execute(SESSION_SQL)
-        backend = cur.fetchone()
-    cur.execute(
-        "SELECT set_config(%s, %s, false)", (ROW_SCOPE_SETTING, signer.sign(scope, *backend))
-    )
+    return row_scope_signer(settings, endpoints)
 
 
 def test_the_scope_the_broker_signs_is_the_scope_the_reader_sees(
     reader, probe_table, signer
 ) -> None:
     with reader.cursor() as cur:
-        _grant(cur, signer, "SP")
+        grant_row_scope(cur, signer, "SP")
         assert _states(cur, probe_table) == ["SP", "SP"]
-        _grant(cur, signer, "SP,MG")
+        grant_row_scope(cur, signer, "SP,MG")
         assert _states(cur, probe_table) == ["SP", "SP", "MG"]
-        _grant(cur, signer, "*")
+        grant_row_scope(cur, signer, "*")
         assert _states(cur, probe_table) == ["SP", "SP", "RJ", "MG"]
-        _grant(cur, signer, "")
+        grant_row_scope(cur, signer, "")
         assert _states(cur, probe_table) == []
         # Becoming the reader group keeps the scope it was granted, and nothing more.
-        _grant(cur, signer, "RJ")
+        grant_row_scope(cur, signer, "RJ")
         cur.execute("SET ROLE warehouse_reader")
         assert _states(cur, probe_table) == ["RJ"]
         cur.execute("RESET ROLE")
@@ -164,10 +153,10 @@ def test_a_signed_scope_is_worthless_in_any_other_session(
         pid, started = cur.fetchone()
         # Another session's '*', this pid at another start (a reused pid), another pid.
         for backend in (elsewhere, (pid, started - 1), (pid + 1, started)):
-            _grant(cur, signer, "*", backend)
+            grant_row_scope(cur, signer, "*", backend)
             assert _states(cur, probe_table) == [], backend
         # A valid MAC with another scope put in front of it.
-        _grant(cur, signer, "SP")
+        grant_row_scope(cur, signer, "SP")
         cur.execute(f"SELECT current_setting('{ROW_SCOPE_SETTING}')")
         mac = cur.fetchone()[0].split(";")[1]
         for scope in ("*", "SP,RJ", "RJ"):
@@ -199,3 +188,36 @@ def test_the_verifying_function_is_no_oracle_and_its_key_is_unreadable(reader, p
         ):
             with pytest.raises(errors.InsufficientPrivilege):
                 cur.execute(ddl)
+
+
+def test_bootstrap_redeclares_the_policy_of_every_row_secured_warehouse_table() -> None:
+    from mlsec_platform.defs.warehouse.assets import TARGETS
+    from mlsec_platform.stack.bootstrap.postgres import row_secured_tables
+
+    loaded = {
+        (t.schema, t.name, t.source.row_security_key)
+        for t in TARGETS
+        if t.source.row_security_key is not None
+    }
+    assert loaded and set(row_secured_tables()) == loaded
+
+
+def test_a_table_loaded_by_an_earlier_release_is_guarded_once_redeclared(
+    reader, probe_table, superuser_dsn
+) -> None:
+    schema, table = probe_table.split(".")
+    trusting = (
+        "coalesce(current_setting('mlsec.row_scope', true), '') = '*' OR customer_state = "
+        "ANY(string_to_array(nullif(current_setting('mlsec.row_scope', true), ''), ','))"
+    )
+    with closing(psycopg2.connect(**superuser_dsn)) as conn, conn, conn.cursor() as cur:
+        cur.execute(f"ALTER POLICY row_scope ON {probe_table} USING ({trusting})")
+    with reader.cursor() as cur:
+        cur.execute("SET mlsec.row_scope = '*'")
+        assert len(_states(cur, probe_table)) == 4  # the earlier release's hole
+    with closing(psycopg2.connect(**superuser_dsn)) as conn, conn, conn.cursor() as cur:
+        assert redeclare(cur, [(schema, table, "customer_state"), ("gold", "absent", "x")]) == [
+            probe_table
+        ]
+    with reader.cursor() as cur:
+        assert _states(cur, probe_table) == []

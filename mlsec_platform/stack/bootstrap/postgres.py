@@ -23,6 +23,8 @@ import psycopg2
 from psycopg2 import sql
 
 from mlsec_platform.audit.schema import AUDIT_DDL
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.settings import Zone
 from mlsec_platform.storage import row_scope
 
 GROUP_ROLES = (
@@ -143,6 +145,7 @@ def bootstrap_postgres(
                     ).format(ident)
                 )
             row_scope.install(cur)
+            row_scope.redeclare(cur, row_secured_tables())
             cur.execute("CREATE SCHEMA IF NOT EXISTS audit AUTHORIZATION audit_owner")
             cur.execute("GRANT USAGE ON SCHEMA audit TO audit_writer, audit_reader")
             # Objects are created as audit_owner so the chain trigger runs with its rights.
@@ -150,6 +153,19 @@ def bootstrap_postgres(
             cur.execute(AUDIT_DDL)
             cur.execute("RESET ROLE")
         conn.commit()
+
+
+def row_secured_tables() -> list[tuple[str, str, str]]:
+    """(schema, table, row-security key) of each warehouse table the pipeline loads with a
+    row-security key: Gold tables under their names, feature groups' online stores."""
+    tables = []
+    for spec in CATALOG.values():
+        key, group = spec.row_security_key, spec.feature_group
+        if key is not None and group is not None:
+            tables.append((group.online_schema, group.online_name, key))
+        elif key is not None and spec.zone is Zone.GOLD:
+            tables.append((Zone.GOLD.value, spec.name, key))
+    return tables
 
 
 def _grant_lineage_reader(superuser_dsn: dict, dagster_db: str) -> None:
