@@ -22,7 +22,12 @@ Why this design, and not the alternatives:
 * HMAC is built from the core ``sha256()`` function (the table holds the key's inner and
   outer pads), because pgcrypto is not part of every Postgres build (the embedded one has
   none). The policy reads the function through a scalar subquery, which Postgres evaluates
-  once per statement (an InitPlan): one MAC check per query, not per row.
+  once per statement (an InitPlan): one MAC check per query, not per row. Measured on the
+  embedded Postgres (2026-12): a statement calling it costs about 24 us more than a bare
+  one (7 us the call of a SECURITY DEFINER function at all, 7 us the backend-start lookup,
+  2 us the key table, the rest the MAC); a 50,000-row scan costs the same under it as under
+  the setting-trusting policy. The backend-start lookup is kept: binding to the pid alone
+  (or pid and an expiry) would let a replay succeed in a later session that reuses the pid.
 * Fail closed: no setting, a wrong MAC, another session's MAC, an empty key table, all give
   an empty scope (or NULL), and the policy shows no row.
 """
