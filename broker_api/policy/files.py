@@ -230,6 +230,13 @@ class _Reader:
             if not isinstance(scope, list):
                 raise self.error(f"{key}.scope", "expected '*' or a list of row-security values")
             scope = tuple(self.names(scope, f"{key}.scope"))
+            for i, value in enumerate(scope):
+                # The warehouse reads a scope as values joined by ',' with its MAC after ';'
+                # (storage/row_scope.py): a value holding either would mean something else.
+                if "," in value or ";" in value or value != value.strip():
+                    raise self.error(
+                        f"{key}.scope[{i}]", "a row-security value has no ',', ';' or spaces"
+                    )
         return Project(
             name=name,
             scope=None if scope == "*" else scope,

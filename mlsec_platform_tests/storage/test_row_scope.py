@@ -221,3 +221,14 @@ def test_a_table_loaded_by_an_earlier_release_is_guarded_once_redeclared(
         ]
     with reader.cursor() as cur:
         assert _states(cur, probe_table) == []
+
+
+def test_the_signer_refuses_what_the_warehouse_would_misread() -> None:
+    signer = RowScopeSigner(b"k" * 32)
+    assert signer.sign("SP,RJ", 7, 1).startswith("SP,RJ;")
+    assert signer.sign("", 7, 1) != signer.sign("", 8, 1)
+    for scope in ("SP;*", "SP,", ",SP", "SP, RJ"):
+        with pytest.raises(ValueError, match="not a row scope"):
+            signer.sign(scope, 7, 1)
+    with pytest.raises(ValueError, match="empty"):
+        RowScopeSigner(b"")

@@ -102,3 +102,16 @@ def test_the_reader_refuses_a_grant_without_a_reason_or_a_target(
         load_policy(_granting(tmp_path, grants))
     for word in words:
         assert word in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["S,P", "SP;", " SP", "SP "])
+def test_a_scope_value_the_warehouse_would_read_otherwise_is_refused(
+    tmp_path: Path, value: str
+) -> None:
+    """The warehouse splits a signed scope on ',' (and the MAC off on ';'): a value holding
+    either would mean something else there than in the broker's own row filter."""
+    doc = packaged()
+    doc["projects"]["olist-sp"]["scope"] = ["RJ", value]
+    with pytest.raises(PolicyFileError) as caught:
+        load_policy(write(tmp_path, doc))
+    assert "projects.olist-sp.scope[1]" in str(caught.value)
