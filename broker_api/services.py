@@ -31,6 +31,7 @@ from broker_api.policy.files import load_policy
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.audit.chain import AuditWriteError
 from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.identities.catalog import BROKER_KEYS, ROW_SCOPE_SIGNING_KEY
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
 from mlsec_platform.resources.identity import IdentityResources, identity_resources
@@ -162,6 +163,11 @@ class BrokerServices:
         )
         keys = vault.read_kv(BROKER_KEYS)
         self.audit.secret_read(f"mlsec/{BROKER_KEYS}", purpose="masking, cursor and scope keys")
+        if not keys.get(ROW_SCOPE_SIGNING_KEY):
+            # A stack bootstrapped by an earlier release: the warehouse would show no row.
+            raise ConfigurationError(
+                f"OpenBao holds no {ROW_SCOPE_SIGNING_KEY} for the broker: run `mlsec bootstrap`"
+            )
         self._reader_login = LeasedLogin(vault, "warehouse-reader", margin_seconds=2.0)
         self.online = OnlineStore(
             self._reader_login,

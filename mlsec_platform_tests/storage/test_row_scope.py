@@ -232,3 +232,23 @@ def test_the_signer_refuses_what_the_warehouse_would_misread() -> None:
             signer.sign(scope, 7, 1)
     with pytest.raises(ValueError, match="empty"):
         RowScopeSigner(b"")
+
+
+def test_a_broker_without_its_scope_key_refuses_to_start_naming_the_fix(
+    settings, endpoints
+) -> None:
+    """A stack bootstrapped by an earlier release has no row-scope key in OpenBao yet."""
+    from broker_api.services import BrokerServices
+    from mlsec_platform.errors import ConfigurationError
+    from mlsec_platform.identities.catalog import BROKER_KEYS, ROW_SCOPE_SIGNING_KEY
+    from mlsec_platform.stack.bootstrap.vault import read_kv, write_kv
+    from mlsec_platform_tests.helpers import operator_vault
+
+    vault = operator_vault(settings, endpoints)
+    keys = read_kv(vault, BROKER_KEYS)
+    write_kv(vault, BROKER_KEYS, {k: v for k, v in keys.items() if k != ROW_SCOPE_SIGNING_KEY})
+    try:
+        with pytest.raises(ConfigurationError, match="mlsec bootstrap"):
+            BrokerServices.from_settings(settings)
+    finally:
+        write_kv(vault, BROKER_KEYS, keys)
