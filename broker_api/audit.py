@@ -10,6 +10,12 @@ thread added 0.15-0.2 ms to a 0.4 ms commit).
 A response is never sent for a request whose event was not recorded: when the log cannot be
 written the broker answers 503 instead (fail closed), and when too many events are waiting it
 refuses new work rather than buffering without bound. The sink serves one event loop.
+
+A group INSERT is all or nothing, so one event the database refuses would fail every request
+that shares its statement. When a group is refused for its content (not for a lost
+connection), its events are written again one statement each: a bad event fails only its own
+request. (What a caller sends cannot make an event unwritable in the first place:
+``payload_json`` escapes what jsonb refuses.)
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import psycopg2
 import psycopg2.extensions as pgx
 from psycopg2.extras import Json
 
-from mlsec_platform.audit.chain import check_payload, payload_json
+from mlsec_platform.audit.chain import check_payload, payload_json, storable_text
 from mlsec_platform.errors import MlsecError
 
 EVENT_TYPE = "broker.request"
@@ -81,13 +87,15 @@ class AuditSink:
         on_commit: Callable[[float], Any] | None = None,
     ) -> None:
         self._connect = connect
-        self._actor = actor
+        self._actor = storable_text(actor)
         self._max_batch = max_batch
         self._max_waiting = max_waiting
         self._on_depth = on_depth or (lambda depth: None)
         self._on_failure = on_failure or (lambda: None)
         self._on_commit = on_commit or (lambda seconds: None)
         self._queue: _Batch = []
+        #: Events of a refused group, each to be written in a statement of its own.
+        self._alone: _Batch = []
         self._inflight: asyncio.Future[None] | None = None
         self._conn: pgx.connection | None = None
         self.batches = 0  # statements written, for metrics and tests
@@ -108,7 +116,7 @@ class AuditSink:
         except ValueError as exc:
             _settle(future, exc=AuditUnavailable(str(exc)))
             return
-        if len(self._queue) >= self._max_waiting:
+        if len(self._queue) + len(self._alone) >= self._max_waiting:
             _settle(future, exc=AuditUnavailable("too many audit events waiting"))
             return
         self._queue.append((payload, future))
@@ -116,7 +124,7 @@ class AuditSink:
 
     def _kick(self) -> None:
         """Send what has queued, unless a statement is in flight (it kicks again when done)."""
-        while self._queue and (self._inflight is None or self._inflight.done()):
+        while (self._queue or self._alone) and (self._inflight is None or self._inflight.done()):
             if self._conn is not None and self._conn.isexecuting():
                 self.close()  # left mid-statement by a loop that closed: its outcome is unknown
             if self._conn is None or self._conn.closed:
@@ -128,7 +136,8 @@ class AuditSink:
             except Exception as exc:  # noqa: BLE001 - the connection is gone: fail, reconnect
                 self._fail(batch, exc)
                 continue
-            self._inflight = asyncio.ensure_future(self._write(sent))
+            if sent is not None:
+                self._inflight = asyncio.ensure_future(self._write(sent))
 
     async def _write(self, sent: _Sent | None) -> None:
         """Wait for a sent statement (or first connect and send) and settle its events."""
@@ -139,13 +148,27 @@ class AuditSink:
                 await wait_ready(self._conn)
                 batch = self._take()
                 sent = self._send(batch)
+                if sent is None:  # every event of the batch failed on its own
+                    self._inflight = None
+                    self._kick()
+                    return
+                batch = sent.batch
             await wait_ready(self._conn)
             sent.cursor.close()
         except asyncio.CancelledError:  # the loop is closing: the statement's outcome is unknown
             self._fail(batch, RuntimeError("the event loop closed"))
             raise
         except Exception as exc:  # noqa: BLE001 - whatever it is, the batch is not recorded
-            self._fail(batch or self._take(), exc)
+            if sent is not None and self._refused_content(exc):
+                sent.cursor.close()
+                if len(batch) > 1:  # which event is bad is unknown: each alone, in order
+                    self._alone[:0] = batch
+                else:
+                    self._on_failure()
+                    for _, future in batch:
+                        _settle(future, exc=AuditUnavailable(f"audit event refused: {exc}"))
+            else:
+                self._fail(batch or self._take(), exc)
         else:
             self.batches += 1
             self._on_commit(time.perf_counter() - sent.sent_at)
@@ -154,25 +177,56 @@ class AuditSink:
         self._inflight = None
         self._kick()
 
+    def _refused_content(self, exc: Exception) -> bool:
+        """Whether the server refused the statement for what it holds, on a connection that
+        still works (a lost connection fails the batch and reconnects instead)."""
+        return (
+            isinstance(exc, psycopg2.Error)
+            and not isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+            and self._conn is not None
+            and not self._conn.closed
+        )
+
     def _take(self) -> _Batch:
+        if self._alone:
+            return [self._alone.pop(0)]
         batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
         self._on_depth(len(self._queue))
         return batch
 
-    def _send(self, batch: _Batch) -> _Sent:
-        """Put one multi-row INSERT on the wire (the connection is non-blocking)."""
-        ids = [str(uuid.uuid4()) for _ in batch]
+    def _send(self, batch: _Batch) -> _Sent | None:
+        """Put one multi-row INSERT on the wire (the connection is non-blocking); None when
+        no event of ``batch`` could even be rendered (each has failed on its own)."""
         cursor = self._conn.cursor()
-        values = b",".join(
-            cursor.mogrify(
-                "(%s, %s, %s, NULL, %s)",
-                (event_id, EVENT_TYPE, self._actor, Json(dict(p), dumps=payload_json)),
-            )
-            for event_id, (p, _) in zip(ids, batch, strict=True)
-        )
+        kept: _Batch = []
+        ids: list[str] = []
+        values: list[bytes] = []
+        for payload, future in batch:
+            event_id = str(uuid.uuid4())
+            try:
+                values.append(
+                    cursor.mogrify(
+                        "(%s, %s, %s, NULL, %s)",
+                        (
+                            event_id,
+                            EVENT_TYPE,
+                            self._actor,
+                            Json(dict(payload), dumps=payload_json),
+                        ),
+                    )
+                )
+            except Exception as exc:  # noqa: BLE001 - this event cannot be written: only it fails
+                self._on_failure()
+                _settle(future, exc=AuditUnavailable(f"audit event refused: {exc}"))
+                continue
+            kept.append((payload, future))
+            ids.append(event_id)
+        if not kept:
+            cursor.close()
+            return None
         # One statement: all of the batch or none. The chain trigger links each row.
-        cursor.execute(_INSERT + values)
-        return _Sent(batch, ids, cursor, time.perf_counter())
+        cursor.execute(_INSERT + b",".join(values))
+        return _Sent(kept, ids, cursor, time.perf_counter())
 
     def _fail(self, batch: _Batch, exc: Exception) -> None:
         self._on_failure()

@@ -2,7 +2,8 @@
 
 A cursor is ``base64url(payload) . base64url(HMAC-SHA256(key, payload))``. The key comes from
 OpenBao at start; a cursor is refused when its signature, subject, query or expiry does not
-match, so a client can neither forge an offset nor replay another subject's page.
+match, so a client can neither forge an offset nor replay another subject's page. The page
+size is not part of the query it binds to (see :func:`query_fingerprint`).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ class Page:
 
 
 def query_fingerprint(request: QueryRequest) -> str:
-    """What a cursor binds to: the request without its cursor (and its pinned version)."""
-    body = request.model_dump(mode="json", exclude={"cursor", "version"})
+    """What a cursor binds to: the request without its cursor, its pinned version (the cursor
+    pins its own) and its page size. The rows a page starts from are the query's alone, so a
+    client may resume at another page size (e.g. fetch only the rows it still wants)."""
+    body = request.model_dump(mode="json", exclude={"cursor", "version", "limit"})
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 

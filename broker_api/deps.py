@@ -64,7 +64,7 @@ async def authenticate(request: Request) -> Principal:
         services.metrics.deny("identity")
         raise Unauthenticated(str(exc)) from None
     request.state.audit.update(principal.audit_fields())
-    wait = services.limiter.check(principal, services.policy.limits_for(principal))
+    wait = await services.limiter.admit(principal, services.policy.limits_for(principal))
     if wait is not None:
         services.metrics.limit("rate")
         raise LimitReached("rate limit reached", retry_after=int(wait))

@@ -1,4 +1,11 @@
-"""Caps on what one request may return, and on how often a subject or project may ask."""
+"""Caps on what one request may return, and on how often a subject or project may ask.
+
+:class:`Limits` are the caps a policy sets. The counters here are one process's: the broker
+counts in the shared ones (:mod:`broker_api.shared_limits`), which build on
+:class:`ConcurrencyGate` for the replica's own capacity; :class:`RateLimiter` and
+:class:`ProjectRowQuota` are the same rules for an app without a shared store (the app's tests
+without servers).
+"""
 
 from __future__ import annotations
 
@@ -31,6 +38,17 @@ class Limits:
     concurrency: int = 4
     #: Rows a whole project may be returned per UTC day (the quota; 429 once spent).
     rows_per_day: int = 5_000_000
+
+
+def buckets(limits: Limits) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(refill rate per second, capacity) of the subject's bucket and of the project's: the
+    project's holds ten seconds of its rate, and never less than one subject's burst."""
+    subject = (limits.requests_per_minute / 60.0, float(max(limits.burst, 1)))
+    project = (
+        limits.project_requests_per_minute / 60.0,
+        float(max(limits.burst, limits.project_requests_per_minute / 6.0, 1)),
+    )
+    return subject, project
 
 
 class _Bucket:
@@ -76,10 +94,7 @@ class RateLimiter:
     def check(self, principal: Principal, limits: Limits) -> float | None:
         """None if ``principal`` may go ahead (a token was taken from both its buckets), else
         the whole seconds (at least 1) until a retry can succeed, for ``Retry-After``."""
-        s_rate = limits.requests_per_minute / 60.0
-        s_cap = float(max(limits.burst, 1))
-        p_rate = limits.project_requests_per_minute / 60.0
-        p_cap = float(max(limits.burst, limits.project_requests_per_minute / 6.0, 1))
+        (s_rate, s_cap), (p_rate, p_cap) = buckets(limits)
         with self._lock:
             now = self._clock()
             if now >= self._next_sweep:
@@ -96,6 +111,10 @@ class RateLimiter:
                 _refill_time(1.0 - sub.tokens, s_rate), _refill_time(1.0 - proj.tokens, p_rate)
             )
         return float(max(1, math.ceil(wait)))
+
+    async def admit(self, principal: Principal, limits: Limits) -> float | None:
+        """:meth:`check`, under the name the request path calls (as the shared limiter's)."""
+        return self.check(principal, limits)
 
     def __len__(self) -> int:
         """Buckets held (subjects plus projects)."""
@@ -134,7 +153,29 @@ def _refill_time(missing: float, rate: float) -> float:
 _NEVER = 3600.0
 
 
-class ConcurrencyGate:
+class SlotGate:
+    """What holds in-flight slots: :meth:`acquire` one or not, :meth:`release` it, and
+    :meth:`slot` for a block."""
+
+    def acquire(self, subject: str, cap: int) -> bool:
+        raise NotImplementedError
+
+    def release(self, subject: str) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def slot(self, subject: str, cap: int) -> Iterator[bool]:
+        """``with gate.slot(subject, cap) as ok:`` where ``ok`` says whether a slot was taken;
+        a taken slot is released on leaving the block."""
+        ok = self.acquire(subject, cap)
+        try:
+            yield ok
+        finally:
+            if ok:
+                self.release(subject)
+
+
+class ConcurrencyGate(SlotGate):
     """Caps requests in flight: per subject (the caller's ``cap``) and over all subjects.
 
     Non-blocking: a request that finds no free slot is refused (answer 429/503), not queued.
@@ -168,17 +209,6 @@ class ConcurrencyGate:
                 self._per_subject[subject] = held - 1
             self._total -= 1
 
-    @contextmanager
-    def slot(self, subject: str, cap: int) -> Iterator[bool]:
-        """``with gate.slot(subject, cap) as ok:`` where ``ok`` says whether a slot was taken;
-        a taken slot is released on leaving the block."""
-        ok = self.acquire(subject, cap)
-        try:
-            yield ok
-        finally:
-            if ok:
-                self.release(subject)
-
     def in_flight(self, subject: str | None = None) -> int:
         """Requests in flight for ``subject``, or for everyone."""
         with self._lock:
@@ -207,6 +237,10 @@ class ProjectRowQuota:
             return True
 
     def seconds_to_reset(self) -> int:
-        now = self._now()
-        midnight = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
-        return max(1, math.ceil((midnight - now).total_seconds()))
+        return seconds_to_utc_midnight(self._now())
+
+
+def seconds_to_utc_midnight(now: datetime) -> int:
+    """Whole seconds (at least 1) from ``now`` until the next UTC day, when quotas reset."""
+    midnight = datetime.combine(now.date(), datetime.min.time(), UTC) + timedelta(days=1)
+    return max(1, math.ceil((midnight - now).total_seconds()))

@@ -10,7 +10,8 @@ from mlsec_platform.settings import PlatformSettings
 
 
 def serve(settings: PlatformSettings, host: str, port: int) -> None:
-    server.serve(create_app(BrokerServices.from_settings(settings)), host, port)
+    app = create_app(BrokerServices.from_settings(settings))
+    server.serve(app, host, port, settings.trusted_proxies)
 
 
 class BackgroundBroker(server.BackgroundServer):
@@ -19,4 +20,10 @@ class BackgroundBroker(server.BackgroundServer):
 
     def __init__(self, settings: PlatformSettings, port: int, host: str = "127.0.0.1") -> None:
         self.services = BrokerServices.from_settings(settings)
-        super().__init__(create_app(self.services), port, host, name="broker")
+        super().__init__(
+            create_app(self.services),
+            port,
+            host,
+            name="broker",
+            trusted_proxies=settings.trusted_proxies,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
@@ -23,11 +24,11 @@ from broker_api.audit import AuditSink
 from broker_api.cursor import CursorSigner
 from broker_api.errors import RequestRefused
 from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
-from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import LineageReader
 from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
 from broker_api.policy.files import load_policy
+from broker_api.shared_limits import SharedRateLimiter, SharedRowQuota, SharedSlots
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.audit.chain import AuditWriteError
 from mlsec_platform.catalog.governance import DatasetSpec
@@ -37,6 +38,7 @@ from mlsec_platform.privacy.reveal import reveal as reveal_tokens
 from mlsec_platform.resources.identity import IdentityResources, identity_resources
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultError, VaultResource
+from mlsec_platform.serving.counters import SharedCounters
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
 
@@ -189,9 +191,18 @@ class BrokerServices:
         self.policy = load_policy(settings.broker_policy_dir)
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))
         self.cursors = CursorSigner(base64.b64decode(keys["cursor_signing_key"]))
-        self.limiter = RateLimiter()
-        self.quota = ProjectRowQuota()
-        self.concurrency = ConcurrencyGate(global_cap=settings.broker_max_concurrent_queries)
+        # Rates, quota and in-flight slots are counted with the other replicas, in Postgres.
+        self._limits_login = LeasedLogin(vault, "limits-keeper", margin_seconds=60.0)
+        self.counters = SharedCounters(
+            lambda: self._limits_login.connect(*pg, settings.warehouse_db),
+            login_id=lambda: self._limits_login.current().lease_id,
+            holder=f"broker-{uuid.uuid4()}",
+        )
+        self.limiter = SharedRateLimiter(self.counters)
+        self.quota = SharedRowQuota(self.counters)
+        self.concurrency = SharedSlots(
+            self.counters, global_cap=settings.broker_max_concurrent_queries
+        )
         #: Blocking work of requests (DuckDB, Postgres, OpenBao) runs here, off the event loop.
         self.executor = ThreadPoolExecutor(
             max_workers=settings.broker_max_concurrent_queries, thread_name_prefix="broker"
@@ -274,6 +285,10 @@ class BrokerServices:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.concurrency.close()
+        self.quota.close()
+        self.counters.close()
+        self._limits_login.revoke()
         self.sink.close()
         self.engine.close()
         self.lineage.close()

@@ -46,10 +46,11 @@ rotate = _Group("rotate", help="Rotate credentials.")
 token = _Group("token", help="Identity tokens signed by the issuer key held in OpenBao.")
 quarantine = _Group("quarantine", help="Input that was refused, kept with its reason.")
 audit = _Group("audit", help="The hash-chained audit log.")
+operator = _Group("operator", help="The operators' OpenBao access.")
 main = _Group(
     "main",
     help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
-    commands=[rotate, token, quarantine, audit],
+    commands=[rotate, token, quarantine, audit, operator],
 )
 
 
@@ -138,7 +139,7 @@ class _TokenIssue(_Command):
 @click.option("--entitlement", "entitlements", multiple=True, help="Broker: e.g. reveal.")
 @click.option("--ttl", type=int, default=None, help="Seconds (default MLSEC_UPLOAD_TOKEN_TTL).")
 def token_issue(**options) -> None:
-    """Print a signed token (operator command: uses the bootstrap credentials).
+    """Print a signed token (operator command: logs in as the operator; audited).
 
     Gateway tokens carry --scope; broker tokens (--audience mlsec-broker) carry --group,
     --project, --purpose, --clearance and optionally --entitlement.
@@ -193,6 +194,12 @@ def audit_verify(no_anchor: bool) -> None:
     """Recompute every link as the auditor; report the first broken one (exit 1)."""
     report = _lazy("ops.audit_verify").report_audit_log(get_settings(), echo, anchor=not no_anchor)
     sys.exit(0 if report.ok else 1)
+
+
+@operator.command("revoke-root")
+def operator_revoke_root() -> None:
+    """Revoke OpenBao's root token; operator commands and bootstrap work on without it."""
+    _lazy("ops.operator").revoke_root_token(get_settings(), echo)
 
 
 @main.command()

@@ -82,6 +82,9 @@ class PlatformSettings(BaseSettings):
     pg_writer_ttl: int = Field(3600, description="Lifetime of a warehouse writer login (s).")
     pg_reader_ttl: int = Field(900, description="Lifetime of a warehouse reader login (s).")
     pg_audit_ttl: int = Field(3600, description="Lifetime of an audit writer login (s).")
+    pg_limits_ttl: int = Field(
+        3600, description="Lifetime of the broker's shared-limits (counters) login (s)."
+    )
 
     # Ingestion.
     gateway_port: int = Field(8470, description="Port of `mlsec gateway`.")
@@ -123,6 +126,34 @@ class PlatformSettings(BaseSettings):
     broker_max_concurrent_queries: int = Field(16, description="Queries the broker runs at once.")
     broker_policy_dir: Path | None = Field(
         None, description="A folder of policy files to use instead of the packaged ones."
+    )
+    broker_max_body_bytes: int = Field(
+        1024 * 1024,
+        description="Largest request body the broker reads; a larger one is refused (413) by "
+        "its Content-Length before it is read, or as soon as it grows past this.",
+    )
+
+    # The request envelope of both HTTP services (broker and gateway).
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Addresses or networks of reverse proxies whose X-Forwarded-For the "
+        "broker and gateway believe. Empty: a request's client is its socket peer, whatever "
+        "its headers say.",
+    )
+    client_refusal_burst: int = Field(
+        50,
+        description="Refusals of unauthenticated requests (bad token, unknown route) one client "
+        "address may draw before its requests are refused with 429, ahead of authentication. "
+        "0: no limit.",
+    )
+    client_refusal_rate: float = Field(
+        1.0, description="Refusals per second a client address earns back."
+    )
+    audit_fold_window: float = Field(
+        0.25,
+        description="Identical refusals of unauthenticated requests from one address within "
+        "this long (s) are recorded as one audit event carrying their count and first and "
+        "last request ids. 0: one event each.",
     )
 
     engine: Literal["duckdb", "spark"] = Field(

@@ -34,8 +34,8 @@ TEST_ENV = {
 
 #: Fixtures that start servers. A test whose fixture closure holds one (directly or through
 #: other fixtures) is marked ``stack``. ``demo_output`` (ops/test_demo.py) runs `mlsec demo`,
-#: which starts a stack of its own.
-SERVER_FIXTURES = frozenset({"supervisor", "demo_output"})
+#: which starts a stack of its own; so does ``rootless_stack`` (ops/test_operator_login.py).
+SERVER_FIXTURES = frozenset({"supervisor", "demo_output", "rootless_stack"})
 
 #: Tests that read what the session stack wrote (its secrets, the identities' AppRole files)
 #: while requesting only ``settings``: they are stack tests and get the session stack set up

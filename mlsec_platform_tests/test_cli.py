@@ -72,7 +72,7 @@ def test_each_refusal_kind_reads_as_clicks_own_error(refusal, exit_code, shown):
 
 
 def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
-    """No bootstrap secrets (no `mlsec up` yet): one line naming the fix, not a traceback."""
+    """No stack (no `mlsec up` yet): one line naming the fix, not a traceback."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSEC_")}
     env.update(MLSEC_STATE_DIR=str(tmp_path))
     mlsec = Path(sys.executable).parent / "mlsec"
@@ -86,7 +86,7 @@ def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1].startswith(
-        f"error: no bootstrap secrets under {tmp_path}/secrets (openbao-bootstrap-token is missing)"
+        f"error: no running local stack under {tmp_path}"
     )
     assert "`mlsec up`" in result.stderr
 
@@ -114,3 +114,12 @@ def test_token_issue_help_follows_the_policy_folder(tmp_path):
     result = CliRunner(env=env).invoke(main, ["token", "issue", "--help"], terminal_width=400)
     assert "The broker's policy 2026.12.9 knows:" in result.output
     assert "bi-team (analyst)" in result.output and "analysts (analyst)" not in result.output
+
+
+def test_revoking_the_root_token_of_no_stack_says_to_start_one(tmp_path):
+    result = CliRunner(env={"MLSEC_STATE_DIR": str(tmp_path)}).invoke(
+        main, ["operator", "revoke-root"]
+    )
+    assert result.exit_code == 2
+    assert f"Error: no root token at {tmp_path}/secrets/openbao-bootstrap-token" in result.output
+    assert "start the stack with `mlsec up`" in result.output

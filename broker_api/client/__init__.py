@@ -9,13 +9,20 @@
         )
         df.attrs["lineage"], df.attrs["masks"]
 
+``limit`` is the rows wanted in all (None: every row), fetched ``page_size`` rows a page.
+Decimals come back exact in an Arrow decimal dtype, or as float64 with ``decimals="float"``.
+
 Every request carries the bearer token (a callable is asked afresh per request, so it may
 refresh) and an ``X-Correlation-ID``: the one given, else a new one per call, shared by all
-pages of one query. 429 and 503 are retried after ``Retry-After``; any other refusal raises
-:class:`BrokerError` with the ids that find its audit event.
+pages of one query. 429 and 503 are retried after ``Retry-After`` when that is within the
+client's ``max_wait`` (else raised at once); every refusal raises a typed
+:class:`BrokerError` (:class:`InvalidRequest`, :class:`NotAuthenticated`,
+:class:`AccessDenied`, :class:`NotFound`, :class:`RateLimited`, :class:`BrokerUnavailable`)
+with the broker's reason and the ids that find its audit event.
 
-One job a module: ``transport`` (requests, retries, errors), ``arguments`` (Python arguments
-as wire JSON), ``frames`` (answers as DataFrames) and ``broker`` (the API's calls).
+One job a module: ``transport`` (requests, retries), ``errors`` (the typed refusals),
+``arguments`` (Python arguments as wire JSON), ``frames`` (answers as DataFrames) and
+``broker`` (the API's calls).
 """
 
 from broker_api.client.arguments import (
@@ -28,14 +35,29 @@ from broker_api.client.arguments import (
     query_body,
 )
 from broker_api.client.broker import BrokerClient
+from broker_api.client.errors import (
+    AccessDenied,
+    BrokerError,
+    BrokerUnavailable,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+)
 from broker_api.client.frames import to_frame
-from broker_api.client.transport import MAX_RETRY_WAIT, RETRY_STATUSES, BrokerError, retry_delay
+from broker_api.client.transport import MAX_RETRY_WAIT, RETRY_STATUSES, retry_delay
 
 __all__ = [
     "MAX_RETRY_WAIT",
     "RETRY_STATUSES",
+    "AccessDenied",
     "BrokerClient",
     "BrokerError",
+    "BrokerUnavailable",
+    "InvalidRequest",
+    "NotAuthenticated",
+    "NotFound",
+    "RateLimited",
     "FilterSpec",
     "OrderSpec",
     "entity_rows",

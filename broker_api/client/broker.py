@@ -8,9 +8,11 @@ from typing import Any
 import pandas as pd
 
 from broker_api.client.arguments import FilterSpec, OrderSpec, entity_rows, names, query_body
-from broker_api.client.frames import answers_frame
+from broker_api.client.frames import Decimals, answers_frame, check_decimals
 from broker_api.client.transport import BrokerTransport
-from broker_api.models import MAX_PAGE_ROWS
+
+#: Rows a page of :meth:`BrokerClient.query` by default (policies allow 100 or more).
+DEFAULT_PAGE_SIZE = 100
 
 
 class BrokerClient(BrokerTransport):
@@ -25,40 +27,60 @@ class BrokerClient(BrokerTransport):
         *,
         filters: Sequence[FilterSpec] | None = None,
         order_by: OrderSpec | Sequence[OrderSpec] | None = None,
-        limit: int = 100,
+        limit: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
         version: int | None = None,
         reveal: Mapping[str, Any] | Any | None = None,
-        follow: bool = True,
         max_pages: int | None = None,
         cursor: str | None = None,
+        decimals: Decimals = "arrow",
     ) -> pd.DataFrame:
-        """Rows of ``dataset``, following ``next_cursor`` (unless ``follow`` is False) until the
-        last page or ``max_pages``; ``cursor`` resumes from a previous frame's
-        ``attrs["next_cursor"]`` (same arguments). ``limit`` is rows per page.
+        """At most ``limit`` rows of ``dataset`` (None: all of them), fetched ``page_size``
+        rows a page (fewer when ``limit`` is smaller) by following ``next_cursor``, for at most
+        ``max_pages`` pages. ``cursor`` resumes from a previous frame's ``attrs["next_cursor"]``
+        (same arguments: a cursor is bound to its query, though not to its page size).
+
+        Decimal columns are exact (``decimals="arrow"``: an Arrow decimal dtype) or
+        ``"float"`` (float64).
 
         ``attrs``: ``lineage`` and ``policy`` (first page), ``masks`` ({column: mask}),
-        ``request_ids`` (one per page), ``next_cursor`` and ``correlation_id``.
+        ``request_ids`` (one per page), ``next_cursor`` (None when the query is exhausted; set
+        when ``limit`` or ``max_pages`` stopped it early) and ``correlation_id``.
         """
+        if limit is not None and limit < 1:
+            raise ValueError("limit must be at least 1 (or None for every row)")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
         if max_pages is not None and max_pages < 1:
             raise ValueError("max_pages must be at least 1")
+        check_decimals(decimals)
         body = query_body(
             dataset,
             columns,
             filters=filters,
             order_by=order_by,
-            limit=limit,
+            limit=page_size,
             version=version,
             reveal=reveal,
         )
         cid = self._correlation()
         pages: list[dict[str, Any]] = []
+        rows = 0
         while True:
-            page = self._send("POST", "/query", cid, json={**body, "cursor": cursor})
+            # A cursor resumes its query at any page size: the last page asks only for the
+            # rows still wanted, so the frame's cursor resumes exactly after them.
+            size = page_size if limit is None else min(page_size, limit - rows)
+            page = self._send("POST", "/query", cid, json={**body, "limit": size, "cursor": cursor})
             pages.append(page)
+            rows += len(page["rows"])
             cursor = page.get("next_cursor")
-            if not follow or cursor is None or (max_pages is not None and len(pages) >= max_pages):
+            if (
+                cursor is None
+                or (limit is not None and rows >= limit)
+                or (max_pages is not None and len(pages) >= max_pages)
+            ):
                 break
-        return answers_frame(pages, "rows", cid, next_cursor=cursor)
+        return answers_frame(pages, "rows", cid, decimals, next_cursor=cursor)
 
     def explain(
         self,
@@ -86,7 +108,12 @@ class BrokerClient(BrokerTransport):
     # -- features ------------------------------------------------------------------------------
 
     def feature_vector(
-        self, group: str, entities: Sequence[str], features: Sequence[str] | None = None
+        self,
+        group: str,
+        entities: Sequence[str],
+        features: Sequence[str] | None = None,
+        *,
+        decimals: Decimals = "arrow",
     ) -> pd.DataFrame:
         """Latest feature values of ``entities`` (customer tokens) in feature ``group``.
 
@@ -97,12 +124,14 @@ class BrokerClient(BrokerTransport):
         params += [("entity", e) for e in names(entities, "entities")]
         if features is not None:
             params += [("feature", f) for f in names(features, "features")]
+        check_decimals(decimals)
         cid = self._correlation()
         body = self._send("GET", "/feature/vector", cid, params=params)
         return answers_frame(
             [body],
             "vectors",
             cid,
+            decimals,
             group_version=body.get("group_version"),
             freshness=body.get("freshness"),
             missing=body.get("missing", []),
@@ -115,13 +144,19 @@ class BrokerClient(BrokerTransport):
         entities: pd.DataFrame,
         *,
         version: int | None = None,
+        chunk_size: int = DEFAULT_PAGE_SIZE,
+        decimals: Decimals = "arrow",
     ) -> pd.DataFrame:
         """Point-in-time feature values: for each ``(customer_token, event_timestamp)`` row of
-        ``entities``, the values as of that moment (sent in chunks the broker accepts).
+        ``entities``, the values as of that moment, sent ``chunk_size`` rows a request (the
+        policy's rows per page caps it).
 
         ``attrs``: ``lineage`` and ``policy`` (first chunk), ``masks``, ``request_ids``,
         ``correlation_id``.
         """
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        check_decimals(decimals)
         missing = {"customer_token", "event_timestamp"} - set(entities.columns)
         if missing:
             raise ValueError(f"entities lacks column(s) {sorted(missing)}")
@@ -130,16 +165,16 @@ class BrokerClient(BrokerTransport):
             raise ValueError("entities is empty")
         cid = self._correlation()
         answers = []
-        for start in range(0, len(wire), MAX_PAGE_ROWS):
+        for start in range(0, len(wire), chunk_size):
             body: dict[str, Any] = {
                 "group": group,
                 "features": names(features, "features"),
-                "entities": wire[start : start + MAX_PAGE_ROWS],
+                "entities": wire[start : start + chunk_size],
             }
             if version is not None:
                 body["version"] = int(version)
             answers.append(self._send("POST", "/feature/historical", cid, json=body))
-        return answers_frame(answers, "rows", cid)
+        return answers_frame(answers, "rows", cid, decimals)
 
     # -- catalog and health --------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """The broker's SDK on the wire: bearer token and correlation id on every request, 429 and 503
-retried after ``Retry-After``, any other refusal raised as :class:`BrokerError`."""
+retried after ``Retry-After`` (when it is within the client's ``max_wait``), any other refusal
+raised as its typed :class:`BrokerError`."""
 
 from __future__ import annotations
 
@@ -13,43 +14,14 @@ from typing import Any
 
 import httpx
 
-from mlsec_platform.errors import MlsecError
+from broker_api.client.errors import BrokerError, BrokerUnavailable
 from mlsec_platform.serving.client import ServiceClient, Token
 
 #: Statuses that mean "not now": retried after Retry-After.
 RETRY_STATUSES = frozenset({429, 503})
-#: The longest the client waits before one retry, whatever Retry-After says.
+#: The longest the client waits before one retry by default: asked to wait longer (a spent daily
+#: quota says hours), it raises the refusal at once rather than retry before it was told to.
 MAX_RETRY_WAIT = 30.0
-
-
-class BrokerError(MlsecError):
-    """The broker refused or failed a request (its problem body, as far as it sent one)."""
-
-    def __init__(
-        self, status: int, reason: str, request_id: str | None, decision_id: str | None = None
-    ) -> None:
-        super().__init__(f"{status}: {reason} (request_id={request_id}, decision_id={decision_id})")
-        self.status = status
-        self.reason = reason
-        self.request_id = request_id
-        self.decision_id = decision_id
-
-    @classmethod
-    def from_response(cls, response: httpx.Response) -> BrokerError:
-        """Read the JSON problem body; anything else (e.g. a proxy's page) keeps its status."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            text = response.text.strip()[:200] or response.reason_phrase
-            return cls(response.status_code, text, response.headers.get("x-request-id"))
-        return cls(
-            int(body.get("status", response.status_code)),
-            str(body.get("reason", response.reason_phrase)),
-            body.get("request_id") or response.headers.get("x-request-id"),
-            body.get("decision_id"),
-        )
 
 
 def retry_delay(
@@ -58,8 +30,8 @@ def retry_delay(
     now: datetime | None = None,
     jitter: Callable[[], float] = random.random,
 ) -> float:
-    """Seconds to wait before retrying: ``Retry-After`` (seconds or an HTTP date), capped at
-    :data:`MAX_RETRY_WAIT`; 0.5 to 1.5 s when the header is missing or unreadable."""
+    """Seconds to wait before retrying: ``Retry-After`` (seconds or an HTTP date, never
+    negative); 0.5 to 1.5 s when the header is missing or unreadable."""
     seconds: float | None = None
     if retry_after:
         try:
@@ -75,7 +47,7 @@ def retry_delay(
                 seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if seconds is None or seconds != seconds:  # missing, unreadable or NaN
         return 0.5 + jitter()
-    return min(max(seconds, 0.0), MAX_RETRY_WAIT)
+    return max(seconds, 0.0)
 
 
 class BrokerTransport(ServiceClient):
@@ -88,6 +60,7 @@ class BrokerTransport(ServiceClient):
         *,
         timeout: float = 30.0,
         max_retries: int = 5,
+        max_wait: float = MAX_RETRY_WAIT,
         correlation_id: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -97,6 +70,8 @@ class BrokerTransport(ServiceClient):
             url, token, timeout=timeout, user_agent="mlsec-broker-client", transport=transport
         )
         self.max_retries = max_retries
+        #: The longest wait before a retry; a longer Retry-After is raised as the refusal.
+        self.max_wait = max_wait
         self.correlation_id = correlation_id
         #: How the client waits between retries (replaceable, e.g. to not sleep in tests).
         self.sleep: Callable[[float], None] = time.sleep
@@ -117,14 +92,28 @@ class BrokerTransport(ServiceClient):
         json: Any = None,
         params: Any = None,
     ) -> Any:
-        """The decoded JSON answer; 429/503 retried up to ``max_retries`` times."""
+        """The decoded JSON answer; 429/503 retried up to ``max_retries`` times, each after
+        the wait its Retry-After asks (no connection: after 0.5 to 1.5 s), unless that is
+        longer than ``max_wait``: then the refusal is raised at once."""
         for attempt in range(self.max_retries + 1):
-            response = self._http.request(
-                method, path, json=json, params=params, headers=self._headers(correlation_id)
-            )
-            if response.is_success:
-                return response.json()
-            if response.status_code not in RETRY_STATUSES or attempt == self.max_retries:
+            try:
+                response = self._http.request(
+                    method, path, json=json, params=params, headers=self._headers(correlation_id)
+                )
+            except httpx.TransportError as exc:
+                failed: BrokerError = BrokerUnavailable(
+                    503, f"the broker at {self.url} did not answer: {exc}", None
+                )
+                wait = retry_delay(None)
+            else:
+                if response.is_success:
+                    return response.json()
+                header = response.headers.get("retry-after")
+                wait = retry_delay(header)
+                failed = BrokerError.from_response(response, wait if header else None)
+                if response.status_code not in RETRY_STATUSES:
+                    break
+            if attempt == self.max_retries or wait > self.max_wait:
                 break
-            self.sleep(retry_delay(response.headers.get("retry-after")))
-        raise BrokerError.from_response(response)
+            self.sleep(wait)
+        raise failed

@@ -3,7 +3,10 @@
 A feature group is a catalog feature dataset that names its group, its entity column and its
 online table (:class:`~mlsec_platform.catalog.governance.FeatureGroup`). Vectors are read from
 the online store (the latest row per entity, in the warehouse, under the caller's row scope
-there too); historical values are joined point in time on the offline snapshot.
+there too); historical values are joined point in time on the offline snapshot. Both answer
+under the same caps as ``/query`` (:mod:`broker_api.routes.caps`): no more entities than the
+policy's rows per page, the whole answer within its byte cap (there is no cursor to resume
+from, so a larger one is refused), the rows charged to the project's daily quota.
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ from broker_api.deps import Authorized, authenticate, decide
 from broker_api.errors import RequestRefused
 from broker_api.policy.decision import Decision
 from broker_api.responses import PROBLEM_RESPONSES, columns_out, lineage_out, policy_ref, records
+from broker_api.routes.caps import (
+    all_within_byte_cap,
+    charge_quota,
+    check_rows_per_page,
+    returned,
+)
 from broker_api.snapshots import RELATION
 from mlsec_platform.catalog.datasets import FEATURE_GROUPS
 from mlsec_platform.catalog.governance import DatasetSpec, FeatureGroup
@@ -98,6 +107,7 @@ def vectors(asked: Authorized[VectorAsk]) -> dict[str, Any]:
     decision, spec, services = asked.decision, asked.dataset, asked.services
     fg, entities = spec.feature_group, asked.asked.entities
     asked.audit.update(columns=list(decision.columns), entities=len(entities))
+    check_rows_per_page(asked, len(entities), "entities")
     lin = asked.lineage(None)
     scope = "*" if decision.row_filter is None else ",".join(decision.row_filter.values)
     select = ", ".join(quote(spec, c) for c in decision.columns)
@@ -117,7 +127,9 @@ def vectors(asked: Authorized[VectorAsk]) -> dict[str, Any]:
         )
         table = pa.Table.from_pylist(found, schema=schema)
         found = records(services.masker.apply(table, decision.masks))
-    asked.audit.update(rows=len(found))
+    size = all_within_byte_cap(found, decision.limits.max_bytes, "entities")
+    charge_quota(asked, len(found))
+    returned(asked, len(found), size)
     group = asked.asked.group
     group_version = (
         found[0].get("feature_group_version")
@@ -142,6 +154,7 @@ def point_in_time(asked: Authorized[m.HistoricalRequest]) -> dict[str, Any]:
     """Per entity row, the latest features at or before its time, from the offline snapshot."""
     body, decision, spec, services = asked.asked, asked.decision, asked.dataset, asked.services
     asked.audit.update(columns=list(decision.columns), entities=len(body.entities))
+    check_rows_per_page(asked, len(body.entities), "entities")  # one row per entity row
     lin = asked.lineage(body.version)
     entities = pa.table(
         {
@@ -166,7 +179,9 @@ def point_in_time(asked: Authorized[m.HistoricalRequest]) -> dict[str, Any]:
     if masks:
         result = services.masker.apply(result, masks)
     rows = records(result)
-    asked.audit.update(rows=len(rows))
+    size = all_within_byte_cap(rows, decision.limits.max_bytes, "entities")
+    charge_quota(asked, len(rows))
+    returned(asked, len(rows), size)
     columns = columns_out(spec, decision)
     columns.insert(
         1,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 import pyarrow as pa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -18,7 +17,6 @@ from broker_api import models as m
 from broker_api.compiler import CompiledQuery, compile_query
 from broker_api.cursor import Page
 from broker_api.deps import Authorized, authenticate, decide
-from broker_api.errors import LimitReached, RequestRefused
 from broker_api.lineage import AssetLineage
 from broker_api.responses import (
     PROBLEM_RESPONSES,
@@ -28,6 +26,7 @@ from broker_api.responses import (
     policy_ref,
     records,
 )
+from broker_api.routes.caps import charge_quota, check_rows_per_page, returned, within_byte_cap
 from broker_api.snapshots import RELATION
 
 router = APIRouter(tags=["data"], responses=PROBLEM_RESPONSES)
@@ -75,9 +74,7 @@ def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, Compile
         ],
         order_by=[f"{o.column} {o.direction.value}" for o in body.order_by],
     )
-    most = decision.limits.max_rows_per_page
-    if body.limit > most:
-        raise RequestRefused(f"limit {body.limit} is above this policy's {most} rows per page")
+    check_rows_per_page(asked, body.limit, "limit")
     start = Page(version=-1, offset=0)
     if body.cursor:
         start = asked.services.cursors.open(body.cursor, body, asked.principal.subject)
@@ -115,8 +112,7 @@ def page(asked: Authorized[m.QueryRequest]) -> dict[str, Any]:
     charge_quota(asked, len(rows))
     resume = Page(lin.delta_version, start.offset + len(rows))
     next_cursor = services.cursors.issue(body, asked.principal.subject, resume) if more else None
-    asked.audit.update(rows=len(rows), bytes=size)
-    services.metrics.returned(spec.id, len(rows), size)
+    returned(asked, len(rows), size)
     return {
         "request_id": asked.request_id,
         "dataset": spec.id,
@@ -160,31 +156,3 @@ def reveal(asked: Authorized[m.QueryRequest], table: pa.Table) -> pa.Table:
         reason=reason,
         request_id=asked.request_id,
     )
-
-
-def within_byte_cap(rows: list[dict[str, Any]], max_bytes: int) -> tuple[list[dict], int]:
-    """The leading rows whose JSON fits in ``max_bytes``, and their size; the cursor resumes
-    after them. A first row that alone is larger is refused (413)."""
-    total = len(orjson.dumps(rows, default=str))
-    if total <= max_bytes:
-        return rows, total
-    total = keep = 0
-    for row in rows:
-        size = len(orjson.dumps(row, default=str)) + 1
-        if total + size > max_bytes:
-            break
-        total, keep = total + size, keep + 1
-    if keep == 0 and rows:
-        raise RequestRefused("one row is larger than this policy's byte cap", status=413)
-    return rows[:keep], total
-
-
-def charge_quota(asked: Authorized[m.QueryRequest], rows: int) -> None:
-    """Count the rows returned against the project's daily quota, or 429."""
-    services, project = asked.services, asked.principal.project
-    if not services.quota.charge(project, rows, asked.decision.limits):
-        services.metrics.limit("quota")
-        raise LimitReached(
-            f"project {project!r} has used its rows for today",
-            retry_after=services.quota.seconds_to_reset(),
-        )

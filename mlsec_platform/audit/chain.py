@@ -70,7 +70,13 @@ class AuditLog:
         """Record one event and return its id. Raises AuditWriteError if it was not recorded."""
         check_payload(payload)
         event_id = str(uuid.uuid4())
-        row = (event_id, event_type, self._actor, run_id, Json(dict(payload), dumps=payload_json))
+        row = (
+            event_id,
+            storable_text(event_type),
+            storable_text(self._actor),
+            None if run_id is None else storable_text(run_id),
+            Json(dict(payload), dumps=payload_json),
+        )
         with self._lock:
             for attempt in (1, 2):
                 try:
@@ -109,8 +115,44 @@ class AuditLog:
 
 
 def payload_json(value: Any) -> str:
-    """An event payload as JSON text (Postgres stores it as jsonb, which fixes its form)."""
-    return json.dumps(value, default=str, sort_keys=True)
+    """An event payload as JSON text (Postgres stores it as jsonb, which fixes its form).
+
+    Whatever a caller sent ends up in some event (a path, a JSON key named by a validation
+    error, a header), and jsonb refuses two escapes JSON allows: ``\\u0000`` and a lone
+    surrogate. One such event would make its INSERT fail, so both are written as the six
+    characters of their escape instead (``\\u0000`` stored as text): kept, never dropped, and
+    what is stored is what the chain hashes. Keys and values alike; the scan costs one
+    substring search unless the text holds a ``\\u0000`` or ``\\ud...`` escape at all."""
+    text = json.dumps(value, default=str, sort_keys=True)  # ASCII: every such code is escaped
+    if "\\u0000" in text or "\\ud" in text:
+        text = _UNSTORABLE_ESCAPE.sub(_escape_unstorable, text)
+    return text
+
+
+#: A run of backslashes, then an escape jsonb may refuse: NUL, a surrogate pair (kept) or a
+#: lone surrogate. An even run is literal backslashes, not an escape.
+_UNSTORABLE_ESCAPE = re.compile(
+    r"(\\+)u(0000|d[89ab][0-9a-f]{2}\\ud[c-f][0-9a-f]{2}|d[89a-f][0-9a-f]{2})"
+)
+
+
+def _escape_unstorable(match: re.Match[str]) -> str:
+    slashes, code = match.group(1), match.group(2)
+    if len(slashes) % 2 == 0 or len(code) > 4:  # literal text, or a valid pair
+        return match.group(0)
+    return f"{slashes}\\u{code}"  # one more backslash: the escape itself becomes text
+
+
+def storable_text(value: str) -> str:
+    """``value`` as a text column stores it: Postgres text holds no NUL and UTF-8 no lone
+    surrogate, so each is written as its escape (``\\u0000``, ``\\ud800``), as in payloads."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ It checks what arrives and puts accepted files in the landing bucket and accepte
 JetStream subject ``raw.<domain>.ingest``. It never writes Raw: the official connectors do that.
 Everything refused is kept in quarantine with its reason and recorded in the audit log.
 
-This module only assembles the app: its lifespan (the NATS connection), the one exception
-handler (``refusals.py``) and the routers (``routes/``); ``deps.py`` admits what arrives.
+This module only assembles the app: its lifespan (the NATS connection), the request envelope
+(``audited.py``: one audit event per request, limits before authentication), the one
+exception handler (``refusals.py``) and the routers (``routes/``); ``deps.py`` admits what
+arrives.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from mlsec_platform.errors import MlsecError
+from mlsec_platform.gateway.audited import AuditedRequests, RequestAudit
 from mlsec_platform.gateway.models import VERSION, Refusal
 from mlsec_platform.gateway.refusals import refuse
 from mlsec_platform.gateway.routes import events, files, health
@@ -46,7 +49,10 @@ def create_app(services: GatewayServices) -> FastAPI:
         lifespan=lifespan,
         responses={status: {"model": Refusal} for status in REFUSAL_STATUSES},
     )
+    if not isinstance(services.audit, RequestAudit):  # events name the request they record
+        services.audit = RequestAudit(services.audit)
     app.state.services = services
+    app.add_middleware(AuditedRequests, services=services)
     # Bodies are held in memory while checked: bound how many are read at once.
     app.state.upload_slots = asyncio.Semaphore(services.settings.gateway_max_concurrent_uploads)
     app.add_exception_handler(MlsecError, refuse)

@@ -9,7 +9,8 @@ from mlsec_platform.settings import PlatformSettings
 
 
 def serve(settings: PlatformSettings, host: str, port: int) -> None:
-    server.serve(create_app(GatewayServices.from_settings(settings)), host, port)
+    app = create_app(GatewayServices.from_settings(settings))
+    server.serve(app, host, port, settings.trusted_proxies)
 
 
 class BackgroundGateway(server.BackgroundServer):
@@ -17,5 +18,9 @@ class BackgroundGateway(server.BackgroundServer):
 
     def __init__(self, settings: PlatformSettings, port: int, host: str = "127.0.0.1") -> None:
         super().__init__(
-            create_app(GatewayServices.from_settings(settings)), port, host, name="gateway"
+            create_app(GatewayServices.from_settings(settings)),
+            port,
+            host,
+            name="gateway",
+            trusted_proxies=settings.trusted_proxies,
         )

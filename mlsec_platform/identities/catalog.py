@@ -67,7 +67,7 @@ BROKER = Identity(
     "broker",
     "the Access Broker: read curated zones (silver, gold, features) and their lineage, "
     "nothing else",
-    database_roles=("warehouse-reader", "lineage-reader", "audit-writer"),
+    database_roles=("warehouse-reader", "lineage-reader", "audit-writer", "limits-keeper"),
 )
 AUDITOR = Identity(
     "auditor",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from mlsec_platform.audit.chain import VerifyReport
 from mlsec_platform.ops.audit_verify import verify_audit_log
+from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.pipeline import curate, ingest_pending
 from mlsec_platform.settings import PlatformSettings, Profile
 from mlsec_platform.stack.bootstrap import bootstrap
@@ -44,7 +45,6 @@ def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo
     from mlsec_platform.identities.tokens import issue_token
     from mlsec_platform.sample_data.events import order_status_events
     from mlsec_platform.sample_data.olist import generate, write_csv
-    from mlsec_platform.stack.bootstrap import BootstrapCredentials
     from mlsec_platform.stack.ports import PortAllocator
 
     started = time.monotonic()
@@ -52,14 +52,15 @@ def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo
     files = write_csv(dataset, settings.root / "demo" / f"olist-seed{seed}-{orders}")
     echo(f"  generated {orders:,} orders (seed {seed}) in {time.monotonic() - started:.1f}s")
 
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    token = issue_token(
-        vault,
-        subject="demo-uploader",
-        audience=AUDIENCE,
-        ttl_seconds=3600,
-        claims={"scope": ["upload:*", "publish:*"]},
-    )
+    with operator_command(settings, "issue") as session:
+        token = issue_token(
+            session.vault,
+            subject="demo-uploader",
+            audience=AUDIENCE,
+            ttl_seconds=3600,
+            claims={"scope": ["upload:*", "publish:*"]},
+        )
+        session.audit.emit("token.issued", {"subject": "demo-uploader", "audience": AUDIENCE})
     sent = {"files": 0, "rows": 0, "events": 0}
     with (
         BackgroundGateway(settings, PortAllocator().take()) as gateway,
@@ -150,15 +151,20 @@ def sample_reads(settings: PlatformSettings, echo: Echo) -> dict[str, object]:
     from broker_api.client import BrokerClient
     from broker_api.identity import issue_broker_token
     from broker_api.server import BackgroundBroker
-    from mlsec_platform.stack.bootstrap import BootstrapCredentials
     from mlsec_platform.stack.ports import PortAllocator
 
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    tokens = {}
+    with operator_command(settings, "issue") as session:
+        for label, who in DEMO_READERS.items():
+            tokens[label] = issue_broker_token(session.vault, ttl_seconds=600, **who)
+            session.audit.emit(
+                "token.issued", {"subject": who["subject"], "audience": "mlsec-broker"}
+            )
     frames: dict[str, object] = {}
     with BackgroundBroker(settings, PortAllocator().take()) as broker:
         echo(f"  broker on {broker.url} (OpenAPI at {broker.url}/docs)")
         for label, who in DEMO_READERS.items():
-            token = issue_broker_token(vault, ttl_seconds=600, **who)
+            token = tokens[label]
             with BrokerClient(broker.url, token) as client:
                 frame = client.query(**DEMO_QUERY)
             frames[label] = frame

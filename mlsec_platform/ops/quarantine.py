@@ -10,10 +10,9 @@ import httpx
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.identities.tokens import issue_token
-from mlsec_platform.ops.operator import operator_audit, operator_name, operator_vault
+from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import NotApplicable, UnknownName
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.stack.bootstrap import BootstrapCredentials
 from mlsec_platform.storage.quarantine import (
     QuarantineEntry,
     exclude_batch,
@@ -58,10 +57,12 @@ def exclude_from_curation(
     if source not in known:
         raise UnknownSource(f"unknown source {source}; known: {', '.join(known)}")
     lake = build_resources(settings)["lake_pipeline"]
-    record = {"reason": reason, "by": operator_name()}
-    with operator_audit(settings, operator_vault(settings)) as audit:
+    with operator_command(settings, "exclude") as session:
+        record = {"reason": reason, "by": session.actor}
         key = exclude_batch(lake, source=source, batch_id=batch_id, record=record)
-        audit.emit("quality.batch_excluded", {"source": source, "batch_id": batch_id, **record})
+        session.audit.emit(
+            "quality.batch_excluded", {"source": source, "batch_id": batch_id, **record}
+        )
     lake.audit.close()
     echo(f"excluded {source}/{batch_id} from curation ({key}); re-run the `curated` job")
     return key
@@ -80,14 +81,24 @@ def resubmit_quarantined(
     if entry.stage != "gateway" and entry.kind != "file":
         raise NotResubmittable("rejected events of a connector batch are kept for inspection only")
     scope = f"{'upload' if entry.kind == 'file' else 'publish'}:{entry.name}"
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    token = issue_token(
-        vault,
-        subject="operator:resubmit",
-        audience="mlsec-gateway",
-        ttl_seconds=300,
-        claims={"scope": [scope]},
-    )
+    with operator_command(settings, "issue") as session:
+        token = issue_token(
+            session.vault,
+            subject=session.actor,
+            audience="mlsec-gateway",
+            ttl_seconds=300,
+            claims={"scope": [scope]},
+        )
+        session.audit.emit(
+            "token.issued",
+            {
+                "subject": session.actor,
+                "audience": "mlsec-gateway",
+                "scopes": [scope],
+                "ttl_seconds": 300,
+                "for": f"resubmit {quarantine_id}",
+            },
+        )
     url = gateway_url or f"http://127.0.0.1:{settings.gateway_port}"
     try:
         response = resubmit(lake, entry, url, token)

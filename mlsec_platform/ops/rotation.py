@@ -7,8 +7,9 @@
 4. Only then is the old version retired (``min_decryption_version``):
    old tokens can no longer be revealed or produced.
 
-Each step is an audit event with the operator as actor. If the run fails, nothing is retired
-and ``--resume`` finishes the job without rotating again.
+Each step is an audit event with the operator as actor, under the operator's
+`rotate-tokenization-key` token (read, rotate and configure that key; nothing else). If the
+run fails, nothing is retired and ``--resume`` finishes the job without rotating again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from mlsec_platform.catalog.datasets import CATALOG
-from mlsec_platform.ops.operator import operator_audit, operator_vault
+from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import ActionFailed
 from mlsec_platform.privacy.tokenization import TRANSIT_KEY
 from mlsec_platform.settings import PlatformSettings
@@ -66,8 +67,8 @@ def rotate_tokenization_key(
     from mlsec_platform.definitions import defs
     from mlsec_platform.defs.resources import build_resources
 
-    client = operator_vault(settings)
-    with operator_audit(settings, client) as audit:
+    with operator_command(settings, "rotate-tokenization-key") as session:
+        client, audit = session.vault, session.audit
         key = client.secrets.transit.read_key(TRANSIT_KEY)["data"]
         if resume:
             old, new = key["min_decryption_version"], key["latest_version"]

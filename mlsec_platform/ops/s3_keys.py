@@ -1,10 +1,15 @@
-"""New S3 keys for workload identities, on an operator's request; the old keys stop at once."""
+"""New S3 keys for workload identities, on an operator's request; the old keys stop at once.
+
+The new keys go to OpenBao under the operator's `rotate-s3-keys` token, which may write them
+and nothing else; the rotation is audited with the operator as actor.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 from mlsec_platform.identities.catalog import S3_IDENTITIES
+from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import UnknownName
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.bootstrap import rotate_s3_keys
@@ -22,7 +27,9 @@ def rotate_identity_keys(
     unknown = sorted(set(identities) - set(known))
     if unknown:
         raise UnknownIdentity(f"unknown identity {', '.join(unknown)}; known: {', '.join(known)}")
-    rotated = rotate_s3_keys(settings, list(identities) or known)
+    with operator_command(settings, "rotate-s3-keys") as session:
+        rotated = rotate_s3_keys(settings, list(identities) or known, session.vault)
+        session.audit.emit("s3.keys_rotated", {"new_key_ids": rotated})
     for name, key_id in rotated.items():
         echo(f"{name:<10} new key {key_id}, old keys deleted")
     return rotated

@@ -1,16 +1,19 @@
-"""Identity tokens an operator issues with the bootstrap credentials: gateway or broker tokens.
+"""Identity tokens an operator issues under its `issue` command token: gateway or broker tokens.
 
 A gateway token carries scopes; a broker token carries groups, project, purpose, clearance and
 optionally entitlements. The option names in the refusals are those of ``mlsec token issue``.
+Each issued token is an audit event (``token.issued``) with the operator as actor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import hvac
+
+from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import NotApplicable
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.stack.bootstrap import BootstrapCredentials
 
 #: ``broker_api.identity.BROKER_AUDIENCE``, not imported: the broker package is slow to import.
 BROKER_AUDIENCE = "mlsec-broker"
@@ -58,8 +61,28 @@ class TokenRequest:
 def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> str:
     """The signed token of ``request`` (checked first); its lifetime defaults to the settings'."""
     request.check()
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
     ttl_seconds = request.ttl or settings.upload_token_ttl
+    with operator_command(settings, "issue") as session:
+        token = sign_token(session.vault, request, ttl_seconds)
+        session.audit.emit(
+            "token.issued",
+            {
+                "subject": request.subject,
+                "audience": request.audience,
+                "ttl_seconds": ttl_seconds,
+                "scopes": list(request.scopes),
+                "groups": list(request.groups),
+                "project": request.project,
+                "purpose": request.purpose,
+                "clearance": request.clearance,
+                "entitlements": list(request.entitlements),
+            },
+        )
+    return token
+
+
+def sign_token(vault: hvac.Client, request: TokenRequest, ttl_seconds: int) -> str:
+    """``request`` signed by the issuer key, through ``vault`` (which may sign with it)."""
     if request.project and request.purpose and request.clearance:
         from broker_api.identity import issue_broker_token
 

@@ -1,7 +1,9 @@
 """The S3 lake (one bucket per zone) seen through one identity's Vault-held keys."""
 
+import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import boto3
@@ -9,11 +11,56 @@ import dagster as dg
 from botocore.config import Config
 from pydantic import PrivateAttr
 
+from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.committed import CommittedTables, committed_tables
 from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.settings import Zone, bucket_name
+
+#: What the Delta client (delta-rs / object_store) would otherwise take from the process
+#: environment. It reads every variable whose lower-cased name is one of its S3 keys, with or
+#: without the ``aws_`` prefix: a shell's ``TOKEN`` (the README's own broker token) became the
+#: S3 session token, and SeaweedFS answered InvalidAccessKeyId; ``SKIP_SIGNATURE`` or
+#: ``VIRTUAL_HOSTED_STYLE_REQUEST`` would change how every lake request is sent. So each key
+#: that can be stated is stated, to what the lake needs; an explicit option beats the
+#: environment.
+PINNED_LAKE_OPTIONS = {
+    "AWS_SESSION_TOKEN": "",  # static Vault-held keys: no session
+    "AWS_SKIP_SIGNATURE": "false",
+    "AWS_UNSIGNED_PAYLOAD": "false",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false",
+    "AWS_S3_ADDRESSING_STYLE": "path",
+    "AWS_ALLOW_INVALID_CERTIFICATES": "false",
+    "AWS_IMDSV1_FALLBACK": "false",
+    "AWS_S3_EXPRESS": "false",
+    "AWS_REQUEST_PAYER": "false",
+    # Delta commits are conditional PUTs (If-None-Match): never a blind overwrite.
+    "AWS_CONDITIONAL_PUT": "etag",
+}
+
+#: Keys the Delta client reads from the environment that no option can switch off (an empty
+#: proxy is refused as a URL): when one is set, the lake refuses to start rather than send its
+#: signed requests through whatever it names.
+UNPINNABLE_LAKE_KEYS = ("proxy_url", "proxy_ca_certificate", "proxy_excludes")
+
+
+class AmbientLakeSetting(ConfigurationError):
+    """The process environment holds a variable the Delta client would apply to the lake."""
+
+
+def refuse_ambient_lake_settings(environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`AmbientLakeSetting` naming each variable that would reroute the lake."""
+    environ = os.environ if environ is None else environ
+    found = sorted(
+        name for name in environ if name.lower().removeprefix("aws_") in UNPINNABLE_LAKE_KEYS
+    )
+    if found:
+        raise AmbientLakeSetting(
+            f"the environment sets {', '.join(found)}, which the Delta client would apply to "
+            "every lake request; unset it for mlsec (the lake is reached directly, with keys "
+            "from OpenBao only)"
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -76,15 +123,16 @@ class S3LakeResource(StackAddressedResource):
 
     def storage_options(self) -> dict[str, str]:
         """Options for delta-rs / object_store; commits use conditional PUT, no lock service."""
+        refuse_ambient_lake_settings()
         endpoint_url = self.address("endpoint_url")
         creds = self.credentials()
         return {
+            **PINNED_LAKE_OPTIONS,
             "AWS_ENDPOINT_URL": endpoint_url,
             "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": creds.access_key_id,
             "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
             "AWS_ALLOW_HTTP": "true" if endpoint_url.startswith("http://") else "false",
-            "AWS_S3_ADDRESSING_STYLE": "path",
         }
 
     def client(self):

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from broker_api.identity import issue_broker_token
 from broker_api.server import BackgroundBroker
@@ -40,6 +46,8 @@ PEOPLE = {
     "stranger": dict(
         groups=["visitors"], project="olist-br", purpose="analytics", clearance="restricted"
     ),
+    "probe": dict(groups=["probes"], purpose="analytics", clearance="confidential"),
+    "probe_rate": dict(groups=["rate-probes"], purpose="analytics", clearance="internal"),
 }
 _subjects = itertools.count()
 
@@ -86,3 +94,111 @@ def post_query(http, token, **body):
 def ok(response) -> dict:
     assert response.status_code == 200, response.text
     return response.json()
+
+
+#: A policy with tight caps, for tests of the limits: the packaged policy plus a role per kind
+#: of limit under test and projects of their own (each test its own, so quotas, which the
+#: brokers of the session share, never leak between tests).
+TIGHT_ROLES = {
+    # Caps on what one answer returns, and a small daily quota.
+    "probe": {
+        "groups": ["probes"],
+        "datasets": ["gold/*", "features/*"],
+        "purposes": ["analytics"],
+        "clearance_cap": "confidential",
+        "limits": {
+            "max_rows_per_page": 5,
+            "max_bytes": 1000,
+            "rows_per_day": 12,
+            "concurrency": 1,
+            "requests_per_minute": 60_000,
+            "burst": 1_000,
+            "project_requests_per_minute": 60_000,
+        },
+    },
+    # Four requests, then (almost) nothing: per subject and per project.
+    "probe_rate": {
+        "groups": ["rate-probes"],
+        "datasets": ["gold/*"],
+        "purposes": ["analytics"],
+        "limits": {"requests_per_minute": 1, "burst": 4, "project_requests_per_minute": 1},
+    },
+}
+PROBE_PROJECTS = [f"probe-{i}" for i in range(12)]
+
+
+def tight_policy(folder: Path) -> Path:
+    """The packaged policy file with :data:`TIGHT_ROLES` and :data:`PROBE_PROJECTS` added."""
+    from broker_api.policy.files import POLICY_DIR
+
+    source = max(POLICY_DIR.glob("*.yaml"))
+    policy = yaml.safe_load(source.read_text())
+    policy["roles"].update(TIGHT_ROLES)
+    for project in PROBE_PROJECTS:
+        policy["projects"][project] = {"description": "limits under test", "scope": "*"}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / source.name).write_text(yaml.safe_dump(policy, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tight_policy_dir(tmp_path_factory) -> Path:
+    return tight_policy(tmp_path_factory.mktemp("tight-policy"))
+
+
+@pytest.fixture(scope="session")
+def tight_broker(settings, endpoints, curated, tight_policy_dir) -> Iterator[BackgroundBroker]:
+    """A second broker, in this process, under the tight policy."""
+    tight = settings.model_copy(update={"broker_policy_dir": tight_policy_dir})
+    with BackgroundBroker(tight, PortAllocator().take()) as running:
+        yield running
+
+
+class BrokerProcess:
+    """`mlsec broker` in a process of its own (as deployed), under the tight policy; it can be
+    restarted."""
+
+    def __init__(self, policy_dir: Path, log: Path) -> None:
+        self.port = PortAllocator().take()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, "MLSEC_BROKER_POLICY_DIR": str(policy_dir)}
+        self._log = log
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        mlsec = Path(sys.executable).parent / "mlsec"
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(mlsec), "broker", "--port", str(self.port)],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the broker did not start: {self._log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(30)
+        self._process = None
+
+
+@pytest.fixture(scope="session")
+def broker_process(tight_broker, tight_policy_dir, tmp_path_factory) -> Iterator[BrokerProcess]:
+    """A replica of ``tight_broker`` in another process, over the same stack."""
+    process = BrokerProcess(tight_policy_dir, tmp_path_factory.mktemp("replica") / "broker.log")
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

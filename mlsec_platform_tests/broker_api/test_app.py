@@ -23,6 +23,7 @@ from broker_api.principal import Principal
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import InvalidToken
+from mlsec_platform.settings import PlatformSettings
 
 PEOPLE = {
     "analyst": Principal("ana", ("analysts",), "olist-br", Purpose.ANALYTICS, Sensitivity.INTERNAL),
@@ -86,6 +87,7 @@ def broker():
     engine = SnapshotEngine(SnapshotCache(lambda spec: "", dict))
     services = SimpleNamespace(
         close=lambda: None,
+        settings=PlatformSettings(),
         metrics=BrokerMetrics(),
         sink=Sink(),
         verifier=Verifier(),

@@ -199,3 +199,73 @@ def test_a_failing_login_fails_the_request_instead_of_hanging():
     sink = AuditSink(connect, actor="broker")
     with pytest.raises(AuditUnavailable, match="vault sealed"):
         asyncio.run(asyncio.wait_for(sink.arecord({"request_id": "r"}), timeout=10))
+
+
+def _one_turn(sink: AuditSink, payloads: list[dict]) -> list:
+    """Submit ``payloads`` in one loop turn after a warm-up, so they share one INSERT."""
+
+    async def turn() -> list:
+        await sink.arecord({"request_id": "warm-up"})
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in payloads]
+        for payload, future in zip(payloads, futures, strict=True):
+            sink.submit(payload, future)
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    return asyncio.run(turn())
+
+
+def test_nul_and_lone_surrogates_do_not_make_a_batch_unwritable(settings, endpoints, superuser_dsn):
+    sink = _sink(settings, endpoints)
+    head = audit_head(superuser_dsn)
+    try:
+        outcomes = _one_turn(
+            sink,
+            [
+                {"request_id": "before"},
+                {"request_id": "nul", "path": "/\x00", "reason": "at body.\x00"},
+                {"request_id": "surrogate", "\ud800": "\udc80"},
+                {"request_id": "after"},
+            ],
+        )
+    finally:
+        sink.close()
+    assert all(isinstance(o, str) for o in outcomes), outcomes
+    recorded = {e["request_id"]: e for e in audit_events(superuser_dsn, EVENT_TYPE, head)}
+    assert set(recorded) == {"warm-up", "before", "nul", "surrogate", "after"}
+    assert recorded["nul"]["path"] == "/\\u0000"
+    assert recorded["surrogate"]["\\ud800"] == "\\udc80"
+    assert verify_audit_log(settings).ok
+
+
+def test_an_event_the_database_refuses_fails_only_itself(
+    settings, endpoints, superuser_dsn, monkeypatch
+):
+    """A group INSERT is all or nothing: when the database refuses one of its events (here an
+    event whose JSON it cannot parse), the group is written again one event at a time."""
+    import broker_api.audit as audit_module
+    from mlsec_platform.audit.chain import payload_json
+
+    monkeypatch.setattr(
+        audit_module,
+        "payload_json",
+        lambda value: "{not json" if value.get("poison") else payload_json(value),
+    )
+    failures: list[int] = []
+    sink = _sink(settings, endpoints, on_failure=lambda: failures.append(1))
+    head = audit_head(superuser_dsn)
+    try:
+        outcomes = _one_turn(
+            sink,
+            [{"request_id": "one"}, {"request_id": "bad", "poison": True}, {"request_id": "two"}],
+        )
+        after = asyncio.run(sink.arecord({"request_id": "next"}))
+    finally:
+        sink.close()
+    one, bad, two = outcomes
+    assert isinstance(one, str) and isinstance(two, str) and isinstance(after, str)
+    assert isinstance(bad, AuditUnavailable) and "audit event refused" in str(bad)
+    recorded = [e["request_id"] for e in audit_events(superuser_dsn, EVENT_TYPE, head)]
+    assert sorted(recorded) == ["next", "one", "two", "warm-up"]
+    assert failures == [1]
+    assert verify_audit_log(settings).ok

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from broker_api.client import (
-    MAX_RETRY_WAIT,
+    AccessDenied,
     BrokerClient,
     BrokerError,
+    BrokerUnavailable,
+    RateLimited,
     entity_rows,
     normalize_filter,
     normalize_order,
@@ -93,7 +95,7 @@ def test_query_body_matches_the_wire_contract() -> None:
 
 def test_retry_delay() -> None:
     assert retry_delay("3") == 3.0
-    assert retry_delay("120") == MAX_RETRY_WAIT
+    assert retry_delay("120") == 120.0  # whether to wait that long is the client's call
     assert retry_delay("-5") == 0.0
     now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
     http_date = format_datetime(now + timedelta(seconds=7), usegmt=True)
@@ -117,7 +119,7 @@ def test_broker_error_from_problem_body() -> None:
         "r1",
         "d1",
     )
-    assert "purpose not allowed" in str(err)
+    assert "purpose not allowed" in str(err) and isinstance(err, AccessDenied)
     bare = BrokerError.from_response(
         httpx.Response(502, text="Bad Gateway", headers={"X-Request-ID": "r2"})
     )
@@ -127,6 +129,9 @@ def test_broker_error_from_problem_body() -> None:
         "r2",
         None,
     )
+    assert isinstance(bare, BrokerUnavailable)
+    limited = BrokerError.from_response(httpx.Response(429, json=problem), 42.0)
+    assert isinstance(limited, RateLimited) and limited.retry_after == 42.0
 
 
 def test_to_frame_types_and_masks() -> None:
@@ -160,6 +165,8 @@ def test_to_frame_types_and_masks() -> None:
     assert df["price"][0] == Decimal("12.30")
     assert str(df["ok"].dtype) == "boolean" and df["x"].dtype == "float64"
     assert df["zip"][0] == "ab12"  # a hashed column stays text
+    assert isinstance(df["price"].dtype, pd.ArrowDtype) and df["price"].sum() == Decimal("12.30")
+    assert to_frame(columns, rows, "float")["price"].tolist()[0] == 12.3
     empty = to_frame(columns, [])
     assert list(empty.columns) == list(df.columns) and len(empty) == 0
 

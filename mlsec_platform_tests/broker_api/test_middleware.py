@@ -76,3 +76,34 @@ def test_no_answer_leaves_without_its_audit_event(broker, mint) -> None:
         assert response.status_code == 503, response.text
         assert response.json()["reason"] == "audit log unavailable: request not served"
         assert "rows" not in response.json() and response.headers["X-Request-ID"]
+
+
+def test_nul_anywhere_in_a_request_is_recorded_and_answered(
+    http, mint, settings, superuser_dsn
+) -> None:
+    """A NUL in the path or in a JSON key that a validation error names used to make the
+    event unwritable (503, no trace); now each is answered for what it is and recorded."""
+    import psycopg2
+
+    before = audit_head(superuser_dsn)
+    token = mint("analyst")
+    body = {"dataset": FACT, "columns": ["order_id"], "limit": 1, "\x00": 1}
+    responses = [
+        http.get("/%00"),
+        http.post("/query", json=body, headers=bearer(token)),
+        http.get("/catalog/datasets", headers=bearer(token)),
+    ]
+    assert [r.status_code for r in responses] == [404, 400, 200], [r.text for r in responses]
+    ids = [r.headers["X-Request-ID"] for r in responses]
+    with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT payload FROM audit.events WHERE event_type = 'broker.request' AND seq > %s",
+            (before,),
+        )
+        by_id = {row[0]["request_id"]: row[0] for row in cur.fetchall()}
+    conn.close()
+    assert set(ids) <= set(by_id)
+    assert by_id[ids[0]]["path"] == "/\\u0000"
+    assert "\\u0000" in by_id[ids[1]]["reason"]
+    report = verify_audit_log(settings)
+    assert report.ok, report.broken

@@ -33,6 +33,8 @@ def test_each_identity_reads_only_its_own_s3_keys(identity, settings, endpoints)
         ("auditor", "database/creds/audit-writer"),
         ("lifecycle", "database/creds/warehouse-writer"),
         ("lifecycle", "database/creds/warehouse-reader"),
+        ("pipeline", "database/creds/limits-keeper"),
+        ("gateway", "database/creds/limits-keeper"),
     ],
 )
 def test_database_roles_are_per_identity(identity, path, settings, endpoints):

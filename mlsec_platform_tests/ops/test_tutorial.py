@@ -27,14 +27,7 @@ _MARKER = re.compile(
 #: Defects a tutorial block is known to meet, by the name its marker gives. A block that
 #: names one must still run; if it fails, the test reports the defect (xfail) after every
 #: other block has been checked strictly. Remove the entry when the defect is fixed.
-KNOWN_DEFECTS = {
-    "s3-key-refused-after-demo": (
-        "the embedded SeaweedFS S3 server refuses the connector's key (InvalidAccessKeyId) "
-        "on the first Raw write after the demo, although IAM lists the same key as OpenBao "
-        "holds; a restart of the servers clears it (seen in 3 of 3 test runs, never on a stack "
-        "without the demo)"
-    ),
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import asyncio
 import base64
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,10 @@ from mlsec_platform.identities.catalog import (
     BROKER_KEYS,
     ROW_SCOPE_SIGNING_KEY,
 )
+from mlsec_platform.identities.operators import ROOT_TOKEN, bootstrap_root_token, root_revoked
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
+from mlsec_platform.stack.bootstrap.operators import bootstrap_operators
 from mlsec_platform.stack.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
 from mlsec_platform.stack.bootstrap.s3 import admin_clients, bootstrap_s3, rotate_s3_key
 from mlsec_platform.stack.bootstrap.vault import bootstrap_vault, read_kv, write_kv
@@ -39,9 +42,14 @@ from mlsec_platform.storage.row_scope import seed_key as seed_row_scope_key
 
 @dataclass(frozen=True, repr=False)
 class BootstrapCredentials:
-    """The few secrets that exist before OpenBao can hand out anything (never printed)."""
+    """The few secrets that exist before OpenBao can hand out anything (never printed).
 
-    vault_token: str
+    ``vault_token`` is the root token, or None once `mlsec operator revoke-root` revoked it:
+    then :meth:`vault_session` makes a root token for one bootstrap run and revokes it after.
+    """
+
+    settings: PlatformSettings
+    vault_token: str | None
     s3_admin: dict
     postgres_superuser_password: str
 
@@ -49,9 +57,13 @@ class BootstrapCredentials:
     def load(cls, settings: PlatformSettings) -> BootstrapCredentials:
         """The bootstrap secrets; a missing one is a configuration error that names the fix."""
         folder = settings.secrets_dir
+        root = folder / ROOT_TOKEN
         try:
             return cls(
-                vault_token=read_secret(folder / "openbao-bootstrap-token"),
+                settings=settings,
+                vault_token=read_secret(root)
+                if root.exists() or not root_revoked(settings)
+                else None,
                 s3_admin=read_secret_json(folder / "s3-admin.json"),
                 postgres_superuser_password=read_secret(folder / "postgres-superuser"),
             )
@@ -63,7 +75,22 @@ class BootstrapCredentials:
             ) from None
 
     def vault(self, endpoints: Endpoints) -> hvac.Client:
+        """A client on the root token (which must still exist: see :meth:`vault_session`)."""
+        if self.vault_token is None:
+            raise ConfigurationError(
+                "the OpenBao root token was revoked (`mlsec operator revoke-root`): operator "
+                "commands log in as the operator; bootstrap makes a root token of its own"
+            )
         return hvac.Client(url=endpoints.vault_addr, token=self.vault_token, timeout=30)
+
+    @contextmanager
+    def vault_session(self, endpoints: Endpoints) -> Iterator[hvac.Client]:
+        """A root client for one bootstrap run: the root token, or one made for the run."""
+        if self.vault_token is not None:
+            yield self.vault(endpoints)
+            return
+        with bootstrap_root_token(self.settings, endpoints) as token:
+            yield hvac.Client(url=endpoints.vault_addr, token=token, timeout=30)
 
     def postgres_dsn(self, endpoints: Endpoints) -> dict:
         return {
@@ -87,9 +114,18 @@ def bootstrap(
     progress: Callable[[str], None] = lambda _: None,
 ) -> None:
     creds = BootstrapCredentials.load(settings)
-    vault = creds.vault(endpoints)
-    t0 = time.monotonic()
+    with creds.vault_session(endpoints) as vault:
+        _bootstrap(settings, endpoints, creds, vault, progress)
 
+
+def _bootstrap(
+    settings: PlatformSettings,
+    endpoints: Endpoints,
+    creds: BootstrapCredentials,
+    vault: hvac.Client,
+    progress: Callable[[str], None],
+) -> None:
+    t0 = time.monotonic()
     # The Dagster instance password lives in OpenBao from the first bootstrap on.
     vault_admin_password = _generated_secret(settings, "postgres-vault-admin")
     dagster = read_kv_safe(vault, "postgres/dagster") or {
@@ -136,7 +172,9 @@ def bootstrap(
         write_kv(
             vault, f"nats/{user}", read_secret_json(settings.secrets_dir / f"nats-{user}.json")
         )
+    operator = bootstrap_operators(vault, settings, bind_loopback=settings.profile is Profile.LOCAL)
     progress(f"  openbao    engines, policies and AppRoles ({time.monotonic() - t1:.1f}s)")
+    progress(f"  operator   OpenBao login `operator`, credential in {operator}")
 
     t2 = time.monotonic()
     bootstrap_s3(vault, settings, endpoints.s3_endpoint, creds.s3_admin)
@@ -161,14 +199,16 @@ def read_kv_safe(vault: hvac.Client, path: str) -> dict | None:
     return read_kv(vault, path) if "mlsec/" in mounts else None
 
 
-def rotate_s3_keys(settings: PlatformSettings, identities: list[str]) -> dict[str, str]:
-    """New S3 key for each identity, stored in OpenBao, old keys deleted (revoked at once).
+def rotate_s3_keys(
+    settings: PlatformSettings, identities: list[str], vault: hvac.Client
+) -> dict[str, str]:
+    """New S3 key for each identity, stored in OpenBao through ``vault``, old keys deleted.
 
-    Running workloads pick the new key up when they next re-read OpenBao. Returns the new key
-    ids (identifiers, not secrets).
+    ``vault`` may write the identities' keys (an operator's `rotate-s3-keys` token). Running
+    workloads pick the new key up when they next re-read OpenBao. Returns the new key ids
+    (identifiers, not secrets).
     """
     creds = BootstrapCredentials.load(settings)
     endpoints = settings.endpoints()
     _, iam = admin_clients(endpoints.s3_endpoint, creds.s3_admin, settings.s3_region)
-    vault = creds.vault(endpoints)
     return {name: rotate_s3_key(vault, iam, name) for name in identities}

@@ -13,6 +13,8 @@ engine creates short-lived login users inside these groups (see ``vault.py``):
                       lineage); never the Dagster owner login, nothing in the warehouse
     row_scope_owner   owns the row-scope signing key and the function verifying a reader's
                       scope (``storage/row_scope.py``); no login, no member
+    limits_keeper     the counters of schema ``limits`` (rates, quotas, in-flight slots the
+                      broker's replicas share), nothing else
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from psycopg2 import sql
 
 from mlsec_platform.audit.schema import AUDIT_DDL
 from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.serving.counters import COUNTERS_DDL
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage import row_scope
 
@@ -36,9 +39,16 @@ GROUP_ROLES = (
     "audit_reader",
     "lineage_reader",
     row_scope.OWNER,
+    "limits_keeper",
 )
 #: Groups whose dynamic users work in the warehouse database.
-WAREHOUSE_GRANTABLE = ("warehouse_writer", "warehouse_reader", "audit_writer", "audit_reader")
+WAREHOUSE_GRANTABLE = (
+    "warehouse_writer",
+    "warehouse_reader",
+    "audit_writer",
+    "audit_reader",
+    "limits_keeper",
+)
 LINEAGE_READER = "lineage_reader"
 #: Roles Vault's database engine puts its dynamic users into.
 VAULT_GRANTABLE = (*WAREHOUSE_GRANTABLE, LINEAGE_READER)
@@ -152,6 +162,9 @@ def bootstrap_postgres(
             cur.execute("SET ROLE audit_owner")
             cur.execute(AUDIT_DDL)
             cur.execute("RESET ROLE")
+            # Shared limits: owned by the bootstrap role, so their keeper cannot alter them.
+            cur.execute("CREATE SCHEMA IF NOT EXISTS limits")
+            cur.execute(COUNTERS_DDL)
         conn.commit()
 
 

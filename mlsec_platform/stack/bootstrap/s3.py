@@ -3,6 +3,18 @@
 OpenBao has no AWS secrets engine, so the platform mints each identity's keys itself with the
 S3 admin credentials, keeps them in OpenBao KV (``mlsec/s3/<identity>``) and rotates them:
 new key, update OpenBao, delete the old key (revocation is immediate).
+
+Raw is append-only by these policies as far as the embedded SeaweedFS (4.48) can enforce it,
+probed against the running server (``defs/raw/test_raw_immutable.py``): no identity but
+``lifecycle`` holds ``s3:DeleteObject`` on Raw, so single and multi-object deletes of data
+files and ``_delta_log`` entries are refused; a conditional create (``If-None-Match: *``, as
+delta-rs commits) over an existing key gets 412. An unconditional PUT over an existing key
+by the connector is still accepted: SeaweedFS has no ``s3:if-none-match`` condition key,
+takes ``Allow`` only in user policies, cannot see in a bucket policy whether a key exists,
+binds filer WORM rules to FUSE mounts only, and under Object Lock keeps old versions but
+accepts a new current one. On AWS S3 or MinIO a bucket policy denying ``s3:PutObject`` when
+``s3:if-none-match`` is absent closes that gap (``_delta_log/_last_checkpoint`` excepted,
+which delta-rs rewrites).
 """
 
 from __future__ import annotations

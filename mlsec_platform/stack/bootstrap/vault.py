@@ -56,6 +56,8 @@ def database_roles(settings: PlatformSettings) -> dict[str, tuple[list[str], int
             _dynamic_role_sql("lineage_reader", "default_transaction_read_only = on"),
             settings.pg_reader_ttl,
         ),
+        # The broker's shared rate, quota and concurrency counters (schema ``limits``).
+        "limits-keeper": (_dynamic_role_sql("limits_keeper"), settings.pg_limits_ttl),
     }
 
 

@@ -94,9 +94,15 @@ def test_cursor_pages_partition_the_filtered_rows(http, mint) -> None:
     assert pages >= 1 and set(seen) >= {
         (r["order_id"], r["order_item_id"]) for r in everything["rows"]
     }
-    # A cursor is bound to its query and subject.
+    # A cursor is bound to its query and subject, not to its page size.
     first = post_query(http, token, **{**body, "limit": 2}).json()
-    other = post_query(http, token, **{**body, "limit": 3}, cursor=first["next_cursor"])
+    resumed = post_query(http, token, **{**body, "limit": 3}, cursor=first["next_cursor"])
+    assert resumed.status_code == 200, resumed.text
+    assert [r["order_id"] for r in resumed.json()["rows"]][:1] == [
+        r["order_id"] for r in post_query(http, token, **{**body, "limit": 3}).json()["rows"]
+    ][2:3]
+    other_query = {**body, "columns": ["order_id"], "limit": 2}
+    other = post_query(http, token, **other_query, cursor=first["next_cursor"])
     assert other.status_code == 400
     stolen = post_query(http, mint("analyst"), **{**body, "limit": 2}, cursor=first["next_cursor"])
     assert stolen.status_code == 400
@@ -126,7 +132,7 @@ def test_sdk_follows_cursors_and_carries_lineage(broker, mint, curated) -> None:
             FACT,
             ["order_id", "order_item_id", "price", "customer_state"],
             filters=[("customer_state", "in", ["AC", "AP"])],
-            limit=100,
+            page_size=100,
         )
         assert len(frame) > 100 and frame.attrs["lineage"]["asset_key"] == FACT
         assert set(frame["customer_state"]) <= {"AC", "AP"}

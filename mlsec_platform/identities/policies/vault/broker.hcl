@@ -1,5 +1,5 @@
 # broker: read-only access to curated zones; holds no write credential to any zone (its only
-# write is appending its own audit events). It cannot decrypt tokens: reveal goes through the
+# writes are appending its own audit events and the shared limit counters). It cannot decrypt tokens: reveal goes through the
 # separate `revealer` identity.
 # Every identity manages its own token and leases, nothing else.
 path "auth/token/lookup-self" { capabilities = ["read"] }
@@ -13,6 +13,8 @@ path "database/creds/warehouse-reader"  { capabilities = ["read"] }
 path "database/creds/audit-writer"      { capabilities = ["read"] }
 # Lineage: a read-only login to the Dagster instance's tables (never its owner login).
 path "database/creds/lineage-reader"    { capabilities = ["read"] }
+# Rates, quotas and in-flight slots shared by all broker replicas (schema `limits` only).
+path "database/creds/limits-keeper"     { capabilities = ["read"] }
 # Verifying identity tokens: the issuer's public keys only (the JWKS), never signing.
 path "transit/keys/mlsec-issuer"        { capabilities = ["read"] }
 # Its own keys: keyed-hash masking and cursor signing.

@@ -1,0 +1,127 @@
+"""Each operator command's OpenBao token can do its own job and nothing else, briefly.
+
+The token a command gets (``OperatorLogin.command_client``) is tried on every other command's
+operation: each must be refused by OpenBao itself.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import hvac
+import pytest
+from hvac.exceptions import Forbidden
+
+from mlsec_platform.identities.operators import COMMAND_TTL, OPERATOR_COMMANDS, OperatorLogin
+
+#: The operation each command's token exists for (each harmless to the session stack).
+Probe = Callable[[hvac.Client], object]
+CONTEXT = base64.b64encode(b"customers").decode()
+
+
+def _sign(vault: hvac.Client) -> object:
+    return vault.secrets.transit.sign_data("mlsec-issuer", base64.b64encode(b"x").decode())
+
+
+def _decrypt(vault: hvac.Client) -> object:
+    # A ciphertext of another key version decrypts to an error, not to a refusal: a refusal
+    # (403) is what the probe is about.
+    return vault.secrets.transit.decrypt_data(
+        "tokenization", "vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", context=CONTEXT
+    )
+
+
+def _read_tokenization_key(vault: hvac.Client) -> object:
+    return vault.secrets.transit.read_key("tokenization")
+
+
+def _store_s3_key(vault: hvac.Client) -> object:
+    return vault.secrets.kv.v2.create_or_update_secret(
+        "s3/operator-probe", secret={"access_key_id": "x"}, mount_point="mlsec"
+    )
+
+
+def _rotate_tokenization_key(vault: hvac.Client) -> object:
+    return vault.secrets.transit.rotate_key("tokenization")
+
+
+def _audit_login(vault: hvac.Client) -> object:
+    lease = vault.read("database/creds/audit-writer")
+    vault.sys.revoke_lease(lease["lease_id"])
+    return lease
+
+
+def _root_attempt(vault: hvac.Client) -> object:
+    return vault.adapter.get("/v1/sys/generate-root-token/attempt")
+
+
+OWN: dict[str, list[Probe]] = {
+    "issue": [_sign, _audit_login],
+    "reveal": [_audit_login],
+    "rotate-tokenization-key": [_read_tokenization_key, _audit_login],
+    "rotate-s3-keys": [_store_s3_key, _audit_login],
+    "exclude": [_audit_login],
+    "revoke-root": [_audit_login],
+    "bootstrap": [_root_attempt],
+}
+
+#: Operations a command's token may do that the test does not run (they would change the
+#: session stack for every later test).
+OWN_NOT_RUN: dict[str, set[Probe]] = {"rotate-tokenization-key": {_rotate_tokenization_key}}
+
+#: What no command token may do, beside the other commands' operations.
+NOBODYS: list[Probe] = [
+    lambda v: v.secrets.kv.v2.read_secret_version("s3/connector", mount_point="mlsec"),
+    lambda v: v.secrets.kv.v2.read_secret_version("broker/keys", mount_point="mlsec"),
+    lambda v: v.read("transit/export/encryption-key/tokenization/1"),
+    lambda v: v.sys.list_policies(),
+    lambda v: v.auth.token.create(policies=["reveal"]),
+    lambda v: v.read("database/creds/warehouse-writer"),
+]
+
+
+@pytest.fixture(scope="module")
+def operator(supervisor, settings, endpoints):
+    with OperatorLogin.login(settings, endpoints) as login:
+        yield login
+
+
+def test_the_operators_login_itself_reads_and_decrypts_nothing(operator):
+    login = hvac.Client(url=operator.addr, token=operator._client.token)
+    assert login.lookup_token()["data"]["policies"] == ["operator"]
+    every = [_sign, _decrypt, _read_tokenization_key, _store_s3_key, _rotate_tokenization_key]
+    for probe in [*every, _audit_login, *NOBODYS]:
+        with pytest.raises(Forbidden):
+            probe(login)
+
+
+@pytest.mark.parametrize("command", sorted(OPERATOR_COMMANDS))
+def test_a_command_token_does_its_own_job_and_nothing_else(command, operator):
+    vault = operator.command_client(command)
+    spec = OPERATOR_COMMANDS[command]
+    if "operator-command" in spec.policies:
+        looked_up = vault.lookup_token()["data"]
+        assert sorted(looked_up["policies"]) == sorted(spec.policies)
+        assert looked_up["ttl"] <= (spec.ttl or operator.ttl)
+    for probe in OWN[command]:
+        probe(vault)
+    if command == "reveal":
+        # Allowed: OpenBao answers the decrypt (here: a ciphertext it cannot open), no 403.
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            _decrypt(vault)
+    others = {p for c, probes in OWN.items() if c != command for p in probes} - set(OWN[command])
+    others |= {_decrypt, _rotate_tokenization_key} - OWN_NOT_RUN.get(command, set())
+    if command == "reveal":
+        others.discard(_decrypt)
+    for probe in [*others, *NOBODYS]:
+        with pytest.raises(Forbidden):
+            probe(vault)
+
+
+def test_command_tokens_are_short_lived(operator):
+    assert {c.name for c in OPERATOR_COMMANDS.values() if c.ttl is None} == {
+        "rotate-tokenization-key"
+    }
+    vault = operator.command_client("reveal")
+    assert 0 < vault.lookup_token()["data"]["ttl"] <= COMMAND_TTL
