@@ -32,14 +32,15 @@ from broker_api.shared_limits import SharedRateLimiter, SharedRowQuota, SharedSl
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.audit.chain import AuditWriteError
 from mlsec_platform.catalog.governance import DatasetSpec
-from mlsec_platform.identities.catalog import BROKER_KEYS
+from mlsec_platform.errors import ConfigurationError
+from mlsec_platform.identities.catalog import BROKER_KEYS, ROW_SCOPE_SIGNING_KEY
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
 from mlsec_platform.resources.identity import IdentityResources, identity_resources
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultError, VaultResource
 from mlsec_platform.serving.counters import SharedCounters
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.storage.warehouse import ROW_SCOPE_SETTING
+from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
 
 #: The identity whose only power is transit decrypt (the `reveal` policy); used for entitled,
 #: reasoned reveal requests only.
@@ -66,12 +67,16 @@ class RevealUnavailable(RequestRefused):
 
 
 class OnlineStore:
-    """Reads the warehouse as ``warehouse_reader`` with the caller's row scope set, so the
-    warehouse's own row-level security applies too (defence in depth)."""
+    """Reads the warehouse as ``warehouse_reader`` with the caller's row scope set, signed for
+    the connection's backend, so the warehouse's own row-level security applies too (defence
+    in depth, and the only guard a leaked reader login meets: it cannot sign a scope)."""
 
-    def __init__(self, login: LeasedLogin, host: str, port: int, dbname: str) -> None:
+    def __init__(
+        self, login: LeasedLogin, host: str, port: int, dbname: str, signer: RowScopeSigner
+    ) -> None:
         self._login = login
         self._where = (host, port, dbname)
+        self._signer = signer
         self._local = threading.local()
 
     def _connection(self) -> PgConnection:
@@ -82,8 +87,23 @@ class OnlineStore:
                 conn.close()
             conn = self._login.connect(*self._where)
             conn.set_session(readonly=True, autocommit=True)
+            with conn.cursor() as cur:  # once per connection: the backend the MAC binds to
+                cur.execute(SESSION_SQL)
+                backend = cur.fetchone()
             self._local.conn, self._local.lease_id = conn, lease.lease_id
+            self._local.backend, self._local.signed = backend, {}
         return conn
+
+    def _signed(self, row_scope: str) -> str:
+        """The setting value for ``row_scope`` on this thread's connection (signed once per
+        connection and scope: a project's scope repeats on every request)."""
+        signed: dict[str, str] = self._local.signed
+        value = signed.get(row_scope)
+        if value is None:
+            if len(signed) > 1024:  # scopes come from the policy file; bound it all the same
+                signed.clear()
+            value = signed[row_scope] = self._signer.sign(row_scope, *self._local.backend)
+        return value
 
     def fetch(self, sql: str, params: Sequence[Any], row_scope: str) -> list[tuple]:
         """The rows of one read-only ``sql`` (``%s`` placeholders) under the RLS scope
@@ -99,7 +119,7 @@ class OnlineStore:
                 with conn.cursor() as cur:
                     cur.execute(
                         f"SELECT set_config('{ROW_SCOPE_SETTING}', %s, true); {sql}",
-                        (row_scope, *params),
+                        (self._signed(row_scope), *params),
                     )
                     return cur.fetchall()
             except psycopg2.Error:
@@ -144,8 +164,20 @@ class BrokerServices:
         self.lineage = LineageReader.from_vault(
             vault, pg[0], pg[1], settings.dagster_db, ttl_seconds=settings.broker_lineage_ttl
         )
+        keys = vault.read_kv(BROKER_KEYS)
+        self.audit.secret_read(f"mlsec/{BROKER_KEYS}", purpose="masking, cursor and scope keys")
+        if not keys.get(ROW_SCOPE_SIGNING_KEY):
+            # A stack bootstrapped by an earlier release: the warehouse would show no row.
+            raise ConfigurationError(
+                f"OpenBao holds no {ROW_SCOPE_SIGNING_KEY} for the broker: run `mlsec bootstrap`"
+            )
         self._reader_login = LeasedLogin(vault, "warehouse-reader", margin_seconds=2.0)
-        self.online = OnlineStore(self._reader_login, *pg, settings.warehouse_db)
+        self.online = OnlineStore(
+            self._reader_login,
+            *pg,
+            settings.warehouse_db,
+            RowScopeSigner(base64.b64decode(keys[ROW_SCOPE_SIGNING_KEY])),
+        )
         fetch = (
             http_jwks(settings.broker_jwks_url)
             if settings.broker_jwks_url
@@ -159,8 +191,6 @@ class BrokerServices:
             max_lifetime_seconds=settings.token_max_lifetime,
         )
         self.policy = load_policy(settings.broker_policy_dir)
-        keys = vault.read_kv(BROKER_KEYS)
-        self.audit.secret_read(f"mlsec/{BROKER_KEYS}", purpose="masking and cursor keys")
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))
         self.cursors = CursorSigner(base64.b64decode(keys["cursor_signing_key"]))
         # Rates, quota and in-flight slots are counted with the other replicas, in Postgres.

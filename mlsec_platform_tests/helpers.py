@@ -53,6 +53,32 @@ def pg_login(identity: str, role: str, settings: PlatformSettings, endpoints: En
     return conn, login
 
 
+def row_scope_signer(settings: PlatformSettings, endpoints: Endpoints):
+    """Signs row scopes as the broker does, with the key it reads from OpenBao."""
+    import base64
+
+    from mlsec_platform.identities.catalog import BROKER_KEYS, ROW_SCOPE_SIGNING_KEY
+    from mlsec_platform.storage.row_scope import RowScopeSigner
+
+    vault = vault_as("broker", settings, endpoints)
+    key = vault.read_kv(BROKER_KEYS)[ROW_SCOPE_SIGNING_KEY]
+    vault.revoke()
+    return RowScopeSigner(base64.b64decode(key))
+
+
+def grant_row_scope(cur, signer, scope: str, backend: tuple[int, int] | None = None) -> None:
+    """Set ``scope`` on the session as the broker would, signed for ``backend`` (default: the
+    session's own backend)."""
+    from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL
+
+    if backend is None:
+        cur.execute(SESSION_SQL)
+        backend = cur.fetchone()
+    cur.execute(
+        "SELECT set_config(%s, %s, false)", (ROW_SCOPE_SETTING, signer.sign(scope, *backend))
+    )
+
+
 def s3_error_code(call) -> str | None:
     """None when the call succeeded, else the S3 error code (e.g. AccessDenied)."""
     try:

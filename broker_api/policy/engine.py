@@ -10,7 +10,9 @@ rule that does not hold (default deny, fail closed):
    dataset (403 ``default-deny``);
 4. ABAC: the token's purpose must be granted by such a role *and* allowed by the catalog for
    the dataset; on a dataset with a row-security key the token's project must have a row scope
-   in the policy file, which becomes the decision's :class:`RowFilter` (403);
+   in the policy file, which becomes the decision's :class:`RowFilter`; a person-level dataset
+   (catalog PII kinds) without a row-security key, which no scope narrows, is read only by a
+   project reading every row or one the policy grants it to, with a reason (403);
 5. columns: each is clear up to the effective clearance (the token's clearance, capped by the
    roles), masked above it when the catalog has a mask (the decision's :class:`ColumnMasks`),
    refused when it has none; filtering or ordering on a column that is not clear is refused,
@@ -37,43 +39,15 @@ from types import MappingProxyType
 
 from broker_api.limits import Limits
 from broker_api.policy.decision import NO_MASKS, ColumnMasks, Decision, RowFilter
+from broker_api.policy.grants import Project, Role
 from broker_api.principal import REVEAL, Principal
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import DatasetSpec, Mask, Purpose, Sensitivity
 
+__all__ = ["PolicyEngine", "Project", "Role"]
+
 #: The shortest reason accepted for revealing tokenized values.
 MIN_REVEAL_REASON = 8
-
-
-@dataclass(frozen=True)
-class Role:
-    """One grant of the policy file, with its dataset patterns resolved against the catalog."""
-
-    name: str
-    groups: frozenset[str]
-    datasets: frozenset[str]
-    purposes: frozenset[Purpose]
-    clearance_cap: Sensitivity
-    reveal: bool
-    limits: Limits
-    description: str = ""
-
-    @property
-    def policy_id(self) -> str:
-        return f"role:{self.name}"
-
-
-@dataclass(frozen=True)
-class Project:
-    """A project's row scope: values of the row-security key it may read (None: all rows)."""
-
-    name: str
-    scope: tuple[str, ...] | None
-    description: str = ""
-
-    @property
-    def policy_id(self) -> str:
-        return f"project:{self.name}"
 
 
 class _Denied(Exception):
@@ -91,6 +65,7 @@ class _View:
     spec: DatasetSpec
     purposes: frozenset[Purpose]
     row_key: str | None
+    person_level: bool
     tokenized: frozenset[str]
     #: Per clearance, per column: None (clear), its mask, or Mask.NONE (refused).
     access: Mapping[Sensitivity, Mapping[str, Mask | None]]
@@ -107,6 +82,7 @@ class _View:
             spec=spec,
             purposes=spec.purposes,
             row_key=spec.row_security_key,
+            person_level=spec.person_level,
             tokenized=frozenset(c.name for c in spec.columns if c.tokenized),
             access=access,
             sensitivity={c.name: c.sensitivity for c in spec.columns},
@@ -267,10 +243,14 @@ class PolicyEngine:
     def _rows(
         self, principal: Principal, view: _View, ids: tuple[str, ...]
     ) -> tuple[RowFilter | None, tuple[str, ...]]:
-        """ABAC: the project's row scope on a row-secured dataset."""
-        if view.row_key is None:
+        """ABAC: the project's row scope on a row-secured dataset. A person-level dataset
+        without a row-security key cannot be narrowed by any scope: only a project reading
+        every row, or one the policy grants it to explicitly, reads it (else 403)."""
+        if view.row_key is None and not view.person_level:
             return None, ids
         project = self.projects.get(principal.project)
+        if view.row_key is None:
+            return None, self._unscoped(principal, project, view, ids)
         if project is None:
             reason = (
                 f"project {_show(principal.project)} has no row scope in policy "
@@ -281,6 +261,20 @@ class PolicyEngine:
         if project.scope is None:
             return None, ids
         return RowFilter(view.row_key, project.scope), ids
+
+    def _unscoped(
+        self, principal: Principal, project: Project | None, view: _View, ids: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        if project is not None and project.scope is None:
+            return (*ids, project.policy_id)
+        if project is not None and view.id in project.unscoped:
+            return (*ids, project.policy_id, f"{project.policy_id}/unscoped")
+        reason = (
+            f"{view.id} is person-level and has no row-security key, so the row scope of "
+            f"project {_show(principal.project)} cannot narrow it, and policy {self.version} "
+            f"grants the project no unscoped read of {view.id} (projects.<project>.unscoped)"
+        )
+        raise _Denied(403, reason, (*ids, "catalog:person-level"))
 
     def _roles_of(self, groups: Iterable[str]) -> list[Role]:
         """The roles the groups select, each once, in policy-file order."""

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from fnmatch import fnmatchcase
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, get_type_hints
 
 import yaml
@@ -34,6 +35,8 @@ _ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _PATTERN = re.compile(r"^(?P<zone>[a-z]+)/(?P<name>[a-z0-9_*?]{1,63})$")
 _CLEARANCES = {s.label: s for s in Sensitivity}
+#: The shortest reason accepted for an unscoped grant.
+MIN_GRANT_REASON = 8
 
 
 class PolicyFileError(ConfigurationError, ValueError):
@@ -221,17 +224,47 @@ class _Reader:
         key = f"projects.{name}"
         if not isinstance(name, str) or not _PROJECT_NAME.match(name):
             raise self.error(key, "a project name is lower-case letters, digits and '-'")
-        spec = self.mapping(value, key, ("scope",), ("description",))
+        spec = self.mapping(value, key, ("scope",), ("description", "unscoped"))
         scope = spec["scope"]
         if scope != "*":
             if not isinstance(scope, list):
                 raise self.error(f"{key}.scope", "expected '*' or a list of row-security values")
             scope = tuple(self.names(scope, f"{key}.scope"))
+            for i, value in enumerate(scope):
+                # The warehouse reads a scope as values joined by ',' with its MAC after ';'
+                # (storage/row_scope.py): a value holding either would mean something else.
+                if "," in value or ";" in value or value != value.strip():
+                    raise self.error(
+                        f"{key}.scope[{i}]", "a row-security value has no ',', ';' or spaces"
+                    )
         return Project(
             name=name,
             scope=None if scope == "*" else scope,
             description=self.optional_text(spec, "description", key),
+            unscoped=MappingProxyType(self.unscoped(spec.get("unscoped", {}), f"{key}.unscoped")),
         )
+
+    def unscoped(self, value: Any, key: str) -> dict[str, str]:
+        """Explicit grants of person-level datasets without a row-security key (which the
+        project's scope cannot narrow): dataset id -> the reason, which is mandatory."""
+        if not isinstance(value, dict):
+            raise self.error(key, "expected a mapping of dataset id -> reason")
+        for dataset, reason in value.items():
+            where = _join(key, dataset)
+            spec = self.catalog.get(dataset) if isinstance(dataset, str) else None
+            if spec is None:
+                raise self.error(where, f"{dataset!r} is no catalog dataset")
+            if spec.row_security_key is not None:
+                raise self.error(
+                    where, f"has a row-security key ({spec.row_security_key}): the scope applies"
+                )
+            if not spec.person_level:
+                raise self.error(where, "is not person-level: every project reads it")
+            if not isinstance(reason, str) or len(reason.strip()) < MIN_GRANT_REASON:
+                raise self.error(
+                    where, f"a grant needs a reason of at least {MIN_GRANT_REASON} characters"
+                )
+        return dict(value)
 
 
 def _join(key: str, name: Any) -> str:

@@ -54,7 +54,8 @@ SILVER = _datasets(
         Zone.SILVER, "customers", "customers",
         "One row per order-customer, direct identifiers tokenized, location generalised.",
         (
-            key("customer_id", "Customer id of one order (Olist: one per order)."),
+            key("customer_id", "Customer id of one order (Olist: one per order).",
+                pii=PiiKind.LINKED),
             CUSTOMER_TOKEN,
             ZIP3,
             CITY,
@@ -80,8 +81,8 @@ SILVER = _datasets(
     DatasetSpec(
         Zone.SILVER, "orders", "orders", "Orders, typed, one row per order.",
         (
-            key("order_id", "Order id."),
-            key("customer_id", "Customer id of the order."),
+            key("order_id", "Order id.", pii=PiiKind.LINKED),
+            key("customer_id", "Customer id of the order.", pii=PiiKind.LINKED),
             key("order_status", "Status (delivered, shipped, canceled, ...)."),
             key("purchased_at", "Purchase time.", TS),
             col("approved_at", TS, "Payment approval time."),
@@ -95,7 +96,7 @@ SILVER = _datasets(
     DatasetSpec(
         Zone.SILVER, "order_items", "orders", "Items of each order (the fact grain), typed.",
         (
-            key("order_id", "Order id."),
+            key("order_id", "Order id.", pii=PiiKind.LINKED),
             key("order_item_id", "Position of the item in its order (1, 2, ...).", I32),
             key("product_id", "Product id."),
             key("seller_id", "Seller id."),
@@ -109,7 +110,7 @@ SILVER = _datasets(
     DatasetSpec(
         Zone.SILVER, "order_payments", "payments", "Payments of each order, typed.",
         (
-            key("order_id", "Order id."),
+            key("order_id", "Order id.", pii=PiiKind.LINKED),
             key("payment_sequential", "Sequence of the payment within its order.", I32),
             key("payment_type", "credit_card, boleto, voucher, debit_card or not_defined."),
             col("payment_installments", I32, "Number of installments."),
@@ -123,7 +124,7 @@ SILVER = _datasets(
         "Reviews; e-mail addresses and phone numbers in free text are replaced by their tokens.",
         (
             key("review_id", "Review id."),
-            key("order_id", "Order id."),
+            key("order_id", "Order id.", pii=PiiKind.LINKED),
             key("review_score", "Score from 1 to 5.", I32),
             col("review_comment_title", S, "Title (identifiers scrubbed).", sensitivity=CONF,
                 mask=Mask.REDACT, scrubbed=True, token_domain=PEOPLE),
@@ -189,8 +190,8 @@ SILVER = _datasets(
         (
             key("event_id", "Event id (the NATS message id)."),
             key("event_type", "created, approved, shipped, delivered or canceled."),
-            key("order_id", "Order id."),
-            col("customer_id", S, "Customer id of the order."),
+            key("order_id", "Order id.", pii=PiiKind.LINKED),
+            col("customer_id", S, "Customer id of the order.", pii=PiiKind.LINKED),
             key("status", "Order status after the event."),
             key("occurred_at", "When it happened.", TS),
             col("seller_id", S, "Seller, for shipping events."),
@@ -259,7 +260,7 @@ GOLD = _datasets(
         Zone.GOLD, "fact_order_item", "orders",
         "One row per order item (no fan-out: reviews and payments are aggregated per order).",
         (
-            key("order_id", "Order id."),
+            key("order_id", "Order id.", pii=PiiKind.LINKED),
             key("order_item_id", "Position of the item in its order.", I32),
             CUSTOMER_TOKEN,
             key("product_id", "Product id."),

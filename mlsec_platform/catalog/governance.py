@@ -32,6 +32,9 @@ from mlsec_platform.settings import Zone
 class PiiKind(StrEnum):
     DIRECT = "direct_identifier"
     QUASI = "quasi_identifier"
+    #: A pseudonymous key that ties the row to one person's records (an order's customer id,
+    #: an item's order id): no personal data in itself, but the row is about a person.
+    LINKED = "linked_identifier"
     NONE = "none"
 
 
@@ -253,6 +256,12 @@ class DatasetSpec:
     def sensitivity(self) -> Sensitivity:
         return max(c.sensitivity for c in self.columns)
 
+    @property
+    def person_level(self) -> bool:
+        """Rows are about people: a column holds personal data or links the row to a person.
+        Without a row-security key, a project's row scope cannot narrow such a dataset."""
+        return any(c.pii is not PiiKind.NONE for c in self.columns)
+
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in self.columns])
 
@@ -273,6 +282,6 @@ class DatasetSpec:
             "zone": self.zone.value,
             "domain": self.domain,
             "sensitivity": self.sensitivity.label,
-            **({"pii": "true"} if any(c.pii is not PiiKind.NONE for c in self.columns) else {}),
+            **({"pii": "true"} if self.person_level else {}),
             **self.tags,
         }

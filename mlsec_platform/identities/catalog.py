@@ -18,6 +18,10 @@ from mlsec_platform.settings import Zone
 #: OpenBao KV path of the Access Broker's own keys (masking, cursor signing); bootstrap writes
 #: them once and only the `broker` identity may read them.
 BROKER_KEYS = "broker/keys"
+#: The field of BROKER_KEYS whose key signs the row scopes the warehouse verifies.
+ROW_SCOPE_SIGNING_KEY = "row_scope_signing_key"
+#: Every field of BROKER_KEYS: each a random 32-byte key, base64.
+BROKER_KEY_NAMES = ("masking_hash_key", "cursor_signing_key", ROW_SCOPE_SIGNING_KEY)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 A load replaces the table's contents atomically (readers see the old rows or the new ones),
 records which Delta version it loaded, and (re)declares the row-level security policy: rows
-are visible to ``warehouse_reader`` sessions only for the row-security-key values listed in
-the session setting ``mlsec.row_scope`` (comma separated, ``*`` for all). A session that sets
-nothing sees nothing: the policy fails closed.
+are visible to ``warehouse_reader`` sessions only for the row-security-key values of the scope
+the broker signed for that session (``*`` for all; see :mod:`mlsec_platform.storage.row_scope`).
+A session without a valid signed scope sees nothing: the policy fails closed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pyarrow.csv as pacsv
 from psycopg2 import sql
 
 from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.storage.row_scope import policy_expression
 
-ROW_SCOPE_SETTING = "mlsec.row_scope"
 LOADS_TABLE = "loads"
 
 
@@ -55,11 +55,7 @@ class WarehouseLoad:
 def _row_policy(spec: DatasetSpec) -> sql.Composable:
     if spec.row_security_key is None:
         return sql.SQL("true")
-    setting = sql.Literal(ROW_SCOPE_SETTING)
-    return sql.SQL(
-        "coalesce(current_setting({s}, true), '') = '*' OR {key} = ANY("
-        "string_to_array(nullif(current_setting({s}, true), ''), ','))"
-    ).format(s=setting, key=sql.Identifier(spec.row_security_key))
+    return policy_expression(spec.row_security_key)
 
 
 def _csv_ready(table: pa.Table) -> pa.Table:

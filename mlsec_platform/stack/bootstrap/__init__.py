@@ -19,7 +19,11 @@ from pathlib import Path
 import hvac
 
 from mlsec_platform.errors import ConfigurationError
-from mlsec_platform.identities.catalog import BROKER_KEYS
+from mlsec_platform.identities.catalog import (
+    BROKER_KEY_NAMES,
+    BROKER_KEYS,
+    ROW_SCOPE_SIGNING_KEY,
+)
 from mlsec_platform.identities.operators import ROOT_TOKEN, bootstrap_root_token, root_revoked
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
@@ -33,6 +37,7 @@ from mlsec_platform.stack.secret_files import (
     read_secret_json,
     write_secret,
 )
+from mlsec_platform.storage.row_scope import seed_key as seed_row_scope_key
 
 
 @dataclass(frozen=True, repr=False)
@@ -146,17 +151,21 @@ def _bootstrap(
         bind_loopback=settings.profile is Profile.LOCAL,
     )
     write_kv(vault, "postgres/dagster", dagster)
-    # The broker's own keys (keyed-hash masking, cursor signing): made once, kept on re-runs,
-    # so masked values and issued cursors stay valid across restarts.
-    if not read_kv_safe(vault, BROKER_KEYS):
-        write_kv(
-            vault,
-            BROKER_KEYS,
-            {
-                "masking_hash_key": base64.b64encode(secrets.token_bytes(32)).decode(),
-                "cursor_signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
-            },
-        )
+    # The broker's own keys (keyed-hash masking, cursor signing, row-scope signing): made once,
+    # kept on re-runs, so masked values and issued cursors stay valid across restarts; a key
+    # added by a newer release is made on the next run.
+    keys = read_kv_safe(vault, BROKER_KEYS) or {}
+    missing = {n: base64.b64encode(secrets.token_bytes(32)).decode() for n in BROKER_KEY_NAMES}
+    missing = {n: v for n, v in missing.items() if n not in keys}
+    if missing:
+        keys = {**keys, **missing}
+        write_kv(vault, BROKER_KEYS, keys)
+    # The warehouse verifies the scopes the broker signs with this key (storage/row_scope.py).
+    seed_row_scope_key(
+        creds.postgres_dsn(endpoints),
+        settings.warehouse_db,
+        base64.b64decode(keys[ROW_SCOPE_SIGNING_KEY]),
+    )
     # Each workload's NATS login goes to OpenBao; the platform (admin) login stays here.
     nats_credentials = read_secret_json(settings.secrets_dir / "nats-platform.json")
     for user in ("gateway", "connector"):

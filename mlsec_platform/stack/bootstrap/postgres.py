@@ -11,6 +11,8 @@ engine creates short-lived login users inside these groups (see ``vault.py``):
     audit_reader      SELECT on audit.events only
     lineage_reader    CONNECT on the Dagster database, SELECT on its tables (the broker's
                       lineage); never the Dagster owner login, nothing in the warehouse
+    row_scope_owner   owns the row-scope signing key and the function verifying a reader's
+                      scope (``storage/row_scope.py``); no login, no member
     limits_keeper     the counters of schema ``limits`` (rates, quotas, in-flight slots the
                       broker's replicas share), nothing else
 """
@@ -23,7 +25,10 @@ import psycopg2
 from psycopg2 import sql
 
 from mlsec_platform.audit.schema import AUDIT_DDL
+from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.serving.counters import COUNTERS_DDL
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage import row_scope
 
 GROUP_ROLES = (
     "warehouse_owner",
@@ -33,6 +38,7 @@ GROUP_ROLES = (
     "audit_writer",
     "audit_reader",
     "lineage_reader",
+    row_scope.OWNER,
     "limits_keeper",
 )
 #: Groups whose dynamic users work in the warehouse database.
@@ -148,6 +154,8 @@ def bootstrap_postgres(
                         "GRANT SELECT ON TABLES TO warehouse_reader"
                     ).format(ident)
                 )
+            row_scope.install(cur)
+            row_scope.redeclare(cur, row_secured_tables())
             cur.execute("CREATE SCHEMA IF NOT EXISTS audit AUTHORIZATION audit_owner")
             cur.execute("GRANT USAGE ON SCHEMA audit TO audit_writer, audit_reader")
             # Objects are created as audit_owner so the chain trigger runs with its rights.
@@ -158,6 +166,19 @@ def bootstrap_postgres(
             cur.execute("CREATE SCHEMA IF NOT EXISTS limits")
             cur.execute(COUNTERS_DDL)
         conn.commit()
+
+
+def row_secured_tables() -> list[tuple[str, str, str]]:
+    """(schema, table, row-security key) of each warehouse table the pipeline loads with a
+    row-security key: Gold tables under their names, feature groups' online stores."""
+    tables = []
+    for spec in CATALOG.values():
+        key, group = spec.row_security_key, spec.feature_group
+        if key is not None and group is not None:
+            tables.append((group.online_schema, group.online_name, key))
+        elif key is not None and spec.zone is Zone.GOLD:
+            tables.append((Zone.GOLD.value, spec.name, key))
+    return tables
 
 
 def _grant_lineage_reader(superuser_dsn: dict, dagster_db: str) -> None:

@@ -140,3 +140,17 @@ def test_sdk_follows_cursors_and_carries_lineage(broker, mint, curated) -> None:
         with pytest.raises(BrokerError) as refused:
             client.query("gold/salaries", ["x"])
         assert refused.value.status == 404 and refused.value.request_id
+
+
+def test_person_level_rows_no_scope_narrows_are_refused_to_a_project_scoped_caller(
+    http, mint
+) -> None:
+    """Issue 14: silver/order_items has no row-security key, so olist-sp's scope (SP) cannot
+    narrow it; without an explicit grant the caller gets a 403 naming dataset and grant."""
+    items = {"dataset": "silver/order_items", "columns": ["order_id", "price"], "limit": 5}
+    refused = post_query(http, mint("fraud", project="olist-sp"), **items)
+    assert refused.status_code == 403, refused.text
+    reason = refused.text  # the error body carries the decision's reason
+    assert "silver/order_items" in reason and "'olist-sp'" in reason and "unscoped" in reason
+    # A project that reads every row still reads it.
+    assert post_query(http, mint("fraud"), **items).status_code == 200

@@ -4,7 +4,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from mlsec_platform_tests.defs.curated.helpers import read, version
-from mlsec_platform_tests.helpers import pg_login
+from mlsec_platform_tests.helpers import grant_row_scope, pg_login, row_scope_signer
 
 
 def _count(cur, sql: str) -> int:
@@ -15,17 +15,21 @@ def _count(cur, sql: str) -> int:
 def test_row_level_security_fails_closed_and_scopes_rows(curated, settings, endpoints):
     fact = read(curated, "gold", "fact_order_item", ["customer_state"])
     sp = pc.sum(pc.equal(fact.column(0), "SP")).as_py()
+    signer = row_scope_signer(settings, endpoints)
     conn, login = pg_login("broker", "warehouse-reader", settings, endpoints)
     try:
         with conn.cursor() as cur:
             assert _count(cur, "SELECT count(*) FROM gold.fact_order_item") == 0
-            cur.execute("SET mlsec.row_scope = 'SP'")
+            grant_row_scope(cur, signer, "SP")
             assert _count(cur, "SELECT count(*) FROM gold.fact_order_item") == sp
-            cur.execute("SET mlsec.row_scope = 'SP,RJ'")
+            grant_row_scope(cur, signer, "SP,RJ")
             assert _count(cur, "SELECT count(*) FROM gold.fact_order_item") > sp
-            cur.execute("SET mlsec.row_scope = '*'")
+            grant_row_scope(cur, signer, "*")
             assert _count(cur, "SELECT count(*) FROM gold.fact_order_item") == fact.num_rows
-            # Tables without a row-security key are readable once any scope is set.
+            # Scopes the session sets itself are worth nothing (storage/row_scope.py).
+            cur.execute("SET mlsec.row_scope = '*'")
+            assert _count(cur, "SELECT count(*) FROM gold.fact_order_item") == 0
+            # Tables without a row-security key are readable whatever the scope.
             assert _count(cur, "SELECT count(*) FROM gold.dim_product") > 0
         conn.rollback()
     finally:
@@ -78,10 +82,11 @@ def test_online_features_are_the_latest_offline_row_per_customer(curated, settin
     offline = read(curated, "features", "customer_rfm")
     people = pc.count_distinct(offline.column("customer_token")).as_py()
     assert offline.num_rows > people  # history: several months for repeat buyers
+    signer = row_scope_signer(settings, endpoints)
     conn, login = pg_login("broker", "warehouse-reader", settings, endpoints)
     try:
         with conn.cursor() as cur:
-            cur.execute("SET mlsec.row_scope = '*'")
+            grant_row_scope(cur, signer, "*")
             cur.execute(
                 "SELECT count(*), count(DISTINCT customer_token), min(feature_group_version), "
                 "max(feature_group_version), bool_and(materialized_at IS NOT NULL) "
