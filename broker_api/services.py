@@ -139,23 +139,7 @@ class BrokerServices:
         self.scrape = ScrapeCredential.from_file(settings.broker_metrics_credential_file)
         # Secret reads of the broker itself (S3 keys, its own keys) are audited like any other.
         self.audit = broker.audit
-        audit_login = LeasedLogin(vault, "audit-writer", margin_seconds=60.0)
-
-        async def audit_connection() -> PgConnection:
-            # The login may need a Vault round trip: off the event loop. The connection itself
-            # is non-blocking (the sink drives it on the loop).
-            return await asyncio.get_running_loop().run_in_executor(
-                None, lambda: audit_login.connect(*pg, settings.warehouse_db, async_=True)
-            )
-
-        self.sink = AuditSink(
-            audit_connection,
-            actor="broker",
-            on_depth=self.metrics.audit_queue_depth.set,
-            on_failure=self.metrics.audit_failures_total.inc,
-            on_commit=self.metrics.audit_commit_seconds.observe,
-        )
-        self._audit_login = audit_login
+        self._start_audit_sink(pg)
         self.lake = broker.lake
         self.snapshots = SnapshotCache(
             self._table_uri, self.lake.storage_options, max_bytes=settings.broker_cache_bytes
@@ -193,24 +177,48 @@ class BrokerServices:
         self.policy = load_policy(settings.broker_policy_dir)
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))
         self.cursors = CursorSigner(base64.b64decode(keys["cursor_signing_key"]))
-        # Rates, quota and in-flight slots are counted with the other replicas, in Postgres.
-        self._limits_login = LeasedLogin(vault, "limits-keeper", margin_seconds=60.0)
-        self.counters = SharedCounters(
-            lambda: self._limits_login.connect(*pg, settings.warehouse_db),
-            login_id=lambda: self._limits_login.current().lease_id,
-            holder=f"broker-{uuid.uuid4()}",
-        )
-        self.limiter = SharedRateLimiter(self.counters)
-        self.quota = SharedRowQuota(self.counters)
-        self.concurrency = SharedSlots(
-            self.counters, global_cap=settings.broker_max_concurrent_queries
-        )
+        self._share_limits(pg)
         #: Blocking work of requests (DuckDB, Postgres, OpenBao) runs here, off the event loop.
         self.executor = ThreadPoolExecutor(
             max_workers=settings.broker_max_concurrent_queries, thread_name_prefix="broker"
         )
         self._revealer: VaultResource | None = None
         self._reveal_lock = threading.Lock()
+
+    def _start_audit_sink(self, pg: tuple[str, int]) -> None:
+        """The audit sink: events committed in groups on a Vault-issued audit-writer login."""
+        audit_login = LeasedLogin(self.vault, "audit-writer", margin_seconds=60.0)
+        database = self.settings.warehouse_db
+
+        async def audit_connection() -> PgConnection:
+            # The login may need a Vault round trip: off the event loop. The connection itself
+            # is non-blocking (the sink drives it on the loop).
+            return await asyncio.get_running_loop().run_in_executor(
+                None, lambda: audit_login.connect(*pg, database, async_=True)
+            )
+
+        self.sink = AuditSink(
+            audit_connection,
+            actor="broker",
+            on_depth=self.metrics.audit_queue_depth.set,
+            on_failure=self.metrics.audit_failures_total.inc,
+            on_commit=self.metrics.audit_commit_seconds.observe,
+        )
+        self._audit_login = audit_login
+
+    def _share_limits(self, pg: tuple[str, int]) -> None:
+        """Rates, quota and in-flight slots, counted with the other replicas in Postgres."""
+        self._limits_login = LeasedLogin(self.vault, "limits-keeper", margin_seconds=60.0)
+        self.counters = SharedCounters(
+            lambda: self._limits_login.connect(*pg, self.settings.warehouse_db),
+            login_id=lambda: self._limits_login.current().lease_id,
+            holder=f"broker-{uuid.uuid4()}",
+        )
+        self.limiter = SharedRateLimiter(self.counters)
+        self.quota = SharedRowQuota(self.counters)
+        self.concurrency = SharedSlots(
+            self.counters, global_cap=self.settings.broker_max_concurrent_queries
+        )
 
     def reveal(
         self,

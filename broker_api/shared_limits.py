@@ -77,39 +77,55 @@ def _lease_size(rate_per_second: float, capacity: float) -> int:
 
 
 class SharedRateLimiter:
-    """Per-subject and per-project token buckets in the shared counters (see the module)."""
+    """Per-subject and per-project token buckets in the shared counters (see the module).
+
+    Each bucket is leased on its own: a replica's lease of project tokens serves every
+    subject of that project here. Leasing per (subject, project) pair spent a lease of project
+    tokens on each new subject, so a project's rate ran out after about fifty people asked once.
+    """
 
     def __init__(self, counters: SharedCounters) -> None:
         self._counters = counters
-        #: (subject, project) -> [tokens left, monotonic time they lapse]
-        self._leased: dict[tuple[str, str], list[float]] = {}
+        #: bucket key -> [tokens left, monotonic time they lapse]
+        self._leased: dict[str, list[float]] = {}
         self._next_sweep = time.monotonic() + 60.0
+
+    def _spendable(self, key: str, now: float) -> bool:
+        lease = self._leased.get(key)
+        return lease is not None and lease[0] >= 1.0 and lease[1] > now
 
     async def admit(self, principal: Principal, limits: Limits) -> float | None:
         """None if ``principal`` may go ahead (one token spent from both its buckets), else the
         whole seconds (at least 1) until a retry can succeed, for ``Retry-After``."""
-        key, now = (principal.subject, principal.project), time.monotonic()
-        lease = self._leased.get(key)
-        if lease is not None and lease[0] >= 1.0 and lease[1] > now:
-            lease[0] -= 1.0  # the loop runs one admit at a time: no lock needed
-            return None
-        if now >= self._next_sweep:
-            self._sweep(now)
-        loop = asyncio.get_running_loop()
-        granted, wait = await loop.run_in_executor(None, self._take, principal, limits)
-        if granted < 1:
-            return float(max(1, math.ceil(wait)))
-        self._leased[key] = [granted - 1.0, time.monotonic() + TOKEN_LEASE_SECONDS]
-        return None
+        keys = (f"subject:{principal.subject}", f"project:{principal.project}")
+        for _ in range(3):  # another request may spend a lease while this one waits for more
+            now = time.monotonic()
+            missing = [i for i, key in enumerate(keys) if not self._spendable(key, now)]
+            if not missing:
+                for key in keys:  # the loop runs one admit at a time: no lock needed
+                    self._leased[key][0] -= 1.0
+                return None
+            if now >= self._next_sweep:
+                self._sweep(now)
+            loop = asyncio.get_running_loop()
+            granted, wait = await loop.run_in_executor(None, self._take, limits, keys, missing)
+            if granted < 1:
+                return float(max(1, math.ceil(wait)))
+            lapses = time.monotonic() + TOKEN_LEASE_SECONDS
+            for i in missing:
+                self._leased[keys[i]] = [float(granted), lapses]
+        return 1.0  # leases drained by others three times over: the replica is saturated
 
-    def _take(self, principal: Principal, limits: Limits) -> tuple[int, float]:
-        (s_rate, s_cap), (p_rate, p_cap) = buckets(limits)
+    def _take(self, limits: Limits, keys: tuple[str, str], missing: list[int]) -> tuple[int, float]:
+        buckets_of = buckets(limits)
+        rates = [buckets_of[i][0] for i in missing]
+        caps = [buckets_of[i][1] for i in missing]
         with _shared(self._counters) as counters:
             return counters.take(
-                [f"subject:{principal.subject}", f"project:{principal.project}"],
-                [s_rate, p_rate],
-                [s_cap, p_cap],
-                [_lease_size(s_rate, s_cap), _lease_size(p_rate, p_cap)],
+                [keys[i] for i in missing],
+                rates,
+                caps,
+                [_lease_size(r, c) for r, c in zip(rates, caps, strict=True)],
             )
 
     def _sweep(self, now: float) -> None:
@@ -118,7 +134,7 @@ class SharedRateLimiter:
         self._next_sweep = now + 60.0
 
     def __len__(self) -> int:
-        """Leases held (subject and project pairs)."""
+        """Bucket leases held (subjects' and projects')."""
         return len(self._leased)
 
 
