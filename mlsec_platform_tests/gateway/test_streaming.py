@@ -33,9 +33,9 @@ CAP = 48 * 1024 * 1024
 IDLE_TIMEOUT = 2.0
 #: What the gateway may hold above idle under 4 concurrent maximum-size uploads and 100
 #: stalled connections. It does not grow with the cap: a body is spooled to a temporary
-#: file, checked in 1 MiB blocks and put in landing in 5 MiB parts, so each upload in flight
-#: holds a few tens of MiB. Measured here (2026-12): 174 MiB at a 48 MiB cap, 181 MiB at a
-#: 96 MiB cap; the gateway before streaming: 730 MiB at a 48 MiB cap.
+#: file, checked in 1 MiB blocks and put in landing in 5 MiB parts (two sent at a time), so
+#: each upload in flight holds a few tens of MiB. Measured here (2026-12): 174 MiB at a
+#: 48 MiB cap, 181 MiB at a 96 MiB cap; the gateway before streaming: 730 MiB at a 48 MiB cap.
 MEMORY_BOUND = 256 * 1024 * 1024
 
 SELLERS_HEADER = b"seller_id,seller_zip_code_prefix,seller_city,seller_state\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import uuid
 
 import pytest
@@ -29,7 +30,8 @@ class _BreaksAfter(io.BytesIO):
 def test_a_large_body_lands_whole_with_its_metadata(supervisor, settings):
     s3 = s3_admin(supervisor, settings)
     bucket, key = settings.bucket(Zone.LANDING), f"tests/{uuid.uuid4()}.csv"
-    body = bytes(range(256)) * (2 * PART_BYTES // 256 + 1000)  # three parts
+    # Three parts, each different (parts go up at once: one out of place would show).
+    body = os.urandom(2 * PART_BYTES + 256_000)
     size = put_streamed(s3, bucket, key, io.BytesIO(body), metadata={"sha256": "x"})
     try:
         stored = s3.get_object(Bucket=bucket, Key=key)
