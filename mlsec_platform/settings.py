@@ -96,6 +96,25 @@ class PlatformSettings(BaseSettings):
         description="How long the gateway waits for JetStream to acknowledge an event batch "
         "before it answers 503 (s).",
     )
+    gateway_body_idle_timeout: float = Field(
+        30.0,
+        description="Longest pause while a request body arrives; a body that stalls longer "
+        "is refused with 408 and frees its upload slot (s).",
+    )
+    gateway_body_deadline: float = Field(
+        900.0, description="Longest a request body may take to arrive in all (s)."
+    )
+    gateway_quarantine_keep_bytes: int = Field(
+        1024,
+        description="Of a body refused before it is checked (no valid token, unknown source, "
+        "over the size cap), only this many first bytes and their SHA-256 are kept.",
+    )
+    gateway_quarantine_max_bytes_per_hour: int = Field(
+        1024 * 1024 * 1024,
+        description="Quarantine growth cap: once the gateway has kept this many bytes of "
+        "refused input in the current hour, it keeps no more (refusals are still answered "
+        "and audited) and logs an alert.",
+    )
     upload_token_ttl: int = Field(3600, description="Lifetime of an upload token (s).")
     token_max_lifetime: int = Field(
         3600,

@@ -29,7 +29,7 @@ from mlsec_platform.gateway.services import GatewayServices
 from mlsec_platform.serving.docs import serve_docs
 
 #: The statuses of refusals, each answered with a Refusal body.
-REFUSAL_STATUSES = (400, 401, 403, 404, 413, 415, 422)
+REFUSAL_STATUSES = (400, 401, 403, 404, 408, 413, 415, 422)
 
 
 def create_app(services: GatewayServices) -> FastAPI:
@@ -60,7 +60,7 @@ def create_app(services: GatewayServices) -> FastAPI:
     serve_docs(app, public=("/health",), describe=describe_doors)
     app.state.services = services
     app.add_middleware(AuditedRequests, services=services)
-    # Bodies are held in memory while checked: bound how many are read at once.
+    # Each body read holds a few blocks and a spool file: bound how many are read at once.
     app.state.upload_slots = asyncio.Semaphore(services.settings.gateway_max_concurrent_uploads)
     app.add_exception_handler(MlsecError, refuse)
     for module in (files, events, health):

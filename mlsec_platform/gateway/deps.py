@@ -1,8 +1,9 @@
 """The gateway's typed dependencies: its services, the uploader from the bearer token, the
 upload slots, and the admitted input (read within its limit and checked against its contract).
 
-An upload is refused as early as it can be: the token before the body is read, the size while
-it is read, the contract and the checks before anything is stored. Whatever refuses it raises
+An upload is refused as early as it can be: the token, the contract and a declared size before
+the body is read, the size, stalls and the byte checks while it is read, the rows before
+anything is stored. Whatever refuses it raises
 a typed error; the app's one exception handler keeps the input and answers.
 """
 
@@ -15,10 +16,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from mlsec_platform.gateway.body import BodyReader, refuse_declared_over
 from mlsec_platform.gateway.doors import Arrival
-from mlsec_platform.gateway.errors import ScopeNotGranted, TooLarge
+from mlsec_platform.gateway.errors import ScopeNotGranted
 from mlsec_platform.gateway.publisher import EventPublisher
 from mlsec_platform.gateway.services import GatewayServices, Intake
+from mlsec_platform.gateway.sinks import Sink
 from mlsec_platform.identities.tokens import granted_scopes
 
 
@@ -41,7 +44,7 @@ def current_arrival(request: Request) -> Arrival:
 
 Services = Annotated[GatewayServices, Depends(get_services)]
 Publisher = Annotated[EventPublisher, Depends(get_publisher)]
-#: Bodies are held in memory while checked: these bound how many are read at once.
+#: How many bodies are read and checked at once (each holds a few blocks and a spool file).
 UploadSlots = Annotated[asyncio.Semaphore, Depends(get_upload_slots)]
 CurrentArrival = Annotated[Arrival, Depends(current_arrival)]
 
@@ -65,7 +68,7 @@ async def upload_principal(
     """The caller, from a token that grants sending what is arriving.
 
     Checked before the body is read: a refusal keeps only the body's first bytes, so nobody
-    can make the gateway buffer or store large bodies without a valid token."""
+    can make the gateway read or store large bodies without a valid token."""
     claims = services.verifier.verify(bearer_token(request))  # InvalidToken: 401
     subject = request.state.subject = claims["sub"]
     scopes = granted_scopes(claims)  # InvalidToken: 401
@@ -79,11 +82,11 @@ UploadPrincipal = Annotated[Uploader, Depends(upload_principal)]
 
 @dataclass(frozen=True)
 class Admitted:
-    """An input that passed its door: what arrived, its body, its contract and what the
-    door's check made of it (a file's table and neutralized cells, a domain's events)."""
+    """An input that passed its door: what arrived, where its body is (its sink), its
+    contract and what the door's check made of it (a checked file, a domain's events)."""
 
     intake: Intake
-    body: bytes
+    sink: Sink
     subject: str
     contract: Any
     checked: Any
@@ -96,16 +99,19 @@ async def admit(
     services: Services,
     slots: UploadSlots,
 ) -> Admitted:
-    """The body read within its door's limit and checked against its contract."""
+    """The body read within its door's limits and checked against its contract as it arrives.
+
+    An unknown contract or a declared size over the limit is refused before the body is read
+    or an upload slot is taken; the sink is closed by the route or by the refusal."""
+    contract = arrival.contract()
     limit = arrival.door.max_bytes(services.settings)
+    refuse_declared_over(request, limit, arrival.door.body_noun)
+    reader: BodyReader = request.state.reader
     async with slots:
-        intake, body = await arrival.read(request, limit)
-        request.state.kept = intake, body  # what a refusal from here on keeps
-        if intake.truncated:
-            raise TooLarge(f"{arrival.door.body_noun} is larger than {limit} bytes")
-        contract = arrival.contract()
-        checked = await run_in_threadpool(arrival.door.check, body, contract)
-    return Admitted(intake, body, uploader.subject, contract, checked)
+        sink = request.state.sink = arrival.door.sink(contract)
+        await reader.read(limit, sink.write, arrival.door.body_noun)
+        checked = await run_in_threadpool(sink.finish)
+    return Admitted(arrival.intake(request, reader), sink, uploader.subject, contract, checked)
 
 
 AdmittedInput = Annotated[Admitted, Depends(admit)]

@@ -2,26 +2,31 @@
 
 A door says what arrives through it and how it is checked: the token scope it needs, the
 contracts it knows, its size limit and its check. Each route names its door as a dependency;
-the door records the arrival on the request, so that whatever refuses it later (the token,
-the size, the contract, the check) is answered and kept the same way.
+the door records the arrival (and the reader of its body) on the request, so that whatever
+refuses it later (the token, the size, a stall, the contract, the check) is answered and kept
+the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from operator import attrgetter
 from typing import Any
 
 from fastapi import Request
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.errors import InvalidInput
+from mlsec_platform.gateway.body import BodyReader, declared_length
 from mlsec_platform.gateway.errors import UnknownContract
 from mlsec_platform.gateway.services import Intake
+from mlsec_platform.gateway.sinks import BufferSink, Sink, SpoolSink
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.sources.validation import escaped, parse_events, validate_file
+from mlsec_platform.sources.validation import escaped, parse_events
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: FastAPI caches dependencies by it
@@ -35,18 +40,26 @@ class Door:
     body_noun: str  # what a body is, in refusals
     contracts: Mapping[str, Any]
     max_bytes: Callable[[PlatformSettings], int]
-    check: Callable[[bytes, Any], Any]  # raises Rejected; returns what the route needs
+    sink: Callable[[Any], Sink]  # where a body of a contract goes and how it is checked
 
     def __call__(self, request: Request) -> Arrival:
-        """Dependency: what is arriving through this door, recorded on the request.
+        """Dependency: what is arriving through this door, recorded on the request with the
+        reader of its body (nothing is read yet).
 
         The name is checked first: a known one is kept as it is, any other only in an escaped,
         bounded form (NUL, CR/LF, backslashes or a megabyte of caller text must reach neither
         the audit log nor a refusal's reason), and refused later as an unknown contract."""
+        settings: PlatformSettings = request.app.state.services.settings
         name = request.path_params[self.param]
         shown = name if name in self.contracts else escaped(name, SHOWN_NAME_CHARS)
         arrival = Arrival(self, shown)
         request.state.arrival = arrival
+        request.state.reader = BodyReader(
+            request,
+            keep=settings.gateway_quarantine_keep_bytes,
+            idle=settings.gateway_body_idle_timeout,
+            deadline=settings.gateway_body_deadline,
+        )
         return arrival
 
 
@@ -60,6 +73,7 @@ class Arrival:
 
     door: Door
     name: str
+    received_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @property
     def scope(self) -> str:
@@ -73,32 +87,28 @@ class Arrival:
             raise UnknownContract(f"unknown {self.door.noun} '{self.name}'; known: {known}")
         return contract
 
-    async def read(self, request: Request, limit: int) -> tuple[Intake, bytes]:
-        """The body, or its first ``limit`` bytes when it is larger, and what arrived."""
-        body, truncated = await _read_limited(request, limit)
-        intake = Intake(
+    def intake(self, request: Request, reader: BodyReader, kept: bytes | None = None) -> Intake:
+        """What arrived of the body: all that was read, or only ``kept`` (its first bytes,
+        the evidence of a body refused before it was read whole), digest and size alike."""
+        read_whole = kept is None
+        return Intake(
             kind=self.door.kind,
             name=self.name,
-            received_at=datetime.now(UTC).isoformat(),
-            sha256=hashlib.sha256(body).hexdigest(),
-            size=len(body),
-            truncated=truncated,
+            received_at=self.received_at,
+            sha256=reader.sha256 if read_whole else hashlib.sha256(kept).hexdigest(),
+            size=reader.size if read_whole else len(kept),
+            truncated=not reader.complete or (not read_whole and len(kept) < reader.size),
+            declared_size=_declared_or_none(request),
             content_type=request.headers.get("content-type"),
             client=request.client.host if request.client else None,
         )
-        return intake, body
 
 
-async def _read_limited(request: Request, limit: int) -> tuple[bytes, bool]:
-    """The body, or its first `limit` bytes and True when it is larger (kept for quarantine)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            chunks.append(chunk[: max(0, limit - (size - len(chunk)))])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-    return b"".join(chunks), False
+def _declared_or_none(request: Request) -> int | None:
+    try:
+        return declared_length(request)
+    except InvalidInput:  # a malformed Content-Length: refused on its own, recorded as none
+        return None
 
 
 FILES = Door(
@@ -109,7 +119,7 @@ FILES = Door(
     body_noun="upload",
     contracts=FILE_SOURCES,
     max_bytes=attrgetter("gateway_max_file_bytes"),
-    check=validate_file,
+    sink=SpoolSink,
 )
 EVENTS = Door(
     kind="events",
@@ -119,5 +129,5 @@ EVENTS = Door(
     body_noun="request",
     contracts=EVENT_DOMAINS,
     max_bytes=attrgetter("gateway_max_events_bytes"),
-    check=parse_events,
+    sink=partial(BufferSink, check=parse_events),
 )

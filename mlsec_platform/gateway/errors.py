@@ -22,3 +22,14 @@ class TooLarge(InvalidInput):
 
 class UnknownContract(NotFound):
     """No contract for the named source or event domain."""
+
+
+class BodyTimeout(InvalidInput):
+    """A body that stalled or took too long to arrive; its upload slot is freed."""
+
+    http_status = 408
+
+
+class BodyIncomplete(InvalidInput):
+    """A body that cannot be read as declared: its client went away, or its Content-Length
+    is not a number."""

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 from mlsec_platform.identities.tokens import TokenVerifier, transit_public_keys
 from mlsec_platform.resources.identity import IdentityResources, identity_resources
 from mlsec_platform.settings import PlatformSettings, Zone
 from mlsec_platform.storage import quarantine
+from mlsec_platform.storage.streamed import put_streamed
+
+log = logging.getLogger(__name__)
+
+#: What a reason record adds to quarantine, about (charged to the growth cap with its payload).
+_RECORD_BYTES = 1024
 
 #: The workload identity the gateway acts as.
 IDENTITY = "gateway"
@@ -18,14 +27,18 @@ AUDIENCE = "mlsec-gateway"
 
 @dataclass(frozen=True)
 class Intake:
-    """What arrived, recorded whether it is accepted or rejected (never the content itself)."""
+    """What arrived, recorded whether it is accepted or rejected (never the content itself).
+
+    ``sha256`` and ``size`` are of what was read: a body refused before it was read whole
+    (no valid token, over the cap, stalled) is read no further than what is kept of it."""
 
     kind: str  # "file" or "events"
     name: str  # source or domain
     received_at: str
     sha256: str
-    size: int
+    size: int  # bytes read: all of the body, or its first bytes when ``truncated``
     truncated: bool
+    declared_size: int | None  # its Content-Length, when it declared one
     content_type: str | None
     client: str | None
 
@@ -47,6 +60,9 @@ class GatewayServices:
             max_lifetime_seconds=settings.token_max_lifetime,
         )
         self.nats_url = settings.endpoints().nats_url
+        self.quarantine_growth = quarantine.GrowthCap(
+            lambda: self.settings.gateway_quarantine_max_bytes_per_hour
+        )
 
     @classmethod
     def from_settings(cls, settings: PlatformSettings) -> GatewayServices:
@@ -55,21 +71,31 @@ class GatewayServices:
     def nats_credentials(self) -> dict:
         return self.vault.read_kv("nats/gateway")
 
-    def put_landing(self, source: str, batch: str, body: bytes, metadata: dict[str, str]) -> str:
+    def put_landing(self, source: str, batch: str, body: BinaryIO, metadata: dict[str, str]) -> str:
+        """Put an accepted file in landing from its spool, in parts: it appears in
+        ``incoming/`` whole, with its metadata, or not at all."""
         key = f"incoming/{source}/{batch}.csv"
-        self.lake.client().put_object(
-            Bucket=self.lake.bucket(Zone.LANDING),
-            Key=key,
-            Body=body,
-            ContentType="text/csv; charset=utf-8",
-            Metadata=metadata,
+        body.seek(0)
+        put_streamed(
+            self.lake.client(),
+            self.lake.bucket(Zone.LANDING),
+            key,
+            body,
+            content_type="text/csv; charset=utf-8",
+            metadata=metadata,
         )
         return key
 
     def quarantine(
-        self, intake: Intake, body: bytes, status: int, reason: str, subject: str | None
-    ) -> str:
-        """Keep rejected input with its reason; returns the quarantine id."""
+        self,
+        intake: Intake,
+        body: bytes | BinaryIO,
+        status: int,
+        reason: str,
+        subject: str | None,
+    ) -> tuple[str, bool]:
+        """Keep rejected input with its reason; returns the quarantine id and whether it was
+        kept (nothing is, once quarantine is over its growth cap for the hour)."""
         qid = batch_id()
         record = {
             "quarantine_id": qid,
@@ -78,6 +104,11 @@ class GatewayServices:
             "subject": subject,
             **intake.__dict__,
         }
+        granted, first_refusal = self.quarantine_growth.take(_size_of(body) + _RECORD_BYTES)
+        if not granted:
+            if first_refusal:
+                self._alert_growth_capped()
+            return qid, False
         quarantine.keep(
             self.lake,
             stage="gateway",
@@ -87,8 +118,22 @@ class GatewayServices:
             payload=body,
             record=record,
         )
-        return qid
+        return qid, True
+
+    def _alert_growth_capped(self) -> None:
+        limit = self.settings.gateway_quarantine_max_bytes_per_hour
+        log.error(
+            "quarantine growth cap reached: %d bytes kept this hour; refused input is answered "
+            "and audited but not kept until the next hour (MLSEC_GATEWAY_QUARANTINE_MAX_BYTES_"
+            "PER_HOUR)",
+            limit,
+        )
+        self.audit.emit("quarantine.growth_capped", {"limit_bytes_per_hour": limit})
 
     def close(self) -> None:
         self.audit.close()
         self.vault.revoke()
+
+
+def _size_of(body: bytes | BinaryIO) -> int:
+    return len(body) if isinstance(body, bytes) else os.fstat(body.fileno()).st_size

@@ -80,6 +80,11 @@ def resubmit_quarantined(
         )
     if entry.stage != "gateway" and entry.kind != "file":
         raise NotResubmittable("rejected events of a connector batch are kept for inspection only")
+    if entry.truncated:
+        raise NotResubmittable(
+            f"only the first bytes of {quarantine_id} were kept (it was refused before it was "
+            "read whole); send the complete input again instead"
+        )
     scope = f"{'upload' if entry.kind == 'file' else 'publish'}:{entry.name}"
     with operator_command(settings, "issue") as session:
         token = issue_token(

@@ -117,21 +117,29 @@ def check_header(text: str, contract: SourceContract) -> None:
     )
 
 
+#: How a CSV body is parsed, whole (``read_csv``) or streamed (``file_stream``): the same.
+CSV_PARSE_OPTIONS = pacsv.ParseOptions(newlines_in_values=True)
+
+
+def csv_convert_options(contract: SourceContract) -> pacsv.ConvertOptions:
+    """Text columns of ``contract``. Raw holds what was sent: only an empty field is null,
+    never a word like NA, NULL, nan or #N/A (Arrow's default null words), quoted or not."""
+    return pacsv.ConvertOptions(
+        column_types=contract.raw_schema(),
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+
+
 def read_csv(data: bytes, contract: SourceContract) -> pa.Table:
     """Parse the (already checked) CSV into text columns; ragged rows are refused."""
     try:
         return pacsv.read_csv(
             io.BytesIO(data.removeprefix(UTF8_BOM)),
             read_options=pacsv.ReadOptions(use_threads=True, block_size=8 << 20),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=contract.raw_schema(),
-                # Raw holds what was sent: only an empty field is null, never a word like
-                # NA, NULL, nan or #N/A (Arrow's default null words), quoted or not.
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
+            parse_options=CSV_PARSE_OPTIONS,
+            convert_options=csv_convert_options(contract),
         )
     except pa.ArrowInvalid as exc:
         raise Rejected(422, f"malformed CSV: {str(exc).splitlines()[0]}") from None

@@ -10,12 +10,17 @@ it lives in the reason record instead.
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import httpx
 
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.streamed import put_streamed
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class QuarantineEntry:
     status: int | None
     reason: str
     prefix: str
+    #: Only the input's first bytes were kept (refused before it was read whole).
+    truncated: bool = False
 
 
 def keep(
@@ -36,14 +43,20 @@ def keep(
     kind: str,
     name: str,
     entry_id: str,
-    payload: bytes,
+    payload: bytes | BinaryIO,
     record: dict,
 ) -> str:
-    """Store the refused payload and its reason record; returns the entry's prefix."""
+    """Store the refused payload and its reason record; returns the entry's prefix.
+
+    A payload in a file is put from its start in parts, never read whole into memory."""
     prefix = f"{stage}/{kind}/{entry_id}"
     client = lake.client()
     bucket = lake.bucket(Zone.QUARANTINE)
-    client.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=payload)
+    if isinstance(payload, bytes):
+        client.put_object(Bucket=bucket, Key=f"{prefix}/payload", Body=payload)
+    else:
+        payload.seek(0)
+        put_streamed(client, bucket, f"{prefix}/payload", payload)
     client.put_object(
         Bucket=bucket,
         Key=f"{prefix}/reason.json",
@@ -51,6 +64,47 @@ def keep(
         ContentType="application/json",
     )
     return prefix
+
+
+class GrowthCap:
+    """How many bytes a writer may add to quarantine per hour (``limit`` is read at each
+    call, so a changed setting takes effect at once).
+
+    Refused input is kept as evidence, but whoever can send refused input could otherwise
+    fill the disk with it: past the cap, :meth:`take` says no until the next hour.
+    """
+
+    WINDOW_SECONDS = 3600.0
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._window = -1
+        self._used = 0
+        self._refused_in = -2  # the last window in which a take was refused
+
+    def _roll(self) -> int:
+        window = int(time.monotonic() // self.WINDOW_SECONDS)
+        if window != self._window:
+            self._window, self._used = window, 0
+        return window
+
+    def used(self) -> int:
+        """Bytes taken in the current hour."""
+        with self._lock:
+            self._roll()
+            return self._used
+
+    def take(self, size: int) -> tuple[bool, bool]:
+        """(granted, first refusal of this hour): charge ``size`` bytes if they fit."""
+        with self._lock:
+            window = self._roll()
+            if self._used + size <= self._limit():
+                self._used += size
+                return True, False
+            first = self._refused_in != window
+            self._refused_in = window
+            return False, first
 
 
 def list_quarantine(lake: S3LakeResource) -> list[QuarantineEntry]:
@@ -76,6 +130,7 @@ def list_quarantine(lake: S3LakeResource) -> list[QuarantineEntry]:
                     record.get("status"),
                     record["reason"],
                     prefix,
+                    bool(record.get("truncated", False)),
                 )
             )
     return sorted(entries, key=lambda e: e.quarantine_id)
@@ -85,10 +140,11 @@ def resubmit(
     lake: S3LakeResource, entry: QuarantineEntry, gateway_url: str, token: str
 ) -> httpx.Response:
     """Send the kept payload to the gateway again: every check runs anew."""
+    # Streamed from the store to the gateway: a large payload is never held here either.
     body = (
         lake.client()
         .get_object(Bucket=lake.bucket(Zone.QUARANTINE), Key=f"{entry.prefix}/payload")["Body"]
-        .read()
+        .iter_chunks(1 << 20)
     )
     if entry.kind == "file":
         request = ("PUT", f"{gateway_url}/v1/files/{entry.name}")

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from fastapi.testclient import TestClient
 
 from mlsec_platform.gateway.app import REFUSAL_STATUSES, create_app
-from mlsec_platform.gateway.refusals import UNAUTHENTICATED_KEEP_BYTES
 from mlsec_platform.identities.tokens import InvalidToken
 from mlsec_platform.settings import PlatformSettings
 
@@ -38,8 +37,9 @@ class _Services:
         self.audit = SimpleNamespace(emit=lambda kind, payload: self.events.append((kind, payload)))
 
     def quarantine(self, intake, body: bytes, status: int, reason: str, subject) -> str:
-        self.kept.append((intake, body, status, reason, subject))
-        return f"q{len(self.kept)}"
+        payload = body if isinstance(body, bytes) else (body.seek(0), body.read())[1]
+        self.kept.append((intake, payload, status, reason, subject))
+        return f"q{len(self.kept)}", True
 
 
 def test_the_openapi_contract() -> None:
@@ -69,13 +69,14 @@ def test_the_openapi_contract() -> None:
 def test_a_refused_token_is_answered_kept_and_audited_by_the_one_handler() -> None:
     services = _Services()
     client = TestClient(create_app(services))  # no lifespan: nothing connects
-    body = GOOD_SELLERS * (2 * UNAUTHENTICATED_KEEP_BYTES // len(GOOD_SELLERS))
+    keep = services.settings.gateway_quarantine_keep_bytes
+    body = GOOD_SELLERS * (2 * keep // len(GOOD_SELLERS))
     response = client.put("/v1/files/olist_sellers", content=body)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json() == {"status": 401, "reason": "malformed token", "quarantine_id": "q1"}
     [(intake, kept, status, reason, subject)] = services.kept
-    assert kept == body[:UNAUTHENTICATED_KEEP_BYTES] and intake.truncated
+    assert kept == body[:keep] and intake.truncated
     assert (intake.kind, intake.name, status, reason, subject) == (
         "file",
         "olist_sellers",

@@ -132,7 +132,7 @@ def _assert_kept(refusal, body, supervisor, settings, superuser_dsn, seq, prefix
     assert event["reason"] == refusal["reason"]
 
 
-def test_oversize_files_are_refused(
+def test_an_upload_declared_over_the_cap_is_refused_unread(
     gateway, uploader, settings, supervisor, superuser_dsn, monkeypatch
 ):
     monkeypatch.setattr(settings, "gateway_max_file_bytes", 1024)
@@ -141,17 +141,9 @@ def test_oversize_files_are_refused(
     response = gateway.put("/v1/files/olist_sellers", content=body, headers=uploader)
     assert response.status_code == 413
     refusal = response.json()
-    assert "larger than 1024 bytes" in refusal["reason"]
-    # Only the first `limit` bytes are kept: quarantine must not become the bigger store.
-    _assert_kept(
-        refusal,
-        body[:1024],
-        supervisor,
-        settings,
-        superuser_dsn,
-        seq,
-        "gateway/file/",
-    )
+    assert f"declares {len(body)} bytes, more than the 1024" in refusal["reason"]
+    # Refused on its Content-Length, before a byte of it was read: nothing of it is kept.
+    _assert_kept(refusal, b"", supervisor, settings, superuser_dsn, seq, "gateway/file/")
 
 
 def test_events_are_published_once_per_event_id(gateway, uploader):
@@ -296,18 +288,18 @@ def test_the_gateway_cannot_write_raw(settings, endpoints):
     assert s3_error_code(lambda: s3.put_object(Bucket=raw, Key="x", Body=b"x")) == "AccessDenied"
 
 
-def test_without_a_token_only_the_first_megabyte_is_kept(
+def test_without_a_token_only_the_first_kibibyte_is_kept(
     gateway, supervisor, settings, superuser_dsn
 ):
-    from mlsec_platform.gateway.refusals import UNAUTHENTICATED_KEEP_BYTES
-
     body = GOOD_SELLERS.encode() + b"s,01001,x,SP\n" * 200_000  # about 2.6 MB
+    keep = settings.gateway_quarantine_keep_bytes
+    assert keep == 1024
     seq = audit_head(superuser_dsn)
     response = gateway.put("/v1/files/olist_sellers", content=body)
     assert response.status_code == 401
     _assert_kept(
         response.json(),
-        body[:UNAUTHENTICATED_KEEP_BYTES],
+        body[:keep],
         supervisor,
         settings,
         superuser_dsn,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 
-import pyarrow.csv as pacsv
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
@@ -13,6 +11,7 @@ from mlsec_platform.gateway.deps import AdmittedInput, Services
 from mlsec_platform.gateway.doors import FILES
 from mlsec_platform.gateway.models import FileAccepted
 from mlsec_platform.gateway.services import batch_id
+from mlsec_platform.sources.file_stream import CheckedFile
 
 router = APIRouter(dependencies=[Depends(FILES)])
 
@@ -24,29 +23,30 @@ router = APIRouter(dependencies=[Depends(FILES)])
     summary="Upload one CSV file of a source",
 )
 async def upload_file(source: str, upload: AdmittedInput, services: Services) -> FileAccepted:
-    table, neutralized = upload.checked
-    stored = upload.body
-    if neutralized:
-        buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer)
-        stored = buffer.getvalue()
+    checked: CheckedFile = upload.checked
     arrived, contract = upload.intake, upload.contract
     batch = batch_id()
-    key = await run_in_threadpool(
-        services.put_landing,
-        source,
-        batch,
-        stored,
-        {
-            "sha256": hashlib.sha256(stored).hexdigest(),
-            "received-sha256": arrived.sha256,
-            "uploader": upload.subject,
-            "received-at": arrived.received_at,
-            "contract-version": str(contract.version),
-            "rows": str(table.num_rows),
-            "neutralized-cells": str(neutralized),
-        },
-    )
+    try:
+        stored_sha256 = arrived.sha256
+        if checked.neutralized:  # a rewritten copy is stored: its own digest
+            stored_sha256 = await run_in_threadpool(_sha256_of, checked.stored)
+        key = await run_in_threadpool(
+            services.put_landing,
+            source,
+            batch,
+            checked.stored,
+            {
+                "sha256": stored_sha256,
+                "received-sha256": arrived.sha256,
+                "uploader": upload.subject,
+                "received-at": arrived.received_at,
+                "contract-version": str(contract.version),
+                "rows": str(checked.rows),
+                "neutralized-cells": str(checked.neutralized),
+            },
+        )
+    finally:
+        upload.sink.close()
     await run_in_threadpool(
         services.audit.emit,
         "ingest.accepted",
@@ -54,7 +54,7 @@ async def upload_file(source: str, upload: AdmittedInput, services: Services) ->
             "kind": "file",
             "name": source,
             "batch_id": batch,
-            "rows": table.num_rows,
+            "rows": checked.rows,
             "sha256": arrived.sha256,
             "subject": upload.subject,
             "landing_key": key,
@@ -64,8 +64,13 @@ async def upload_file(source: str, upload: AdmittedInput, services: Services) ->
         batch_id=batch,
         source=source,
         contract_version=contract.version,
-        rows=table.num_rows,
+        rows=checked.rows,
         sha256=arrived.sha256,
         landing_key=key,
-        neutralized_cells=neutralized,
+        neutralized_cells=checked.neutralized,
     )
+
+
+def _sha256_of(stored) -> str:
+    stored.seek(0)
+    return hashlib.file_digest(stored, "sha256").hexdigest()
