@@ -3,8 +3,9 @@
 import pyarrow as pa
 import pytest
 
+from mlsec_platform.catalog.columns import PEOPLE, token
 from mlsec_platform.catalog.datasets import SILVER, dataset
-from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Mask, PiiKind, Purpose
+from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Purpose
 from mlsec_platform.privacy.deidentify import PrivacyPlan, PrivacyPlanError
 from mlsec_platform.privacy.tokenization import Tokenizer
 from mlsec_platform.settings import Zone
@@ -78,16 +79,7 @@ def test_an_entry_keeping_an_identifier_clear_beside_its_token_is_refused():
         "A clear CPF next to its token.",
         (
             ColumnSpec("member_cpf", pa.string(), "CPF, clear."),
-            ColumnSpec(
-                "cpf_token",
-                pa.string(),
-                "Token.",
-                pii=PiiKind.DIRECT,
-                mask=Mask.REDACT,
-                tokenized=True,
-                from_column="member_cpf",
-                token_domain="customers",
-            ),
+            token("cpf_token", "CPF", from_column="member_cpf", domain=PEOPLE),
         ),
         key=("cpf_token",),
         purposes=frozenset({Purpose.FRAUD}),

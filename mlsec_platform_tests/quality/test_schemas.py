@@ -7,8 +7,9 @@ import pandera.errors
 import pyarrow as pa
 import pytest
 
+from mlsec_platform.catalog.columns import PEOPLE, token
 from mlsec_platform.catalog.datasets import dataset
-from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Mask, PiiKind, Purpose
+from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Purpose
 from mlsec_platform.quality.gates import relevant_cases
 from mlsec_platform.quality.schemas import schema_for, validation_frame
 from mlsec_platform.settings import Zone
@@ -100,16 +101,7 @@ def test_a_dataset_without_value_rules_is_checked_on_its_catalog_alone():
         "A dataset no one wrote value rules for.",
         (
             ColumnSpec("member_id", pa.string(), "Id.", nullable=False),
-            ColumnSpec(
-                "cpf_token",
-                pa.string(),
-                "Token.",
-                pii=PiiKind.DIRECT,
-                mask=Mask.REDACT,
-                tokenized=True,
-                from_column="member_cpf",
-                token_domain="customers",
-            ),
+            token("cpf_token", "CPF", from_column="member_cpf", domain=PEOPLE),
         ),
         key=("member_id",),
         purposes=frozenset({Purpose.FRAUD}),

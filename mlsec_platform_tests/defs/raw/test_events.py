@@ -18,6 +18,7 @@ from mlsec_platform.catalog.sources import EVENT_DOMAINS
 from mlsec_platform.defs.raw.events import RAW_EVENT_ASSETS, pending_events
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS
 
 EVENTS = 100_000
 CONTRACT = EVENT_DOMAINS["order_status"]
@@ -117,16 +118,7 @@ def test_lineage_columns_on_every_event(resources):
         lake.table_uri(Zone.RAW, CONTRACT.source), storage_options=lake.storage_options()
     )
     data = table.to_pyarrow_table()
-    for column in (
-        "_source",
-        "_connector",
-        "_connector_version",
-        "_batch_id",
-        "_sha256",
-        "_received_at",
-        "_ingested_at",
-        "_stream_seq",
-    ):
+    for column in (*LINEAGE_COLUMNS, "_stream_seq"):
         assert data.column(column).null_count == 0, column
     assert pc.all(pc.equal(data.column("_connector"), "nats_events")).as_py()
     assert pc.all(pc.equal(pc.utf8_length(data.column("_sha256")), 64)).as_py()
