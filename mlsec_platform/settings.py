@@ -73,6 +73,11 @@ class PlatformSettings(BaseSettings):
     )
     bucket_prefix: str = Field("mlsec-", description="Zone buckets are `<prefix><zone>`.")
     s3_region: str = Field("us-east-1", description="Region the S3 clients sign for.")
+    s3_user_admin: Literal["iam", "minio"] = Field(
+        "iam",
+        description="How S3 users and keys are minted: `iam` (SeaweedFS, AWS, Ceph) or `minio` "
+        "(MinIO's admin API).",
+    )
     warehouse_db: str = Field("warehouse", description="Database of the warehouse and audit log.")
     dagster_db: str = Field("dagster", description="Database of the Dagster instance.")
 

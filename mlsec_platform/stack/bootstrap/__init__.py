@@ -29,7 +29,7 @@ from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
 from mlsec_platform.stack.bootstrap.operators import bootstrap_operators
 from mlsec_platform.stack.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
-from mlsec_platform.stack.bootstrap.s3 import admin_clients, bootstrap_s3, rotate_s3_key
+from mlsec_platform.stack.bootstrap.s3 import bootstrap_s3, rotate_s3_key, user_admin
 from mlsec_platform.stack.bootstrap.vault import bootstrap_vault, read_kv, write_kv
 from mlsec_platform.stack.secret_files import (
     new_password,
@@ -210,5 +210,5 @@ def rotate_s3_keys(
     """
     creds = BootstrapCredentials.load(settings)
     endpoints = settings.endpoints()
-    _, iam = admin_clients(endpoints.s3_endpoint, creds.s3_admin, settings.s3_region)
-    return {name: rotate_s3_key(vault, iam, name) for name in identities}
+    users = user_admin(settings, endpoints.s3_endpoint, creds.s3_admin)
+    return {name: rotate_s3_key(vault, users, name) for name in identities}

@@ -1,4 +1,5 @@
-"""Zone buckets and per-identity S3 users, minted through the AWS IAM API.
+"""Zone buckets and per-identity S3 users, minted through the S3 server's admin API
+(the AWS IAM API or MinIO's, ``s3_users.py``).
 
 OpenBao has no AWS secrets engine, so the platform mints each identity's keys itself with the
 S3 admin credentials, keeps them in OpenBao KV (``mlsec/s3/<identity>``) and rotates them:
@@ -19,15 +20,13 @@ which delta-rs rewrites).
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import hvac
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from mlsec_platform.identities.catalog import S3_IDENTITIES, Identity
+from mlsec_platform.identities.catalog import S3_IDENTITIES
 from mlsec_platform.settings import PlatformSettings, Zone
+from mlsec_platform.stack.bootstrap.s3_users import IamUsers, MinioUsers, S3Users
 from mlsec_platform.stack.bootstrap.vault import read_kv, write_kv
 
 BOTO_CONFIG = Config(
@@ -49,6 +48,15 @@ def admin_clients(endpoint: str, admin: dict, region: str):
     return boto3.client("s3", **common), boto3.client("iam", **common)
 
 
+def user_admin(settings: PlatformSettings, endpoint: str, admin: dict) -> S3Users:
+    """The S3 server's user admin API, as ``s3_user_admin`` names it (``s3_users.py``)."""
+    if settings.s3_user_admin == "minio":
+        return MinioUsers.connect(
+            endpoint, admin["access_key"], admin["secret_key"], settings.s3_region
+        )
+    return IamUsers(admin_clients(endpoint, admin, settings.s3_region)[1])
+
+
 def kv_path(identity: str) -> str:
     return f"s3/{identity}"
 
@@ -56,52 +64,34 @@ def kv_path(identity: str) -> str:
 def bootstrap_s3(
     vault: hvac.Client, settings: PlatformSettings, endpoint: str, admin: dict
 ) -> None:
-    s3, iam = admin_clients(endpoint, admin, settings.s3_region)
+    s3, _ = admin_clients(endpoint, admin, settings.s3_region)
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     for zone in Zone:
         bucket = settings.bucket(zone)
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket)
+    ensure_identity_keys(vault, user_admin(settings, endpoint, admin), settings.bucket_prefix)
+
+
+def ensure_identity_keys(vault: hvac.Client, users: S3Users, bucket_prefix: str) -> None:
+    """Every S3 identity exists with its policy and holds the key OpenBao has for it: a key
+    lost on either side (OpenBao's copy gone, or the server no longer knowing it) is replaced."""
     for identity in S3_IDENTITIES:
-        _ensure_user(iam, identity, settings.bucket_prefix)
+        users.ensure_user(identity, bucket_prefix)
         stored = read_kv(vault, kv_path(identity.name))
-        active = {k["AccessKeyId"] for k in _keys(iam, identity.name)}
-        if stored is None or stored.get("access_key_id") not in active:
-            rotate_s3_key(vault, iam, identity.name)
+        if stored is None or stored.get("access_key_id") not in users.key_ids(identity.name):
+            rotate_s3_key(vault, users, identity.name)
 
 
-def _user_name(identity: str) -> str:
-    return f"mlsec-{identity}"
-
-
-def _ensure_user(iam, identity: Identity, bucket_prefix: str) -> None:
-    name = _user_name(identity.name)
-    try:
-        iam.get_user(UserName=name)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("NoSuchEntity", "NoSuchEntityException"):
-            raise
-        iam.create_user(UserName=name)
-    iam.put_user_policy(
-        UserName=name,
-        PolicyName=f"{name}-zones",
-        PolicyDocument=json.dumps(identity.s3_policy(bucket_prefix)),
-    )
-
-
-def _keys(iam, identity: str) -> list[dict]:
-    return iam.list_access_keys(UserName=_user_name(identity))["AccessKeyMetadata"]
-
-
-def rotate_s3_key(vault: hvac.Client, iam, identity: str) -> str:
+def rotate_s3_key(vault: hvac.Client, users: S3Users, identity: str) -> str:
     """Mint a new key, store it in OpenBao, then delete every older key. Returns the new key id."""
-    old = [k["AccessKeyId"] for k in _keys(iam, identity)]
-    key = iam.create_access_key(UserName=_user_name(identity))["AccessKey"]
+    old = users.key_ids(identity)
+    key = users.mint_key(identity)
     write_kv(
         vault,
         kv_path(identity),
-        {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]},
+        {"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key},
     )
-    for key_id in old:
-        iam.delete_access_key(UserName=_user_name(identity), AccessKeyId=key_id)
-    return key["AccessKeyId"]
+    for key_id in sorted(old):
+        users.delete_key(identity, key_id)
+    return key.access_key_id
