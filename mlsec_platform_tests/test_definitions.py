@@ -65,8 +65,22 @@ def graph_snapshot(definitions: dg.Definitions) -> dict:
             continue
         selected = sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)
         jobs[job.name] = {"assets": selected} if selected else {"ops": sorted(job.graph.node_dict)}
+
+    def job_assets(names) -> list[str]:
+        return sorted(
+            k.to_user_string()
+            for name in names
+            for k in definitions.resolve_job_def(name).asset_layer.executable_asset_keys
+        )
+
     sensors = {
-        s.name: {"targets": keys(s.asset_selection), "default_status": s.default_status.value}
+        s.name: {
+            "jobs": sorted(j.name for j in s.jobs) if s.has_jobs else [],
+            "targets": keys(s.asset_selection)
+            if s.asset_selection
+            else job_assets(j.name for j in s.jobs),
+            "default_status": s.default_status.value,
+        }
         for s in definitions.sensors
     }
     schedules = {

@@ -29,6 +29,17 @@ def _asset(key: dg.AssetKey) -> dg.AssetsDefinition:
     return _ASSETS[key]
 
 
+def _job(name: str, key: dg.AssetKey, resources: dict[str, Any]) -> dg.JobDefinition:
+    """The sensor's named job for ``key`` (``ingest_<source>``), as the daemon would launch it:
+    the run shows under that name, not as an ad-hoc materialization."""
+    definitions = dg.Definitions(
+        assets=[_asset(key)],
+        jobs=[dg.define_asset_job(name, selection=[key])],
+        resources=resources,
+    )
+    return definitions.resolve_job_def(name)
+
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -46,13 +57,14 @@ def _run_requests(sensor, instance, resources, echo, quiet: bool) -> list[BatchR
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     runs = []
+    jobs: dict[str, dg.JobDefinition] = {}
     for request in result.run_requests or []:
         [key] = request.asset_selection
-        outcome = dg.materialize(
-            [_asset(key)],
+        if request.job_name not in jobs:
+            jobs[request.job_name] = _job(request.job_name, key, resources)
+        outcome = jobs[request.job_name].execute_in_process(
             partition_key=request.partition_key,
             instance=instance,
-            resources=resources,
             tags={**request.tags, "dagster/sensor_name": sensor.name},
             run_config=QUIET if quiet else None,
         )

@@ -45,6 +45,15 @@ def test_demo_runs_are_in_the_postgres_backed_instance(demo_output):
         assert record.asset_materialization.metadata["delta_version"].value >= 0
 
 
+def test_every_demo_run_is_a_named_job(demo_output):
+    """Sensor-launched batches run as their source's ingest job, so the runs list says what
+    each run was; none is an anonymous asset job."""
+    with dg.DagsterInstance.get() as instance:
+        names = {run.job_name for run in instance.get_runs()}
+    assert not {n for n in names if n.startswith("__")}, names
+    assert {"ingest_olist_orders", "ingest_order_status_events", "curated"} <= names, names
+
+
 def _live_secrets(settings, endpoints) -> dict[str, str]:
     """Every secret value the running platform holds right now, by where it came from."""
     found: dict[str, str] = {}

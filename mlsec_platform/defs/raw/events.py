@@ -309,10 +309,27 @@ def pending_events(nats: NatsResource, domain: str) -> int:
     return asyncio.run(info())
 
 
+def ingest_events_job_name(domain: str) -> str:
+    """The job a domain's event batch runs as (named, as file batches' are)."""
+    return f"ingest_{domain}_events"
+
+
+#: One job per event domain: each domain's asset has its own dynamic partitions.
+RAW_EVENT_JOBS = [
+    dg.define_asset_job(
+        ingest_events_job_name(domain),
+        selection=[RAW_EVENT_ASSETS[domain].key],
+        description=f"One batch of {domain} events from JetStream into Raw (a Delta commit).",
+        tags={"mlsec/connector": CONNECTOR},
+    )
+    for domain in EVENT_DOMAINS
+]
+
+
 @dg.sensor(
     name="nats_events_sensor",
     minimum_interval_seconds=15,
-    asset_selection=list(RAW_EVENT_ASSETS.values()),
+    jobs=RAW_EVENT_JOBS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Events waiting on JetStream -> a batch partition and a run of the raw asset.",
 )
@@ -340,6 +357,7 @@ def nats_events_sensor(
         run_requests.append(
             dg.RunRequest(
                 run_key=batch,
+                job_name=ingest_events_job_name(domain),
                 asset_selection=[dg.AssetKey(["raw", contract.source])],
                 partition_key=batch,
                 tags={"mlsec/connector": CONNECTOR, "mlsec/domain": domain},
@@ -352,4 +370,5 @@ def nats_events_sensor(
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    # The sensor's ingest jobs are registered with it.
     return dg.Definitions(assets=list(RAW_EVENT_ASSETS.values()), sensors=[nats_events_sensor])

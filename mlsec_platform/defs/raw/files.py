@@ -197,13 +197,33 @@ def raw_file_assets() -> dict[str, dg.AssetsDefinition]:
     return {name: raw_file_asset(contract) for name, contract in FILE_SOURCES.items()}
 
 
+def ingest_job_name(source: str) -> str:
+    """The job a source's batch runs as: named, so the runs list and its filters say which
+    source each run ingested (a sensor targeting assets would launch ``__ASSET_JOB`` runs)."""
+    return f"ingest_{source}"
+
+
+def raw_file_jobs(assets: Iterable[dg.AssetsDefinition]) -> list:
+    """One (unresolved) job per file source: each source's asset has its own dynamic
+    partitions, and a job runs assets of one partitioning."""
+    return [
+        dg.define_asset_job(
+            ingest_job_name(asset.key.path[-1]),
+            selection=[asset.key],
+            description=f"One landing batch of {asset.key.path[-1]} into Raw (a Delta commit).",
+            tags={"mlsec/connector": CONNECTOR},
+        )
+        for asset in assets
+    ]
+
+
 def landing_files_sensor_for(assets: Iterable[dg.AssetsDefinition]) -> dg.SensorDefinition:
-    """The landing sensor, allowed to launch runs of ``assets`` (every file source's)."""
+    """The landing sensor, allowed to launch the ingest job of each of ``assets``."""
 
     @dg.sensor(
         name="landing_files_sensor",
         minimum_interval_seconds=10,
-        asset_selection=list(assets),
+        jobs=raw_file_jobs(assets),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="New landing uploads -> a dynamic partition and a run of their raw asset.",
     )
@@ -239,6 +259,7 @@ def landing_sensor_result(lake: S3LakeResource) -> dg.SensorResult:
         run_requests += [
             dg.RunRequest(
                 run_key=f"{source}:{batch}",
+                job_name=ingest_job_name(source),
                 asset_selection=[dg.AssetKey(["raw", source])],
                 partition_key=batch,
                 tags={"mlsec/connector": CONNECTOR, "mlsec/source": source},
@@ -261,6 +282,7 @@ landing_files_sensor = landing_files_sensor_for(RAW_FILE_ASSETS.values())
 @dg.definitions
 def defs() -> dg.Definitions:
     assets = raw_file_assets()
+    # The sensor's ingest jobs are registered with it.
     return dg.Definitions(
         assets=list(assets.values()), sensors=[landing_files_sensor_for(assets.values())]
     )

@@ -66,6 +66,7 @@ def test_each_batch_run_shows_its_metadata_in_dagster(ingested):
         record = instance.get_run_by_id(run.run_id)
         assert record.is_success and record.tags["mlsec/source"] == source
         assert record.tags["dagster/sensor_name"] == "landing_files_sensor"
+        assert record.job_name == f"ingest_{source}"  # named, never __ASSET_JOB
         meta = run.metadata
         assert meta["rows"] > 0 and len(meta["sha256"]) == 64
         assert meta["connector_version"] == "1.0.0" and meta["delta_version"] >= 0

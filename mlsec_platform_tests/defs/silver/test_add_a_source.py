@@ -147,10 +147,9 @@ def upload_to_raw(definitions, gateway, uploader, instance, resources, body: byt
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     [request] = [r for r in result.run_requests if r.partition_key == batch]
     assert request.asset_selection == [RAW_KEY]
-    job = definitions.resolve_implicit_job_def_def_for_assets([RAW_KEY])
-    outcome = job.execute_in_process(
-        instance=instance, partition_key=batch, asset_selection=[RAW_KEY], tags=request.tags
-    )
+    assert request.job_name == "ingest_loyalty_members"  # the new source's own named job
+    job = definitions.resolve_job_def(request.job_name)
+    outcome = job.execute_in_process(instance=instance, partition_key=batch, tags=request.tags)
     assert outcome.success
     return batch
 
