@@ -208,6 +208,13 @@ class PlatformSettings(BaseSettings):
     raw_retention_days: int = Field(
         365, description="Raw batches ingested longer ago than this move to the cold zone."
     )
+    delta_history_retention_days: int = Field(
+        30,
+        ge=0,
+        description="How long a curated Delta table keeps older versions readable (its "
+        "`delta.logRetentionDuration` and `delta.deletedFileRetentionDuration`, days). An "
+        "erasure (`mlsec erase`) cuts the history of every table it changes at once.",
+    )
 
     # `local` profile: preferred ports, replaced by free ones when taken.
     vault_port: int = Field(8200, description="Preferred OpenBao port (`local`).")

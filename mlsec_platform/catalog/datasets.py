@@ -30,6 +30,7 @@ from mlsec_platform.catalog.columns import (
 )
 from mlsec_platform.catalog.governance import (
     DatasetSpec,
+    DataSubject,
     FeatureGroup,
     Generalisation,
     Mask,
@@ -351,6 +352,9 @@ FEATURES = _datasets(
 )  # fmt: skip
 
 CATALOG: dict[str, DatasetSpec] = {**SILVER, **GOLD, **FEATURES}
+#: Customers are the platform's data subjects: the one place their identifiers are, and the token
+#: that names a person everywhere (``mlsec erase`` finds everything else from the tags).
+CUSTOMERS = DataSubject(SILVER["silver/customers"], CUSTOMER_TOKEN)
 #: Feature datasets served by entity, by feature-group name.
 FEATURE_GROUPS: dict[str, DatasetSpec] = {
     s.feature_group.name: s for s in FEATURES.values() if s.feature_group is not None

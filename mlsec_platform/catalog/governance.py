@@ -285,3 +285,25 @@ class DatasetSpec:
             **({"pii": "true"} if self.person_level else {}),
             **self.tags,
         }
+
+
+@dataclass(frozen=True)
+class DataSubject:
+    """Who a data subject (LGPD art. 18: a person who may ask to be erased) is in the catalog.
+
+    ``dataset`` holds one row per record of a person with their direct identifiers (tokenized,
+    each from its clear column as named in Raw), and ``person`` is the tokenized column that
+    names the same person in every table (its ``from_column`` is the person's own key). Where
+    else a person's data lives follows from the other tags: linked identifiers
+    (:attr:`PiiKind.LINKED`) tie rows to them, scrubbed free text may quote their identifiers.
+    """
+
+    dataset: DatasetSpec
+    person: ColumnSpec
+
+    def __post_init__(self) -> None:
+        if self.person not in self.dataset.columns or not self.person.tokenized:
+            raise ValueError(
+                f"{self.dataset.id}: the person column {self.person.name!r} must be one of its "
+                "tokenized columns"
+            )
