@@ -15,17 +15,19 @@ tables accept) would tell change-feed and streaming readers that no data left; a
 entry written by hand would skip the protocol check instead of meeting it; dropping the
 property from Raw for good would let any delta-rs writer delete.
 
-Raw is lifted only for the span of those three commits, at most once per source and run,
-and only when there is something to remove. A connector commit that races the lift or the seal
-fails with "Metadata changed since last commit" and writes nothing; its run can be
-re-run. A run killed while Raw is lifted leaves it lifted: the next lifecycle run seals
-every Raw table it finds lifted before anything else (audited as
-``lifecycle.resealed``). The property is the rule delta-rs writers obey; the storage
+An erasure (``storage/erasure``) lifts Raw the same way around the commits that remove one
+data subject's rows (:func:`lifted`). Raw is lifted only for the span of those commits, at
+most once per source and run, and only when there is something to remove. A connector commit
+that races the lift or the seal fails with "Metadata changed since last commit" and writes
+nothing; its run can be re-run. A run killed while Raw is lifted leaves it lifted: the next
+lifecycle run or erasure seals every Raw table it finds lifted before anything else (audited
+as ``lifecycle.resealed``). The property is the rule delta-rs writers obey; the storage
 enforces the rest, since no other identity holds ``s3:DeleteObject`` on Raw.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
@@ -66,19 +68,12 @@ def seal(lake: S3LakeResource, source: str, run_id: str | None) -> bool:
     return False
 
 
-def remove_from_raw(table: DeltaTable, batch_ids: Iterable[str], run_id: str | None) -> int:
-    """One DELETE commit removing these batches from Raw, inside a lift/seal pair. Returns the
-    DELETE's version."""
-    batches = sorted(set(batch_ids))
+@contextmanager
+def lifted(table: DeltaTable, run_id: str | None) -> Iterator[DeltaTable]:
+    """``table`` writable for the block's removals, sealed again after it, whatever happens."""
     _set_append_only(table, False, run_id)
     try:
-        table.delete(
-            in_predicate(batches),
-            commit_properties=commit_properties(
-                run_id, "archive", **{"mlsec.batch_ids": json.dumps(batches)}
-            ),
-        )
-        return table.version()
+        yield table
     finally:
         table.update_incremental()
         for attempt in range(_SEAL_ATTEMPTS):
@@ -89,3 +84,17 @@ def remove_from_raw(table: DeltaTable, batch_ids: Iterable[str], run_id: str | N
                 if attempt == _SEAL_ATTEMPTS - 1:
                     raise
                 table.update_incremental()
+
+
+def remove_from_raw(table: DeltaTable, batch_ids: Iterable[str], run_id: str | None) -> int:
+    """One DELETE commit removing these batches from Raw, inside a lift/seal pair. Returns the
+    DELETE's version."""
+    batches = sorted(set(batch_ids))
+    with lifted(table, run_id):
+        table.delete(
+            in_predicate(batches),
+            commit_properties=commit_properties(
+                run_id, "archive", **{"mlsec.batch_ids": json.dumps(batches)}
+            ),
+        )
+        return table.version()
