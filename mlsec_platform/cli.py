@@ -6,6 +6,7 @@ import importlib
 import sys
 import time
 import warnings
+from pathlib import Path
 from types import ModuleType
 
 import click
@@ -200,6 +201,49 @@ def audit_verify(no_anchor: bool) -> None:
 def operator_revoke_root() -> None:
     """Revoke OpenBao's root token; operator commands and bootstrap work on without it."""
     _lazy("ops.operator").revoke_root_token(get_settings(), echo)
+
+
+def _subject(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--subject`` checked against the catalog's kinds before anything logs in."""
+    if value is not None:
+        try:
+            _lazy("privacy.erasure.subject").parse_subject(value)
+        except _lazy("privacy.erasure.subject").InvalidSubject as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+class _Erase(_Group):
+    """`erase` erases when called with --subject, and holds `erase verify`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, invoke_without_command=True, **kwargs)
+
+
+@main.group("erase", cls=_Erase)
+@click.option("--subject", callback=_subject, help="<kind>=<value>, e.g. customer_cpf=... .")
+@click.option("--reason", default=None, help="Why (the request; recorded and in the receipt).")
+@click.option(
+    "--receipt",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the signed receipt (default: under the state folder).",
+)
+@click.pass_context
+def erase(ctx: click.Context, subject: str | None, reason: str | None, receipt: Path | None):
+    """Erase a data subject everywhere (operator; audited); write a signed receipt."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if subject is None or reason is None:
+        raise click.UsageError("erasing needs --subject <kind>=<value> and --reason", ctx=ctx)
+    _lazy("ops.erase").erase_in_stack(get_settings(), subject, reason, echo, receipt)
+
+
+@erase.command("verify")
+@click.argument("receipt", type=click.Path(dir_okay=False, path_type=Path))
+def erase_verify(receipt: Path) -> None:
+    """Check an erasure receipt's signature with OpenBao; exit 1 if it was changed."""
+    _lazy("ops.erase").verify_receipt_file(get_settings(), receipt, echo)
 
 
 @main.command()

@@ -76,7 +76,8 @@ AUDITOR = Identity(
 )
 LIFECYCLE = Identity(
     "lifecycle",
-    "moves raw partitions past retention to cold and back",
+    "moves raw partitions past retention to cold and back; the storage rights of `mlsec erase` "
+    "in raw, cold, landing and quarantine",
     database_roles=("audit-writer",),
 )
 REVEALER = Identity(
@@ -104,7 +105,7 @@ WRITES: dict[str, frozenset[Zone]] = {
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
     "broker": frozenset(),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE}),
 }
 #: Which zones each identity may read objects from.
 READS: dict[str, frozenset[Zone]] = {
@@ -113,15 +114,17 @@ READS: dict[str, frozenset[Zone]] = {
     "pipeline": frozenset({Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
     "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE}),
 }
 #: Which zones each identity may delete objects from. Raw is immutable to every writer: only
-#: ``lifecycle`` may delete there, the files of batches it has archived to cold.
+#: ``lifecycle`` may delete there, the files of batches it has archived to cold, and an
+#: erasure's (`mlsec erase` borrows its key), which also rewrites landing and quarantine
+#: objects that quote the data subject.
 DELETES: dict[str, frozenset[Zone]] = {
     "gateway": frozenset(),
     "connector": frozenset({Zone.LANDING}),
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "broker": frozenset(),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE}),
 }

@@ -75,6 +75,9 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
         OperatorCommand("exclude", ("operator-command",)),
         OperatorCommand("revoke-root", ("operator-command",)),
         OperatorCommand("bootstrap", ("operator-bootstrap",), ttl=60),
+        # As long as the login: an erasure rewrites every zone, then signs its receipt.
+        OperatorCommand("erase", ("operator-erase", "operator-command"), ttl=None),
+        OperatorCommand("erase-verify", ("operator-erase-verify", "operator-command")),
     )
 }
 
@@ -85,6 +88,8 @@ OPERATOR_POLICIES = (
     "operator-rotate-tokenization-key",
     "operator-rotate-s3-keys",
     "operator-bootstrap",
+    "operator-erase",
+    "operator-erase-verify",
 )
 
 

@@ -53,6 +53,16 @@ class PostgresWarehouseResource(StackAddressedResource):
         finally:
             conn.close()
 
+    @contextmanager
+    def autocommit(self) -> Iterator[PgConnection]:
+        """A connection where each statement is its own transaction (``VACUUM`` needs one)."""
+        conn = self._leased().connect(self.address("host"), self.address("port"), self.dbname)
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._login is not None:
             self._login.revoke()

@@ -17,7 +17,7 @@ subject's keys. Aggregates without any of these columns (monthly KPIs) hold no p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -160,36 +160,3 @@ class SubjectRecords:
         """Every string that names the subject: identifiers, keys and tokens, longest first."""
         keys = {v for vs in self.keys.values() for v in vs}
         return sorted({*self.text_needles(), *keys}, key=lambda v: (-len(v), v))
-
-
-# -- predicates for Delta deletes and updates (DataFusion SQL) ------------------------------------
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _column(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def match_predicate(rule: TableRule, keys: Mapping[str, set[str]]) -> str | None:
-    """Rows whose key columns hold one of the subject's keys; None when no key is known."""
-    parts = [
-        f"{_column(c)} IN ({', '.join(sql_literal(v) for v in sorted(keys[c]))})"
-        for c in rule.match
-        if keys.get(c)
-    ]
-    return " OR ".join(parts) or None
-
-
-def text_predicate(column: str, needles: list[str]) -> str | None:
-    """Rows whose ``column`` quotes one of ``needles``."""
-    parts = [f"strpos({_column(column)}, {sql_literal(n)}) > 0" for n in needles]
-    return " OR ".join(parts) or None
-
-
-def redaction(column: str, needles: list[str]) -> str:
-    """``column`` with every needle replaced by :data:`REDACTED` (longest first)."""
-    expression = _column(column)
-    for needle in needles:
-        expression = f"replace({expression}, {sql_literal(needle)}, {sql_literal(REDACTED)})"
-    return expression

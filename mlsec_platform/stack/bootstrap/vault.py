@@ -9,6 +9,7 @@ from hvac.exceptions import InvalidPath, InvalidRequest
 
 from mlsec_platform.identities.catalog import IDENTITIES, Identity
 from mlsec_platform.identities.catalog import _read as read_policy_file
+from mlsec_platform.privacy.erasure.receipt import RECEIPT_KEY
 from mlsec_platform.settings import Endpoints, PlatformSettings
 from mlsec_platform.stack.bootstrap.postgres import VAULT_ADMIN
 from mlsec_platform.stack.secret_files import ensure_private_dir, read_secret, write_secret
@@ -100,6 +101,11 @@ def bootstrap_vault(
         # Signs identity tokens (uploaders now, broker users later); rotating the key adds
         # a version, which is the token's `kid`, so old tokens verify until retired.
         client.secrets.transit.create_key(ISSUER_KEY, key_type="ed25519")
+    try:
+        client.secrets.transit.read_key(RECEIPT_KEY)
+    except InvalidPath:
+        # Never exportable: a receipt is only ever signed inside OpenBao.
+        client.secrets.transit.create_key(RECEIPT_KEY, key_type="ed25519")
 
     for identity in IDENTITIES.values():
         client.sys.create_or_update_policy(identity.name, identity.vault_policy())

@@ -1,11 +1,11 @@
 """A Delta table without one data subject, now and in every version still readable.
 
-1. **Remove**: one DELETE of the subject's rows and, where free text quotes them, one UPDATE
-   redacting it; both commits carry ``mlsec.erasure`` (Raw is lifted and sealed around them,
-   ``sealing.py``). A new version without the rows.
+1. **Remove**: one commit rewrites the partitions (or the table) holding the subject's rows
+   without them, free text quoting them redacted; it carries ``mlsec.erasure`` (Raw is lifted
+   and sealed around it, ``sealing.py``). A new version without the rows.
 2. **Cut the history**: older versions still hold the rows, their files the values and the
-   log their statistics (min/max per column) and the DELETE's predicate. So the erasure vacuums
-   every file no longer in the current version (retention 0, not the table's
+   log their statistics (a column's min or max may be the subject's own value). So the
+   erasure vacuums every file no longer in the current version (retention 0, not the table's
    ``deletedFileRetentionDuration``: an erasure does not wait), plus files no version ever
    referenced that are older than :data:`ORPHAN_HOURS` (a killed write's; younger ones may
    belong to a write in flight). Then it commits the table property ``mlsec.erasure.cut`` =
@@ -27,25 +27,21 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import reduce
 
+import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from botocore.exceptions import ClientError
-from deltalake import CommitProperties, DeltaTable
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from mlsec_platform.privacy.erasure.scope import (
-    TableRule,
-    match_predicate,
-    redaction,
-    text_predicate,
-)
+from mlsec_platform.privacy.erasure.scope import REDACTED, TableRule
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.archive import in_predicate
 from mlsec_platform.storage.raw_writer import open_table
 from mlsec_platform.storage.sealing import is_sealed, lifted
 from mlsec_platform.storage.zone_objects import delete_keys
 
-#: Commit metadata of an erasure's DELETE and UPDATE commits (the erasure's id).
+#: Commit metadata of an erasure's rewrite commits (the erasure's id).
 ERASURE_COMMIT = "mlsec.erasure"
 #: Table property: the first version after the table's latest erasure.
 ERASURE_CUT = "mlsec.erasure.cut"
@@ -81,14 +77,36 @@ class DeltaErasure:
         }
 
 
-def key_filter(rule: TableRule, keys: Mapping[str, set[str]]) -> ds.Expression | None:
-    parts = [pc.field(c).isin(sorted(keys[c])) for c in rule.match if keys.get(c)]
-    return reduce(lambda a, b: a | b, parts) if parts else None
+def plain_strings(table: pa.Table) -> pa.Table:
+    """``table`` with string views as plain strings: files a delta-rs DELETE rewrote hold
+    views (delta-rs 1.4+, issue 4579), for which pyarrow has no comparison kernels."""
+    fields = [
+        f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
 
 
-def _quotes(column: str, needles: list[str]) -> ds.Expression | None:
-    parts = [pc.match_substring(pc.field(column), n) for n in needles]
-    return reduce(lambda a, b: a | b, parts) if parts else None
+def row_mask(table: pa.Table, rule: TableRule, keys: Mapping[str, set[str]]) -> pa.Array:
+    """True for each row whose key columns hold one of the subject's keys."""
+    mask = pa.array([False] * table.num_rows)
+    for column in rule.match:
+        if keys.get(column) and column in table.column_names:
+            hit = pc.is_in(table.column(column), pa.array(sorted(keys[column]), pa.string()))
+            mask = pc.or_(mask, pc.fill_null(hit, False))
+    return mask
+
+
+def _quoting(column: pa.ChunkedArray, needles: list[str]) -> pa.Array:
+    mask = pa.array([False] * len(column))
+    for needle in needles:
+        mask = pc.or_(mask, pc.fill_null(pc.match_substring(column, needle), False))
+    return mask
+
+
+def _redacted(column: pa.ChunkedArray, needles: list[str]) -> pa.ChunkedArray:
+    for needle in needles:
+        column = pc.replace_substring(column, needle, REDACTED)
+    return column
 
 
 def erase_table(
@@ -101,41 +119,56 @@ def erase_table(
     erasure_id: str,
 ) -> DeltaErasure | None:
     """Remove the subject's rows from ``<zone>/<name>`` and redact free text quoting them (step
-    1 above); None if the table does not exist. The cut is :func:`cut_history`'s."""
+    1 above); None if the table does not exist. The cut is :func:`cut_history`'s.
+
+    The rows are rewritten from Arrow, not by a Delta DELETE: a partitioned table (Raw, Cold)
+    has the partitions holding the subject replaced (predicate on the partition column only:
+    batch ids, no personal data, reach the log), any other table is replaced whole. Either is
+    one commit, and the files keep plain string columns."""
     table = open_table(lake.table_uri(zone, name), lake.storage_options())
     if table is None:
         return None
     place, before = f"{zone.value}/{name}", table.version()
     data = table.to_pyarrow_dataset()
+    parts = list(table.metadata().partition_columns)
     present = set(data.schema.names)
     rule = TableRule(
         tuple(c for c in rule.match if c in present),
         tuple(c for c in rule.free_text if c in present),
     )
-    rows = key_filter(rule, keys)
-    doomed = data.count_rows(filter=rows) if rows is not None else 0
-    quoting = {c: _quotes(c, needles) for c in rule.free_text}
+    looked = plain_strings(data.to_table(columns=sorted({*rule.match, *rule.free_text, *parts})))
+    doomed = row_mask(looked, rule, keys)
     quoted = {
-        c: data.count_rows(filter=expression if rows is None else expression & ~rows)
-        for c, expression in quoting.items()
-        if expression is not None
+        c: pc.and_(_quoting(looked.column(c), needles), pc.invert(doomed)) for c in rule.free_text
     }
-    if not doomed and not any(quoted.values()):
+    removed = int(pc.sum(doomed).as_py() or 0)
+    redacted = sum(int(pc.sum(m).as_py() or 0) for m in quoted.values())
+    if not removed and not redacted:
         return DeltaErasure(place, version_before=before)
+    touched = reduce(pc.or_, quoted.values(), doomed)
+    predicate = None
+    if parts:
+        batches = sorted(set(looked.column(parts[0]).filter(touched).to_pylist()))
+        predicate = in_predicate(batches)
+        rows = plain_strings(data.to_table(filter=pc.field(parts[0]).isin(batches)))
+    else:
+        rows = plain_strings(data.to_table())
+    rows = rows.filter(pc.invert(row_mask(rows, rule, keys)))
+    for column in rule.free_text:
+        rows = rows.set_column(
+            rows.column_names.index(column), column, _redacted(rows.column(column), needles)
+        )
     meta = CommitProperties(custom_metadata={ERASURE_COMMIT: erasure_id})
-    append_only = is_sealed(table)
-    with lifted(table, None) if append_only else nullcontext(table):
-        if doomed:
-            table.delete(match_predicate(rule, keys), commit_properties=meta)
-        for column, count in quoted.items():
-            if count:
-                table.update(
-                    {column: redaction(column, needles)},
-                    predicate=text_predicate(column, needles),
-                    commit_properties=meta,
-                )
-    redacted = sum(quoted.values())
-    return DeltaErasure(place, rows_removed=doomed, texts_redacted=redacted, version_before=before)
+    with lifted(table, None) if is_sealed(table) else nullcontext(table):
+        write_deltalake(
+            table,
+            rows.cast(data.schema),
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=parts or None,
+            commit_properties=meta,
+        )
+    return DeltaErasure(place, rows_removed=removed, texts_redacted=redacted, version_before=before)
 
 
 def needs_cut(table: DeltaTable) -> bool:

@@ -17,7 +17,7 @@ from mlsec_platform.privacy.erasure.scope import ErasureScope, SubjectRecords
 from mlsec_platform.privacy.erasure.subject import Subject
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage.erasure.delta import key_filter
+from mlsec_platform.storage.erasure.delta import plain_strings, row_mask
 from mlsec_platform.storage.raw_writer import open_table
 
 #: Where the subject's records are looked for: Raw and its archive.
@@ -48,9 +48,8 @@ def find_subject(lake: S3LakeResource, scope: ErasureScope, subject: Subject) ->
     for zone in ZONES:
         table = tables.get((zone, scope.person_source))
         if table is not None:
-            hits = table.to_pyarrow_dataset().to_table(
-                columns=[key], filter=pc.field(kind) == subject.value
-            )
+            read = plain_strings(table.to_pyarrow_dataset().to_table(columns=[kind, key]))
+            hits = read.filter(pc.fill_null(pc.equal(read.column(kind), subject.value), False))
             persons.update(v for v in hits.column(key).to_pylist() if v)
     if len(persons) > 1:
         only_theirs = sorted({key, *scope.subject.dataset.key})
@@ -74,13 +73,14 @@ def _follow_links(
         changed = False
         for (_, name), table in tables.items():
             rule = scope.rule(scope.raw_tables[name])
-            rows = key_filter(rule, records.keys)
-            if rows is None:
+            if not any(records.keys.get(c) for c in rule.match):
                 continue
             wanted = set(rule.match)
             if name == scope.person_source:
                 wanted |= set(scope.identifiers)
-            found = table.to_pyarrow_dataset().to_table(columns=sorted(wanted), filter=rows)
+            # Read and matched in memory: pushed-down filters fail on files holding string views.
+            read = plain_strings(table.to_pyarrow_dataset().to_table(columns=sorted(wanted)))
+            found = read.filter(row_mask(read, rule, records.keys))
             for column in rule.match:
                 if column in links:
                     changed |= records.add_keys(column, found.column(column).to_pylist())

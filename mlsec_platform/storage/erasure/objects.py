@@ -46,6 +46,10 @@ class ObjectErasure:
     #: Lines (text), rows (Parquet) or strings (reason records) that quoted the subject.
     removed: int
 
+    @property
+    def changed(self) -> bool:
+        return self.removed > 0
+
     def receipt_entry(self) -> dict:
         return {"place": self.place, "kind": "object", "parts_removed": self.removed}
 

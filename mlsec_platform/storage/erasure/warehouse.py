@@ -26,6 +26,10 @@ class WarehouseErasure:
     rows_removed: int
     texts_redacted: int = 0
 
+    @property
+    def changed(self) -> bool:
+        return bool(self.rows_removed or self.texts_redacted)
+
     def receipt_entry(self) -> dict:
         return {
             "place": self.place,
@@ -63,11 +67,11 @@ def erase_from_warehouse(
     versions: Mapping[str, int],
     erasure_id: str,
 ) -> list[WarehouseErasure]:
-    """Delete and redact in one transaction; record ``versions`` (dataset -> the Delta version
-    it now equals) in the load records; vacuum what changed. Returns what each table lost."""
-    done, changed = [], []
+    """Delete and redact in the connection's transaction; record ``versions`` (dataset -> the
+    Delta version the table now equals) in the load records. Returns what each table lost."""
+    done = []
     needles = records.text_needles()
-    with conn, conn.cursor() as cur:
+    with conn.cursor() as cur:
         for (schema, name), dataset_id in sorted(warehouse_tables(scope).items()):
             columns = _existing(cur, schema, name)
             if columns is None:
@@ -78,16 +82,18 @@ def erase_from_warehouse(
             redacted = sum(_redact(cur, target, c, needles) for c in rule.free_text)
             if dataset_id in versions and (removed or redacted):
                 _record_version(cur, schema, name, versions[dataset_id], erasure_id)
-            if removed or redacted:
-                changed.append(target)
             done.append(WarehouseErasure(f"warehouse/{schema}.{name}", removed, redacted))
-    # VACUUM runs outside a transaction: the dead rows leave the table's pages now.
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        for target in changed:
-            cur.execute(sql.SQL("VACUUM {}").format(target))
-    conn.autocommit = False
     return done
+
+
+def vacuum_changed(conn: PgConnection, erased: list[WarehouseErasure]) -> None:
+    """VACUUM each table that lost rows: they leave its pages now, not at some later autovacuum
+    (``conn`` in autocommit: VACUUM runs outside a transaction)."""
+    with conn.cursor() as cur:
+        for entry in erased:
+            if entry.changed:
+                schema, name = entry.place.removeprefix("warehouse/").split(".", 1)
+                cur.execute(sql.SQL("VACUUM {}").format(sql.Identifier(schema, name)))
 
 
 def _delete(cur, target: sql.Identifier, match: tuple[str, ...], keys) -> int:

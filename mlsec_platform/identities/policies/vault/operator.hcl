@@ -11,3 +11,5 @@ path "auth/token/create/operator-rotate-s3-keys"          { capabilities = ["upd
 path "auth/token/create/operator-exclude"                 { capabilities = ["update"] }
 path "auth/token/create/operator-revoke-root"             { capabilities = ["update"] }
 path "auth/token/create/operator-bootstrap"               { capabilities = ["update"] }
+path "auth/token/create/operator-erase"                   { capabilities = ["update"] }
+path "auth/token/create/operator-erase-verify"            { capabilities = ["update"] }

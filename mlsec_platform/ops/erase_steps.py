@@ -1,0 +1,193 @@
+"""The steps of one erasure, in the order ``ops/erase.py`` explains, on borrowed credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import dagster as dg
+
+from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.ops.operator import CommandSession
+from mlsec_platform.privacy.erasure.scope import ErasureScope, SubjectRecords, TableRule
+from mlsec_platform.privacy.erasure.subject import Subject
+from mlsec_platform.privacy.erasure.tokens import subject_tokens
+from mlsec_platform.resources.borrowed import BorrowedVault, LoggedAudit
+from mlsec_platform.resources.postgres import PostgresWarehouseResource
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.settings import PlatformSettings, Zone
+from mlsec_platform.storage.erasure.delta import (
+    DeltaErasure,
+    cut_history,
+    erase_table,
+    needs_cut,
+    write_cut,
+)
+from mlsec_platform.storage.erasure.find import find_subject
+from mlsec_platform.storage.erasure.objects import ObjectErasure, erase_objects
+from mlsec_platform.storage.erasure.warehouse import (
+    WarehouseErasure,
+    erase_from_warehouse,
+    vacuum_changed,
+)
+from mlsec_platform.storage.raw_writer import open_table
+from mlsec_platform.storage.sealing import seal
+
+Erasure = DeltaErasure | WarehouseErasure | ObjectErasure
+
+
+@dataclass
+class ErasureRun:
+    """One erasure's context: the operator's session, the catalog scope, its id."""
+
+    settings: PlatformSettings
+    session: CommandSession
+    instance: dg.DagsterInstance
+    scope: ErasureScope
+    erasure_id: str
+    echo: Callable[[str], None]
+
+    def _lake(self, identity: str) -> S3LakeResource:
+        vault = BorrowedVault.on(self.session.vault, identity)
+        return S3LakeResource(
+            vault=vault,
+            audit=LoggedAudit.on(self.session.audit, vault),
+            endpoint_url=self.settings.endpoints().s3_endpoint,
+            region=self.settings.s3_region,
+            bucket_prefix=self.settings.bucket_prefix,
+            committed_cache_bytes=0,
+        )
+
+    @cached_property
+    def lifecycle(self) -> S3LakeResource:
+        """Raw, Cold, landing and quarantine."""
+        return self._lake("lifecycle")
+
+    @cached_property
+    def pipeline(self) -> S3LakeResource:
+        """Silver, Gold and features."""
+        return self._lake("pipeline")
+
+    @cached_property
+    def warehouse(self) -> PostgresWarehouseResource:
+        endpoints = self.settings.endpoints()
+        vault = BorrowedVault.on(self.session.vault, "pipeline")
+        return PostgresWarehouseResource(
+            vault=vault,
+            audit=LoggedAudit.on(self.session.audit, vault),
+            host=endpoints.postgres_host,
+            port=endpoints.postgres_port,
+            dbname=self.settings.warehouse_db,
+            role="warehouse-writer",
+        )
+
+
+class Ledger:
+    """What the erasure searched and what each place lost, audited as it happens: a killed
+    erasure's removals are in the audit log although its receipt was never written."""
+
+    def __init__(self, run: ErasureRun) -> None:
+        self.run = run
+        self.searched: list[str] = []
+        self.removed: list[dict] = []
+
+    def record(self, done: Erasure | None) -> None:
+        if done is None:  # no such table: nothing to search
+            return
+        entry = done.receipt_entry()
+        self.searched.append(entry["place"])
+        if done.changed:
+            self.removed.append(entry)
+            self.run.session.audit.emit("erasure.removed", {"id": self.run.erasure_id, **entry})
+
+
+def erase_everywhere(run: ErasureRun, subject: Subject) -> tuple[list[str], list[dict], bool]:
+    """(places searched, what each changed place lost, whether the subject was found)."""
+    scope, echo, ledger = run.scope, run.echo, Ledger(run)
+    for source in scope.raw_tables:  # a killed lifecycle run or erasure may have left it lifted
+        if seal(run.lifecycle, source, None):
+            run.session.audit.emit("lifecycle.resealed", {"source": source, "by": "erasure"})
+    records = find_subject(run.lifecycle, scope, subject)
+    if records.found:
+        _tokens(run, records)
+    versions: dict[str, int] = {}
+    for dataset_id, rule in scope.curated.items():
+        spec = scope.dataset(dataset_id)
+        done = _erase_delta(run, run.pipeline, spec.zone, spec.name, rule, records, spec)
+        if done is not None and done.version_after is not None:
+            versions[dataset_id] = done.version_after
+        ledger.record(done)
+    echo(f"  curated    {len(scope.curated)} tables searched")
+    with run.warehouse.connection() as conn:
+        erased = erase_from_warehouse(conn, scope, records, versions, run.erasure_id)
+    with run.warehouse.autocommit() as conn:
+        vacuum_changed(conn, erased)
+    for done in erased:
+        ledger.record(done)
+    for zone in (Zone.QUARANTINE, Zone.LANDING):
+        for done in erase_objects(run.lifecycle, zone, records.needles(), run.erasure_id):
+            ledger.record(done)
+        ledger.searched.append(f"{zone.value}/*")
+    echo("  warehouse, online store, quarantine and landing searched")
+    for zone in (Zone.COLD, Zone.RAW):
+        for source, columns in scope.raw_tables.items():
+            rule = scope.rule(columns)
+            ledger.record(_erase_delta(run, run.lifecycle, zone, source, rule, records))
+    echo(f"  cold, raw  {len(scope.raw_tables)} sources searched")
+    return ledger.searched, ledger.removed, records.found
+
+
+def _tokens(run: ErasureRun, records: SubjectRecords) -> None:
+    """The person's token (curated key) and every identifier's tokens (free text, objects)."""
+    scope = run.scope
+    values = {v for vs in records.identifiers.values() for v in vs}
+    values |= records.keys.get(scope.person_key, set())
+    found = subject_tokens(run.session.vault, scope.token_domain, values)
+    records.tokens = {t for ts in found.values() for t in ts}
+    person = {t for k in records.keys.get(scope.person_key, ()) for t in found.get(k, ())}
+    for column in scope.person_token_columns:
+        records.add_keys(column, person)
+
+
+def _erase_delta(
+    run: ErasureRun,
+    lake: S3LakeResource,
+    zone: Zone,
+    name: str,
+    rule: TableRule,
+    records: SubjectRecords,
+    spec: DatasetSpec | None = None,
+) -> DeltaErasure | None:
+    """Remove, then cut; a curated table's readers learn the cut (fail closed while it runs)."""
+    done = erase_table(lake, zone, name, rule, records.keys, records.text_needles(), run.erasure_id)
+    if done is None:
+        return None
+    table = open_table(lake.table_uri(zone, name), lake.storage_options())
+    if table is None or not needs_cut(table):
+        return done
+    if spec is not None:  # versions before the removal now hold the subject only
+        write_cut(lake, zone, name, table.version(), run.erasure_id)
+    cut, files, log = cut_history(lake, zone, name)
+    if spec is not None:
+        run.instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=list(spec.asset_path),
+                description=f"Erasure {run.erasure_id}: one data subject removed",
+                metadata={
+                    "delta_version": cut,
+                    "mlsec/erasure": run.erasure_id,
+                    "rows_removed": done.rows_removed,
+                },
+            )
+        )
+        write_cut(lake, zone, name, cut, run.erasure_id)
+    return DeltaErasure(
+        done.place,
+        rows_removed=done.rows_removed,
+        texts_redacted=done.texts_redacted,
+        version_before=done.version_before,
+        version_after=cut,
+        files_removed=files,
+        log_entries_removed=log,
+    )
