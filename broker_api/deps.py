@@ -144,10 +144,19 @@ class Authorized(Generic[T]):
         return self.request.state.request_id
 
     def lineage(self, version: int | None) -> AssetLineage:
-        """The lineage of ``version`` of the dataset (None: its latest materialization)."""
-        key, lineage = asset_key_of(self.dataset), self.services.lineage
+        """The lineage of ``version`` of the dataset (None: its latest materialization), if no
+        erasure cut it off (else VersionErased, 410)."""
+        key, lineage, cuts = (
+            asset_key_of(self.dataset),
+            self.services.lineage,
+            self.services.erasure_cuts,
+        )
+        # An erasure's cut beats every cache: a version before it is never served (410).
+        if version is not None:
+            cuts.check(self.dataset, version)
         lin = lineage.latest(key) if version is None else lineage.at_version(key, version)
         self.audit.update(version=lin.delta_version, run_id=lin.run_id)
+        cuts.check(self.dataset, lin.delta_version)
         return lin
 
     async def answer(self, answer: Callable[[Authorized[T]], Any]) -> Response:

@@ -22,6 +22,7 @@ from psycopg2.extensions import connection as PgConnection
 
 from broker_api.audit import AuditSink
 from broker_api.cursor import CursorSigner
+from broker_api.erasures import ErasureCuts
 from broker_api.errors import RequestRefused
 from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
 from broker_api.lineage import LineageReader
@@ -145,6 +146,7 @@ class BrokerServices:
             self._table_uri, self.lake.storage_options, max_bytes=settings.broker_cache_bytes
         )
         self.engine = SnapshotEngine(self.snapshots)
+        self.erasure_cuts = ErasureCuts(self.lake, ttl_seconds=settings.broker_lineage_ttl)
         self.lineage = LineageReader.from_vault(
             vault, pg[0], pg[1], settings.dagster_db, ttl_seconds=settings.broker_lineage_ttl
         )

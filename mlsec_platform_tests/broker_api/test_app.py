@@ -14,6 +14,7 @@ import pytest
 
 from broker_api.app import create_app
 from broker_api.cursor import CursorSigner
+from broker_api.erasures import ErasureCuts
 from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import AssetLineage, LineageUnavailable
 from broker_api.masking import Masker
@@ -77,6 +78,17 @@ class Lineage:
         return self.latest(key)
 
 
+class Cuts(ErasureCuts):
+    """Erasure cuts as the lake would say them (``cut`` set by the test), checked for real."""
+
+    def __init__(self) -> None:
+        super().__init__(lake=None)  # type: ignore[arg-type]
+        self.value = 0
+
+    def cut(self, spec) -> int:
+        return self.value
+
+
 class Executor(ThreadPoolExecutor):
     hops = 0
 
@@ -100,6 +112,7 @@ def broker():
         limiter=RateLimiter(),
         executor=Executor(2),
         lineage=Lineage(),
+        erasure_cuts=Cuts(),
         concurrency=ConcurrencyGate(),
         quota=ProjectRowQuota(),
         snapshots=snapshots,
@@ -187,6 +200,22 @@ def test_every_refusal_is_answered_with_the_problem_body(
     (event,) = services.sink.events
     assert (event["status"], event["reason"]) == (status, problem["reason"])
     assert problem["decision_id"] == (event["decision_id"] if decided else None)
+
+
+def test_a_version_before_an_erasure_is_gone_pinned_or_latest(broker) -> None:
+    services, app = broker
+    (served,) = ask(app, ("POST", "/query", "analyst", {**PAGE, "version": 3}))
+    assert served.status_code == 200, served.text
+    services.erasure_cuts.value = 4  # an erasure cut the dataset at version 4
+    pinned, latest = ask(
+        app,
+        ("POST", "/query", "analyst", {**PAGE, "version": 3}),
+        ("POST", "/query", "analyst", PAGE),  # Dagster still names version 3: fail closed
+    )
+    assert pinned.status_code == latest.status_code == 410
+    assert "older than an erasure" in pinned.json()["reason"]
+    assert [e["status"] for e in services.sink.events] == [200, 410, 410]
+    assert services.sink.events[1]["decision_id"] == pinned.json()["decision_id"]
 
 
 def test_limits_answer_429_with_retry_after(broker) -> None:

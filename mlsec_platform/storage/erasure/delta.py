@@ -233,10 +233,12 @@ def write_cut(lake: S3LakeResource, zone: Zone, name: str, cut: int, erasure_id:
     )
 
 
-def read_cut(lake: S3LakeResource, zone: Zone, name: str) -> int:
-    """The table's erasure cut (0: never erased)."""
+def read_cut(lake: S3LakeResource, zone: Zone, name: str, s3=None) -> int:
+    """The table's erasure cut (0: never erased); ``s3``: a client of ``lake`` to reuse."""
     try:
-        body = lake.client().get_object(Bucket=lake.bucket(zone), Key=f"{name}/{CUT_MARKER}")
+        body = (s3 or lake.client()).get_object(
+            Bucket=lake.bucket(zone), Key=f"{name}/{CUT_MARKER}"
+        )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
             return 0
