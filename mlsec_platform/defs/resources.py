@@ -57,7 +57,13 @@ def wire_resources(settings: PlatformSettings, endpoints: Endpoints | None) -> d
             f"lake_{identity}": chain.lake,
         }
     for key, identity in IO_MANAGER_IDENTITIES.items():
-        resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
+        resources[key] = DeltaLakeS3IOManager(
+            lake=resources[f"lake_{identity}"],
+            # Curated tables keep the configured history; Raw keeps its whole log.
+            history_retention_days=(
+                settings.delta_history_retention_days if identity == "pipeline" else None
+            ),
+        )
     resources["nats_connector"] = NatsResource(
         vault=resources["vault_connector"],
         audit=resources["audit_connector"],

@@ -17,6 +17,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.commits import committed_version
+from mlsec_platform.storage.history import history_properties, keep_history
 
 WRITE_MODE_KEY = "mlsec/write_mode"
 
@@ -25,6 +26,8 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
     """Stores pyarrow Tables (or pandas DataFrames) as Delta tables, one commit per output."""
 
     lake: dg.ResourceDependency[S3LakeResource]
+    #: Days of history each table keeps (``storage/history.py``); None: Delta's defaults.
+    history_retention_days: int | None = None
 
     def _location(self, key: dg.AssetKey) -> tuple[Zone, str]:
         if len(key.path) != 2 or key.path[0] not in Zone.__members__.values():
@@ -47,11 +50,14 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         mode = context.definition_metadata.get(WRITE_MODE_KEY, "overwrite")
         write_id = str(uuid.uuid4())
         options = self.lake.storage_options()  # fails closed (VaultUnavailable) before any write
+        days = self.history_retention_days
         write_deltalake(
             uri,
             table,
             mode=mode,
             schema_mode="overwrite" if mode == "overwrite" else None,
+            # Applied when the table is made; an older table gets it below, once.
+            configuration=history_properties(days) if days is not None else None,
             storage_options=options,
             commit_properties=CommitProperties(
                 custom_metadata={
@@ -63,6 +69,8 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         )
         table_after = DeltaTable(uri, storage_options=options)
         version = committed_version(table_after, "mlsec.write_id", write_id)
+        if days is not None:
+            keep_history(table_after, days)
         if mode == "overwrite":  # the version holds exactly these rows: later steps reuse them
             self.lake.committed.remember(uri, version, table)
         context.add_output_metadata(

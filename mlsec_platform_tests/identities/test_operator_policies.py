@@ -56,6 +56,36 @@ def _root_attempt(vault: hvac.Client) -> object:
     return vault.adapter.get("/v1/sys/generate-root-token/attempt")
 
 
+def _warehouse_writer(vault: hvac.Client) -> object:
+    lease = vault.read("database/creds/warehouse-writer")
+    vault.sys.revoke_lease(lease["lease_id"])
+    return lease
+
+
+def _lifecycle_and_pipeline_keys(vault: hvac.Client) -> object:
+    return [
+        vault.secrets.kv.v2.read_secret_version(f"s3/{who}", mount_point="mlsec")
+        for who in ("lifecycle", "pipeline")
+    ]
+
+
+def _tokenize(vault: hvac.Client) -> object:
+    data = base64.b64encode(b"x").decode()
+    return vault.secrets.transit.encrypt_data("tokenization", data, context=CONTEXT)
+
+
+def _sign_receipt(vault: hvac.Client) -> object:
+    data = base64.b64encode(b"{}").decode()
+    return vault.secrets.transit.sign_data("erasure-receipts", data)
+
+
+def _verify_receipt(vault: hvac.Client) -> object:
+    data = base64.b64encode(b"{}").decode()
+    return vault.secrets.transit.verify_signed_data(
+        "erasure-receipts", data, signature="vault:v1:" + "A" * 86 + "=="
+    )
+
+
 OWN: dict[str, list[Probe]] = {
     "issue": [_sign, _audit_login],
     "reveal": [_audit_login],
@@ -64,6 +94,15 @@ OWN: dict[str, list[Probe]] = {
     "exclude": [_audit_login],
     "revoke-root": [_audit_login],
     "bootstrap": [_root_attempt],
+    "erase": [
+        _lifecycle_and_pipeline_keys,
+        _warehouse_writer,
+        _read_tokenization_key,
+        _tokenize,
+        _sign_receipt,
+        _audit_login,
+    ],
+    "erase-verify": [_verify_receipt, _audit_login],
 }
 
 #: Operations a command's token may do that the test does not run (they would change the
@@ -77,7 +116,7 @@ NOBODYS: list[Probe] = [
     lambda v: v.read("transit/export/encryption-key/tokenization/1"),
     lambda v: v.sys.list_policies(),
     lambda v: v.auth.token.create(policies=["reveal"]),
-    lambda v: v.read("database/creds/warehouse-writer"),
+    lambda v: v.read("transit/export/encryption-key/erasure-receipts/1"),
 ]
 
 
@@ -91,6 +130,7 @@ def test_the_operators_login_itself_reads_and_decrypts_nothing(operator):
     login = hvac.Client(url=operator.addr, token=operator._client.token)
     assert login.lookup_token()["data"]["policies"] == ["operator"]
     every = [_sign, _decrypt, _read_tokenization_key, _store_s3_key, _rotate_tokenization_key]
+    every += [_lifecycle_and_pipeline_keys, _warehouse_writer, _tokenize, _sign_receipt]
     for probe in [*every, _audit_login, *NOBODYS]:
         with pytest.raises(Forbidden):
             probe(login)
@@ -120,8 +160,10 @@ def test_a_command_token_does_its_own_job_and_nothing_else(command, operator):
 
 
 def test_command_tokens_are_short_lived(operator):
+    # A rotation runs the curated job and an erasure rewrites every zone: as long as the login.
     assert {c.name for c in OPERATOR_COMMANDS.values() if c.ttl is None} == {
-        "rotate-tokenization-key"
+        "rotate-tokenization-key",
+        "erase",
     }
     vault = operator.command_client("reveal")
     assert 0 < vault.lookup_token()["data"]["ttl"] <= COMMAND_TTL

@@ -135,3 +135,29 @@ def test_committed_tables_are_bounded_in_bytes_and_keep_one_version_per_table():
     cache.remember("s3://z/big", 0, pa.concat_tables([small] * 3))  # larger than the bound
     assert cache.get("s3://z/big", 0) is None and cache.nbytes <= 20_000
     assert cache.get("s3://z/a", None) is None
+
+
+def test_curated_tables_keep_the_configured_history(resources, settings):
+    lake = resources["lake_pipeline"]
+    uri = lake.table_uri(Zone.SILVER, "history_probe")
+    options = lake.storage_options()
+    # A table made before the setting existed: no retention properties.
+    write_deltalake(uri, pa.table({"a": [1]}), mode="overwrite", storage_options=options)
+    assert (
+        "delta.logRetentionDuration"
+        not in DeltaTable(uri, storage_options=options).metadata().configuration
+    )
+
+    @dg.asset(key=["silver", "history_probe"], io_manager_key="lakehouse_io_manager")
+    def history_probe() -> pa.Table:
+        return pa.table({"a": [2]})
+
+    for _ in range(2):  # the second write finds the properties set and commits nothing more
+        assert dg.materialize([history_probe], resources=resources).success
+    table = DeltaTable(uri, storage_options=options)
+    days = f"interval {settings.delta_history_retention_days} days"
+    config = table.metadata().configuration
+    assert (
+        config["delta.logRetentionDuration"] == config["delta.deletedFileRetentionDuration"] == days
+    )
+    assert [h["operation"] for h in table.history(3)] == ["WRITE", "SET TBLPROPERTIES", "WRITE"]
