@@ -1,0 +1,422 @@
+"""`mlsec erase` end to end on the demo's stack (20,000 generated orders through the gateway):
+one customer erased, then searched for everywhere, by every means a reader has.
+
+Before the erasure the subject is also put where only odd paths leave copies: an upload the
+gateway refused (quarantine), a re-sent batch archived to Cold, and a broker that has read
+them (its snapshot cache) with a cursor in hand.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from deltalake import DeltaTable
+from fastapi.testclient import TestClient
+
+from broker_api.identity import issue_broker_token
+from broker_api.server import BackgroundBroker
+from mlsec_platform.catalog.datasets import CUSTOMERS
+from mlsec_platform.catalog.sources import FILE_SOURCES
+from mlsec_platform.cli import main
+from mlsec_platform.defs.raw import files as file_connector
+from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.gateway.app import create_app
+from mlsec_platform.gateway.services import GatewayServices
+from mlsec_platform.ops.erase import stack_instance
+from mlsec_platform.privacy.erasure.receipt import (
+    ReceiptForged,
+    ReceiptMalformed,
+    public_keys,
+    verify_with_public_keys,
+)
+from mlsec_platform.settings import Zone
+from mlsec_platform.stack.ports import PortAllocator
+from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
+from mlsec_platform_tests.helpers import audit_events, operator_vault, upload_token
+from mlsec_platform_tests.ops.subject_search import Auditor, shown
+
+PERSON = CUSTOMERS.person.from_column  # customer_unique_id
+IDENTIFIERS = ("customer_cpf", "customer_email", "customer_name", "customer_phone")
+REASON = "LGPD art. 18 request 2026-117"
+
+
+def _raw(lake, name: str) -> pa.Table:
+    uri = lake.table_uri(Zone.RAW, name)
+    return DeltaTable(uri, storage_options=lake.storage_options()).to_pyarrow_table()
+
+
+def _pick_subject(settings) -> dict:
+    """A person with two orders, one reviewed, whose CPF, e-mail, name and phone nobody else
+    has (so finding one of them anywhere is finding them)."""
+    resources = build_resources(settings)
+    lake = resources["lake_lifecycle"]
+    customers = _raw(lake, "olist_customers").to_pylist()
+    orders = _raw(lake, "olist_orders").to_pylist()
+    reviewed = {r["order_id"] for r in _raw(lake, "olist_order_reviews").to_pylist()}
+    counts = {c: collections.Counter(r[c] for r in customers) for c in IDENTIFIERS}
+    by_person = collections.defaultdict(list)
+    for row in customers:
+        by_person[row[PERSON]].append(row)
+    order_of = {o["customer_id"]: o["order_id"] for o in orders}
+    for _, rows in sorted(by_person.items()):
+        unique = all(counts[c][rows[0][c]] == len(rows) for c in IDENTIFIERS)
+        order_ids = {order_of[r["customer_id"]] for r in rows if r["customer_id"] in order_of}
+        if len(rows) == 2 and unique and len(order_ids) == 2 and order_ids & reviewed:
+            break
+    else:
+        raise AssertionError("no customer fits")
+    pipeline = resources["lake_pipeline"]
+    silver = DeltaTable(
+        pipeline.table_uri(Zone.SILVER, "customers"), storage_options=pipeline.storage_options()
+    ).to_pyarrow_table()
+    ids = {r["customer_id"] for r in rows}
+    tokenized = [c.name for c in CUSTOMERS.dataset.columns if c.tokenized]
+    tokens = {r[c]: c for r in silver.to_pylist() if r["customer_id"] in ids for c in tokenized}
+    assert len(tokens) == len(tokenized), "the subject is in Silver before the erasure"
+    values = {rows[0][c]: c.removeprefix("customer_") for c in IDENTIFIERS}
+    return {
+        "rows": rows,
+        "cpf": rows[0]["customer_cpf"],
+        "customer_ids": sorted(ids),
+        "order_ids": sorted(order_ids),
+        "person_token": next(t for t, c in tokens.items() if c == CUSTOMERS.person.name),
+        #: value -> what it is, for messages that print no personal data
+        "needles": {**values, **{t: f"{c} (token)" for t, c in tokens.items()}},
+    }
+
+
+def _broker_token(settings, endpoints, **claims) -> str:
+    return issue_broker_token(
+        operator_vault(settings, endpoints),
+        subject=f"erase-test-{uuid.uuid4().hex[:8]}",
+        ttl_seconds=900,
+        **claims,
+    )
+
+
+OFFICER = dict(
+    groups=["privacy-office"],
+    project="olist-br",
+    purpose="customer_support",
+    clearance="restricted",
+    entitlements=["reveal"],
+)
+FRAUD = dict(
+    groups=["fraud"], project="olist-br", purpose="fraud_prevention", clearance="restricted"
+)
+ANALYST = dict(
+    groups=["analysts"], project="olist-br", purpose="analytics", clearance="confidential"
+)
+SUPPORT = dict(
+    groups=["support"], project="olist-br", purpose="customer_support", clearance="confidential"
+)
+
+
+def _quarantine_a_refused_upload(settings, endpoints, rows: list[dict]) -> str:
+    """An upload of the subject's rows under a wrong header: refused, its payload kept."""
+    contract = FILE_SOURCES["olist_customers"]
+    header = ",".join(["customer_ref", *contract.column_names[1:]])
+    lines = [",".join(f'"{r[c]}"' for c in contract.column_names) for r in rows]
+    token = upload_token(settings, endpoints, "upload:olist_customers")
+    with TestClient(create_app(GatewayServices.from_settings(settings))) as gateway:
+        answer = gateway.put(
+            "/v1/files/olist_customers",
+            content="\n".join([header, *lines]).encode() + b"\n",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
+        )
+    assert answer.status_code == 422, answer.text
+    return answer.json()["quarantine_id"]
+
+
+def _archive_a_resent_batch(settings, rows: list[dict]) -> str:
+    """The subject's rows sent again as a batch of their own, then archived to Cold."""
+    lake = build_resources(settings)["lake_connector"]
+    contract = FILE_SOURCES["olist_customers"]
+    batch = f"resent-{uuid.uuid4().hex[:12]}"
+    table = pa.Table.from_pylist(
+        [{c: r[c] for c in contract.column_names} for r in rows], schema=contract.raw_schema()
+    )
+    received = "2020-01-01T00:00:00+00:00"
+    lineage = Lineage(
+        "olist_customers",
+        file_connector.CONNECTOR,
+        file_connector.CONNECTOR_VERSION,
+        batch,
+        received,
+        "f" * 64,
+    )
+    commit_raw_batch(lake, table, lineage, run_id=None)
+    from mlsec_platform.definitions import defs
+
+    config = {"retention_days": 0, "sources": ["olist_customers"], "batch_ids": [batch]}
+    with stack_instance(settings) as instance:
+        result = (
+            defs()
+            .resolve_job_def("archive_raw")
+            .execute_in_process(
+                instance=instance, run_config={"ops": {"archive_raw_batches": {"config": config}}}
+            )
+        )
+    assert result.success
+    return batch
+
+
+@pytest.fixture(scope="module")
+def broker(settings, endpoints):
+    with BackgroundBroker(settings, PortAllocator().take()) as running:
+        yield running
+
+
+def _query(broker, token: str, **body) -> dict:
+    answer = httpx.post(
+        f"{broker.url}/query", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    )
+    return {"status": answer.status_code, **answer.json()}
+
+
+@pytest.fixture(scope="module")
+def erased(settings, endpoints, demo_output, broker) -> dict:
+    subject = _pick_subject(settings)
+    quarantined = _quarantine_a_refused_upload(settings, endpoints, subject["rows"])
+    archived = _archive_a_resent_batch(settings, subject["rows"])
+    officer = _broker_token(settings, endpoints, **OFFICER)
+    mine = [{"column": "customer_id", "op": "in", "value": subject["customer_ids"]}]
+    before = _query(
+        broker, officer, dataset="silver/customers", columns=["customer_id"], filters=mine
+    )
+    assert before["status"] == 200 and before["row_count"] == 2, before  # cached by the broker
+    page = _query(broker, officer, dataset="gold/fact_order_item", columns=["order_id"], limit=5)
+    assert page["next_cursor"]
+    result = CliRunner().invoke(
+        main, ["erase", "--subject", f"customer_cpf={subject['cpf']}", "--reason", REASON]
+    )
+    assert result.exit_code == 0, result.output
+    path = Path(re.search(r"Signed receipt: (\S+)", result.output)[1])
+    return {
+        **subject,
+        "output": result.output,
+        "receipt_path": path,
+        "receipt": json.loads(path.read_bytes())["receipt"],
+        "quarantine_id": quarantined,
+        "archived_batch": archived,
+        "pinned": {"silver/customers": before["lineage"]["delta_version"]},
+        "cursor": page["next_cursor"],
+    }
+
+
+def test_the_receipt_says_what_was_removed_where_and_names_nobody(erased):
+    receipt, needles = erased["receipt"], erased["needles"]
+    assert receipt["found"] is True and receipt["reason"] == REASON
+    assert receipt["requested_by"] == "operator:operator"
+    assert receipt["subject"]["kind"] == "customer_cpf"
+    assert receipt["subject"]["keyed_hash"].startswith("vault:v1:")
+    removed = {e["place"]: e for e in receipt["removed"]}
+    for place in (
+        "raw/olist_customers", "raw/olist_orders", "raw/olist_order_reviews",
+        "raw/events_order_status", "cold/olist_customers", "silver/customers",
+        "silver/order_reviews", "gold/dim_customer", "gold/fact_order_item",
+        "features/customer_rfm", "warehouse/gold.fact_order_item",
+        "warehouse/features.customer_rfm_online",
+    ):  # fmt: skip
+        assert place in removed, place
+    raw = removed["raw/olist_customers"]
+    assert raw["rows_removed"] == 2 and raw["version_after"] > raw["version_before"]
+    assert raw["files_removed"] >= 1 and raw["log_entries_removed"] >= 1
+    assert removed["cold/olist_customers"]["rows_removed"] == 2
+    kept = [p for p in removed if p.startswith("quarantine/")]
+    assert any(erased["quarantine_id"] in p for p in kept), kept
+    assert any(p.startswith("landing/processed/olist_customers/") for p in removed)
+    assert {p for p, e in removed.items() if e["kind"] != "object"} <= set(receipt["searched"])
+    text = erased["receipt_path"].read_text()
+    assert not [what for value, what in needles.items() if value in text]
+    assert erased["cpf"] not in erased["output"]
+
+
+def test_the_receipt_verifies_and_any_changed_byte_does_not(erased, tmp_path, settings, endpoints):
+    path = erased["receipt_path"]
+    verified = CliRunner().invoke(main, ["erase", "verify", str(path)])
+    assert verified.exit_code == 0 and "verified" in verified.output, verified.output
+    data = path.read_bytes()
+    for position in (0, len(data) // 3, data.index(b"rows_removed") + 15, len(data) - 20):
+        changed = tmp_path / f"changed-{position}.json"
+        changed.write_bytes(data[:position] + bytes([data[position] ^ 0x04]) + data[position + 1 :])
+        refused = CliRunner().invoke(main, ["erase", "verify", str(changed)])
+        assert refused.exit_code == 1, (position, refused.output)
+        assert "does not match" in refused.output or "not" in refused.output
+    keys = public_keys(operator_vault(settings, endpoints))  # the key's public halves
+    assert verify_with_public_keys(data, keys)["id"] == erased["receipt"]["id"]
+    for position in range(len(data)):  # every byte, offline
+        flipped = data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1 :]
+        with pytest.raises((ReceiptForged, ReceiptMalformed)):
+            verify_with_public_keys(flipped, keys)
+
+
+def test_no_object_in_any_zone_holds_the_subject(erased, settings, endpoints):
+    needles = erased["needles"]
+    keys = {
+        **{i: "customer_id" for i in erased["customer_ids"]},
+        **{o: "order_id" for o in erased["order_ids"]},
+    }
+    found = Auditor(settings, endpoints).in_objects([*needles, *keys])
+    assert not found, shown(found, {**needles, **keys})
+
+
+def test_no_delta_version_still_readable_holds_the_subject(erased, settings, endpoints):
+    needles = erased["needles"]
+    found, read = Auditor(settings, endpoints).in_versions(list(needles))
+    assert read > 20  # the tables' remaining versions were read, not skipped
+    assert not found, shown(found, needles)
+
+
+def test_the_warehouse_online_store_and_audit_log_hold_nothing(erased, settings, endpoints):
+    needles = erased["needles"]
+    found = Auditor(settings, endpoints).in_warehouse(list(needles))
+    assert not found, shown(found, needles)
+
+
+def test_no_broker_endpoint_returns_the_subject(erased, broker, settings, endpoints):
+    token = erased["person_token"]
+    ids, orders = erased["customer_ids"], erased["order_ids"]
+    asks = {
+        "fraud": [
+            ("silver/customers", "customer_id", ids),
+            ("silver/orders", "customer_id", ids),
+            ("silver/order_items", "order_id", orders),
+            ("silver/order_payments", "order_id", orders),
+            ("silver/order_reviews", "order_id", orders),
+            ("silver/order_events", "order_id", orders),
+            ("gold/fact_order_item", "customer_token", [token]),
+        ],
+        "analyst": [
+            ("gold/dim_customer", "customer_token", [token]),
+            ("gold/fact_order_item", "order_id", orders),
+            ("features/customer_rfm", "customer_token", [token]),
+        ],
+        "support": [("silver/customers", "customer_token", [token])],
+    }
+    claims = {"fraud": FRAUD, "analyst": ANALYST, "support": SUPPORT}
+    for role, queries in asks.items():
+        who = _broker_token(settings, endpoints, **claims[role])
+        for dataset, column, values in queries:
+            answer = _query(
+                broker,
+                who,
+                dataset=dataset,
+                columns=[column],
+                filters=[{"column": column, "op": "in", "value": values}],
+            )
+            assert (answer["status"], answer["row_count"]) == (200, 0), (role, dataset, answer)
+    officer = _broker_token(settings, endpoints, **OFFICER)
+    revealed = _query(
+        broker,
+        officer,
+        dataset="silver/customers",
+        columns=["customer_id", "email_token"],
+        filters=[{"column": "customer_id", "op": "in", "value": ids}],
+        reveal={"columns": ["email_token"], "reason": "checking an erasure worked"},
+    )
+    assert (revealed["status"], revealed["row_count"]) == (200, 0), revealed
+
+    auth = {"Authorization": f"Bearer {officer}"}
+    vector = httpx.get(
+        f"{broker.url}/feature/vector",
+        params={"group": "customer_rfm", "entity": token},
+        headers=auth,
+        timeout=60,
+    ).json()
+    assert vector["vectors"] == [] and vector["missing"] == [token], vector
+    historical = httpx.post(
+        f"{broker.url}/feature/historical",
+        headers=auth,
+        timeout=60,
+        json={
+            "group": "customer_rfm",
+            "features": ["frequency", "monetary"],
+            "entities": [
+                {"customer_token": token, "event_timestamp": datetime.now(UTC).isoformat()}
+            ],
+        },
+    ).json()
+    assert [(r["frequency"], r["monetary"]) for r in historical["rows"]] == [(None, None)]
+
+
+def test_versions_before_the_erasure_are_gone_pinned_or_by_cursor(
+    erased, broker, settings, endpoints
+):
+    officer = _broker_token(settings, endpoints, **OFFICER)
+    pinned = _query(
+        broker,
+        officer,
+        dataset="silver/customers",
+        columns=["customer_id"],
+        version=erased["pinned"]["silver/customers"],
+    )
+    assert pinned["status"] == 410 and "older than an erasure" in pinned["reason"], pinned
+    resumed = _query(
+        broker,
+        officer,
+        dataset="gold/fact_order_item",
+        columns=["order_id"],
+        limit=5,
+        cursor=erased["cursor"],
+    )
+    assert resumed["status"] == 410, resumed
+    latest = _query(broker, officer, dataset="silver/customers", columns=["customer_id"], limit=1)
+    assert (
+        latest["status"] == 200
+        and latest["lineage"]["delta_version"] > erased["pinned"]["silver/customers"]
+    )
+    assert latest["lineage"]["run_id"] == ""  # the erasure's own materialization, not a run
+
+
+def test_the_audit_log_records_the_erasure_as_the_operator(erased, settings, endpoints):
+    from mlsec_platform.stack.bootstrap import BootstrapCredentials
+
+    dsn = {**BootstrapCredentials.load(settings).postgres_dsn(endpoints), "dbname": "warehouse"}
+    ids = {erased["receipt"]["id"]}
+    started = [e for e in audit_events(dsn, "erasure.started") if e["id"] in ids]
+    done = [e for e in audit_events(dsn, "erasure") if e["id"] in ids]
+    steps = [e for e in audit_events(dsn, "erasure.removed") if e["id"] in ids]
+    assert len(started) == len(done) == 1
+    assert done[0]["found"] and done[0]["subject"] == erased["receipt"]["subject"]
+    assert len(steps) == len(erased["receipt"]["removed"])
+    digest = hashlib.sha256(erased["receipt_path"].read_bytes()).hexdigest()
+    assert done[0]["receipt_sha256"] == digest
+
+
+def test_erasing_again_finds_nothing_and_says_so(erased, tmp_path):
+    receipt = tmp_path / "again.json"
+    again = CliRunner().invoke(
+        main,
+        [
+            "erase",
+            "--subject",
+            f"customer_cpf={erased['cpf']}",
+            "--reason",
+            REASON,
+            "--receipt",
+            str(receipt),
+        ],
+    )
+    assert again.exit_code == 0 and "Nothing found" in again.output, again.output
+    body = json.loads(receipt.read_bytes())["receipt"]
+    assert body["found"] is False and body["removed"] == []
+    assert body["subject"] == erased["receipt"]["subject"]  # the same person, by keyed hash
+    assert CliRunner().invoke(main, ["erase", "verify", str(receipt)]).exit_code == 0
+
+
+def test_a_bad_subject_is_refused_before_anything_logs_in():
+    refused = CliRunner().invoke(main, ["erase", "--subject", "passport=X", "--reason", REASON])
+    assert refused.exit_code == 2 and "unknown subject kind 'passport'" in refused.output
+    missing = CliRunner().invoke(main, ["erase", "--subject", "customer_cpf=1"])
+    assert missing.exit_code == 2 and "--reason" in missing.output
