@@ -29,7 +29,9 @@ def _usage(command: click.Command, path: list[str]) -> str:
 
 def _walk(command: click.Command, path: list[str]) -> list[tuple[str, str]]:
     if isinstance(command, click.Group):
-        rows = []
+        # A group that acts on its own (`mlsec erase --subject ...`) is a command too.
+        acts = command.invoke_without_command and path != ["mlsec"]
+        rows = [(_usage(command, path), command.get_short_help_str(limit=120))] if acts else []
         for name in sorted(command.list_commands(click.Context(command))):
             sub = command.get_command(click.Context(command), name)
             if sub is not None and not sub.hidden:
