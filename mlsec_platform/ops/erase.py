@@ -17,8 +17,14 @@ Order, so that a killed erasure is finished by running it again:
    Every table whose log still shows an erasure commit is cut, found or not.
 
 The receipt lists every place searched and what each lost; it names the subject only by kind
-and keyed hash. The audit log gets ``erasure.started`` before anything is removed and
-``erasure`` (with the receipt's id and SHA-256) at the end.
+and keyed hash. The audit log gets ``erasure.started`` before anything is removed, one
+``erasure.removed`` per place as it changes, and ``erasure`` (with the receipt's id and
+SHA-256) at the end.
+
+Out of its reach: events still in the NATS stream (linked ids only, no identifier; the stream
+keeps them 14 days), and tokens copied out of the platform before the erasure, which transit
+still decrypts until the tokenization key is rotated (a token vault that forgets a subject's
+tokens is to replace the derivation: ``privacy/erasure/tokens.py`` is where it plugs in).
 """
 
 from __future__ import annotations

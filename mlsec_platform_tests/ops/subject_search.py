@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Iterable
 
-import boto3
 import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +17,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from mlsec_platform.settings import Endpoints, PlatformSettings, Zone
 from mlsec_platform.stack.bootstrap import BootstrapCredentials
-from mlsec_platform.stack.bootstrap.s3 import BOTO_CONFIG
+from mlsec_platform.stack.bootstrap.s3 import admin_clients
 
 
 def _forms(needles: Iterable[str]) -> list[bytes]:
@@ -62,14 +60,7 @@ class Auditor:
             "AWS_ALLOW_HTTP": "true",
             "AWS_S3_ADDRESSING_STYLE": "path",
         }
-        self.s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoints.s3_endpoint,
-            region_name=settings.s3_region,
-            aws_access_key_id=admin["access_key"],
-            aws_secret_access_key=admin["secret_key"],
-            config=BOTO_CONFIG,
-        )
+        self.s3, _ = admin_clients(endpoints.s3_endpoint, admin, settings.s3_region)
         self.dsn = {**creds.postgres_dsn(endpoints), "dbname": settings.warehouse_db}
 
     def objects(self, zone: Zone) -> Iterable[str]:
@@ -151,6 +142,3 @@ def shown(needles: dict[str, set[str]], names: dict[str, str]) -> dict[str, list
     """Hits with each needle replaced by what it is (``email``), for assertion messages that
     print no personal data."""
     return {place: sorted(names.get(n, "?") for n in held) for place, held in needles.items()}
-
-
-CPF = re.compile(r"\d{3}\.\d{3}\.\d{3}-\d{2}")

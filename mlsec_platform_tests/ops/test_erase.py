@@ -422,6 +422,22 @@ def test_erasing_again_finds_nothing_and_says_so(erased, tmp_path):
     assert CliRunner().invoke(main, ["erase", "verify", str(receipt)]).exit_code == 0
 
 
+def test_a_value_two_people_share_erases_nobody(erased, settings):
+    customers = _raw(build_resources(settings)["lake_lifecycle"], "olist_customers").to_pylist()
+    people = collections.defaultdict(set)
+    for row in customers:
+        people[row["customer_name"]].add(row[PERSON])
+    shared = next(name for name, persons in sorted(people.items()) if len(persons) == 2)
+    refused = CliRunner().invoke(
+        main, ["erase", "--subject", f"customer_name={shared}", "--reason", REASON]
+    )
+    assert refused.exit_code != 0
+    assert "belongs to 2 people" in str(refused.exception or refused.output)
+    assert "customer_unique_id or customer_id" in str(refused.exception or refused.output)
+    after = _raw(build_resources(settings)["lake_lifecycle"], "olist_customers").to_pylist()
+    assert {r[PERSON] for r in after if r["customer_name"] == shared} == people[shared]
+
+
 def test_a_bad_subject_is_refused_before_anything_logs_in():
     refused = CliRunner().invoke(main, ["erase", "--subject", "passport=X", "--reason", REASON])
     assert refused.exit_code == 2 and "unknown subject kind 'passport'" in refused.output
