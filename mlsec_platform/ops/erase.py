@@ -38,6 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
+from botocore.exceptions import BotoCoreError, ClientError
+from deltalake.exceptions import DeltaError
 
 from mlsec_platform.ops.erase_steps import ErasureRun, erase_everywhere
 from mlsec_platform.ops.operator import operator_command
@@ -52,6 +55,7 @@ from mlsec_platform.privacy.erasure.receipt import (
 )
 from mlsec_platform.privacy.erasure.scope import ErasureScope
 from mlsec_platform.privacy.erasure.subject import parse_subject
+from mlsec_platform.resources.vault import VaultError
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.orchestrator import apply_environment, orchestrator_environment
 
@@ -68,6 +72,11 @@ _ACTIVE = [
 
 class ErasureBusy(NotApplicable):
     """A run that writes the curated zones or moves Raw is in progress; erase after it."""
+
+
+class ErasureIncomplete(ActionFailed):
+    """The erasure stopped part of the way (a server failed, a commit lost a race): what it
+    removed stays removed, and running the same command again finishes it."""
 
 
 class ReceiptNotVerified(ActionFailed):
@@ -111,7 +120,14 @@ def erase_subject(
             "erasure.started", {"id": erasure_id, "subject": who, "reason": reason.strip()}
         )
         run = ErasureRun(settings, session, instance, ErasureScope(), erasure_id, echo)
-        searched, removed, found = erase_everywhere(run, subject)
+        try:
+            searched, removed, found = erase_everywhere(run, subject)
+        except (DeltaError, BotoCoreError, ClientError, psycopg2.Error, VaultError) as exc:
+            session.audit.emit("erasure.stopped", {"id": erasure_id, "error": type(exc).__name__})
+            raise ErasureIncomplete(
+                f"erasure {erasure_id} stopped ({type(exc).__name__}); what it removed stays "
+                "removed: run the same command again to finish it"
+            ) from exc
         receipt = {
             "format": FORMAT,
             "id": erasure_id,
