@@ -212,7 +212,7 @@ def operator_revoke_root() -> None:
 )
 def ui(port: int, host: str) -> None:
     """Serve the Dagster webserver and daemon against the running stack."""
-    raise SystemExit(_lazy("ops.serve").serve_ui(get_settings(), host, port, echo))
+    _lazy("ops.serve").serve_ui(get_settings(), host, port, echo)
 
 
 @main.command()

@@ -33,17 +33,7 @@ def serving(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"{command(port)[:2]} exited early"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("the Dagster webserver did not answer within 120 s")
+        wait_until_answering(proc, port)
         yield port
     finally:
         os.killpg(proc.pid, signal.SIGINT)
@@ -51,6 +41,20 @@ def serving(
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_until_answering(proc: subprocess.Popen, port: int, timeout: float = 120) -> None:
+    """Until the webserver ``proc`` started answers on ``port``; fails if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{proc.args[:2]} exited early"
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    pytest.fail(f"the Dagster webserver did not answer within {timeout:.0f} s")
 
 
 def run_to_the_end(port: int, job: str, timeout: float = 180) -> tuple[str, str]:
