@@ -61,4 +61,4 @@ def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> No
     os.chdir(project_root())
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, command, env)
+    os.execve(sys.executable, command, env)  # noqa: S606 - a fixed argv of our own interpreter
