@@ -191,7 +191,8 @@ def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
 @audit.command("verify")
 @click.option("--no-anchor", is_flag=True, help="Do not move the OpenBao anchor forward.")
 def audit_verify(no_anchor: bool) -> None:
-    """Recompute every link as the auditor; report the first broken one (exit 1)."""
+    """Recompute every link as the auditor and anchor the head in OpenBao; report the first
+    broken link (exit 1)."""
     report = _lazy("ops.audit_verify").report_audit_log(get_settings(), echo, anchor=not no_anchor)
     sys.exit(0 if report.ok else 1)
 

@@ -14,7 +14,12 @@ import requests
 
 from mlsec_platform.stack.orchestrator import project_root
 from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform_tests.stack.webserver import run_to_the_end, serving, wait_until_answering
+from mlsec_platform_tests.stack.webserver import (
+    code_locations,
+    run_to_the_end,
+    serving,
+    wait_until_answering,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +36,13 @@ def ui_port(supervisor, settings):
 def test_a_run_launched_from_the_ui_materializes_with_vault_credentials(ui_port):
     _, status = run_to_the_end(ui_port, "reference_data")
     assert status == "SUCCESS"
+
+
+def test_each_identity_is_a_code_location_of_its_own(ui_port):
+    """workspace.yaml: one code location (one code server process) per writer identity."""
+    assert code_locations(ui_port) == dict.fromkeys(
+        ("ingestion", "curation", "lifecycle"), "RepositoryLocation"
+    )
 
 
 def test_the_daemons_are_healthy(ui_port):
