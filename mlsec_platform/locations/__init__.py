@@ -26,19 +26,31 @@ from mlsec_platform.settings import get_settings
 
 @dataclass(frozen=True)
 class Location:
-    """A code location: the identity it runs as and the ``defs/`` domains it serves."""
+    """A code location: the identity it runs as and the ``defs/`` modules it serves, each
+    declaring what it holds in its ``defs()``."""
 
     name: str
     identity: str
-    domains: tuple[str, ...]
+    modules: tuple[str, ...]
 
 
 LOCATIONS = {
     location.name: location
     for location in (
-        Location("ingestion", "connector", ("raw", "apis")),
-        Location("curation", "pipeline", ("reference", "silver", "gold", "warehouse", "features")),
-        Location("lifecycle", "lifecycle", ("lifecycle",)),
+        Location("ingestion", "connector", ("raw.files", "raw.events", "apis.assets")),
+        Location(
+            "curation",
+            "pipeline",
+            (
+                "reference.assets",
+                "silver.assets",
+                "gold.assets",
+                "warehouse.assets",
+                "features.assets",
+                "automation",
+            ),
+        ),
+        Location("lifecycle", "lifecycle", ("lifecycle.jobs",)),
     )
 }
 
@@ -48,21 +60,11 @@ def location_definitions(name: str) -> dg.Definitions:
     and the resources of its identity alone (they find the running stack when a run starts)."""
     location = LOCATIONS[name]
     return dg.Definitions.merge(
-        *(_domain_definitions(domain) for domain in location.domains),
+        *(_module_definitions(module) for module in location.modules),
         dg.Definitions(resources=wire_resources(get_settings(), None, [location.identity])),
     )
 
 
-def _domain_definitions(domain: str) -> dg.Definitions:
-    """What ``defs/<domain>`` declares. Dagster's loader also returns the folder's component
-    tree, of which a merge may hold only one; the platform declares no components, so only
-    the definitions are kept."""
-    found = dg.load_defs(importlib.import_module(f"mlsec_platform.defs.{domain}"))
-    return dg.Definitions(
-        assets=found.assets,
-        asset_checks=found.asset_checks,
-        jobs=found.jobs,
-        sensors=found.sensors,
-        schedules=found.schedules,
-        resources=found.resources,
-    )
+def _module_definitions(module: str) -> dg.Definitions:
+    """What ``defs/<module>.py`` declares in its ``defs()``."""
+    return importlib.import_module(f"mlsec_platform.defs.{module}").defs()

@@ -77,3 +77,15 @@ def test_the_workspace_serves_each_location_apart():
         for entry in workspace["load_from"]
     }
     assert modules == {name: f"mlsec_platform.locations.{name}" for name in LOCATIONS}
+
+
+def test_every_defs_module_is_served_by_one_location():
+    """A module under defs/ with a ``defs()`` that no location lists would silently vanish."""
+    root = Path(__file__).resolve().parents[2] / "mlsec_platform" / "defs"
+    declaring = {
+        str(path.relative_to(root).with_suffix("")).replace("/", ".")
+        for path in root.rglob("*.py")
+        if "\ndef defs()" in path.read_text()
+    }
+    listed = [module for location in LOCATIONS.values() for module in location.modules]
+    assert sorted(listed) == sorted(declaring)
