@@ -197,6 +197,41 @@ def audit_verify(no_anchor: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@audit.command("search")
+@click.option("--subject", default=None, help="Who acted (a token's subject).")
+@click.option(
+    "--dataset", default=None, help="The dataset read or written, e.g. gold/dim_customer."
+)
+@click.option("--type", "event_type", default=None, help="Event type, e.g. broker.request.")
+@click.option("--outcome", type=click.Choice(["allowed", "denied"]), default=None)
+@click.option("--since", default=None, help="ISO 8601 time, or an age: 90s, 30m, 12h, 7d.")
+@click.option("--until", default=None, help="ISO 8601 time, or an age: 90s, 30m, 12h, 7d.")
+@click.option("--limit", default=50, show_default=True, help="Newest events shown at most.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit_search(
+    subject: str | None,
+    dataset: str | None,
+    event_type: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Find audit events by subject, dataset, type, outcome and time, newest first."""
+    search = _lazy("ops.audit_search")
+    where = search.AuditFilter(
+        subject=subject,
+        dataset=dataset,
+        event_type=event_type,
+        outcome=outcome,
+        since=search.parse_time(since),
+        until=search.parse_time(until),
+        limit=limit,
+    )
+    search.report_search(get_settings(), where, echo, as_json=as_json)
+
+
 @operator.command("revoke-root")
 def operator_revoke_root() -> None:
     """Revoke OpenBao's root token; operator commands and bootstrap work on without it."""
