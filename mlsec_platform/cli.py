@@ -170,6 +170,14 @@ def quarantine_list() -> None:
     _lazy("ops.quarantine").list_quarantined(get_settings(), echo)
 
 
+@quarantine.command("show")
+@click.argument("quarantine_id")
+@click.option("--rows", default=5, show_default=True, help="Failing rows shown at most (0-100).")
+def quarantine_show(quarantine_id: str, rows: int) -> None:
+    """One quarantined entry: reason, batch, size; a gate's failing rows, personal data masked."""
+    _lazy("ops.quarantine").show_quarantined(get_settings(), quarantine_id, rows, echo)
+
+
 @quarantine.command("exclude")
 @click.argument("source")
 @click.argument("batch_id")
