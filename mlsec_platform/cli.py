@@ -260,6 +260,17 @@ def ui(port: int, host: str) -> None:
 
 
 @main.command()
+@click.argument("name", required=False)
+@click.option("-n", "--lines", "count", default=50, show_default=True, help="Lines from the end.")
+def logs(name: str | None, count: int) -> None:
+    """List every log of the embedded stack, or print the end of one."""
+    if name is None:
+        _lazy("ops.logs").list_logs(get_settings(), echo)
+    else:
+        _lazy("ops.logs").show_log(get_settings(), name, count, echo)
+
+
+@main.command()
 def ingest() -> None:
     """Commit every upload and event batch waiting now to Raw, as the connectors' sensors do."""
     _lazy("ops.pipeline").ingest_pending(get_settings(), echo)
