@@ -26,7 +26,8 @@ from mlsec_platform.gateway.errors import UnknownContract
 from mlsec_platform.gateway.services import Intake
 from mlsec_platform.gateway.sinks import BufferSink, Sink, SpoolSink
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.sources.validation import escaped, parse_events
+from mlsec_platform.sources.event_batch import parse_events
+from mlsec_platform.sources.validation import escaped
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: FastAPI caches dependencies by it

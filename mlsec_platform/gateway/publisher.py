@@ -4,7 +4,7 @@ The message server closes a connection on a protocol error (a message over its m
 is one), and the NATS client does not reconnect after such a close: kept as it was, one
 caller's bad request would fail every later event from anyone until the gateway restarted.
 So batches are checked against the server's own limits before anything is published
-(``sources.validation.encode_events``), a connection found closed is reopened, and a batch
+(``sources.event_batch.encode_events``), a connection found closed is reopened, and a batch
 whose acknowledgements do not come answers 503 (the caller retries; the stream's duplicate
 window makes that harmless) instead of holding the request forever.
 """
@@ -22,7 +22,7 @@ from nats.js.api import PubAck
 
 from mlsec_platform.errors import Unavailable
 from mlsec_platform.sources import event_stream
-from mlsec_platform.sources.validation import EventMessage
+from mlsec_platform.sources.event_batch import EventMessage
 
 
 class MessageServerUnavailable(Unavailable):

@@ -177,7 +177,7 @@ def test_a_batch_the_server_does_not_acknowledge_is_a_503_and_the_next_one_goes_
     import asyncio
 
     from mlsec_platform.gateway.publisher import EventPublisher, MessageServerUnavailable
-    from mlsec_platform.sources.validation import encode_events
+    from mlsec_platform.sources.event_batch import encode_events
 
     services = gateway.app.state.services
     messages = encode_events([_event()], 1 << 20)

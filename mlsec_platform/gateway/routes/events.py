@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from mlsec_platform.gateway.deps import AdmittedInput, Publisher, Services
 from mlsec_platform.gateway.doors import EVENTS
 from mlsec_platform.gateway.models import EventsAccepted
-from mlsec_platform.sources.validation import encode_events
+from mlsec_platform.sources.event_batch import encode_events
 
 router = APIRouter(dependencies=[Depends(EVENTS)])
 
