@@ -9,6 +9,7 @@ offset, ``sniff_text`` on the first, the table checks on each parsed batch).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -79,6 +80,40 @@ def decode_utf8(data: bytes) -> str:
             422,
             f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line})",
         ) from None
+
+
+class Utf8Stream:
+    """UTF-8 checked block by block as a body arrives; a refusal names the bad byte's offset
+    and line in the whole body."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.offset = 0  # bytes fed so far
+        self.lines = 0  # newlines fed so far
+
+    def feed(self, block: bytes) -> None:
+        pending = self._decoder.getstate()[0]  # an incomplete character from the last block
+        data = block.removeprefix(UTF8_BOM) if self.offset == 0 else block
+        try:
+            self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            joined = pending + data
+            offset = self.offset - len(pending) + (len(block) - len(data)) + exc.start
+            line = self.lines + joined[: exc.start].count(b"\n") + 1
+            raise Rejected(
+                422,
+                f"not valid UTF-8: byte 0x{joined[exc.start]:02x} at offset {offset} (line {line})",
+            ) from None
+        self.offset += len(block)
+        self.lines += block.count(b"\n")
+
+    def finish(self) -> None:
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise Rejected(
+                422, f"not valid UTF-8: the body ends inside a character (offset {self.offset})"
+            ) from None
 
 
 def header_line(text: str) -> str:
