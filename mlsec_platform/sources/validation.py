@@ -288,7 +288,7 @@ def check_event_id(event_id: str, where: str) -> None:
 
 
 def _utf8_size(text: str) -> int:
-    return len(text.encode("utf-8", errors="surrogatepass"))  # surrogates: encode_events'
+    return len(text.encode("utf-8", errors="surrogatepass"))  # surrogates: encode_event's
 
 
 def escaped(text: str, limit: int = 80) -> str:
