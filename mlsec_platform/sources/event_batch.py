@@ -34,6 +34,8 @@ from mlsec_platform.sources.validation import Rejected, Utf8Stream, _shown, vali
 MAX_TEXT_FACTOR = 8
 #: Encoded messages kept in memory before the spool moves to a temporary file.
 SPOOL_MEMORY_BYTES = 1 << 20
+#: How much of the spool is read back at a time.
+READ_BYTES = 1 << 20
 #: A spooled message: the sizes of its id and payload, then both.
 _SIZES = struct.Struct(">II")
 #: An event id's first message: its event's index in the low bits, its spool position above.
@@ -86,8 +88,8 @@ def parse_event(part: Part) -> Any:
             f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno} of event "
             f"{part.index} (which starts at offset {part.offset})",
         ) from None
-    try:
-        _PAIRS.decode(part.text.decode())
+    try:  # the text is one value, stripped (orjson took it): no whitespace scan around it
+        _PAIRS.raw_decode(part.text.decode())
     except (RecursionError, ValueError) as exc:  # orjson nests deeper than Python recurses
         raise Rejected(400, f"malformed JSON: {type(exc).__name__}") from None
     return event
@@ -184,12 +186,22 @@ class EventBatch:
         return payload
 
     def messages(self) -> Iterator[EventMessage]:
-        """The batch's messages, in order, read from the spool."""
+        """The batch's messages, in order, read back from the spool a block at a time."""
         self._spool.seek(0)
-        read = self._spool.read
-        while sizes := read(_SIZES.size):
-            id_size, payload_size = _SIZES.unpack(sizes)
-            yield EventMessage(read(id_size).decode(), read(payload_size))
+        data, at = b"", 0
+        while True:
+            if len(data) - at >= _SIZES.size:
+                id_size, payload_size = _SIZES.unpack_from(data, at)
+                id_end = at + _SIZES.size + id_size
+                end = id_end + payload_size
+                if end <= len(data):
+                    yield EventMessage(data[at + _SIZES.size : id_end].decode(), data[id_end:end])
+                    at = end
+                    continue
+            more = self._spool.read(READ_BYTES)
+            if not more:
+                return
+            data, at = data[at:] + more, 0
 
     def __len__(self) -> int:
         return self.count

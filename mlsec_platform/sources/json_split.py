@@ -161,15 +161,18 @@ class JsonSplitter:
         try:
             while True:
                 if depth == 0 and pos == start:  # at an element's start
-                    pos = start = _SPACE.match(buf, pos).end()
                     found = flat(buf, pos)
-                    if found is not None:
-                        self._emit(parts, found.start(1), found.end() - 1)
-                        pos = start = found.end()
+                    if found is not None:  # its bounds are exact: no stripping
+                        first, pos = found.start(1), found.end()
+                        self._check_size(base + first, pos - 1 - first)
+                        parts.append(Part(self.count, base + first, found.group(1)))
+                        self.count += 1
+                        start = pos
                         if buf[pos - 1] == _CLOSE:
                             self._phase = _Phase.AFTER
                             return True
                         continue
+                    pos = start = _SPACE.match(buf, pos).end()
                 found = token(buf, pos)
                 if found is None:
                     pos = end
@@ -206,13 +209,16 @@ class JsonSplitter:
     def _emit(self, parts: list[Part], start: int, end: int) -> None:
         """The element from ``start`` (its first byte) up to ``end`` (its separator); what
         counts against the limit is that span, as :meth:`_forget_read` counts it."""
-        if self.max_part_bytes is not None and end - start > self.max_part_bytes:
-            raise PartTooLarge(self._base + start, self.count, self.max_part_bytes)
+        self._check_size(self._base + start, end - start)
         text = bytes(self._buf[start:end])
         stripped = text.lstrip(WHITESPACE)
         offset = self._base + start + len(text) - len(stripped)
         parts.append(Part(self.count, offset, stripped.rstrip(WHITESPACE)))
         self.count += 1
+
+    def _check_size(self, offset: int, size: int) -> None:
+        if self.max_part_bytes is not None and size > self.max_part_bytes:
+            raise PartTooLarge(offset, self.count, self.max_part_bytes)
 
     def _forget_read(self) -> None:
         """Drop what is read; keep the element being read, within its limit."""
@@ -223,9 +229,8 @@ class JsonSplitter:
             self._base += done
             self._pos -= done
             self._start -= done
-        held = len(self._buf) - self._start
-        if reading and self.max_part_bytes is not None and held > self.max_part_bytes:
-            raise PartTooLarge(self._base + self._start, self.count, self.max_part_bytes)
+        if reading:
+            self._check_size(self._base + self._start, len(self._buf) - self._start)
 
 
 def split(body: bytes, max_part_bytes: int | None = None) -> list[bytes]:
