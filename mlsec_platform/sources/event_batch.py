@@ -27,7 +27,7 @@ import orjson
 
 from mlsec_platform.catalog.sources import EventContract
 from mlsec_platform.sources.json_split import JsonSplitter, Part, PartTooLarge, SplitError
-from mlsec_platform.sources.validation import Rejected, Utf8Stream, _shown, validate_event
+from mlsec_platform.sources.validation import Rejected, Utf8Stream, quoted, validate_event
 
 #: An event's text may be this many times the message server's limit (JSON's escapes and
 #: whitespace shrink when it is encoded again); a longer one is refused as it arrives.
@@ -69,7 +69,7 @@ def _refuse_repeated_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
         raise Rejected(
-            422, f"a JSON object has the field {_shown(repeated)} twice: only one value can count"
+            422, f"a JSON object has the field {quoted(repeated)} twice: only one value can count"
         )
     return fields
 
@@ -168,7 +168,7 @@ class EventBatch:
         if first_index != index and self._payload_at(first >> _INDEX_BITS) != message.payload:
             raise Rejected(
                 422,
-                f"event {index} repeats the event_id {_shown(message.event_id)} of event "
+                f"event {index} repeats the event_id {quoted(message.event_id)} of event "
                 f"{first_index} with other content",
             )
         event_id = message.event_id.encode()

@@ -277,13 +277,13 @@ def check_event_id(event_id: str, where: str) -> None:
     (the later event dropped as a duplicate). Such ids are refused, never silently merged."""
     if event_id != event_id.strip():
         raise Rejected(
-            422, f"{where}: event_id {_shown(event_id)} has leading or trailing whitespace"
+            422, f"{where}: event_id {quoted(event_id)} has leading or trailing whitespace"
         )
     if _CONTROL.search(event_id):
-        raise Rejected(422, f"{where}: event_id {_shown(event_id)} has a control character")
+        raise Rejected(422, f"{where}: event_id {quoted(event_id)} has a control character")
     if _utf8_size(event_id) > MAX_EVENT_ID_BYTES:
         raise Rejected(
-            422, f"{where}: event_id {_shown(event_id)} is longer than {MAX_EVENT_ID_BYTES} bytes"
+            422, f"{where}: event_id {quoted(event_id)} is longer than {MAX_EVENT_ID_BYTES} bytes"
         )
 
 
@@ -298,5 +298,6 @@ def escaped(text: str, limit: int = 80) -> str:
     return shown[:limit] + "..." if len(shown) > limit or len(text) > limit else shown
 
 
-def _shown(text: str) -> str:
+def quoted(text: str) -> str:
+    """Caller text quoted in a reason, escaped and bounded as by :func:`escaped`."""
     return f"'{escaped(text)}'"
