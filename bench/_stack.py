@@ -53,7 +53,8 @@ def report(name: str, real: float, baseline: float, unit: str, target: str) -> N
 
 @contextmanager
 def gateway_process(port: int):
-    """`mlsec gateway` in its own process, as uploads reach it in production."""
+    """`mlsec gateway` in its own process, as uploads reach it in production; yields its URL
+    and the process."""
     mlsec = Path(sys.executable).parent / "mlsec"
     proc = subprocess.Popen(
         [str(mlsec), "gateway", "--port", str(port)],
@@ -68,7 +69,7 @@ def gateway_process(port: int):
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(30)

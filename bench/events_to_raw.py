@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 from nats.js import api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -197,17 +198,22 @@ def http_part(settings, nats_url: str, publisher: dict, events: int, per_request
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     path = f"/v1/events/{CONTRACT.domain}"
     with (
-        gateway_process(PortAllocator().take()) as url,
+        gateway_process(PortAllocator().take()) as (url, proc),
         httpx.Client(base_url=url, headers=headers, timeout=600) as client,
     ):
         warm = client.post(path, content=orjson.dumps([_event(0)]))  # connections, imports
         assert warm.status_code == 202, warm.text
         print(f"HTTP -> NATS: {events:,} events, {size / 2**20:.1f} MiB of JSON ...", flush=True)
+        gateway = psutil.Process(proc.pid)
+        cpu = sum(gateway.cpu_times()[:2])
         started = time.perf_counter()
         for body, n in bodies:
             answer = client.post(path, content=body)
             assert answer.status_code == 202 and answer.json()["accepted"] == n, answer.text
         real = time.perf_counter() - started
+        cpu = sum(gateway.cpu_times()[:2]) - cpu
+    # CPU time does not depend on what else the machine runs as much as wall time does.
+    print(f"  gateway CPU {cpu:.2f} s: {cpu / events * 1e6:.1f} us per event")
     print("baseline: bare JetStream publish of as many events ...", flush=True)
     messages = [(e["event_id"], orjson.dumps(e)) for e in map(_event, range(events))]
     bare = asyncio.run(bare_publish(nats_url, publisher, messages))

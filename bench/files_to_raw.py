@@ -60,7 +60,10 @@ def main() -> None:
         )
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
-        with gateway_process(PortAllocator().take()) as url, GatewayClient(url, token) as client:
+        with (
+            gateway_process(PortAllocator().take()) as (url, _),
+            GatewayClient(url, token) as client,
+        ):
             for i in range(args.repeat):
                 # Each round uploads a file with one changed row, so it is new content.
                 body = csv if i == 0 else _variant(csv, i)
