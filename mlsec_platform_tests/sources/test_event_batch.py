@@ -160,24 +160,16 @@ def test_what_a_batch_is_and_is_not(case):
 
 # Property tests: whatever arrives, a check either passes or refuses with a typed 4xx.
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+from mlsec_platform_tests.sources.properties import PROPERTY, refused_typed_or_passed  # noqa: E402
 
 
-def _refused_typed_or_passed(check, *args):
-    try:
-        return check(*args)
-    except Rejected as refusal:
-        assert 400 <= refusal.status < 500 and refusal.reason
-        return None
-
-
-@_PROPERTY
+@PROPERTY
 @given(st.binary(max_size=400))
 def test_any_bytes_as_events_pass_or_are_refused_with_a_4xx(body):
-    _refused_typed_or_passed(_checked, body)
+    refused_typed_or_passed(_checked, body)
 
 
 _JSON = st.recursive(
@@ -201,14 +193,14 @@ _EVENTS = st.lists(
 )
 
 
-@_PROPERTY
+@PROPERTY
 @given(st.one_of(_JSON, _EVENTS))
 def test_any_json_as_events_passes_or_is_refused_with_a_4xx(document):
     try:
         body = json.dumps(document).encode("utf-8", errors="surrogatepass")
     except ValueError:  # NaN and friends are not JSON: a caller cannot send them either
         return
-    messages = _refused_typed_or_passed(_checked, body)
+    messages = refused_typed_or_passed(_checked, body)
     if messages is not None:  # accepted: each id is exactly what its header carries
         assert all(event_id == event_id.strip() for event_id, _ in messages)
 
@@ -227,7 +219,7 @@ def _fed(body: bytes, cuts: list[int]):
         batch.close()
 
 
-@_PROPERTY
+@PROPERTY
 @given(st.one_of(_EVENTS, _JSON), st.data())
 def test_a_batch_is_the_same_however_its_bytes_arrive(document, data):
     try:
@@ -238,12 +230,12 @@ def test_a_batch_is_the_same_however_its_bytes_arrive(document, data):
     assert _fed(body, cuts) == _fed(body, [])
 
 
-@_PROPERTY
+@PROPERTY
 @given(_EVENTS, st.integers(min_value=0, max_value=400))
 def test_events_as_built_in_code_encode_or_are_refused_with_a_4xx(events, max_payload):
     """Events not parsed from a body are checked and encoded the same way (an event built in
     code may hold a lone surrogate)."""
-    _refused_typed_or_passed(_built, events, max_payload)
+    refused_typed_or_passed(_built, events, max_payload)
 
 
 def test_an_event_id_is_a_key_not_content():

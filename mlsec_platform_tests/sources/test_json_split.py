@@ -7,7 +7,7 @@ import json
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mlsec_platform.sources.json_split import (
@@ -18,6 +18,7 @@ from mlsec_platform.sources.json_split import (
     SplitError,
     split,
 )
+from mlsec_platform_tests.sources.properties import PROPERTY
 
 
 def _fed(body: bytes, cuts: list[int], max_part: int | None = None):
@@ -120,7 +121,6 @@ def test_whitespace_between_elements_is_not_held():
 
 # Property tests.
 
-_PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _VALUE = st.recursive(
     st.none()
     | st.booleans()
@@ -145,7 +145,7 @@ def _cuts(body_size: int):
     return st.lists(st.integers(min_value=0, max_value=body_size), max_size=12)
 
 
-@_PROPERTY
+@PROPERTY
 @given(st.lists(_VALUE, max_size=6), _LAYOUT, st.data())
 def test_the_parts_of_any_array_are_its_elements_however_its_bytes_arrive(elements, layout, data):
     body = json.dumps(elements, **layout).encode("utf-8", errors="surrogatepass")
@@ -169,7 +169,7 @@ def _mutated(draw) -> bytes:
 _JSONISH = st.lists(st.sampled_from(_PIECES), max_size=40).map(b"".join) | _mutated()
 
 
-@_PROPERTY
+@PROPERTY
 @given(_JSONISH, st.data())
 def test_any_bytes_are_cut_the_same_however_they_arrive(body, data):
     assert _fed(body, data.draw(_cuts(len(body)))) == _fed(body, [])
@@ -180,7 +180,7 @@ def test_any_bytes_are_cut_the_same_however_they_arrive(body, data):
         assert cut == limited
 
 
-@_PROPERTY
+@PROPERTY
 @given(_JSONISH)
 def test_the_parts_all_parse_exactly_when_the_whole_body_does(body):
     splitter = JsonSplitter()

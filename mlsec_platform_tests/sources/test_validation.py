@@ -96,8 +96,10 @@ def test_formulas_a_spreadsheet_still_runs_are_neutralized_plain_text_is_not():
 
 # Property tests: whatever arrives, a check either passes or refuses with a typed 4xx.
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+from mlsec_platform_tests.sources.properties import PROPERTY, refused_typed_or_passed  # noqa: E402
 
 _CSV_TEXT = st.text(
     alphabet=st.sampled_from(
@@ -105,28 +107,19 @@ _CSV_TEXT = st.text(
     ),
     max_size=300,
 )
-_PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _refused_typed_or_passed(check, *args):
-    try:
-        return check(*args)
-    except Rejected as refusal:
-        assert 400 <= refusal.status < 500 and refusal.reason
-        return None
-
-
-@_PROPERTY
+@PROPERTY
 @given(st.binary(max_size=400))
 def test_any_bytes_as_a_file_pass_or_are_refused_with_a_4xx(body):
-    _refused_typed_or_passed(validate_file, body, SELLERS)
+    refused_typed_or_passed(validate_file, body, SELLERS)
 
 
-@_PROPERTY
+@PROPERTY
 @given(header_tail=_CSV_TEXT, rows=_CSV_TEXT)
 def test_any_csv_like_text_passes_or_is_refused_with_a_4xx(header_tail, rows):
     body = (HEADER + header_tail + "\n" + rows).encode("utf-8", errors="surrogatepass")
-    checked = _refused_typed_or_passed(validate_file, body, SELLERS)
+    checked = refused_typed_or_passed(validate_file, body, SELLERS)
     if checked is not None:  # accepted: nothing in it a spreadsheet would still run
         table, _ = checked
         for column in table.columns:
@@ -134,7 +127,7 @@ def test_any_csv_like_text_passes_or_is_refused_with_a_4xx(header_tail, rows):
                 assert cell is None or b"\x00" not in cell.encode()
 
 
-@_PROPERTY
+@PROPERTY
 @given(st.text(), st.integers(min_value=1, max_value=200))
 def test_caller_text_in_a_reason_is_ascii_bounded_and_has_no_control_characters(text, limit):
     shown = validation.escaped(text, limit)
