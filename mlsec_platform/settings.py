@@ -103,8 +103,8 @@ class PlatformSettings(BaseSettings):
     gateway_max_concurrent_uploads: int = Field(4, description="Uploads the gateway takes at once.")
     gateway_publish_ack_timeout: float = Field(
         30.0,
-        description="How long the gateway waits for JetStream to acknowledge an event batch "
-        "before it answers 503 (s).",
+        description="How long the gateway waits for JetStream to acknowledge an event of a "
+        "batch it publishes before it answers 503 (s).",
     )
     gateway_body_idle_timeout: float = Field(
         30.0,
