@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
-import httpx  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-from _stack import benchmark_stack, report  # noqa: E402
+from _stack import benchmark_stack, gateway_process, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
@@ -63,7 +60,10 @@ def main() -> None:
         )
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
-        with gateway_process(PortAllocator().take()) as url, GatewayClient(url, token) as client:
+        with (
+            gateway_process(PortAllocator().take()) as (url, _),
+            GatewayClient(url, token) as client,
+        ):
             for i in range(args.repeat):
                 # Each round uploads a file with one changed row, so it is new content.
                 body = csv if i == 0 else _variant(csv, i)
@@ -107,29 +107,6 @@ def main() -> None:
             "rows/s",
             target,
         )
-
-
-@contextmanager
-def gateway_process(port: int):
-    """`mlsec gateway` in its own process, as uploads reach it in production."""
-    mlsec = Path(sys.executable).parent / "mlsec"
-    proc = subprocess.Popen(
-        [str(mlsec), "gateway", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _variant(csv: bytes, i: int) -> bytes:
