@@ -60,8 +60,10 @@ from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.orchestrator import apply_environment, orchestrator_environment
 
 Echo = Callable[[str], None]
-#: Runs that write what an erasure rewrites: none may be in progress.
+#: Runs that write what an erasure rewrites: none may be in progress. Curation runs are the
+#: `curated` job's and the automation sensor's (recognised by the assets they materialize).
 CONFLICTING_JOBS = ("curated", "archive_raw", "restore_raw")
+CURATED_ZONES = frozenset({"silver", "gold", "features", "warehouse"})
 _ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.STARTING,
@@ -161,17 +163,19 @@ def erase_subject(
 
 
 def _ensure_alone(instance: dg.DagsterInstance) -> None:
-    records = instance.get_run_records(dg.RunsFilter(job_name=None, statuses=_ACTIVE))
-    busy = sorted(
-        f"{r.dagster_run.job_name} {r.dagster_run.run_id}"
-        for r in records
-        if r.dagster_run.job_name in CONFLICTING_JOBS
-    )
+    runs = [r.dagster_run for r in instance.get_run_records(dg.RunsFilter(statuses=_ACTIVE))]
+    busy = sorted(f"{run.job_name} {run.run_id}" for run in runs if _rewrites(run))
     if busy:
         raise ErasureBusy(
             f"runs that write what an erasure rewrites are in progress ({', '.join(busy)}): "
             "let them finish, or mark them failed in Dagster if their process died"
         )
+
+
+def _rewrites(run: dg.DagsterRun) -> bool:
+    """The run writes a curated zone or moves Raw: it could put back what an erasure removes."""
+    keys = run.asset_selection or set()
+    return run.job_name in CONFLICTING_JOBS or any(k.path[0] in CURATED_ZONES for k in keys)
 
 
 def verify_receipt_file(settings: PlatformSettings, path: Path, echo: Echo = print) -> dict:

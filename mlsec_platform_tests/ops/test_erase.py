@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pyarrow as pa
 import pytest
@@ -32,7 +33,7 @@ from mlsec_platform.defs.raw import files as file_connector
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.gateway.app import create_app
 from mlsec_platform.gateway.services import GatewayServices
-from mlsec_platform.ops.erase import stack_instance
+from mlsec_platform.ops.erase import ErasureBusy, erase_subject, stack_instance
 from mlsec_platform.privacy.erasure.receipt import (
     ReceiptForged,
     ReceiptMalformed,
@@ -420,6 +421,22 @@ def test_erasing_again_finds_nothing_and_says_so(erased, tmp_path):
     assert body["found"] is False and body["removed"] == []
     assert body["subject"] == erased["receipt"]["subject"]  # the same person, by keyed hash
     assert CliRunner().invoke(main, ["erase", "verify", str(receipt)]).exit_code == 0
+
+
+def test_an_erasure_waits_for_a_run_that_rewrites_the_curated_zones(erased, settings):
+    automation = dg.DagsterRun(
+        job_name="__ASSET_JOB",  # what the automation sensor launches
+        run_id=str(uuid.uuid4()),
+        status=dg.DagsterRunStatus.STARTED,
+        asset_selection=frozenset({dg.AssetKey(["silver", "customers"])}),
+    )
+    with stack_instance(settings) as instance:
+        instance.add_run(automation)
+        try:
+            with pytest.raises(ErasureBusy, match=automation.run_id):
+                erase_subject(settings, f"customer_cpf={erased['cpf']}", REASON, instance, print)
+        finally:
+            instance.report_run_failed(automation)
 
 
 def test_a_value_two_people_share_erases_nobody(erased, settings):
