@@ -9,6 +9,7 @@ the credentials of the identity its IO manager or resource names:
     nats_connector        connector identity: the event stream
     lake_lifecycle        lifecycle identity: raw batches past retention -> cold and back
     tokenization          pipeline identity: the tokenization key version, in memory
+    token_vault           pipeline identity: the token vault, an index key and data keys per batch
     engine                DuckDB (default) or PySpark for the curated transforms
 
 The code location loads with no stack running: its resources leave the server addresses unset,
@@ -29,6 +30,7 @@ from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 from mlsec_platform.storage.delta_s3 import DeltaLakeS3IOManager
+from mlsec_platform.storage.token_vault_resource import TokenVaultResource
 from mlsec_platform.transforms.engine import TransformEngine
 
 #: IO manager key -> the identity whose credentials it writes with.
@@ -73,6 +75,9 @@ def wire_resources(settings: PlatformSettings, endpoints: Endpoints | None) -> d
     )
     resources["tokenization"] = TokenizationResource(
         vault=resources["vault_pipeline"], audit=resources["audit_pipeline"]
+    )
+    resources["token_vault"] = TokenVaultResource(
+        lake=resources["lake_pipeline"], warehouse=resources["warehouse"]
     )
     resources["engine"] = TransformEngine(engine=settings.engine)
     return resources

@@ -9,6 +9,7 @@ from hvac.exceptions import InvalidPath, InvalidRequest
 
 from mlsec_platform.identities.catalog import IDENTITIES, Identity
 from mlsec_platform.identities.catalog import _read as read_policy_file
+from mlsec_platform.privacy.tokens import INDEX_KEY, INDEX_KEY_PATH, WRAP_KEY
 from mlsec_platform.settings import Endpoints, PlatformSettings
 from mlsec_platform.stack.bootstrap.postgres import VAULT_ADMIN
 from mlsec_platform.stack.secret_files import ensure_private_dir, read_secret, write_secret
@@ -94,6 +95,8 @@ def bootstrap_vault(
     # speed (privacy/tokenization.py); exporting is granted by policy to the pipeline only.
     client.secrets.transit.update_key_configuration(TOKENIZATION_KEY, exportable=True)
 
+    ensure_token_keys(client)
+
     try:
         client.secrets.transit.read_key(ISSUER_KEY)
     except InvalidPath:
@@ -141,6 +144,19 @@ def bootstrap_vault(
             token_bound_cidrs=cidrs,
         )
         deliver_approle_credentials(client, settings.identities_dir, identity)
+
+
+def ensure_token_keys(client: hvac.Client) -> None:
+    """The token vault's transit keys (``privacy/tokens.py``), neither exportable, and the
+    index key, made once by transit and stored only wrapped by ``token-index``."""
+    for name in (WRAP_KEY, INDEX_KEY):
+        try:
+            client.secrets.transit.read_key(name)
+        except InvalidPath:
+            client.secrets.transit.create_key(name, key_type="aes256-gcm96", exportable=False)
+    if read_kv(client, INDEX_KEY_PATH) is None:
+        made = client.secrets.transit.generate_data_key(INDEX_KEY, key_type="wrapped", bits=256)
+        write_kv(client, INDEX_KEY_PATH, {"wrapped": made["data"]["ciphertext"]})
 
 
 def deliver_approle_credentials(client: hvac.Client, folder: Path, identity: Identity) -> None:

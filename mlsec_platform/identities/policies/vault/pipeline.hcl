@@ -14,3 +14,9 @@ path "database/creds/audit-writer"      { capabilities = ["read"] }
 # (reveal) is a separate policy the pipeline does not hold.
 path "transit/keys/tokenization"                      { capabilities = ["read"] }
 path "transit/export/encryption-key/tokenization/*"   { capabilities = ["read"] }
+# The token vault (privacy/tokens.py): a fresh data key per mint, used in memory for that batch
+# only and stored wrapped; the index key, unwrapped per batch. It cannot decrypt `token-wrap`,
+# so no token turns back into its value here.
+path "transit/datakey/plaintext/token-wrap"  { capabilities = ["update"] }
+path "transit/decrypt/token-index"           { capabilities = ["update"] }
+path "mlsec/data/tokens/index-key"           { capabilities = ["read"] }
