@@ -8,7 +8,6 @@ the credentials of the identity its IO manager or resource names:
     warehouse             pipeline identity: short-lived Postgres writer
     nats_connector        connector identity: the event stream
     lake_lifecycle        lifecycle identity: raw batches past retention -> cold and back
-    tokenization          pipeline identity: the tokenization key version, in memory
     token_vault           pipeline identity: the token vault, an index key and data keys per batch
     engine                DuckDB (default) or PySpark for the curated transforms
 
@@ -24,7 +23,6 @@ from typing import Any
 
 import dagster as dg
 
-from mlsec_platform.privacy.key import TokenizationResource
 from mlsec_platform.resources.identity import identity_resources
 from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
@@ -72,9 +70,6 @@ def wire_resources(settings: PlatformSettings, endpoints: Endpoints | None) -> d
         port=endpoints.postgres_port if endpoints else None,
         dbname=settings.warehouse_db,
         role="warehouse-writer",
-    )
-    resources["tokenization"] = TokenizationResource(
-        vault=resources["vault_pipeline"], audit=resources["audit_pipeline"]
     )
     resources["token_vault"] = TokenVaultResource(
         lake=resources["lake_pipeline"], warehouse=resources["warehouse"]

@@ -103,9 +103,7 @@ WRITES: dict[str, frozenset[Zone]] = {
     "gateway": frozenset({Zone.LANDING, Zone.QUARANTINE}),
     "connector": frozenset({Zone.RAW, Zone.QUARANTINE, Zone.LANDING}),
     # The token vault: appended to by minting (only the pipeline mints).
-    "pipeline": frozenset(
-        {Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE, Zone.TOKENS}
-    ),
+    "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE, Zone.TOKENS}),
     "broker": frozenset(),
     "auditor": frozenset(),
     "lifecycle": frozenset({Zone.RAW, Zone.COLD}),

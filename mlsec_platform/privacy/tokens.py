@@ -47,7 +47,6 @@ import base64
 import hashlib
 import mmap
 import os
-import re
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -71,7 +70,6 @@ TOKEN_CHARS = 22
 TOKEN_LENGTH = len(TOKEN_PREFIX) + TOKEN_CHARS
 #: 64 URL-safe characters in byte order, so a token's characters sort as its random digits.
 ALPHABET = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-TOKEN_PATTERN = re.compile(r"tok_[-0-9A-Za-z_]{22}")
 INDEX_BYTES = 32
 NONCE_BYTES = 12
 #: Bytes a sealed value has beyond the value: the nonce before it, the GCM tag after it.

@@ -17,7 +17,7 @@ the rest):
         domain's lock, in one commit of ``keys`` and one of ``entries``
     vault.lookup(domain, values) -> tokens, null where the vault has no token (mints nothing)
     vault.entries(domain, tokens) -> table of token, key_id, ciphertext (the tokens it holds)
-    vault.wrapped_keys(domain, key_ids) -> {key_id: wrapped data key}
+    vault.wrapped_keys(domain, key_ids=None) -> {key_id: wrapped data key} (None: all)
     vault.forget(domain, tokens, retention_hours=None) -> Forgotten
         deletes the tokens' rows in one new Delta version: they resolve to nothing from then
         on. With ``retention_hours`` (the history setting), files no version younger than that
@@ -33,7 +33,6 @@ minting the same new value get one token.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -52,9 +51,9 @@ from deltalake import (
 )
 from deltalake.exceptions import TableNotFoundError
 
+from mlsec_platform.catalog.governance import TOKEN_DOMAIN_SHAPE, TOKEN_PATTERN
 from mlsec_platform.errors import InvalidInput
 from mlsec_platform.privacy.tokens import (
-    TOKEN_PATTERN,
     DataKey,
     IndexKey,
     default_workers,
@@ -101,7 +100,6 @@ WRITER = WriterProperties(
         "token": ColumnProperties(dictionary_enabled=False),
     },
 )
-DOMAIN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 class UnknownDomain(InvalidInput):
@@ -150,7 +148,7 @@ class TokenVault:
         return cls(f"s3://{lake.bucket(Zone.TOKENS)}", lake.storage_options, **kwargs)
 
     def uri(self, domain: str, table: str) -> str:
-        if not DOMAIN.fullmatch(domain):
+        if not TOKEN_DOMAIN_SHAPE.fullmatch(domain):
             raise UnknownDomain(f"{domain!r} is not a token domain (lower-case letters, digits)")
         return f"{self.root}/{domain}/{table}"
 
@@ -277,14 +275,15 @@ class TokenVault:
             )
         )
 
-    def wrapped_keys(self, domain: str, key_ids: Sequence[str]) -> dict[str, str]:
+    def wrapped_keys(self, domain: str, key_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """key_id -> wrapped data key, of ``key_ids`` (default: every key of ``domain``)."""
         table = self._table(self.uri(domain, "keys"))
-        if table is None or not key_ids:
+        if table is None or key_ids is not None and not key_ids:
             return {}
-        rows = table.to_pyarrow_dataset().to_table(
-            columns=["key_id", "wrapped"],
-            filter=pc.field("key_id").isin(pa.array(sorted(set(key_ids)), pa.string())),
-        )
+        wanted = None
+        if key_ids is not None:
+            wanted = pc.field("key_id").isin(pa.array(sorted(set(key_ids)), pa.string()))
+        rows = table.to_pyarrow_dataset().to_table(columns=["key_id", "wrapped"], filter=wanted)
         return dict(zip(*(rows.column(i).to_pylist() for i in range(2)), strict=True))
 
     def forget(

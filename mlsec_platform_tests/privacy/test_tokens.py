@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from mlsec_platform.catalog.governance import TOKEN_PATTERN
 from mlsec_platform.privacy.tokens import (
     PARALLEL_THRESHOLD,
     SEALED_OVERHEAD,
-    TOKEN_PATTERN,
     DataKey,
     IndexKey,
     new_tokens,

@@ -13,11 +13,11 @@ import pytest
 from deltalake import DeltaTable
 from hvac.exceptions import Forbidden
 
+from mlsec_platform.catalog.governance import TOKEN_PATTERN
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.privacy.tokens import (
     INDEX_KEY,
     INDEX_KEY_PATH,
-    TOKEN_PATTERN,
     WRAP_KEY,
     open_sealed,
     unwrap_data_keys,

@@ -9,7 +9,6 @@ path "auth/token/revoke-self" { capabilities = ["update"] }
 path "sys/leases/renew"       { capabilities = ["update"] }
 path "sys/leases/revoke"      { capabilities = ["update"] }
 
-path "transit/decrypt/tokenization"    { capabilities = ["update"] }
 path "transit/decrypt/token-wrap"      { capabilities = ["update"] }
 path "mlsec/data/s3/revealer"          { capabilities = ["read"] }
 path "database/creds/audit-writer"     { capabilities = ["read"] }
