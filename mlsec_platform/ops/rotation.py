@@ -112,9 +112,8 @@ def rotate_token_keys(
         for name, (_, latest) in report.versions.items():
             # Below min_decryption_version nothing decrypts: old wrapped copies are dead now.
             client.secrets.transit.update_key_configuration(name, min_decryption_version=latest)
-        audit.emit(
-            "tokens.key_retired", {k: {"retired_below": v[1]} for k, v in report.versions.items()}
-        )
+        retired = [{"key": k, "retired_below": v[1]} for k, v in report.versions.items()]
+        audit.emit("tokens.key_retired", {"keys": retired})
         echo("Old versions retired; tokens unchanged")
     return report
 

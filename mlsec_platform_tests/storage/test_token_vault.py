@@ -134,40 +134,40 @@ def test_only_a_revealer_opens_tokens(resources, domain, settings, endpoints):
 
 
 def test_two_runs_minting_the_same_new_values_get_one_token_each(resources, domain):
-    """B looks the values up while A mints them; B then waits on the domain's lock and must
-    find A's tokens there instead of minting its own."""
+    """Both runs look the values up and find nothing before either mints (the first to hold
+    the domain's lock waits for the other to reach it); the second must then find the first's
+    tokens under the lock instead of minting its own."""
     values = pa.array([f"v{i}" for i in range(300)])
-    b_waits = threading.Event()
-    real = batch(resources)
+    arrived, both_looked_up = [], threading.Event()
+    runs = [batch(resources), batch(resources)]
+    for vault in runs:
+        lock, data_keys = vault._lock, vault._data_keys
 
-    @contextmanager
-    def b_lock(name):
-        b_waits.set()  # B's lookup is done and found nothing
-        with real._lock(name):
-            yield
+        @contextmanager
+        def counted(name, lock=lock):
+            arrived.append(name)  # this run's lookup is done and found nothing
+            if len(arrived) == 2:
+                both_looked_up.set()
+            with lock(name):
+                yield
 
-    a = batch(resources)
-    source = a._data_keys
+        def gated(data_keys=data_keys):
+            assert both_looked_up.wait(30)
+            return data_keys()
 
-    def a_key():
-        assert b_waits.wait(30)  # A mints only once B has looked up in vain
-        return source()
+        vault._lock, vault._data_keys = counted, gated
+    results: dict[int, list] = {}
 
-    a._data_keys = a_key
-    b = batch(resources)
-    b._lock = b_lock
-    results = {}
+    def run(i: int) -> None:
+        results[i] = runs[i].tokenize_many({"v": values}, domain)["v"].to_pylist()
 
-    def run(name, vault):
-        results[name] = vault.tokenize_many({"v": values}, domain)["v"].to_pylist()
-
-    threads = [threading.Thread(target=run, args=(n, v)) for n, v in (("a", a), ("b", b))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert results["a"] == results["b"]
-    assert a.minted[domain][0] == 300 and b.minted[domain][0] == 0
+    assert results[0] == results[1] and len(set(results[0])) == 300
+    assert sorted(v.minted[domain][0] for v in runs) == [0, 300]
     clear_index_cache()
     uri = resources["lake_pipeline"].table_uri(Zone.TOKENS, f"{domain}/entries")
     stored = DeltaTable(uri, storage_options=resources["lake_pipeline"].storage_options())
