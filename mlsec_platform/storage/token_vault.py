@@ -88,10 +88,14 @@ KEYS_SCHEMA = pa.schema(
         pa.field("run_id", pa.string()),
     ]
 )
-#: Rows per Parquet row group of ``entries``: a reveal reads one group per token (~1.5 MB).
-ROW_GROUP_ROWS = 16_384
+#: Rows per Parquet row group of ``entries``, measured on 1M rows (2026-12): 16k rows made a
+#: run's full read of the index 3x slower (1.25 s against 0.41 s), 128k rows made a reveal of
+#: one token read 128k rows (0.26 s against 0.10 s); a reveal of 100 tokens takes 0.65 s.
+ROW_GROUP_ROWS = 65_536
 _RANDOM = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
 WRITER = WriterProperties(
+    # Random bytes do not compress: trying costs time and saves nothing.
+    compression="UNCOMPRESSED",
     max_row_group_size=ROW_GROUP_ROWS,
     column_properties={
         "index": _RANDOM,
@@ -100,8 +104,6 @@ WRITER = WriterProperties(
         "token": ColumnProperties(dictionary_enabled=False),
     },
 )
-
-
 class UnknownDomain(InvalidInput):
     """A token domain that cannot name a vault (lower-case letters, digits, underscores)."""
 
