@@ -211,6 +211,10 @@ def seal(
 
     _run_ranges(job, n, workers)
     body = pa.py_buffer(out).slice(0, size)  # the shared memory itself, no copy
+    if size < 2**31:  # binary (int32 offsets), as the vault stores it
+        return pa.Array.from_buffers(
+            pa.binary(), n, [None, pa.py_buffer(out_offsets.astype(np.int32)), body]
+        )
     return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(out_offsets), body])
 
 

@@ -62,28 +62,57 @@ def binary_rows(matrix: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), data])
 
 
+def index_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A binary column of 32-byte index values as an ``(n, 32)`` byte matrix."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = []
+    for chunk in chunks:
+        chunk = chunk.cast(pa.binary())
+        _, offsets, data = chunk.buffers()
+        bounds = np.frombuffer(offsets, np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+        if len(chunk) and not (np.diff(bounds) == INDEX_BYTES).all():
+            raise ValueError("a vault index value is not 32 bytes long")
+        start = int(bounds[0]) if len(chunk) else 0
+        raw = np.frombuffer(data, np.uint8)[start : start + len(chunk) * INDEX_BYTES]
+        parts.append(raw.reshape(-1, INDEX_BYTES))
+    return np.concatenate(parts) if parts else np.zeros((0, INDEX_BYTES), np.uint8)
+
+
+def _head(rows: np.ndarray) -> pa.Array:
+    """The first 8 bytes of each index value as an integer: the join key (the full 32 bytes
+    are compared afterwards, so a shared head never matches two values)."""
+    return pa.array(np.ascontiguousarray(rows[:, :8]).view(np.uint64).ravel())
+
+
 def match_tokens(index: np.ndarray, known: pa.Table) -> tuple[np.ndarray, pa.Array]:
     """Which rows of ``index`` the vault knows, and the tokens (null where not)."""
     n = len(index)
     found = np.zeros(n, dtype=bool)
     if known.num_rows == 0:
         return found, pa.nulls(n, pa.string())
-    wanted = pa.table({"i": pa.array(np.arange(n, dtype=np.int64)), "index": binary_rows(index)})
+    known_rows = index_rows(known.column("index"))
+    wanted = pa.table({"i": pa.array(np.arange(n, dtype=np.int64)), "head": _head(index)})
+    heads = pa.table({"j": pa.array(np.arange(len(known_rows))), "head": _head(known_rows)})
     con = duckdb.connect()
     try:
         con.register("wanted", wanted)
-        con.register("known", known)
+        con.register("heads", heads)
         hits = con.sql(
-            'SELECT w.i, k.token FROM wanted w JOIN known k ON w."index" = k."index"'
+            "SELECT w.i, h.j FROM wanted w JOIN heads h ON w.head = h.head"
         ).to_arrow_table()
     finally:
         con.close()
-    positions = hits.column("i").to_numpy()
-    tokens = hits.column("token")
-    if len(np.unique(positions)) != len(positions):
+    positions, rows = hits.column("i").to_numpy(), hits.column("j").to_numpy()
+    words = np.ascontiguousarray(index).view(np.uint64)  # compared 8 bytes at a time
+    same = (words[positions] == known_rows.view(np.uint64)[rows]).all(axis=1)
+    positions, rows = positions[same], rows[same]
+    tokens = known.column("token").take(pa.array(rows))
+    if np.bincount(positions, minlength=n).max(initial=0) > 1:
         # Two tokens for one value (only a mint that bypassed the lock makes that): the
         # smallest wins, the same in every run.
-        hits = hits.sort_by([("i", "ascending"), ("token", "ascending")])
+        hits = pa.table({"i": positions, "token": tokens}).sort_by(
+            [("i", "ascending"), ("token", "ascending")]
+        )
         positions = hits.column("i").to_numpy()
         first = np.concatenate([[True], positions[1:] != positions[:-1]])
         positions, tokens = positions[first], hits.column("token").filter(pa.array(first))

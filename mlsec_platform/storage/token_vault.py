@@ -104,6 +104,8 @@ WRITER = WriterProperties(
         "token": ColumnProperties(dictionary_enabled=False),
     },
 )
+
+
 class UnknownDomain(InvalidInput):
     """A token domain that cannot name a vault (lower-case letters, digits, underscores)."""
 
@@ -231,8 +233,8 @@ class TokenVault:
             [
                 binary_rows(index[order]),
                 token_array(tokens[order]),
-                ciphertexts.cast(pa.binary()),
-                pa.array(np.full(len(values), key.key_id, dtype=object), pa.string()),
+                ciphertexts,
+                pa.repeat(key.key_id, len(values)),
             ],
             schema=ENTRIES_SCHEMA,
         )
