@@ -104,7 +104,7 @@ class ColumnSpec:
     #: Raw): its tokens when ``tokenized``, its generalisation when ``generalised``. Silver
     #: drops it once used, so it never reaches a curated table.
     from_column: str | None = None
-    #: Tokenization domain (transit derivation context) of the tokens this column holds: the
+    #: Tokenization domain (the token vault) of the tokens this column holds: the
     #: whole value when ``tokenized``, each identifier found in the text when ``scrubbed``.
     token_domain: str | None = None
     #: Free text in which e-mail addresses, CPFs and phone numbers are replaced by their tokens.
@@ -182,7 +182,7 @@ class ColumnSpec:
             "mask": self.mask.value,
         }
         if self.tokenized:
-            tags["tokenized"] = "vault-transit"
+            tags["tokenized"] = "token-vault"
         if self.generalised:
             tags["generalised"] = self.generalised.value
         if self.scrubbed:

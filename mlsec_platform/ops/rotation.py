@@ -58,13 +58,12 @@ def rewrapper(client: hvac.Client, key: str) -> Callable[[list[str]], list[str]]
         out: list[str] = []
         for start in range(0, len(wrapped), REWRAP_BATCH):
             batch = [{"ciphertext": w} for w in wrapped[start : start + REWRAP_BATCH]]
-            results = client.secrets.transit.rewrap_data(key, ciphertext="", batch_input=batch)[
-                "data"
-            ]
-            failed = [r["error"] for r in results["batch_results"] if r.get("error")]
+            done = client.secrets.transit.rewrap_data(key, ciphertext="", batch_input=batch)
+            results = done["data"]["batch_results"]
+            failed = [r["error"] for r in results if r.get("error")]
             if failed:
                 raise RotationError(f"OpenBao did not rewrap {len(failed)} keys: {failed[0]}")
-            out += [r["ciphertext"] for r in results["batch_results"]]
+            out += [r["ciphertext"] for r in results]
         return out
 
     return rewrap
