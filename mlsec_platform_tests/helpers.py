@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import boto3
+import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.serving.client import ClientTls
 from mlsec_platform.settings import Endpoints, PlatformSettings
 
 BOTO = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
@@ -101,7 +106,50 @@ def operator_vault(settings: PlatformSettings, endpoints: Endpoints):
     return BootstrapCredentials.load(settings).vault(endpoints)
 
 
-def upload_token(settings, endpoints, *scopes: str, subject: str = "uploader-1", **kwargs) -> str:
+@dataclass(frozen=True)
+class TestClientCert:
+    """A client certificate of the platform CA the tests present, as `mlsec cert issue`
+    writes it: ``tls`` for clients, ``pem`` to bind tokens to."""
+
+    __test__ = False  # not a test class
+    tls: ClientTls
+    pem: str
+
+
+_session_clients: dict[Path, TestClientCert] = {}
+
+
+def issue_test_client(
+    settings: PlatformSettings, folder: Path, subject: str = "tests", ttl_seconds: int = 7200
+) -> TestClientCert:
+    """A client certificate for ``subject``, issued by the operator as `mlsec cert issue`
+    does, written to ``folder``."""
+    from mlsec_platform.ops.certs import issue_client_certificate, write_client_files
+
+    issued = issue_client_certificate(settings, subject, ttl_seconds)
+    files = write_client_files(folder, subject, issued)
+    return TestClientCert(
+        ClientTls(files.ca_bundle, files.certificate, files.key), issued.certificate
+    )
+
+
+def session_client(settings: PlatformSettings) -> TestClientCert:
+    """The certificate the tests of a session present by default (issued once per stack)."""
+    if settings.root not in _session_clients:
+        _session_clients[settings.root] = issue_test_client(settings, settings.root / "test-client")
+    return _session_clients[settings.root]
+
+
+def https_client(url: str, tls: ClientTls, **kwargs) -> httpx.Client:
+    """An HTTPS client of a platform service presenting ``tls``'s certificate."""
+    kwargs.setdefault("timeout", 60)
+    return httpx.Client(base_url=url, verify=tls.ssl_context(), **kwargs)
+
+
+def upload_token(
+    settings, endpoints, *scopes: str, subject: str = "uploader-1", certificate=None, **kwargs
+) -> str:
+    """A gateway token bound to ``certificate`` (PEM; default: the session's client's)."""
     from mlsec_platform.gateway.services import AUDIENCE
     from mlsec_platform.identities.tokens import issue_token
 
@@ -110,6 +158,7 @@ def upload_token(settings, endpoints, *scopes: str, subject: str = "uploader-1",
         subject=subject,
         audience=kwargs.pop("audience", AUDIENCE),
         ttl_seconds=kwargs.pop("ttl_seconds", 600),
+        certificate=certificate or session_client(settings).pem,
         claims={"scope": list(scopes)},
         **kwargs,
     )

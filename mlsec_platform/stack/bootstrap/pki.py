@@ -13,7 +13,6 @@ services check client certificates against it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +22,7 @@ import hvac
 from hvac.exceptions import InvalidPath, InvalidRequest
 
 from mlsec_platform.identities.catalog import PKI_MOUNT, SERVER_CERT_ROLES
+from mlsec_platform.serving.tls import split_names
 from mlsec_platform.settings import PlatformSettings
 
 CA_COMMON_NAME = "mlsec-platform CA"
@@ -35,17 +35,6 @@ CLIENT_MAX_TTL = 12 * 3600
 SERVER_MAX_TTL = 7 * 24 * 3600
 #: P-256 keys: small, fast handshakes, accepted everywhere TLS 1.2+ is.
 _KEY = {"key_type": "ec", "key_bits": 256, "key_usage": ["DigitalSignature"], "no_store": True}
-
-
-def split_names(names: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses) of ``names``."""
-    dns, ips = [], []
-    for name in names:
-        try:
-            ips.append(str(ipaddress.ip_address(name)))
-        except ValueError:
-            dns.append(name)
-    return dns, ips
 
 
 def role_definitions(settings: PlatformSettings) -> dict[str, dict[str, Any]]:
@@ -84,9 +73,7 @@ def bootstrap_pki(client: hvac.Client, settings: PlatformSettings) -> Path:
     written to ``settings.ca_bundle``, which is returned."""
     mounts = client.sys.list_mounted_secrets_engines()["data"]
     if f"{PKI_MOUNT}/" not in mounts:
-        client.sys.enable_secrets_engine(
-            "pki", path=PKI_MOUNT, config={"max_lease_ttl": CA_TTL}
-        )
+        client.sys.enable_secrets_engine("pki", path=PKI_MOUNT, config={"max_lease_ttl": CA_TTL})
     ca = ca_certificate(client)
     if ca is None:
         ca = client.secrets.pki.generate_root(
