@@ -374,8 +374,7 @@ def issue_broker_token(
     audience: str = BROKER_AUDIENCE,
     not_before: int | None = None,
 ) -> str:
-    """A broker token signed by the transit issuer key (``clearance``: member or label),
-    bound to the client ``certificate`` (PEM or DER) it must be presented with."""
+    """A broker token signed by the issuer key, bound to the client ``certificate`` (PEM)."""
     groups, entitlements = list(groups), sorted(set(entitlements))
     if not subject or not project:
         raise ValueError("a broker token needs a subject and a project")

@@ -119,6 +119,42 @@ class TestClientCert:
 _session_clients: dict[Path, TestClientCert] = {}
 
 
+def foreign_certificate(folder: Path, subject: str = "ana") -> ClientTls:
+    """A client certificate signed by a CA key of our own making under the platform CA's name
+    (``folder``: its PEM files; the CA bundle is left unset)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlsec-platform CA")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{subject}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{subject}-key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ClientTls(folder / "no-ca.pem", folder / f"{subject}.pem", folder / f"{subject}-key.pem")
+
+
 def issue_test_client(
     settings: PlatformSettings, folder: Path, subject: str = "tests", ttl_seconds: int = 7200
 ) -> TestClientCert:
@@ -138,6 +174,23 @@ def session_client(settings: PlatformSettings) -> TestClientCert:
     if settings.root not in _session_clients:
         _session_clients[settings.root] = issue_test_client(settings, settings.root / "test-client")
     return _session_clients[settings.root]
+
+
+#: The thumbprint of the client certificate the requests of in-process app tests present.
+PRESENTED = "presented-certificate-x5t"
+
+
+def through_the_gate(app, presented: str | None = PRESENTED):
+    """``app`` as the TLS gate serves it, for tests that run an app in process: each request's
+    scope names the connection's client certificate as the gate puts it there (``None``: a
+    request that came through no gate). ``serving/test_tls.py`` tests the gate itself."""
+
+    async def gated(scope, receive, send):
+        if scope["type"] == "http" and presented is not None:
+            scope.setdefault("extensions", {})["tls"] = {"client_cert_x5t_s256": presented}
+        await app(scope, receive, send)
+
+    return gated
 
 
 def https_client(url: str, tls: ClientTls, **kwargs) -> httpx.Client:

@@ -22,8 +22,8 @@ from mlsec_platform.identities.catalog import CLIENT_CERT_ROLE, PKI_MOUNT
 from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import NotApplicable
+from mlsec_platform.serving.certificates import IssuedCertificate
 from mlsec_platform.serving.client import CA_BUNDLE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV
-from mlsec_platform.serving.tls import IssuedCertificate
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.bootstrap.pki import CLIENT_MAX_TTL
 

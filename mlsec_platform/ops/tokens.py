@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
+from cryptography import x509
 
 from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.ops.operator import operator_command
@@ -48,7 +49,7 @@ class TokenRequest:
             raise TokenOptionsMismatch("a token is bound to a client certificate: give --cert")
         try:
             pem = self.certificate.read_text()
-            certificate_thumbprint(pem)
+            x509.load_pem_x509_certificate(pem.encode())
         except (OSError, UnicodeDecodeError, ValueError):
             raise TokenOptionsMismatch(
                 f"--cert {self.certificate}: not a readable PEM certificate "

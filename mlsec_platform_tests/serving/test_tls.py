@@ -9,27 +9,29 @@ handshake, recorded, and never reaches the app.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import socket
 import ssl
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from mlsec_platform.identities.tokens import certificate_thumbprint
+from mlsec_platform.serving.certificates import issue_certificate
 from mlsec_platform.serving.client import ClientTls
 from mlsec_platform.serving.server import BackgroundServer
-from mlsec_platform.serving.tls import ServerTls, TlsRefusals, issue_certificate
+from mlsec_platform.serving.tls import ServerTls, TlsRefusals
 from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform_tests.helpers import https_client, issue_test_client, vault_as
+from mlsec_platform_tests.helpers import (
+    foreign_certificate,
+    https_client,
+    issue_test_client,
+    vault_as,
+)
 
 
 class Served:
@@ -112,35 +114,8 @@ def test_no_client_certificate_is_refused_recorded_and_never_served(
     assert event["client"] == "127.0.0.1" and event["stage"] == "tls"
 
 
-def _foreign_client(folder: Path) -> ClientTls:
-    """A client certificate signed by a CA key of our own making, under the same CA name."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlsec-platform CA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ana")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (folder / "ana.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "ana-key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return ClientTls(folder / "unused", folder / "ana.pem", folder / "ana-key.pem")
-
-
 def test_a_certificate_of_another_ca_is_refused(settings, endpoints, client_tls, tmp_path) -> None:
-    foreign = _foreign_client(tmp_path)  # same subject and CA name: only the signature differs
+    foreign = foreign_certificate(tmp_path)  # the CA's name, not its key
     with gate(settings, endpoints) as served:
         _refused_by(served.url, ClientTls(client_tls.ca_bundle, foreign.certificate, foreign.key))
         [event] = served.wait_for_refusals(1)

@@ -22,7 +22,7 @@ import hvac
 from hvac.exceptions import InvalidPath, InvalidRequest
 
 from mlsec_platform.identities.catalog import PKI_MOUNT, SERVER_CERT_ROLES
-from mlsec_platform.serving.tls import split_names
+from mlsec_platform.serving.certificates import split_names
 from mlsec_platform.settings import PlatformSettings
 
 CA_COMMON_NAME = "mlsec-platform CA"
