@@ -193,6 +193,11 @@ def through_the_gate(app, presented: str | None = PRESENTED):
     return gated
 
 
+def requests_tls(tls: ClientTls) -> dict:
+    """``tls`` as the keyword arguments of a ``requests`` call (schemathesis sends with it)."""
+    return {"verify": str(tls.ca_bundle), "cert": (str(tls.certificate), str(tls.key))}
+
+
 def https_client(url: str, tls: ClientTls, **kwargs) -> httpx.Client:
     """An HTTPS client of a platform service presenting ``tls``'s certificate."""
     kwargs.setdefault("timeout", 60)

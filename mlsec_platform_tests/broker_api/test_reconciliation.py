@@ -1,5 +1,5 @@
 """Audit reconciliation: a few thousand mixed requests, concurrent, from a legitimate caller
-and a hostile one at two client addresses, against two HTTP brokers sharing the audit chain. Afterwards the log holds
+and a hostile one at two client addresses, against two HTTPS brokers sharing the audit chain. Afterwards the log holds
 exactly one event per request, or one folded event whose count equals the refusals it stands
 for; the chain verifies; and no legitimate request failed because of the other caller."""
 
@@ -16,14 +16,17 @@ import httpx
 from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform_tests.broker_api.conftest import DIM, FACT, bearer, post_query
 from mlsec_platform_tests.broker_api.test_envelope import broker_with, request_events
-from mlsec_platform_tests.helpers import audit_head
+from mlsec_platform_tests.helpers import audit_head, session_client
 
 #: Loopback has a whole /8: each caller gets its own source address, as distinct hosts would.
 LEGIT, HOSTILE = "127.0.0.2", "127.0.0.3"
 
 
 def _client(url: str, address: str) -> httpx.Client:
-    transport = httpx.HTTPTransport(local_address=address)
+    from mlsec_platform.settings import get_settings
+
+    context = session_client(get_settings()).tls.ssl_context()
+    transport = httpx.HTTPTransport(local_address=address, verify=context)
     return httpx.Client(base_url=url, timeout=60, transport=transport)
 
 
