@@ -157,8 +157,8 @@ def client_tls(supervisor, settings):
 @pytest.fixture(scope="session")
 def gateway(supervisor, settings, client_tls):
     """An HTTPS client of the real gateway (its services on OpenBao, S3, NATS, Postgres)
-    on a loopback port, presenting the session's client certificate; ``gateway.app`` is the
-    served app."""
+    on a loopback port, presenting the session's client certificate; ``gateway.server`` is
+    the running server (its ``app``, ``run`` on its event loop)."""
     from mlsec_platform.gateway.server import BackgroundGateway
     from mlsec_platform.stack.ports import PortAllocator
     from mlsec_platform_tests.helpers import https_client
@@ -167,7 +167,7 @@ def gateway(supervisor, settings, client_tls):
         BackgroundGateway(settings, PortAllocator().take()) as running,
         https_client(running.url, client_tls) as client,
     ):
-        client.app = running.app
+        client.server = running
         yield client
 
 

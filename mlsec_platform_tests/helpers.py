@@ -198,10 +198,16 @@ def requests_tls(tls: ClientTls) -> dict:
     return {"verify": str(tls.ca_bundle), "cert": (str(tls.certificate), str(tls.key))}
 
 
-def https_client(url: str, tls: ClientTls, **kwargs) -> httpx.Client:
-    """An HTTPS client of a platform service presenting ``tls``'s certificate."""
+def https_client(
+    url: str, tls: ClientTls, local_address: str | None = None, **kwargs
+) -> httpx.Client:
+    """An HTTPS client of a platform service presenting ``tls``'s certificate (from
+    ``local_address``: loopback has a whole /8, one address per caller as distinct hosts)."""
     kwargs.setdefault("timeout", 60)
-    return httpx.Client(base_url=url, verify=tls.ssl_context(), **kwargs)
+    context = tls.ssl_context()
+    if local_address is not None:
+        kwargs["transport"] = httpx.HTTPTransport(local_address=local_address, verify=context)
+    return httpx.Client(base_url=url, verify=context, **kwargs)
 
 
 def upload_token(

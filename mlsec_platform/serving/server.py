@@ -3,16 +3,19 @@ thread for the length of a `with` block (demo, tests, benchmarks)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, Self
+from collections.abc import Coroutine, Sequence
+from typing import Any, Self, TypeVar
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.serving.tls import ServerTls
+
+T = TypeVar("T")
 
 #: How long a background server may take to answer before it counts as failed.
 START_TIMEOUT_SECONDS = 30.0
@@ -103,6 +106,11 @@ class BackgroundServer:
                 raise ServiceDidNotStart(f"the {self.name} did not start on {self.url}")
             time.sleep(0.05)
         return self
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's event loop (where its app's state lives)."""
+        loop = self._server.servers[0].get_loop()
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(START_TIMEOUT_SECONDS)
 
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True

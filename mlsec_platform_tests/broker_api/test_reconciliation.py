@@ -11,26 +11,18 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
-import httpx
-
 from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform_tests.broker_api.conftest import DIM, FACT, bearer, post_query
 from mlsec_platform_tests.broker_api.test_envelope import broker_with, request_events
-from mlsec_platform_tests.helpers import audit_head, session_client
+from mlsec_platform_tests.helpers import audit_head, https_client
 
 #: Loopback has a whole /8: each caller gets its own source address, as distinct hosts would.
 LEGIT, HOSTILE = "127.0.0.2", "127.0.0.3"
 
 
-def _client(url: str, address: str) -> httpx.Client:
-    from mlsec_platform.settings import get_settings
-
-    context = session_client(get_settings()).tls.ssl_context()
-    transport = httpx.HTTPTransport(local_address=address, verify=context)
-    return httpx.Client(base_url=url, timeout=60, transport=transport)
-
-
-def test_every_request_is_accounted_for_once(broker, mint, settings, endpoints, superuser_dsn):
+def test_every_request_is_accounted_for_once(
+    broker, mint, settings, endpoints, superuser_dsn, client_tls
+):
     # Tokens enough that no subject meets its own rate limit (600 a minute, burst 60).
     analysts = [mint("analyst") for _ in range(15)]
     strangers = [mint("stranger") for _ in range(2)]
@@ -61,7 +53,7 @@ def test_every_request_is_accounted_for_once(broker, mint, settings, endpoints, 
     ):
         # Two brokers (two event loops, two group-committing sinks) append to one chain.
         clients = [
-            {a: stack.enter_context(_client(b.url, a)) for a in (LEGIT, HOSTILE)}
+            {a: stack.enter_context(https_client(b.url, client_tls, a)) for a in (LEGIT, HOSTILE)}
             for b in (one, two)
         ]
         futures = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ import pytest
 
 from mlsec_platform.settings import Zone
 from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform_tests.helpers import s3_admin, upload_token
+from mlsec_platform_tests.helpers import https_client, s3_admin, upload_token
 
 #: The gateway's size cap in these tests: the largest upload it takes.
 CAP = 48 * 1024 * 1024
@@ -54,7 +55,7 @@ def _sellers(size: int, *, formula: bool = False, ragged_tail: bool = False) -> 
 
 
 @pytest.fixture(scope="module")
-def gateway_process(supervisor, settings):
+def gateway_process(supervisor, settings, client_tls):
     """`mlsec gateway` in its own process with a 48 MiB cap and a 2 s idle timeout."""
     port = PortAllocator().take()
     env = {
@@ -69,12 +70,13 @@ def gateway_process(supervisor, settings):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
     try:
         for _ in range(600):
             try:
-                if httpx.get(f"{url}/health", timeout=1).is_success:
-                    break
+                with https_client(url, client_tls, timeout=1) as client:
+                    if client.get("/health").is_success:
+                        break
             except httpx.TransportError:
                 time.sleep(0.1)
         else:
@@ -114,8 +116,16 @@ def _peak_rss(pid: int):
         sampler.join()
 
 
-def _raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
+@pytest.fixture(scope="module")
+def tls(client_tls) -> ssl.SSLContext:
+    return client_tls.ssl_context()
+
+
+def _raw_request(tls: ssl.SSLContext, port: int, head: str, body: bytes = b"") -> socket.socket:
+    """A request written by hand over TLS (the session's client certificate)."""
+    sock = tls.wrap_socket(
+        socket.create_connection(("127.0.0.1", port)), server_hostname="localhost"
+    )
     sock.sendall(head.encode() + body)
     return sock
 
@@ -162,17 +172,17 @@ def _clear_landing(supervisor, settings, keys: set[str]) -> None:
         s3.delete_object(Bucket=settings.bucket(Zone.LANDING), Key=key)
 
 
-def test_an_over_cap_upload_is_refused_before_its_body_is_read(gateway_process, token):
+def test_an_over_cap_upload_is_refused_before_its_body_is_read(gateway_process, token, tls):
     _, _, port = gateway_process
     # Headers only: a gateway that waits for the body before refusing never answers.
-    sock = _raw_request(port, _put_head("olist_sellers", CAP + 1, token))
+    sock = _raw_request(tls, port, _put_head("olist_sellers", CAP + 1, token))
     assert _status_of(sock, timeout=IDLE_TIMEOUT / 2) == 413
 
 
-def test_a_stalled_body_is_refused_after_the_idle_timeout(gateway_process, token):
+def test_a_stalled_body_is_refused_after_the_idle_timeout(gateway_process, token, tls):
     _, url, port = gateway_process
     stalled = [
-        _raw_request(port, _put_head("olist_sellers", 10_000, token), SELLERS_HEADER[:10])
+        _raw_request(tls, port, _put_head("olist_sellers", 10_000, token), SELLERS_HEADER[:10])
         for _ in range(4)  # as many as the gateway's upload slots
     ]
     time.sleep(0.2)
@@ -182,18 +192,23 @@ def test_a_stalled_body_is_refused_after_the_idle_timeout(gateway_process, token
         content=_sellers(4096),
         headers={"Authorization": f"Bearer {token}"},
         timeout=IDLE_TIMEOUT * 5,
+        verify=tls,
     )
     assert good.status_code == 201, good.text
     assert [_status_of(sock, timeout=IDLE_TIMEOUT * 3) for sock in stalled] == [408] * 4
 
 
 def test_memory_is_bounded_under_maximum_uploads_and_stalled_connections(
-    gateway_process, token, supervisor, settings
+    gateway_process, token, supervisor, settings, tls
 ):
     proc, url, port = gateway_process
     headers = {"Authorization": f"Bearer {token}"}
     warm = httpx.put(
-        f"{url}/v1/files/olist_sellers", content=_sellers(1 << 20), headers=headers, timeout=60
+        f"{url}/v1/files/olist_sellers",
+        content=_sellers(1 << 20),
+        headers=headers,
+        timeout=60,
+        verify=tls,
     )
     assert warm.status_code == 201, warm.text
     before = _landing(supervisor, settings)
@@ -210,7 +225,7 @@ def test_memory_is_bounded_under_maximum_uploads_and_stalled_connections(
 
     def put(body: bytes) -> httpx.Response:
         return httpx.put(
-            f"{url}/v1/files/olist_sellers", content=body, headers=headers, timeout=300
+            f"{url}/v1/files/olist_sellers", content=body, headers=headers, timeout=300, verify=tls
         )
 
     with _peak_rss(proc.pid) as uploads_peak, ThreadPoolExecutor(4) as pool:
@@ -228,7 +243,7 @@ def test_memory_is_bounded_under_maximum_uploads_and_stalled_connections(
     with _peak_rss(proc.pid) as stalled_peak:
         # Anonymous bodies that declare 1 MiB and stall after a few bytes.
         stalled = [
-            _raw_request(port, _put_head("olist_sellers", 1 << 20, None), b"x" * 100)
+            _raw_request(tls, port, _put_head("olist_sellers", 1 << 20, None), b"x" * 100)
             for _ in range(100)
         ]
         deadline = time.monotonic() + IDLE_TIMEOUT * 5
