@@ -39,6 +39,16 @@ def benchmark_stack():
             supervisor.down()
 
 
+@contextmanager
+def bench_client(settings: PlatformSettings, subject: str = "bench"):
+    """A client certificate of the platform CA for the benchmark's requests (the broker and
+    the gateway serve mTLS only): (ClientTls, its PEM to bind tokens to), for the block."""
+    from mlsec_platform.ops.certs import ephemeral_client
+
+    with ephemeral_client(settings, subject, ttl_seconds=12 * 3600) as client:
+        yield client
+
+
 def report(name: str, real: float, baseline: float, unit: str, target: str) -> None:
     print(f"\n{name}")
     print(f"  real path : {real:>12,.0f} {unit}")
@@ -47,4 +57,4 @@ def report(name: str, real: float, baseline: float, unit: str, target: str) -> N
     print(f"  target    : {target}")
 
 
-__all__ = ["Path", "benchmark_stack", "report"]
+__all__ = ["Path", "bench_client", "benchmark_stack", "report"]

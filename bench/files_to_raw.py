@@ -16,14 +16,14 @@ import io
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
 import httpx  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-from _stack import benchmark_stack, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    with benchmark_stack() as settings:
+    with benchmark_stack() as settings, ExitStack() as stack:
         dataset = generate(seed=1, orders=args.orders)
         csv = write_csv(dataset, settings.root / "bench")[SOURCE].read_bytes()
         rows = dataset.tables[SOURCE].num_rows
@@ -54,16 +54,21 @@ def main() -> None:
         resources = build_resources(settings)
         lake = resources["lake_pipeline"]  # the baseline writes to silver, unchecked
         vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+        tls, certificate = stack.enter_context(bench_client(settings))
         token = issue_token(
             vault,
             subject="bench",
             audience=AUDIENCE,
             ttl_seconds=3600,
+            certificate=certificate,
             claims={"scope": [f"upload:{SOURCE}"]},
         )
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
-        with gateway_process(PortAllocator().take()) as url, GatewayClient(url, token) as client:
+        with (
+            gateway_process(PortAllocator().take(), tls) as url,
+            GatewayClient(url, token, tls=tls) as client,
+        ):
             for i in range(args.repeat):
                 # Each round uploads a file with one changed row, so it is new content.
                 body = csv if i == 0 else _variant(csv, i)
@@ -101,7 +106,7 @@ def main() -> None:
             target,
         )
         report(
-            f"HTTP upload -> Raw (gateway in its own process + the run above), {title}",
+            f"HTTPS upload -> Raw (gateway in its own process + the run above), {title}",
             rows / min(real),
             rows / min(bare),
             "rows/s",
@@ -110,19 +115,20 @@ def main() -> None:
 
 
 @contextmanager
-def gateway_process(port: int):
-    """`mlsec gateway` in its own process, as uploads reach it in production."""
+def gateway_process(port: int, tls):
+    """`mlsec gateway` in its own process, as uploads reach it in production (HTTPS: ``tls``
+    is the benchmark's client certificate)."""
     mlsec = Path(sys.executable).parent / "mlsec"
     proc = subprocess.Popen(
         [str(mlsec), "gateway", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
     try:
         for _ in range(300):
             try:
-                if httpx.get(f"{url}/health", timeout=1).is_success:
+                if httpx.get(f"{url}/health", timeout=1, verify=tls.ssl_context()).is_success:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -208,7 +208,7 @@ def quarantine_exclude(source: str, batch_id: str, reason: str) -> None:
 
 @quarantine.command("resubmit")
 @click.argument("quarantine_id")
-@click.option("--gateway-url", default=None, help="Default http://127.0.0.1:MLSEC_GATEWAY_PORT")
+@click.option("--gateway-url", default=None, help="Default https://127.0.0.1:MLSEC_GATEWAY_PORT")
 def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
     """Send a quarantined payload through the running gateway again (all checks re-run)."""
     resubmit = _lazy("ops.quarantine").resubmit_quarantined

@@ -14,7 +14,8 @@ import os
 import re
 import shlex
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import NotApplicable
 from mlsec_platform.serving.certificates import IssuedCertificate
-from mlsec_platform.serving.client import CA_BUNDLE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV
+from mlsec_platform.serving.client import CA_BUNDLE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, ClientTls
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.bootstrap.pki import CLIENT_MAX_TTL
 
@@ -112,6 +113,19 @@ def write_client_files(folder: Path, subject: str, issued: IssuedCertificate) ->
     _write(files.certificate, issued.certificate, 0o644)
     _write(files.ca_bundle, "".join(c.strip() + "\n" for c in issued.chain), 0o644)
     return files
+
+
+@contextmanager
+def ephemeral_client(
+    settings: PlatformSettings, subject: str, ttl_seconds: int = 600
+) -> Iterator[tuple[ClientTls, str]]:
+    """A short-lived client certificate for the platform's own calls to its services (the
+    demo, a resubmission): its ClientTls and certificate (PEM, to bind tokens to). Its files
+    live in a private temporary folder for the block only: build the clients inside it."""
+    issued = issue_client_certificate(settings, subject, ttl_seconds)
+    with tempfile.TemporaryDirectory(prefix="mlsec-client-") as folder:  # 0700
+        files = write_client_files(Path(folder), subject, issued)
+        yield ClientTls(files.ca_bundle, files.certificate, files.key), issued.certificate
 
 
 def _write(path: Path, text: str, mode: int) -> None:

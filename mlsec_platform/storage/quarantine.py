@@ -10,6 +10,7 @@ it lives in the reason record instead.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -137,9 +138,14 @@ def list_quarantine(lake: S3LakeResource) -> list[QuarantineEntry]:
 
 
 def resubmit(
-    lake: S3LakeResource, entry: QuarantineEntry, gateway_url: str, token: str
+    lake: S3LakeResource,
+    entry: QuarantineEntry,
+    gateway_url: str,
+    token: str,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Response:
-    """Send the kept payload to the gateway again: every check runs anew."""
+    """Send the kept payload to the gateway again: every check runs anew (``verify``: the
+    TLS context with the client certificate ``token`` is bound to)."""
     # Streamed from the store to the gateway: a large payload is never held here either.
     body = (
         lake.client()
@@ -155,6 +161,7 @@ def resubmit(
         content=body,
         headers={"Authorization": f"Bearer {token}", "X-Resubmitted-From": entry.quarantine_id},
         timeout=300,
+        verify=verify,
     )
 
 
