@@ -174,7 +174,9 @@ def test_bootstrap_works_again_after_the_root_token_was_revoked(rootless_stack):
     assert json.loads(credential.read_text())["password"] not in output
     assert not (rootless_stack.settings.secrets_dir / ROOT_FILE).exists()
     # The stack still serves operator commands after the re-run.
-    assert _mlsec("token", "issue", "--subject", "me", "--scope", "upload:*").count(".") == 2
+    cert = _certificate(rootless_stack, "me")
+    token = _mlsec("token", "issue", "--subject", "me", "--scope", "upload:*", "--cert", cert)
+    assert token.count(".") == 2
 
 
 def test_a_bootstrap_root_token_is_revoked_when_bootstrap_ends(rootless_stack):
@@ -215,7 +217,7 @@ def test_a_missing_or_wrong_operator_credential_is_a_clear_refusal(rootless_stac
 
     credential = rootless_stack.settings.secrets_dir / "operator.json"
     kept = credential.read_bytes()
-    issue = ["token", "issue", "--subject", "me", "--scope", "upload:*"]
+    issue = ["cert", "issue", "--subject", "me", "--out", str(tmp_path)]
     try:
         credential.unlink()
         result = CliRunner().invoke(main, issue)
