@@ -33,6 +33,7 @@ from typing import Any
 import hvac
 from cryptography import x509
 
+from mlsec_platform.errors import ConfigurationError, MlsecError
 from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.serving.certificates import (
     IssuedCertificate,
@@ -56,6 +57,11 @@ MIN_RENEW_SECONDS = 1.0
 #: Statuses of refused handshakes, as nginx names them (never sent: there is no HTTP yet).
 NO_CERTIFICATE, CERTIFICATE_REFUSED, PLAIN_HTTP = 496, 495, 497
 TOO_MANY_REFUSED_CONNECTIONS = "too many refused connections from this address; retry later"
+
+
+class TlsUnavailable(ConfigurationError):
+    """A service cannot get its server certificate or trust the platform CA: it does not
+    serve at all (never in plain text)."""
 
 
 class ServerTls:
@@ -83,9 +89,15 @@ class ServerTls:
         self._stopped = threading.Event()
 
     def start(self) -> None:
-        """Issue the first certificate (an error here stops the service from starting)."""
+        """Issue the first certificate; without one the service does not start."""
         self._stopped.clear()
-        self._install(self._issue())
+        try:
+            self._install(self._issue())
+        except (hvac.exceptions.VaultError, MlsecError, OSError, ssl.SSLError) as exc:
+            raise TlsUnavailable(
+                f"no server certificate ({type(exc).__name__}: {exc}): the platform CA is set up "
+                f"by `mlsec bootstrap`, which also writes its certificate to {self.ca_bundle}"
+            ) from None
 
     def _install(self, issued: IssuedCertificate) -> None:
         # A new context swapped in as one reference: a handshake starting on the event loop

@@ -196,3 +196,27 @@ def test_the_service_certificate_names_its_identity_and_verifies(settings, endpo
     assert ou == "gateway"
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "localhost" in names.get_values_for_type(x509.DNSName)
+
+
+def test_without_its_certificate_a_service_does_not_start_at_all(tmp_path) -> None:
+    """Fail closed: no certificate (OpenBao refuses, no CA yet) means no listener, never a
+    plain-text one."""
+    import hvac
+
+    from mlsec_platform.serving.tls import TlsUnavailable
+
+    def refused():
+        raise hvac.exceptions.Forbidden("permission denied")
+
+    async def record(event):
+        return "recorded"
+
+    tls = ServerTls(refused, tmp_path / "ca.pem", TlsRefusals(record, burst=1, rate=1, window=0))
+    port = PortAllocator().take()
+    with (
+        pytest.raises(TlsUnavailable, match="set up by `mlsec bootstrap`"),
+        BackgroundServer(Served().app, port, name="gate", tls=tls),
+    ):
+        pass
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
