@@ -32,7 +32,7 @@ import psutil
 from nats.js import api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import benchmark_stack, gateway_process, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, report  # noqa: E402
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
 from mlsec_platform.defs.raw.events import ingest_event_batch  # noqa: E402
@@ -183,13 +183,20 @@ async def bare_publish(url: str, creds: dict, messages: list[tuple[str, bytes]])
 def http_part(settings, nats_url: str, publisher: dict, events: int, per_request: int) -> None:
     """Events POSTed to the gateway in its own process, against a bare JetStream publish."""
     vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    token = issue_token(
-        vault,
-        subject="bench",
-        audience=AUDIENCE,
-        ttl_seconds=3600,
-        claims={"scope": [f"publish:{CONTRACT.domain}"]},
-    )
+    with bench_client(settings) as (tls, certificate):
+        token = issue_token(
+            vault,
+            subject="bench",
+            audience=AUDIENCE,
+            ttl_seconds=3600,
+            certificate=certificate,
+            claims={"scope": [f"publish:{CONTRACT.domain}"]},
+        )
+        _post_batches(events, per_request, token, tls, publisher, nats_url)
+
+
+def _post_batches(events: int, per_request: int, token: str, tls, publisher: dict, nats_url: str):
+    """The HTTP part's requests, timed, then the bare publish of as many events."""
     bodies = []
     for start in range(0, events, per_request):
         chunk = [_event(i) for i in range(start, min(events, start + per_request))]
@@ -198,8 +205,10 @@ def http_part(settings, nats_url: str, publisher: dict, events: int, per_request
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     path = f"/v1/events/{CONTRACT.domain}"
     with (
-        gateway_process(PortAllocator().take()) as (url, proc),
-        httpx.Client(base_url=url, headers=headers, timeout=600) as client,
+        gateway_process(PortAllocator().take(), tls) as (url, proc),
+        httpx.Client(
+            base_url=url, headers=headers, timeout=600, verify=tls.ssl_context()
+        ) as client,
     ):
         warm = client.post(path, content=orjson.dumps([_event(0)]))  # connections, imports
         assert warm.status_code == 202, warm.text

@@ -15,12 +15,13 @@ import argparse
 import io
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-from _stack import benchmark_stack, gateway_process, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    with benchmark_stack() as settings:
+    with benchmark_stack() as settings, ExitStack() as stack:
         dataset = generate(seed=1, orders=args.orders)
         csv = write_csv(dataset, settings.root / "bench")[SOURCE].read_bytes()
         rows = dataset.tables[SOURCE].num_rows
@@ -51,18 +52,20 @@ def main() -> None:
         resources = build_resources(settings)
         lake = resources["lake_pipeline"]  # the baseline writes to silver, unchecked
         vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+        tls, certificate = stack.enter_context(bench_client(settings))
         token = issue_token(
             vault,
             subject="bench",
             audience=AUDIENCE,
             ttl_seconds=3600,
+            certificate=certificate,
             claims={"scope": [f"upload:{SOURCE}"]},
         )
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
         with (
-            gateway_process(PortAllocator().take()) as (url, _),
-            GatewayClient(url, token) as client,
+            gateway_process(PortAllocator().take(), tls) as (url, _),
+            GatewayClient(url, token, tls=tls) as client,
         ):
             for i in range(args.repeat):
                 # Each round uploads a file with one changed row, so it is new content.
@@ -101,7 +104,7 @@ def main() -> None:
             target,
         )
         report(
-            f"HTTP upload -> Raw (gateway in its own process + the run above), {title}",
+            f"HTTPS upload -> Raw (gateway in its own process + the run above), {title}",
             rows / min(real),
             rows / min(bare),
             "rows/s",

@@ -66,6 +66,7 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
     for c in (
         OperatorCommand("issue", ("issuer", "operator-command")),
         OperatorCommand("reveal", ("reveal", "operator-command")),
+        OperatorCommand("cert-issue", ("operator-cert-issue", "operator-command")),
         OperatorCommand(
             "rotate-tokenization-key",
             ("operator-rotate-tokenization-key", "operator-command"),
@@ -82,6 +83,7 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
 OPERATOR_POLICIES = (
     LOGIN_POLICY,
     "operator-command",
+    "operator-cert-issue",
     "operator-rotate-tokenization-key",
     "operator-rotate-s3-keys",
     "operator-bootstrap",

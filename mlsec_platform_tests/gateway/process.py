@@ -14,13 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlsec_platform.serving.client import ClientTls
 from mlsec_platform.stack.ports import PortAllocator
+from mlsec_platform_tests.helpers import https_client
 
 
 @contextmanager
-def running_gateway(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str, int]]:
+def running_gateway(
+    env: dict[str, str], client_tls: ClientTls
+) -> Iterator[tuple[subprocess.Popen, str, int]]:
     """`mlsec gateway` on a free port with ``env`` over this process's environment; yields
-    the process, its URL and its port once it answers."""
+    the process, its URL and its port once it answers ``client_tls`` over HTTPS."""
     port = PortAllocator().take()
     mlsec = Path(sys.executable).parent / "mlsec"
     proc = subprocess.Popen(
@@ -29,12 +33,13 @@ def running_gateway(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
     try:
         for _ in range(600):
             try:
-                if httpx.get(f"{url}/health", timeout=1).is_success:
-                    break
+                with https_client(url, client_tls, timeout=1) as client:
+                    if client.get("/health").is_success:
+                        break
             except httpx.TransportError:
                 time.sleep(0.1)
         else:

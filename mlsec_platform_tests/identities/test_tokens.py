@@ -24,6 +24,7 @@ from mlsec_platform.identities.tokens import (
     check_claims,
     granted_scopes,
 )
+from mlsec_platform_tests.helpers import PRESENTED, foreign_certificate
 
 KEY = Ed25519PrivateKey.generate()
 KID = "mlsec-issuer:v1"
@@ -41,6 +42,7 @@ def _claims(**overrides) -> dict:
         "nbf": now,
         "exp": now + 600,
         "scope": ["upload:olist_orders"],
+        "cnf": {"x5t#S256": PRESENTED},
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -166,3 +168,37 @@ def test_any_claim_values_are_refused_as_an_invalid_token_or_pass(claims) -> Non
     except InvalidToken:
         return
     assert claims["exp"] - claims["iat"] <= MAX_LIFETIME_SECONDS
+
+
+def test_the_thumbprint_is_rfc_8705s_of_the_der_certificate(tmp_path) -> None:
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from mlsec_platform.identities.tokens import certificate_thumbprint
+
+    pem = foreign_certificate(tmp_path).certificate.read_bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    expected = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+    assert certificate_thumbprint(pem) == certificate_thumbprint(der) == expected
+    assert certificate_thumbprint(pem.decode()) == expected and len(expected) == 43
+
+
+@pytest.mark.parametrize(
+    ("cnf", "presented", "reason"),
+    [
+        (None, PRESENTED, "not bound to a client certificate"),
+        ({"x5t#S256": PRESENTED}, None, "no client certificate was presented"),
+        ({"x5t#S256": PRESENTED}, "another", "bound to another client certificate"),
+        ({"x5t#S256": PRESENTED.upper()}, PRESENTED, "bound to another client certificate"),
+    ],
+)
+def test_a_token_counts_only_with_the_certificate_it_is_bound_to(cnf, presented, reason):
+    from mlsec_platform.identities.tokens import check_binding
+
+    claims = _verifier().verify(_sign(_claims(cnf=cnf)))
+    with pytest.raises(InvalidToken, match=reason):
+        check_binding(claims, presented)
+    check_binding(_claims(), PRESENTED)  # the right pair
