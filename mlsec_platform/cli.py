@@ -88,11 +88,11 @@ def rotate_s3(identities: tuple[str, ...]) -> None:
     _lazy("ops.s3_keys").rotate_identity_keys(get_settings(), identities, echo)
 
 
-@rotate.command("tokenization-key")
-@click.option("--resume", is_flag=True, help="Finish a rotation whose re-tokenization failed.")
-def rotate_tokenization(resume: bool) -> None:
-    """New tokenization key version; re-tokenize everything; retire the old version."""
-    _lazy("ops.rotation").rotate_in_stack_instance(get_settings(), echo, resume=resume)
+@rotate.command("token-keys")
+@click.option("--resume", is_flag=True, help="Finish a rotation whose rewrap failed.")
+def rotate_token_keys(resume: bool) -> None:
+    """New token vault key versions; rewrap every stored key; retire the old (tokens stay)."""
+    _lazy("ops.rotation").rotate_token_keys(get_settings(), echo, resume=resume)
 
 
 @main.command("reveal")

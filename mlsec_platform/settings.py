@@ -49,6 +49,8 @@ class Zone(StrEnum):
     FEATURES = "features"
     COLD = "cold"
     QUARANTINE = "quarantine"
+    #: The token vault (``storage/token_vault.py``): tokens, sealed values, wrapped keys.
+    TOKENS = "tokens"
 
 
 def bucket_name(prefix: str, zone: Zone | str) -> str:

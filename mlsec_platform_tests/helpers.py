@@ -249,3 +249,29 @@ def audit_head(superuser_dsn: dict) -> int:
         head = cur.fetchone()[0]
     conn.close()
     return head
+
+
+def local_token_vault(folder):
+    """The token vault's own code on a local folder, with keys made here (nothing to reveal
+    with): for tests that run no server but tokenize like Silver does."""
+    import os
+    import uuid
+
+    from mlsec_platform.privacy.tokens import DataKey, IndexKey
+    from mlsec_platform.storage.token_vault import TokenVault
+
+    index = IndexKey(os.urandom(32))
+    return TokenVault(
+        str(folder),
+        dict,
+        index_key=lambda: index,
+        data_keys=lambda: DataKey(uuid.uuid4().hex, "not wrapped: a test's", os.urandom(32)),
+    )
+
+
+def vault_reader(settings: PlatformSettings, endpoints: Endpoints):
+    """The token vault as the revealer reads it, with its read-only S3 keys."""
+    from mlsec_platform.resources.identity import identity_resources
+    from mlsec_platform.storage.token_vault import TokenVault
+
+    return TokenVault.on_lake(identity_resources(settings, "revealer", endpoints).lake)

@@ -88,7 +88,8 @@ LIFECYCLE = Identity(
 )
 REVEALER = Identity(
     "revealer",
-    "the Access Broker's reveal path: transit decrypt only, for entitled requests with a reason",
+    "the Access Broker's reveal path: reads the token vault and unwraps its data keys, for "
+    "entitled requests with a reason",
     database_roles=("audit-writer",),
 )
 ORCHESTRATOR = Identity(
@@ -102,25 +103,31 @@ IDENTITIES: dict[str, Identity] = {
 }
 
 #: The S3 identities (the orchestrator stores nothing in the lake).
-S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE)
+S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, REVEALER)
 
 #: Which zones each identity may write (documentation of the JSON files, checked by tests).
 WRITES: dict[str, frozenset[Zone]] = {
     "gateway": frozenset({Zone.LANDING, Zone.QUARANTINE}),
     "connector": frozenset({Zone.RAW, Zone.QUARANTINE, Zone.LANDING}),
-    "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
+    # The token vault: appended to by minting (only the pipeline mints).
+    "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE, Zone.TOKENS}),
     "broker": frozenset(),
     "auditor": frozenset(),
     "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
+    "revealer": frozenset(),
 }
 #: Which zones each identity may read objects from.
 READS: dict[str, frozenset[Zone]] = {
     "gateway": frozenset({Zone.QUARANTINE}),
     "connector": frozenset({Zone.LANDING, Zone.RAW, Zone.QUARANTINE}),
-    "pipeline": frozenset({Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
+    "pipeline": frozenset(
+        {Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE, Zone.TOKENS}
+    ),
     "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "auditor": frozenset(),
     "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
+    # Sealed values and wrapped keys: only unwrapping a key (OpenBao) opens them.
+    "revealer": frozenset({Zone.TOKENS}),
 }
 #: Which zones each identity may delete objects from. Raw is immutable to every writer: only
 #: ``lifecycle`` may delete there, the files of batches it has archived to cold.
@@ -131,4 +138,5 @@ DELETES: dict[str, frozenset[Zone]] = {
     "broker": frozenset(),
     "auditor": frozenset(),
     "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
+    "revealer": frozenset(),
 }

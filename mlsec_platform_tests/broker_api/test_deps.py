@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from mlsec_platform.catalog.governance import TOKEN_PATTERN
 from mlsec_platform.identities.tokens import ISSUER, issue_token
-from mlsec_platform.privacy.tokenization import TOKEN_PATTERN
 from mlsec_platform_tests.broker_api.conftest import DIM, FACT, ok, post_query
 from mlsec_platform_tests.helpers import operator_vault, session_client
 
@@ -75,7 +75,7 @@ def test_filter_on_a_masked_column_is_refused(http, mint) -> None:
         token,
         dataset=DIM,
         columns=["orders"],
-        filters=[{"column": "customer_token", "op": "prefix", "value": "vault:v1:A"}],
+        filters=[{"column": "customer_token", "op": "prefix", "value": "tok_A"}],
     )
     assert response.status_code == 403 and "customer_token" in response.json()["reason"]
     ordered = post_query(

@@ -1,13 +1,10 @@
 """OpenBao policies: each identity reads its own secrets and nothing else."""
 
-import base64
-
-import pyarrow as pa
 import pytest
 
 from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.resources.vault import VaultAccessDenied
-from mlsec_platform_tests.helpers import operator_vault, vault_as
+from mlsec_platform_tests.helpers import vault_as
 
 S3_NAMES = [i.name for i in S3_IDENTITIES]
 
@@ -41,33 +38,6 @@ def test_database_roles_are_per_identity(identity, path, settings, endpoints):
     vault = vault_as(identity, settings, endpoints)
     with pytest.raises(VaultAccessDenied):
         vault.lease(path)
-
-
-def test_tokenizing_is_allowed_to_the_pipeline_but_reveal_is_not(settings, endpoints):
-    from hvac.exceptions import Forbidden
-
-    from mlsec_platform.privacy.tokenization import Tokenizer
-
-    pipeline = vault_as("pipeline", settings, endpoints)
-    latest = pipeline.read("transit/keys/tokenization")["latest_version"]
-    key = pipeline.read(f"transit/export/encryption-key/tokenization/{latest}")["keys"]
-    tokenizer = Tokenizer(base64.b64decode(key[str(latest)]), latest)
-    # Lengths 14, 15 and 16: sealed lengths 0, 1 and 2 mod 3, so every base64 padding case.
-    values = ["123.456.789-09", "ana@example.com", "Rua das Flores 1", "João"]
-    tokens = tokenizer.tokenize(pa.array(values), "customer").to_pylist()
-    context = base64.b64encode(b"customer").decode()
-    operator = operator_vault(settings, endpoints)
-    for value, token in zip(values, tokens, strict=True):
-        by_vault = operator.secrets.transit.encrypt_data(
-            "tokenization", base64.b64encode(value.encode()).decode(), context=context
-        )
-        assert by_vault["data"]["ciphertext"] == token  # transit's own convergent token
-    ciphertext = tokens[0]
-    client = pipeline.client()
-    with pytest.raises(Forbidden):
-        client.secrets.transit.decrypt_data("tokenization", ciphertext, context=context)
-    with pytest.raises(VaultAccessDenied):  # the broker neither tokenizes nor reveals
-        vault_as("broker", settings, endpoints).read("transit/keys/tokenization")
 
 
 def test_approle_tokens_carry_only_their_policy(settings, endpoints):

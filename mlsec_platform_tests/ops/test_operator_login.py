@@ -7,7 +7,6 @@ take the root away from every later test.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
@@ -16,11 +15,13 @@ from dataclasses import dataclass
 
 import hvac
 import psycopg2
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from hvac.exceptions import Forbidden
 
 from mlsec_platform.cli import main
+from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.settings import PlatformSettings, get_settings
 from mlsec_platform.stack.secret_files import read_secret
 
@@ -32,7 +33,7 @@ ROOT_FILE = "openbao-bootstrap-token"
 class RootlessStack:
     settings: PlatformSettings
     superuser_dsn: dict
-    #: A tokenized e-mail, made with the root token before it was revoked.
+    #: A tokenized e-mail, minted by the pipeline in the token vault.
     email_token: str
     #: What `mlsec operator revoke-root` printed.
     revoke_output: str
@@ -67,16 +68,17 @@ def rootless_stack(tmp_path_factory) -> Iterator[RootlessStack]:
         endpoints = supervisor.up()
         bootstrap(settings, endpoints, progress=print)
         root_token = read_secret(settings.secrets_dir / ROOT_FILE)
-        root = hvac.Client(url=endpoints.vault_addr, token=root_token)
-        email = base64.b64encode(b"ana@example.com").decode()
-        context = base64.b64encode(b"customers").decode()
-        token = root.secrets.transit.encrypt_data("tokenization", email, context=context)
+        resources = build_resources(settings)
+        email = pa.array(["ana@example.com"])
+        vault = resources["token_vault"].for_batch()
+        (token,) = vault.tokenize_many({"email": email}, "customers")["email"].to_pylist()
+        resources["lake_pipeline"].vault.revoke()
         result = CliRunner().invoke(main, ["operator", "revoke-root"])
         assert result.exit_code == 0, result.output
         yield RootlessStack(
             settings,
             supervisor.postgres.superuser_dsn("warehouse"),
-            token["data"]["ciphertext"],
+            token,
             result.output,
             root_token,
         )
