@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import threading
 import time
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import hvac
-from cryptography import x509
 
 from mlsec_platform.errors import ConfigurationError, MlsecError
 from mlsec_platform.identities.tokens import certificate_thumbprint
@@ -245,15 +245,37 @@ def refusal_of(exc: BaseException) -> tuple[int, str]:
 
 
 def client_certificate(ssl_object: ssl.SSLObject) -> dict[str, Any]:
-    """The ``tls`` scope extension of a connection: its verified client certificate."""
-    der = ssl_object.getpeercert(binary_form=True)
-    cert = x509.load_der_x509_certificate(der)
+    """The ``tls`` scope extension of a connection: its verified client certificate (read
+    from what OpenSSL parsed already: one handshake less work than parsing it again)."""
+    der, parsed = ssl_object.getpeercert(binary_form=True), ssl_object.getpeercert()
+    subject = ",".join(
+        f"{_RDN.get(name, name)}={_escaped(value)}"
+        for rdn in reversed(parsed["subject"])
+        for name, value in rdn
+    )
     return {
         "client_cert_x5t_s256": certificate_thumbprint(der),
-        "client_cert_subject": cert.subject.rfc4514_string(),
-        "client_cert_not_after": cert.not_valid_after_utc.isoformat(),
+        "client_cert_subject": subject,
+        "client_cert_not_after": parsed["notAfter"],
         "tls_version": ssl_object.version(),
     }
+
+
+def _escaped(value: str) -> str:
+    """An attribute value as RFC 4514 writes it: its special characters escaped."""
+    escaped = re.sub(r'([\\,+"<>;])', r"\\\1", value)
+    return f"\\{escaped}" if escaped.startswith(("#", " ")) else escaped
+
+
+#: Attribute names of a subject as RFC 4514 writes them (``ssl`` names them in full).
+_RDN = {
+    "commonName": "CN",
+    "organizationalUnitName": "OU",
+    "organizationName": "O",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+}
 
 
 class TlsGate(asyncio.Protocol):
