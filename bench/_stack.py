@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from mlsec_platform.settings import PlatformSettings, get_settings
 from mlsec_platform.stack.bootstrap import bootstrap
@@ -57,4 +61,28 @@ def report(name: str, real: float, baseline: float, unit: str, target: str) -> N
     print(f"  target    : {target}")
 
 
-__all__ = ["Path", "bench_client", "benchmark_stack", "report"]
+@contextmanager
+def gateway_process(port: int, tls):
+    """`mlsec gateway` in its own process, as uploads reach it in production (HTTPS: ``tls``
+    is the benchmark's client certificate); yields its URL and the process."""
+    mlsec = Path(sys.executable).parent / "mlsec"
+    proc = subprocess.Popen(
+        [str(mlsec), "gateway", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"https://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1, verify=tls.ssl_context()).is_success:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+__all__ = ["Path", "bench_client", "benchmark_stack", "gateway_process", "report"]

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
-import httpx  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-from _stack import bench_client, benchmark_stack, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
@@ -66,7 +64,7 @@ def main() -> None:
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
         with (
-            gateway_process(PortAllocator().take(), tls) as url,
+            gateway_process(PortAllocator().take(), tls) as (url, _),
             GatewayClient(url, token, tls=tls) as client,
         ):
             for i in range(args.repeat):
@@ -112,30 +110,6 @@ def main() -> None:
             "rows/s",
             target,
         )
-
-
-@contextmanager
-def gateway_process(port: int, tls):
-    """`mlsec gateway` in its own process, as uploads reach it in production (HTTPS: ``tls``
-    is the benchmark's client certificate)."""
-    mlsec = Path(sys.executable).parent / "mlsec"
-    proc = subprocess.Popen(
-        [str(mlsec), "gateway", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"https://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1, verify=tls.ssl_context()).is_success:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _variant(csv: bytes, i: int) -> bytes:

@@ -197,6 +197,14 @@ def quarantine_list() -> None:
     _lazy("ops.quarantine").list_quarantined(get_settings(), echo)
 
 
+@quarantine.command("show")
+@click.argument("quarantine_id")
+@click.option("--rows", default=5, show_default=True, help="Failing rows shown at most (0-100).")
+def quarantine_show(quarantine_id: str, rows: int) -> None:
+    """One quarantined entry: reason, batch, size; a gate's failing rows, personal data masked."""
+    _lazy("ops.quarantine").show_quarantined(get_settings(), quarantine_id, rows, echo)
+
+
 @quarantine.command("exclude")
 @click.argument("source")
 @click.argument("batch_id")
@@ -218,9 +226,45 @@ def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
 @audit.command("verify")
 @click.option("--no-anchor", is_flag=True, help="Do not move the OpenBao anchor forward.")
 def audit_verify(no_anchor: bool) -> None:
-    """Recompute every link as the auditor; report the first broken one (exit 1)."""
+    """Recompute every link as the auditor and anchor the head in OpenBao; report the first
+    broken link (exit 1)."""
     report = _lazy("ops.audit_verify").report_audit_log(get_settings(), echo, anchor=not no_anchor)
     sys.exit(0 if report.ok else 1)
+
+
+@audit.command("search")
+@click.option("--subject", default=None, help="Who acted (a token's subject).")
+@click.option(
+    "--dataset", default=None, help="The dataset read or written, e.g. gold/dim_customer."
+)
+@click.option("--type", "event_type", default=None, help="Event type, e.g. broker.request.")
+@click.option("--outcome", type=click.Choice(["allowed", "denied"]), default=None)
+@click.option("--since", default=None, help="ISO 8601 time, or an age: 90s, 30m, 12h, 7d.")
+@click.option("--until", default=None, help="ISO 8601 time, or an age: 90s, 30m, 12h, 7d.")
+@click.option("--limit", default=50, show_default=True, help="Newest events shown at most.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit_search(
+    subject: str | None,
+    dataset: str | None,
+    event_type: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Find audit events by subject, dataset, type, outcome and time, newest first."""
+    search = _lazy("ops.audit_search")
+    where = search.AuditFilter(
+        subject=subject,
+        dataset=dataset,
+        event_type=event_type,
+        outcome=outcome,
+        since=search.parse_time(since),
+        until=search.parse_time(until),
+        limit=limit,
+    )
+    search.report_search(get_settings(), where, echo, as_json=as_json)
 
 
 @operator.command("revoke-root")
@@ -239,7 +283,18 @@ def operator_revoke_root() -> None:
 )
 def ui(port: int, host: str) -> None:
     """Serve the Dagster webserver and daemon against the running stack."""
-    raise SystemExit(_lazy("ops.serve").serve_ui(get_settings(), host, port, echo))
+    _lazy("ops.serve").serve_ui(get_settings(), host, port, echo)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("-n", "--lines", "count", default=50, show_default=True, help="Lines from the end.")
+def logs(name: str | None, count: int) -> None:
+    """List every log of the embedded stack, or print the end of one."""
+    if name is None:
+        _lazy("ops.logs").list_logs(get_settings(), echo)
+    else:
+        _lazy("ops.logs").show_log(get_settings(), name, count, echo)
 
 
 @main.command()

@@ -83,6 +83,11 @@ class PlatformSettings(BaseSettings):
 
     # Lifetimes of Vault-issued credentials, in seconds.
     token_ttl: int = Field(3600, description="Lifetime of a workload's Vault token (s).")
+    secret_id_ttl: int = Field(
+        7 * 24 * 3600,
+        description="Lifetime of a workload's AppRole secret_id (s); `mlsec up` re-issues one "
+        "past half its life.",
+    )
     token_max_ttl: int = Field(4 * 3600, description="Longest a Vault token may be renewed (s).")
     pg_writer_ttl: int = Field(3600, description="Lifetime of a warehouse writer login (s).")
     pg_reader_ttl: int = Field(900, description="Lifetime of a warehouse reader login (s).")
@@ -98,8 +103,8 @@ class PlatformSettings(BaseSettings):
     gateway_max_concurrent_uploads: int = Field(4, description="Uploads the gateway takes at once.")
     gateway_publish_ack_timeout: float = Field(
         30.0,
-        description="How long the gateway waits for JetStream to acknowledge an event batch "
-        "before it answers 503 (s).",
+        description="How long the gateway waits for JetStream to acknowledge an event of a "
+        "batch it publishes before it answers 503 (s).",
     )
     gateway_body_idle_timeout: float = Field(
         30.0,

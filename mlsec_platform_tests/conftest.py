@@ -177,3 +177,23 @@ def uploader(settings, endpoints) -> dict[str, str]:
 
     token = upload_token(settings, endpoints, "upload:*", "publish:*")
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def audit_writer(settings, endpoints):
+    """An audit log writer as the ``pipeline`` identity, on its own short-lived logins."""
+    from mlsec_platform.audit.chain import AuditLog
+    from mlsec_platform_tests.helpers import pg_login
+
+    logins = []
+
+    def connect():
+        conn, login = pg_login("pipeline", "audit-writer", settings, endpoints)
+        logins.append(login)
+        return conn
+
+    log = AuditLog(connect, actor="pipeline")
+    yield log
+    log.close()
+    for login in logins:
+        login.revoke()

@@ -111,7 +111,7 @@ async def admit(
     refuse_declared_over(request, limit, arrival.door.body_noun)
     reader: BodyReader = request.state.reader
     async with slots:
-        sink = request.state.sink = arrival.door.sink(contract)
+        sink = request.state.sink = await arrival.door.sink(contract, request)
         await reader.read(limit, sink.write, arrival.door.body_noun)
         checked = await run_in_threadpool(sink.finish)
     return Admitted(arrival.intake(request, reader), sink, uploader.subject, contract, checked)

@@ -7,9 +7,9 @@ package is slow to import.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.orchestrator import orchestrator_environment, project_root
@@ -35,8 +35,15 @@ def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: 
     serve(settings, host, port)
 
 
-def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> int:
-    """The Dagster webserver and daemon against the running stack; returns their exit status."""
+def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> NoReturn:
+    """The Dagster webserver and daemon against the running stack, in place of this process.
+
+    ``dagster dev`` replaces this process (exec) instead of running as its child: a SIGTERM
+    from a service manager or ``kill`` then reaches ``dagster dev`` itself, which stops its
+    webserver, daemon and code server. As a child it outlived ``mlsec ui`` (Python's default
+    SIGTERM ends the parent without a word to the child) and kept the UI's port and the
+    instance's database connections until killed by hand.
+    """
     env = {**os.environ, **orchestrator_environment(settings)}
     echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
     command = [
@@ -51,4 +58,7 @@ def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> in
         "-p",
         str(port),
     ]
-    return subprocess.call(command, env=env, cwd=project_root())
+    os.chdir(project_root())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # noqa: S606 - a fixed argv of our own interpreter

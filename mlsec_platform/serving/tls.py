@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import ssl
 import threading
 import time
@@ -34,9 +33,9 @@ from typing import Any
 import hvac
 
 from mlsec_platform.errors import ConfigurationError, MlsecError
-from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.serving.certificates import (
     IssuedCertificate,
+    client_certificate,
     issue_certificate,
     server_context,
 )
@@ -242,40 +241,6 @@ def refusal_of(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return 408, "TLS handshake not finished in time"
     return 400, "connection closed during the TLS handshake"
-
-
-def client_certificate(ssl_object: ssl.SSLObject) -> dict[str, Any]:
-    """The ``tls`` scope extension of a connection: its verified client certificate (read
-    from what OpenSSL parsed already: one handshake less work than parsing it again)."""
-    der, parsed = ssl_object.getpeercert(binary_form=True), ssl_object.getpeercert()
-    subject = ",".join(
-        f"{_RDN.get(name, name)}={_escaped(value)}"
-        for rdn in reversed(parsed["subject"])
-        for name, value in rdn
-    )
-    return {
-        "client_cert_x5t_s256": certificate_thumbprint(der),
-        "client_cert_subject": subject,
-        "client_cert_not_after": parsed["notAfter"],
-        "tls_version": ssl_object.version(),
-    }
-
-
-def _escaped(value: str) -> str:
-    """An attribute value as RFC 4514 writes it: its special characters escaped."""
-    escaped = re.sub(r'([\\,+"<>;])', r"\\\1", value)
-    return f"\\{escaped}" if escaped.startswith(("#", " ")) else escaped
-
-
-#: Attribute names of a subject as RFC 4514 writes them (``ssl`` names them in full).
-_RDN = {
-    "commonName": "CN",
-    "organizationalUnitName": "OU",
-    "organizationName": "O",
-    "countryName": "C",
-    "localityName": "L",
-    "stateOrProvinceName": "ST",
-}
 
 
 class TlsGate(asyncio.Protocol):

@@ -9,24 +9,20 @@ the load runs, minus its resident set when idle after a first upload (imports, p
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from mlsec_platform.settings import Zone
-from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform_tests.helpers import https_client, s3_admin, upload_token
+from mlsec_platform_tests.gateway.process import running_gateway
+from mlsec_platform_tests.helpers import s3_admin, upload_token
 
 #: The gateway's size cap in these tests: the largest upload it takes.
 CAP = 48 * 1024 * 1024
@@ -57,38 +53,12 @@ def _sellers(size: int, *, formula: bool = False, ragged_tail: bool = False) -> 
 @pytest.fixture(scope="module")
 def gateway_process(supervisor, settings, client_tls):
     """`mlsec gateway` in its own process with a 48 MiB cap and a 2 s idle timeout."""
-    port = PortAllocator().take()
     env = {
-        **os.environ,
         "MLSEC_GATEWAY_MAX_FILE_BYTES": str(CAP),
         "MLSEC_GATEWAY_BODY_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
     }
-    mlsec = Path(sys.executable).parent / "mlsec"
-    proc = subprocess.Popen(
-        [str(mlsec), "gateway", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"https://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                with https_client(url, client_tls, timeout=1) as client:
-                    if client.get("/health").is_success:
-                        break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the gateway did not start")
-        yield proc, url, port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:  # connections it still waits for
-            proc.kill()
-            proc.wait(30)
+    with running_gateway(env, client_tls) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -226,7 +226,7 @@ def test_without_its_certificate_a_service_does_not_start_at_all(tmp_path) -> No
 def test_the_subject_in_the_scope_is_written_as_rfc_4514_writes_it(subject) -> None:
     """The gate reads the subject OpenSSL parsed (no second parse per handshake), written as
     the cryptography package writes a Name."""
-    from mlsec_platform.serving.tls import _escaped
+    from mlsec_platform.serving.certificates import _escaped
 
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     assert f"CN={_escaped(subject)}" == name.rfc4514_string()
