@@ -181,22 +181,22 @@ async def bare_publish(url: str, creds: dict, messages: list[tuple[str, bytes]])
 
 
 def http_part(settings, nats_url: str, publisher: dict, events: int, per_request: int) -> None:
-    """Events POSTed to the gateway in its own process, against a bare JetStream publish."""
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    """Events POSTed to the gateway in its own process over mTLS, against a bare JetStream
+    publish."""
     with bench_client(settings) as (tls, certificate):
-        token = issue_token(
-            vault,
-            subject="bench",
-            audience=AUDIENCE,
-            ttl_seconds=3600,
-            certificate=certificate,
-            claims={"scope": [f"publish:{CONTRACT.domain}"]},
-        )
-        _post_batches(events, per_request, token, tls, publisher, nats_url)
+        _http_part(settings, nats_url, publisher, events, per_request, tls, certificate)
 
 
-def _post_batches(events: int, per_request: int, token: str, tls, publisher: dict, nats_url: str):
-    """The HTTP part's requests, timed, then the bare publish of as many events."""
+def _http_part(settings, nats_url, publisher, events, per_request, tls, certificate) -> None:
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    token = issue_token(
+        vault,
+        subject="bench",
+        audience=AUDIENCE,
+        ttl_seconds=3600,
+        certificate=certificate,
+        claims={"scope": [f"publish:{CONTRACT.domain}"]},
+    )
     bodies = []
     for start in range(0, events, per_request):
         chunk = [_event(i) for i in range(start, min(events, start + per_request))]

@@ -193,6 +193,21 @@ def through_the_gate(app, presented: str | None = PRESENTED):
     return gated
 
 
+#: Clients the TLS gate refuses, and the status each refusal is audited with.
+REFUSED_CLIENTS = {"no certificate": 496, "another CA": 495, "plain HTTP": 497}
+
+
+def refused_client(kind: str, url: str, tls: ClientTls, folder: Path) -> tuple[str, object]:
+    """The URL and ``verify`` argument of a client of ``kind`` (a key of REFUSED_CLIENTS),
+    that trusts the platform CA as ``tls`` does (``folder``: for a foreign certificate)."""
+    if kind == "plain HTTP":
+        return url.replace("https:", "http:"), True
+    if kind == "no certificate":
+        return url, ClientTls(tls.ca_bundle).ssl_context()
+    foreign = foreign_certificate(folder)
+    return url, ClientTls(tls.ca_bundle, foreign.certificate, foreign.key).ssl_context()
+
+
 def requests_tls(tls: ClientTls) -> dict:
     """``tls`` as the keyword arguments of a ``requests`` call (schemathesis sends with it)."""
     return {"verify": str(tls.ca_bundle), "cert": (str(tls.certificate), str(tls.key))}

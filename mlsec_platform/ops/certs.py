@@ -10,7 +10,6 @@ certificate issued is an audit event (``certificate.issued``) with the operator 
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import tempfile
@@ -27,6 +26,7 @@ from mlsec_platform.serving.certificates import IssuedCertificate
 from mlsec_platform.serving.client import CA_BUNDLE_ENV, CLIENT_CERT_ENV, CLIENT_KEY_ENV, ClientTls
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.bootstrap.pki import CLIENT_MAX_TTL
+from mlsec_platform.stack.secret_files import write_file
 
 #: ``90``, ``90s``, ``30m``, ``1h``.
 _DURATION = re.compile(r"^(\d+)([smh]?)$")
@@ -106,12 +106,11 @@ def issue_client_certificate(
 def write_client_files(folder: Path, subject: str, issued: IssuedCertificate) -> CertificateFiles:
     """Write the certificate, its key (0600) and its CA into ``folder`` (made if missing)."""
     folder = folder.resolve()
-    folder.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^A-Za-z0-9._@-]", "_", subject)
     files = CertificateFiles(folder / f"{stem}.pem", folder / f"{stem}-key.pem", folder / "ca.pem")
-    _write(files.key, issued.private_key, 0o600)
-    _write(files.certificate, issued.certificate, 0o644)
-    _write(files.ca_bundle, "".join(c.strip() + "\n" for c in issued.chain), 0o644)
+    write_file(files.key, issued.private_key, 0o600)
+    write_file(files.certificate, issued.certificate, 0o644)
+    write_file(files.ca_bundle, "".join(c.strip() + "\n" for c in issued.chain), 0o644)
     return files
 
 
@@ -126,19 +125,6 @@ def ephemeral_client(
     with tempfile.TemporaryDirectory(prefix="mlsec-client-") as folder:  # 0700
         files = write_client_files(Path(folder), subject, issued)
         yield ClientTls(files.ca_bundle, files.certificate, files.key), issued.certificate
-
-
-def _write(path: Path, text: str, mode: int) -> None:
-    """``text`` to ``path`` with ``mode`` from the start, through a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def issue_to_folder(

@@ -1,11 +1,13 @@
 """Certificates of the platform CA (OpenBao's PKI engine) for the services' TLS: issuing one,
-and a TLS context whose private key never touches a disk."""
+a TLS context whose private key never touches a disk, and what a connection's verified client
+certificate tells (the ``tls`` scope extension)."""
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 import os
+import re
 import ssl
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -16,6 +18,8 @@ from typing import Any
 
 import hvac
 from cryptography import x509
+
+from mlsec_platform.identities.tokens import certificate_thumbprint
 
 
 @dataclass(frozen=True, repr=False)
@@ -125,3 +129,37 @@ def server_context(issued: IssuedCertificate, ca_bundle: Path | str) -> ssl.SSLC
     with key_file(issued) as path:
         context.load_cert_chain(path)
     return context
+
+
+def client_certificate(ssl_object: ssl.SSLObject) -> dict[str, Any]:
+    """The ``tls`` scope extension of a connection: its verified client certificate (read
+    from what OpenSSL parsed already: one handshake less work than parsing it again)."""
+    der, parsed = ssl_object.getpeercert(binary_form=True), ssl_object.getpeercert()
+    subject = ",".join(
+        f"{_RDN.get(name, name)}={_escaped(value)}"
+        for rdn in reversed(parsed["subject"])
+        for name, value in rdn
+    )
+    return {
+        "client_cert_x5t_s256": certificate_thumbprint(der),
+        "client_cert_subject": subject,
+        "client_cert_not_after": parsed["notAfter"],
+        "tls_version": ssl_object.version(),
+    }
+
+
+def _escaped(value: str) -> str:
+    """An attribute value as RFC 4514 writes it: its special characters escaped."""
+    escaped = re.sub(r'([\\,+"<>;])', r"\\\1", value)
+    return f"\\{escaped}" if escaped.startswith(("#", " ")) else escaped
+
+
+#: Attribute names of a subject as RFC 4514 writes them (``ssl`` names them in full).
+_RDN = {
+    "commonName": "CN",
+    "organizationalUnitName": "OU",
+    "organizationName": "O",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+}

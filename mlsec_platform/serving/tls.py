@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import hvac
-from cryptography import x509
 
 from mlsec_platform.errors import ConfigurationError, MlsecError
-from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.serving.certificates import (
     IssuedCertificate,
+    client_certificate,
     issue_certificate,
     server_context,
 )
@@ -242,18 +241,6 @@ def refusal_of(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return 408, "TLS handshake not finished in time"
     return 400, "connection closed during the TLS handshake"
-
-
-def client_certificate(ssl_object: ssl.SSLObject) -> dict[str, Any]:
-    """The ``tls`` scope extension of a connection: its verified client certificate."""
-    der = ssl_object.getpeercert(binary_form=True)
-    cert = x509.load_der_x509_certificate(der)
-    return {
-        "client_cert_x5t_s256": certificate_thumbprint(der),
-        "client_cert_subject": cert.subject.rfc4514_string(),
-        "client_cert_not_after": cert.not_valid_after_utc.isoformat(),
-        "tls_version": ssl_object.version(),
-    }
 
 
 class TlsGate(asyncio.Protocol):

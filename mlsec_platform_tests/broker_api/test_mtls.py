@@ -9,14 +9,14 @@ import time
 import httpx
 import pytest
 
-from mlsec_platform.serving.client import ClientTls
 from mlsec_platform_tests.broker_api.conftest import PEOPLE, ok, post_query
 from mlsec_platform_tests.helpers import (
+    REFUSED_CLIENTS,
     audit_head,
-    foreign_certificate,
     https_client,
     issue_test_client,
     operator_vault,
+    refused_client,
 )
 
 
@@ -114,26 +114,19 @@ def _sign_without_cnf(vault, claims: dict) -> str:
     return f"{signing_input}.{b64(base64.b64decode(signed.split(':', 2)[2]))}"
 
 
-@pytest.mark.parametrize("client", ["no certificate", "another CA", "plain HTTP"])
+@pytest.mark.parametrize("client", sorted(REFUSED_CLIENTS))
 def test_a_connection_without_a_valid_certificate_never_reaches_a_route(
     client, broker, mint, client_tls, superuser_dsn, tmp_path
 ) -> None:
     before = audit_head(superuser_dsn)
     served = broker.services.metrics.requests_total.collect()[0].samples
-    url, verify = broker.url, None
-    if client == "no certificate":
-        verify = ClientTls(client_tls.ca_bundle).ssl_context()
-    elif client == "another CA":
-        foreign = foreign_certificate(tmp_path)
-        verify = ClientTls(client_tls.ca_bundle, foreign.certificate, foreign.key).ssl_context()
-    else:
-        url = url.replace("https:", "http:")
+    url, verify = refused_client(client, broker.url, client_tls, tmp_path)
     token = {"Authorization": f"Bearer {mint('analyst')}"}  # a valid token changes nothing
     with pytest.raises(httpx.TransportError):
-        httpx.post(f"{url}/query", json={}, headers=token, verify=verify or True, timeout=10)
+        httpx.post(f"{url}/query", json={}, headers=token, verify=verify, timeout=10)
     [event] = _events_since(superuser_dsn, before)
     assert event["stage"] == "tls" and event["path"] is None and "subject" not in event
-    assert event["status"] == {"no certificate": 496, "another CA": 495, "plain HTTP": 497}[client]
+    assert event["status"] == REFUSED_CLIENTS[client]
     assert event["outcome"] == "denied" and event["count"] >= 1
     # No route answered it: the broker's request counters did not move.
     assert broker.services.metrics.requests_total.collect()[0].samples == served

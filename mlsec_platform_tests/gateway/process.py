@@ -16,15 +16,14 @@ import pytest
 
 from mlsec_platform.serving.client import ClientTls
 from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform_tests.helpers import https_client
 
 
 @contextmanager
 def running_gateway(
-    env: dict[str, str], client_tls: ClientTls
+    env: dict[str, str], tls: ClientTls
 ) -> Iterator[tuple[subprocess.Popen, str, int]]:
     """`mlsec gateway` on a free port with ``env`` over this process's environment; yields
-    the process, its URL and its port once it answers ``client_tls`` over HTTPS."""
+    the process, its URL and its port once it answers (over mTLS: ``tls`` is the client's)."""
     port = PortAllocator().take()
     mlsec = Path(sys.executable).parent / "mlsec"
     proc = subprocess.Popen(
@@ -37,9 +36,8 @@ def running_gateway(
     try:
         for _ in range(600):
             try:
-                with https_client(url, client_tls, timeout=1) as client:
-                    if client.get("/health").is_success:
-                        break
+                if httpx.get(f"{url}/health", timeout=1, verify=tls.ssl_context()).is_success:
+                    break
             except httpx.TransportError:
                 time.sleep(0.1)
         else:

@@ -9,14 +9,14 @@ import time
 import httpx
 import pytest
 
-from mlsec_platform.serving.client import ClientTls
 from mlsec_platform_tests.gateway.test_gateway import GOOD_SELLERS
 from mlsec_platform_tests.helpers import (
+    REFUSED_CLIENTS,
     audit_events,
     audit_head,
-    foreign_certificate,
     https_client,
     issue_test_client,
+    refused_client,
     upload_token,
 )
 
@@ -50,25 +50,19 @@ def test_an_upload_token_used_with_another_certificate_is_refused_and_kept(
     assert event["status"] == 401 and event["subject"] is None
 
 
-@pytest.mark.parametrize("client", ["no certificate", "another CA", "plain HTTP"])
+@pytest.mark.parametrize("client", sorted(REFUSED_CLIENTS))
 def test_a_connection_without_a_valid_certificate_never_reaches_a_route(
     client, gateway, uploader, client_tls, superuser_dsn, tmp_path
 ) -> None:
     seq = audit_head(superuser_dsn)
-    url, verify = str(gateway.base_url).rstrip("/"), None
-    if client == "no certificate":
-        verify = ClientTls(client_tls.ca_bundle).ssl_context()
-    elif client == "another CA":
-        foreign = foreign_certificate(tmp_path)
-        verify = ClientTls(client_tls.ca_bundle, foreign.certificate, foreign.key).ssl_context()
-    else:
-        url = url.replace("https:", "http:")
+    base = str(gateway.base_url).rstrip("/")
+    url, verify = refused_client(client, base, client_tls, tmp_path)
     with pytest.raises(httpx.TransportError):
         httpx.put(
             f"{url}/v1/files/olist_sellers",
             content=GOOD_SELLERS,
             headers=uploader,  # a valid token changes nothing
-            verify=verify or True,
+            verify=verify,
             timeout=10,
         )
     deadline = time.monotonic() + 5
@@ -77,5 +71,5 @@ def test_a_connection_without_a_valid_certificate_never_reaches_a_route(
         time.sleep(0.1)
     [event] = events
     assert event["stage"] == "tls" and event["path"] is None and event["outcome"] == "denied"
-    assert event["status"] == {"no certificate": 496, "another CA": 495, "plain HTTP": 497}[client]
+    assert event["status"] == REFUSED_CLIENTS[client]
     assert audit_events(superuser_dsn, "ingest.accepted", seq) == []  # nothing was uploaded

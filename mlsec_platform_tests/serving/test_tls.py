@@ -220,3 +220,13 @@ def test_without_its_certificate_a_service_does_not_start_at_all(tmp_path) -> No
         pass
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+@pytest.mark.parametrize("subject", ["ana lima", "lima, ana", 'x+y="z"', "#7", " ana", "a\\b;<>"])
+def test_the_subject_in_the_scope_is_written_as_rfc_4514_writes_it(subject) -> None:
+    """The gate reads the subject OpenSSL parsed (no second parse per handshake), written as
+    the cryptography package writes a Name."""
+    from mlsec_platform.serving.certificates import _escaped
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    assert f"CN={_escaped(subject)}" == name.rfc4514_string()
