@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from mlsec_platform.gateway.services import AUDIENCE
+from mlsec_platform.identities.tokens import issue_token
 from mlsec_platform.settings import PlatformSettings, get_settings
-from mlsec_platform.stack.bootstrap import bootstrap
+from mlsec_platform.stack.bootstrap import BootstrapCredentials, bootstrap
 from mlsec_platform.stack.supervisor import Supervisor
 
 
@@ -85,4 +87,18 @@ def gateway_process(port: int, tls):
         proc.wait(30)
 
 
-__all__ = ["Path", "bench_client", "benchmark_stack", "gateway_process", "report"]
+def gateway_token(settings: PlatformSettings, scope: str, certificate: str) -> str:
+    """A token of the gateway's audience granting ``scope``, issued as the operator and bound
+    to ``certificate`` (the benchmark's client certificate, PEM)."""
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    return issue_token(
+        vault,
+        subject="bench",
+        audience=AUDIENCE,
+        ttl_seconds=3600,
+        certificate=certificate,
+        claims={"scope": [scope]},
+    )
+
+
+__all__ = ["Path", "bench_client", "benchmark_stack", "gateway_process", "gateway_token", "report"]

@@ -32,16 +32,13 @@ import psutil
 from nats.js import api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import bench_client, benchmark_stack, gateway_process, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, gateway_token, report  # noqa: E402
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
 from mlsec_platform.defs.raw.events import ingest_event_batch  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
-from mlsec_platform.gateway.services import AUDIENCE  # noqa: E402
-from mlsec_platform.identities.tokens import issue_token  # noqa: E402
 from mlsec_platform.resources.vault import VaultResource  # noqa: E402
 from mlsec_platform.sources import event_stream  # noqa: E402
-from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
 from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 from mlsec_platform.stack.secret_files import read_secret_json  # noqa: E402
 
@@ -188,15 +185,7 @@ def http_part(settings, nats_url: str, publisher: dict, events: int, per_request
 
 
 def _http_part(settings, nats_url, publisher, events, per_request, tls, certificate) -> None:
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    token = issue_token(
-        vault,
-        subject="bench",
-        audience=AUDIENCE,
-        ttl_seconds=3600,
-        certificate=certificate,
-        claims={"scope": [f"publish:{CONTRACT.domain}"]},
-    )
+    token = gateway_token(settings, f"publish:{CONTRACT.domain}", certificate)
     bodies = []
     for start in range(0, events, per_request):
         chunk = [_event(i) for i in range(start, min(events, start + per_request))]

@@ -21,17 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-from _stack import bench_client, benchmark_stack, gateway_process, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, gateway_token, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.gateway.client import GatewayClient  # noqa: E402
-from mlsec_platform.gateway.services import AUDIENCE  # noqa: E402
-from mlsec_platform.identities.tokens import issue_token  # noqa: E402
 from mlsec_platform.ops.drain import drain_landing  # noqa: E402
 from mlsec_platform.sample_data.olist import generate, write_csv  # noqa: E402
-from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
 from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 
 SOURCE = "olist_order_items"
@@ -51,16 +48,8 @@ def main() -> None:
 
         resources = build_resources(settings)
         lake = resources["lake_pipeline"]  # the baseline writes to silver, unchecked
-        vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
         tls, certificate = stack.enter_context(bench_client(settings))
-        token = issue_token(
-            vault,
-            subject="bench",
-            audience=AUDIENCE,
-            ttl_seconds=3600,
-            certificate=certificate,
-            claims={"scope": [f"upload:{SOURCE}"]},
-        )
+        token = gateway_token(settings, f"upload:{SOURCE}", certificate)
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
         with (
