@@ -13,27 +13,22 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
-import httpx  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-from _stack import benchmark_stack, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, gateway_token, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.gateway.client import GatewayClient  # noqa: E402
-from mlsec_platform.gateway.services import AUDIENCE  # noqa: E402
-from mlsec_platform.identities.tokens import issue_token  # noqa: E402
 from mlsec_platform.ops.drain import drain_landing  # noqa: E402
 from mlsec_platform.sample_data.olist import generate, write_csv  # noqa: E402
-from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
 from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 
 SOURCE = "olist_order_items"
@@ -45,7 +40,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    with benchmark_stack() as settings:
+    with benchmark_stack() as settings, ExitStack() as stack:
         dataset = generate(seed=1, orders=args.orders)
         csv = write_csv(dataset, settings.root / "bench")[SOURCE].read_bytes()
         rows = dataset.tables[SOURCE].num_rows
@@ -53,17 +48,14 @@ def main() -> None:
 
         resources = build_resources(settings)
         lake = resources["lake_pipeline"]  # the baseline writes to silver, unchecked
-        vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-        token = issue_token(
-            vault,
-            subject="bench",
-            audience=AUDIENCE,
-            ttl_seconds=3600,
-            claims={"scope": [f"upload:{SOURCE}"]},
-        )
+        tls, certificate = stack.enter_context(bench_client(settings))
+        token = gateway_token(settings, f"upload:{SOURCE}", certificate)
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
-        with gateway_process(PortAllocator().take()) as url, GatewayClient(url, token) as client:
+        with (
+            gateway_process(PortAllocator().take(), tls) as (url, _),
+            GatewayClient(url, token, tls=tls) as client,
+        ):
             for i in range(args.repeat):
                 # Each round uploads a file with one changed row, so it is new content.
                 body = csv if i == 0 else _variant(csv, i)
@@ -101,35 +93,12 @@ def main() -> None:
             target,
         )
         report(
-            f"HTTP upload -> Raw (gateway in its own process + the run above), {title}",
+            f"HTTPS upload -> Raw (gateway in its own process + the run above), {title}",
             rows / min(real),
             rows / min(bare),
             "rows/s",
             target,
         )
-
-
-@contextmanager
-def gateway_process(port: int):
-    """`mlsec gateway` in its own process, as uploads reach it in production."""
-    mlsec = Path(sys.executable).parent / "mlsec"
-    proc = subprocess.Popen(
-        [str(mlsec), "gateway", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).is_success:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def _variant(csv: bytes, i: int) -> bytes:

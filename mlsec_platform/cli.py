@@ -6,6 +6,7 @@ import importlib
 import sys
 import time
 import warnings
+from pathlib import Path
 from types import ModuleType
 
 import click
@@ -44,13 +45,14 @@ class _Group(click.Group):
 
 rotate = _Group("rotate", help="Rotate credentials.")
 token = _Group("token", help="Identity tokens signed by the issuer key held in OpenBao.")
+cert = _Group("cert", help="Client certificates from the platform CA (OpenBao PKI).")
 quarantine = _Group("quarantine", help="Input that was refused, kept with its reason.")
 audit = _Group("audit", help="The hash-chained audit log.")
 operator = _Group("operator", help="The operators' OpenBao access.")
 main = _Group(
     "main",
     help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
-    commands=[rotate, token, quarantine, audit, operator],
+    commands=[rotate, token, cert, quarantine, audit, operator],
 )
 
 
@@ -125,6 +127,15 @@ class _TokenIssue(_Command):
 
 @token.command("issue", cls=_TokenIssue)
 @click.option("--subject", required=True, help="Who the token is for (sub).")
+@click.option(
+    "--cert",
+    "certificate",
+    envvar="MLSEC_CLIENT_CERT",
+    show_envvar=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client certificate (PEM) the token is bound to: accepted only with it.",
+)
 @click.option("--audience", default="mlsec-gateway", show_default=True)
 @click.option("--scope", "scopes", multiple=True, help="e.g. upload:olist_orders, publish:*")
 @click.option("--group", "groups", multiple=True, help="Broker: a group of the subject.")
@@ -142,10 +153,26 @@ def token_issue(**options) -> None:
     """Print a signed token (operator command: logs in as the operator; audited).
 
     Gateway tokens carry --scope; broker tokens (--audience mlsec-broker) carry --group,
-    --project, --purpose, --clearance and optionally --entitlement.
+    --project, --purpose, --clearance and optionally --entitlement. Either is bound to the
+    client certificate --cert (`mlsec cert issue`).
     """
     tokens = _lazy("ops.tokens")
     echo(tokens.issue_operator_token(get_settings(), tokens.TokenRequest(**options)))
+
+
+@cert.command("issue")
+@click.option("--subject", required=True, help="Who the certificate is for (its CN).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for SUBJECT.pem, SUBJECT-key.pem (0600) and ca.pem.",
+)
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 3600, 30m, 1h (12h max).")
+@click.option("--shell", is_flag=True, help="Print `export MLSEC_...=` lines for the SDK.")
+def cert_issue(subject: str, out: Path, ttl: str, shell: bool) -> None:
+    """Issue a client certificate for the broker and the gateway (operator command; audited)."""
+    _lazy("ops.certs").issue_to_folder(get_settings(), subject, out, ttl, shell, echo)
 
 
 @main.command()
@@ -170,6 +197,14 @@ def quarantine_list() -> None:
     _lazy("ops.quarantine").list_quarantined(get_settings(), echo)
 
 
+@quarantine.command("show")
+@click.argument("quarantine_id")
+@click.option("--rows", default=5, show_default=True, help="Failing rows shown at most (0-100).")
+def quarantine_show(quarantine_id: str, rows: int) -> None:
+    """One quarantined entry: reason, batch, size; a gate's failing rows, personal data masked."""
+    _lazy("ops.quarantine").show_quarantined(get_settings(), quarantine_id, rows, echo)
+
+
 @quarantine.command("exclude")
 @click.argument("source")
 @click.argument("batch_id")
@@ -181,7 +216,7 @@ def quarantine_exclude(source: str, batch_id: str, reason: str) -> None:
 
 @quarantine.command("resubmit")
 @click.argument("quarantine_id")
-@click.option("--gateway-url", default=None, help="Default http://127.0.0.1:MLSEC_GATEWAY_PORT")
+@click.option("--gateway-url", default=None, help="Default https://127.0.0.1:MLSEC_GATEWAY_PORT")
 def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
     """Send a quarantined payload through the running gateway again (all checks re-run)."""
     resubmit = _lazy("ops.quarantine").resubmit_quarantined
@@ -191,9 +226,45 @@ def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
 @audit.command("verify")
 @click.option("--no-anchor", is_flag=True, help="Do not move the OpenBao anchor forward.")
 def audit_verify(no_anchor: bool) -> None:
-    """Recompute every link as the auditor; report the first broken one (exit 1)."""
+    """Recompute every link as the auditor and anchor the head in OpenBao; report the first
+    broken link (exit 1)."""
     report = _lazy("ops.audit_verify").report_audit_log(get_settings(), echo, anchor=not no_anchor)
     sys.exit(0 if report.ok else 1)
+
+
+@audit.command("search")
+@click.option("--subject", default=None, help="Who acted (a token's subject).")
+@click.option(
+    "--dataset", default=None, help="The dataset read or written, e.g. gold/dim_customer."
+)
+@click.option("--type", "event_type", default=None, help="Event type, e.g. broker.request.")
+@click.option("--outcome", type=click.Choice(["allowed", "denied"]), default=None)
+@click.option("--since", default=None, help="ISO 8601 time, or an age: 90s, 30m, 12h, 7d.")
+@click.option("--until", default=None, help="ISO 8601 time, or an age: 90s, 30m, 12h, 7d.")
+@click.option("--limit", default=50, show_default=True, help="Newest events shown at most.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def audit_search(
+    subject: str | None,
+    dataset: str | None,
+    event_type: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Find audit events by subject, dataset, type, outcome and time, newest first."""
+    search = _lazy("ops.audit_search")
+    where = search.AuditFilter(
+        subject=subject,
+        dataset=dataset,
+        event_type=event_type,
+        outcome=outcome,
+        since=search.parse_time(since),
+        until=search.parse_time(until),
+        limit=limit,
+    )
+    search.report_search(get_settings(), where, echo, as_json=as_json)
 
 
 @operator.command("revoke-root")
@@ -212,7 +283,18 @@ def operator_revoke_root() -> None:
 )
 def ui(port: int, host: str) -> None:
     """Serve the Dagster webserver and daemon against the running stack."""
-    raise SystemExit(_lazy("ops.serve").serve_ui(get_settings(), host, port, echo))
+    _lazy("ops.serve").serve_ui(get_settings(), host, port, echo)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("-n", "--lines", "count", default=50, show_default=True, help="Lines from the end.")
+def logs(name: str | None, count: int) -> None:
+    """List every log of the embedded stack, or print the end of one."""
+    if name is None:
+        _lazy("ops.logs").list_logs(get_settings(), echo)
+    else:
+        _lazy("ops.logs").show_log(get_settings(), name, count, echo)
 
 
 @main.command()

@@ -1,10 +1,15 @@
-"""The Dagster code location: everything under ``defs/`` is discovered, domain by domain."""
+"""The whole asset graph in one process: the three code locations merged.
 
-from pathlib import Path
+``workspace.yaml`` serves each location apart, one process per identity; this merge is for
+in-process use that spans them (tests, benchmarks, the graph snapshot). `dagster dev` from the
+repository root serves workspace.yaml (no `[tool.dg]` block sends it to one merged location).
+"""
 
 import dagster as dg
+
+from mlsec_platform.locations import LOCATIONS, location_definitions
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    return dg.Definitions.merge(*(location_definitions(name) for name in LOCATIONS))

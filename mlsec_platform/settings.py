@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlsec_platform.errors import ConfigurationError
@@ -85,6 +85,11 @@ class PlatformSettings(BaseSettings):
 
     # Lifetimes of Vault-issued credentials, in seconds.
     token_ttl: int = Field(3600, description="Lifetime of a workload's Vault token (s).")
+    secret_id_ttl: int = Field(
+        7 * 24 * 3600,
+        description="Lifetime of a workload's AppRole secret_id (s); `mlsec up` re-issues one "
+        "past half its life.",
+    )
     token_max_ttl: int = Field(4 * 3600, description="Longest a Vault token may be renewed (s).")
     pg_writer_ttl: int = Field(3600, description="Lifetime of a warehouse writer login (s).")
     pg_reader_ttl: int = Field(900, description="Lifetime of a warehouse reader login (s).")
@@ -100,8 +105,8 @@ class PlatformSettings(BaseSettings):
     gateway_max_concurrent_uploads: int = Field(4, description="Uploads the gateway takes at once.")
     gateway_publish_ack_timeout: float = Field(
         30.0,
-        description="How long the gateway waits for JetStream to acknowledge an event batch "
-        "before it answers 503 (s).",
+        description="How long the gateway waits for JetStream to acknowledge an event of a "
+        "batch it publishes before it answers 503 (s).",
     )
     gateway_body_idle_timeout: float = Field(
         30.0,
@@ -199,6 +204,26 @@ class PlatformSettings(BaseSettings):
         "last request ids. 0: one event each.",
     )
 
+    # TLS of the broker and the gateway: server certificates from the platform CA (OpenBao
+    # PKI), client certificates required (mTLS).
+    tls_server_names: tuple[str, ...] = Field(
+        ("localhost", "127.0.0.1"),
+        description="DNS names and IP addresses the broker's and the gateway's server "
+        "certificates are issued for (the first is the subject).",
+    )
+    tls_server_cert_ttl: int = Field(
+        86400,
+        gt=60,
+        description="Lifetime of a server certificate (s); each service renews its own at "
+        "two thirds of it.",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="The platform CA's certificate (PEM), which clients trust and client "
+        "certificates are checked against; bootstrap writes it. Unset: "
+        "`<state_dir>/tls/ca.pem`.",
+    )
+
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Engine of the curated transforms: `duckdb` or `spark`."
     )
@@ -230,6 +255,12 @@ class PlatformSettings(BaseSettings):
     bootstrap_dir: Path | None = Field(
         None, description="Folder of the bootstrap secrets, e.g. mounted Docker secrets (`stack`)."
     )
+
+    @model_validator(mode="after")
+    def _default_ca_bundle(self) -> PlatformSettings:
+        if self.ca_bundle is None:
+            self.ca_bundle = self.state_dir.resolve() / "tls" / "ca.pem"
+        return self
 
     @cached_property
     def root(self) -> Path:

@@ -15,13 +15,16 @@ The code location loads with no stack running: its resources leave the server ad
 and each resource takes the running stack's when a run or a sensor sets it up
 (``resources/running_stack.py``). Code that uses resources outside a run (the `mlsec` commands,
 tests, benchmarks) calls :func:`build_resources`, which names the stack running now.
+
+Each code location (``mlsec_platform/locations``) wires only the identities it runs as
+(``identities=``): the curation location has no connector or lifecycle resource, so no asset in
+it can ask for their keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
-
-import dagster as dg
 
 from mlsec_platform.resources.identity import identity_resources
 from mlsec_platform.resources.nats import NatsResource
@@ -38,18 +41,31 @@ IO_MANAGER_IDENTITIES = {
 }
 
 
-def build_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
+#: Every writer identity a code location may run as.
+WRITER_IDENTITIES = frozenset({*IO_MANAGER_IDENTITIES.values(), "lifecycle"})
+
+
+def build_resources(
+    settings: PlatformSettings | None = None, identities: Iterable[str] = WRITER_IDENTITIES
+) -> dict[str, Any]:
     """The resources on the stack running now, for use outside a run as well as in one.
     Raises ConfigurationError when no stack runs."""
     settings = settings or get_settings()
-    return wire_resources(settings, settings.endpoints())
+    return wire_resources(settings, settings.endpoints(), identities)
 
 
-def wire_resources(settings: PlatformSettings, endpoints: Endpoints | None) -> dict[str, Any]:
-    """Every resource of the code location, wired identity by identity. With ``endpoints``
-    None, each resource takes the running stack's addresses when a run sets it up."""
+def wire_resources(
+    settings: PlatformSettings,
+    endpoints: Endpoints | None,
+    identities: Iterable[str] = WRITER_IDENTITIES,
+) -> dict[str, Any]:
+    """The resources of ``identities``, wired identity by identity. With ``endpoints`` None,
+    each resource takes the running stack's addresses when a run sets it up."""
+    identities = frozenset(identities)
+    if unknown := identities - WRITER_IDENTITIES:
+        raise ValueError(f"not a writer identity: {', '.join(sorted(unknown))}")
     resources: dict[str, Any] = {}
-    for identity in sorted({*IO_MANAGER_IDENTITIES.values(), "lifecycle"}):
+    for identity in sorted(identities):
         chain = identity_resources(settings, identity, endpoints)
         resources |= {
             f"vault_{identity}": chain.vault,
@@ -57,28 +73,39 @@ def wire_resources(settings: PlatformSettings, endpoints: Endpoints | None) -> d
             f"lake_{identity}": chain.lake,
         }
     for key, identity in IO_MANAGER_IDENTITIES.items():
-        resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
-    resources["nats_connector"] = NatsResource(
-        vault=resources["vault_connector"],
-        audit=resources["audit_connector"],
-        url=endpoints.nats_url if endpoints else None,
-    )
-    resources["warehouse"] = PostgresWarehouseResource(
-        vault=resources["vault_pipeline"],
-        audit=resources["audit_pipeline"],
+        if identity in identities:
+            resources[key] = DeltaLakeS3IOManager(lake=resources[f"lake_{identity}"])
+    if "connector" in identities:
+        resources["nats_connector"] = NatsResource(
+            vault=resources["vault_connector"],
+            audit=resources["audit_connector"],
+            url=endpoints.nats_url if endpoints else None,
+        )
+    if "pipeline" in identities:
+        resources |= _curation_resources(
+            settings,
+            endpoints,
+            resources["vault_pipeline"],
+            resources["audit_pipeline"],
+            resources["lake_pipeline"],
+        )
+    return resources
+
+
+def _curation_resources(
+    settings: PlatformSettings, endpoints: Endpoints | None, vault: Any, audit: Any, lake: Any
+) -> dict[str, Any]:
+    """What curation adds to the pipeline identity's chain: warehouse, token vault, engine."""
+    warehouse = PostgresWarehouseResource(
+        vault=vault,
+        audit=audit,
         host=endpoints.postgres_host if endpoints else None,
         port=endpoints.postgres_port if endpoints else None,
         dbname=settings.warehouse_db,
         role="warehouse-writer",
     )
-    resources["token_vault"] = TokenVaultResource(
-        lake=resources["lake_pipeline"], warehouse=resources["warehouse"]
-    )
-    resources["engine"] = TransformEngine(engine=settings.engine)
-    return resources
-
-
-@dg.definitions
-def resources() -> dg.Definitions:
-    """Vault-backed resources and IO managers; they find the running stack when a run starts."""
-    return dg.Definitions(resources=wire_resources(get_settings(), endpoints=None))
+    return {
+        "warehouse": warehouse,
+        "token_vault": TokenVaultResource(lake=lake, warehouse=warehouse),
+        "engine": TransformEngine(engine=settings.engine),
+    }

@@ -2,8 +2,8 @@
 total time, without ever holding it whole.
 
 The reader hands the body on in blocks of about ``BLOCK_BYTES`` to a sink (a spool file and
-the stream checks for files, a bounded buffer for events), in a worker thread so the checks
-do not hold up the event loop. It keeps the digest and size of what arrived and, as evidence
+the stream checks of a file or of an event batch), in a worker thread so the checks do not
+hold up the event loop. It keeps the digest and size of what arrived and, as evidence
 for quarantine, only the body's first ``keep`` bytes. A body whose Content-Length is over the
 limit is refused before a byte of it is read; one that pauses longer than the idle timeout or
 takes longer than the deadline is refused with 408, which frees its upload slot.

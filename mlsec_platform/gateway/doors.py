@@ -10,23 +10,27 @@ the same way.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from operator import attrgetter
 from typing import Any
 
 from fastapi import Request
 
-from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.catalog.sources import (
+    EVENT_DOMAINS,
+    FILE_SOURCES,
+    EventContract,
+    SourceContract,
+)
 from mlsec_platform.errors import InvalidInput
 from mlsec_platform.gateway.body import BodyReader, declared_length
 from mlsec_platform.gateway.errors import UnknownContract
 from mlsec_platform.gateway.services import Intake
-from mlsec_platform.gateway.sinks import BufferSink, Sink, SpoolSink
+from mlsec_platform.gateway.sinks import EventSink, Sink, SpoolSink
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.sources.validation import escaped, parse_events
+from mlsec_platform.sources.validation import escaped
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: FastAPI caches dependencies by it
@@ -40,7 +44,8 @@ class Door:
     body_noun: str  # what a body is, in refusals
     contracts: Mapping[str, Any]
     max_bytes: Callable[[PlatformSettings], int]
-    sink: Callable[[Any], Sink]  # where a body of a contract goes and how it is checked
+    #: Where a body of a contract goes and how it is checked, made once the body is wanted.
+    sink: Callable[[Any, Request], Awaitable[Sink]]
 
     def __call__(self, request: Request) -> Arrival:
         """Dependency: what is arriving through this door, recorded on the request with the
@@ -111,6 +116,15 @@ def _declared_or_none(request: Request) -> int | None:
         return None
 
 
+async def _file_sink(contract: SourceContract, request: Request) -> Sink:
+    return SpoolSink(contract)
+
+
+async def _event_sink(contract: EventContract, request: Request) -> Sink:
+    """Events are sized as they arrive against the message server's own limit."""
+    return EventSink(contract, await request.app.state.publisher.max_payload())
+
+
 FILES = Door(
     kind="file",
     param="source",
@@ -119,7 +133,7 @@ FILES = Door(
     body_noun="upload",
     contracts=FILE_SOURCES,
     max_bytes=attrgetter("gateway_max_file_bytes"),
-    sink=SpoolSink,
+    sink=_file_sink,
 )
 EVENTS = Door(
     kind="events",
@@ -129,5 +143,5 @@ EVENTS = Door(
     body_noun="request",
     contracts=EVENT_DOMAINS,
     max_bytes=attrgetter("gateway_max_events_bytes"),
-    sink=partial(BufferSink, check=parse_events),
+    sink=_event_sink,
 )

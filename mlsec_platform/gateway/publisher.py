@@ -4,15 +4,20 @@ The message server closes a connection on a protocol error (a message over its m
 is one), and the NATS client does not reconnect after such a close: kept as it was, one
 caller's bad request would fail every later event from anyone until the gateway restarted.
 So batches are checked against the server's own limits before anything is published
-(``sources.validation.encode_events``), a connection found closed is reopened, and a batch
-whose acknowledgements do not come answers 503 (the caller retries; the stream's duplicate
-window makes that harmless) instead of holding the request forever.
+(``sources.event_batch``), a connection found closed is reopened, and a batch whose
+acknowledgements do not come answers 503 (the caller retries; the stream's duplicate window
+makes that harmless) instead of holding the request forever.
+
+A batch is published from its spool with at most ``ACKS_IN_FLIGHT`` acknowledgements awaited
+at once, each tallied as it comes: memory does not grow with the batch here either.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import nats
 from fastapi.concurrency import run_in_threadpool
@@ -22,11 +27,24 @@ from nats.js.api import PubAck
 
 from mlsec_platform.errors import Unavailable
 from mlsec_platform.sources import event_stream
-from mlsec_platform.sources.validation import EventMessage
+from mlsec_platform.sources.event_batch import EventMessage
 
 
 class MessageServerUnavailable(Unavailable):
     """The message server did not take a batch; nothing the caller sent caused it."""
+
+
+#: Acknowledgements awaited at once while a batch is published (the client's own limit, after
+#: which it would wait without a timeout, is 4,000).
+ACKS_IN_FLIGHT = 2000
+
+
+@dataclass(frozen=True)
+class Published:
+    """What the stream did with a batch: how many messages, and how many it had already."""
+
+    count: int
+    duplicates: int
 
 
 class EventPublisher:
@@ -60,21 +78,35 @@ class EventPublisher:
         nc, _ = await self._open()
         return nc.max_payload
 
-    async def publish(self, subject: str, messages: list[EventMessage]) -> list[PubAck]:
-        """Publish all of an encoded batch and wait for the stream's acknowledgements."""
+    async def publish(self, subject: str, messages: Iterable[EventMessage]) -> Published:
+        """Publish every message of a checked batch and wait for the stream's
+        acknowledgements; each may take ``ack_timeout`` seconds at most."""
         _, js = await self._open()
+        pending: deque[asyncio.Future[PubAck]] = deque()
+        count = duplicates = 0
         try:
-            futures = [
-                await js.publish_async(subject, message.payload, headers=message.headers)
-                for message in messages
-            ]
-            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout=self._ack_timeout))
+            for message in messages:
+                if len(pending) >= ACKS_IN_FLIGHT:
+                    duplicates += await self._acknowledged(pending.popleft())
+                pending.append(
+                    await js.publish_async(subject, message.payload, headers=message.headers)
+                )
+                count += 1
+            while pending:
+                duplicates += await self._acknowledged(pending.popleft())
         except (TimeoutError, NatsError) as exc:
             await self.close()  # whatever state it is in, the next request starts afresh
             raise MessageServerUnavailable(
                 f"the message server did not acknowledge the events ({type(exc).__name__}); "
                 "retry: events it already stored are recognised by their event_id"
             ) from None
+        return Published(count, duplicates)
+
+    async def _acknowledged(self, future: asyncio.Future[PubAck]) -> bool:
+        """Whether the stream had the message already (a duplicate id)."""
+        if not future.done():  # wait_for costs a timer: only for what has not come yet
+            await asyncio.wait_for(future, self._ack_timeout)
+        return bool(future.result().duplicate)  # None when it is not one
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None

@@ -1,18 +1,18 @@
 """Where a door's body goes while it arrives, and how it is checked once complete.
 
-A file is spooled to an unlinked temporary file and checked block by block as it comes
-(``sources/file_stream.py``): the gateway's memory does not grow with the size of uploads.
-Events are gathered in memory (their requests are capped much lower) and parsed whole, since
-a request's events are accepted or refused together.
+Either body is spooled to an unlinked temporary file (what quarantine keeps of it if it is
+refused) and checked block by block as it comes: a file by ``sources/file_stream.py``, events
+by ``sources/event_batch.py``, which keeps each checked event only as its encoded message. The
+gateway's memory does not grow with the size of uploads or event batches.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
-from mlsec_platform.catalog.sources import SourceContract
+from mlsec_platform.catalog.sources import EventContract, SourceContract
+from mlsec_platform.sources.event_batch import EventBatch
 from mlsec_platform.sources.file_stream import CheckedFile, FileStream
 
 
@@ -58,23 +58,25 @@ class SpoolSink:
         self.spool.close()
 
 
-class BufferSink:
-    """An events request: gathered in memory (within its cap) and parsed whole."""
+class EventSink:
+    """An events request: spooled as it arrives, its events checked and kept as messages
+    sized against the message server's ``max_payload``."""
 
-    def __init__(self, contract: Any, check: Callable[[bytes, Any], Any]) -> None:
-        self._contract, self._check = contract, check
-        self._blocks: list[bytes] = []
+    def __init__(self, contract: EventContract, max_payload: int) -> None:
+        self.spool = tempfile.TemporaryFile(prefix="mlsec-events-body-")  # noqa: SIM115
+        self._batch = EventBatch(contract, max_payload)
 
     def write(self, block: bytes) -> None:
-        self._blocks.append(block)
+        self.spool.write(block)  # first: a block that fails its checks is kept too
+        self._batch.feed(block)
 
-    def finish(self) -> Any:
-        body = self.payload()
-        self._blocks = [body]
-        return self._check(body, self._contract)
+    def finish(self) -> EventBatch:
+        return self._batch.finish()
 
-    def payload(self) -> bytes:
-        return b"".join(self._blocks)
+    def payload(self) -> BinaryIO:
+        self.spool.flush()
+        return self.spool
 
     def close(self) -> None:
-        self._blocks = []
+        self._batch.close()
+        self.spool.close()

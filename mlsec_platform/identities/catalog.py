@@ -23,6 +23,13 @@ ROW_SCOPE_SIGNING_KEY = "row_scope_signing_key"
 #: Every field of BROKER_KEYS: each a random 32-byte key, base64.
 BROKER_KEY_NAMES = ("masking_hash_key", "cursor_signing_key", ROW_SCOPE_SIGNING_KEY)
 
+#: The mount of OpenBao's PKI engine: the platform CA.
+PKI_MOUNT = "pki"
+#: The PKI role each TLS service issues its server certificate from (its policy names only its
+#: own), and the role of client certificates (``mlsec cert issue``).
+SERVER_CERT_ROLES = {"broker": "broker-server", "gateway": "gateway-server"}
+CLIENT_CERT_ROLE = "client"
+
 
 @dataclass(frozen=True)
 class Identity:

@@ -65,6 +65,7 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
     for c in (
         OperatorCommand("issue", ("issuer", "operator-command")),
         OperatorCommand("reveal", ("reveal", "operator-command")),
+        OperatorCommand("cert-issue", ("operator-cert-issue", "operator-command")),
         OperatorCommand("rotate-token-keys", ("operator-rotate-token-keys", "operator-command")),
         OperatorCommand("rotate-s3-keys", ("operator-rotate-s3-keys", "operator-command")),
         OperatorCommand("exclude", ("operator-command",)),
@@ -77,6 +78,7 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
 OPERATOR_POLICIES = (
     LOGIN_POLICY,
     "operator-command",
+    "operator-cert-issue",
     "operator-rotate-token-keys",
     "operator-rotate-s3-keys",
     "operator-bootstrap",

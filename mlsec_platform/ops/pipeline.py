@@ -44,7 +44,7 @@ def ingest_pending(settings: PlatformSettings, echo: Echo) -> list[BatchRun]:
     from mlsec_platform.ops.drain import drain_events, drain_landing
 
     with _instance(settings) as instance:
-        resources = build_resources(settings)
+        resources = build_resources(settings, identities=["connector"])
         runs = drain_landing(instance, resources, echo) + drain_events(instance, resources, echo)
     if not runs:
         echo("  nothing waiting in landing or in the event stream")
@@ -54,12 +54,13 @@ def ingest_pending(settings: PlatformSettings, echo: Echo) -> list[BatchRun]:
 def curate(settings: PlatformSettings, echo: Echo, trigger: str = "cli") -> CurateResult:
     """Run the `curated` job: Raw -> Silver -> Gold -> warehouse and feature groups (gated)."""
     apply_environment(orchestrator_environment(settings))
-    from mlsec_platform.definitions import defs  # after the environment names the stack
+    # Imported after the environment names the stack.
+    from mlsec_platform.locations import location_definitions
 
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
         result = (
-            defs()
+            location_definitions("curation")
             .resolve_job_def("curated")
             .execute_in_process(
                 instance=instance,

@@ -7,9 +7,9 @@ package is slow to import.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.orchestrator import orchestrator_environment, project_root
@@ -22,7 +22,7 @@ def serve_gateway(settings: PlatformSettings, host: str, port: int | None, echo:
     from mlsec_platform.gateway.server import serve
 
     port = port or settings.gateway_port
-    echo(f"Ingestion gateway on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    echo(f"Ingestion gateway on https://{host}:{port} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
     serve(settings, host, port)
 
 
@@ -31,12 +31,19 @@ def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: 
     from broker_api.server import serve
 
     port = port or settings.broker_port
-    echo(f"Access Broker on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    echo(f"Access Broker on https://{host}:{port} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
     serve(settings, host, port)
 
 
-def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> int:
-    """The Dagster webserver and daemon against the running stack; returns their exit status."""
+def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> NoReturn:
+    """The Dagster webserver and daemon against the running stack, in place of this process.
+
+    ``dagster dev`` replaces this process (exec) instead of running as its child: a SIGTERM
+    from a service manager or ``kill`` then reaches ``dagster dev`` itself, which stops its
+    webserver, daemon and code server. As a child it outlived ``mlsec ui`` (Python's default
+    SIGTERM ends the parent without a word to the child) and kept the UI's port and the
+    instance's database connections until killed by hand.
+    """
     env = {**os.environ, **orchestrator_environment(settings)}
     echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
     command = [
@@ -51,4 +58,7 @@ def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> in
         "-p",
         str(port),
     ]
-    return subprocess.call(command, env=env, cwd=project_root())
+    os.chdir(project_root())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)  # noqa: S606 - a fixed argv of our own interpreter

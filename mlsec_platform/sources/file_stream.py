@@ -10,7 +10,6 @@ by batch, to a second spool. Memory is a few blocks, whatever the size of the up
 
 from __future__ import annotations
 
-import codecs
 import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -23,6 +22,7 @@ from mlsec_platform.sources.validation import (
     CSV_PARSE_OPTIONS,
     UTF8_BOM,
     Rejected,
+    Utf8Stream,
     check_header,
     csv_convert_options,
     neutralize_formulas,
@@ -54,9 +54,7 @@ class FileStream:
 
     def __init__(self, contract: SourceContract) -> None:
         self.contract = contract
-        self._utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-        self._offset = 0  # bytes fed so far
-        self._lines = 0  # newlines fed so far (for the line of a UTF-8 error)
+        self._utf8 = Utf8Stream()  # also where in the body a block is
         self._head = bytearray()  # the first line, until the header is checked
         self._header_checked = False
         self._blank = True  # nothing but whitespace so far
@@ -75,8 +73,8 @@ class FileStream:
             self._check(block)
 
     def _check(self, block: bytes) -> None:
-        refuse_nul(block, self._offset, self._lines)
-        self._decode(block)
+        refuse_nul(block, self._utf8.offset, self._utf8.lines)
+        self._utf8.feed(block)
         self._blank = self._blank and not block.strip()
         if not self._header_checked and not self._blank:
             self._head += block[: MAX_HEADER_BYTES + 1 - len(self._head)]
@@ -89,22 +87,6 @@ class FileStream:
                     f"header of contract {self.contract.name} is not a CSV line: no line end "
                     f"in its first {MAX_HEADER_BYTES} bytes",
                 )
-        self._offset += len(block)
-        self._lines += block.count(b"\n")
-
-    def _decode(self, block: bytes) -> None:
-        pending = self._utf8.getstate()[0]  # an incomplete character from the last block
-        data = block.removeprefix(UTF8_BOM) if self._offset == 0 else block
-        try:
-            self._utf8.decode(data)
-        except UnicodeDecodeError as exc:
-            joined = pending + data
-            offset = self._offset - len(pending) + (len(block) - len(data)) + exc.start
-            line = self._lines + joined[: exc.start].count(b"\n") + 1
-            raise Rejected(
-                422,
-                f"not valid UTF-8: byte 0x{joined[exc.start]:02x} at offset {offset} (line {line})",
-            ) from None
 
     def _check_header(self) -> None:
         head = bytes(self._head).removeprefix(UTF8_BOM)
@@ -119,12 +101,7 @@ class FileStream:
             sniff_text(start)
             if start:
                 self._check(start)
-        try:
-            self._utf8.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise Rejected(
-                422, f"not valid UTF-8: the body ends inside a character (offset {self._offset})"
-            ) from None
+        self._utf8.finish()
         if self._blank:
             raise Rejected(422, "empty upload")
         if not self._header_checked:

@@ -9,15 +9,13 @@ offset, ``sniff_text`` on the first, the table checks on each parsed batch).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
-import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -82,6 +80,40 @@ def decode_utf8(data: bytes) -> str:
             422,
             f"not valid UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line})",
         ) from None
+
+
+class Utf8Stream:
+    """UTF-8 checked block by block as a body arrives; a refusal names the bad byte's offset
+    and line in the whole body."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.offset = 0  # bytes fed so far
+        self.lines = 0  # newlines fed so far
+
+    def feed(self, block: bytes) -> None:
+        pending = self._decoder.getstate()[0]  # an incomplete character from the last block
+        data = block.removeprefix(UTF8_BOM) if self.offset == 0 else block
+        try:
+            self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            joined = pending + data
+            offset = self.offset - len(pending) + (len(block) - len(data)) + exc.start
+            line = self.lines + joined[: exc.start].count(b"\n") + 1
+            raise Rejected(
+                422,
+                f"not valid UTF-8: byte 0x{joined[exc.start]:02x} at offset {offset} (line {line})",
+            ) from None
+        self.offset += len(block)
+        self.lines += block.count(b"\n")
+
+    def finish(self) -> None:
+        try:
+            self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise Rejected(
+                422, f"not valid UTF-8: the body ends inside a character (offset {self.offset})"
+            ) from None
 
 
 def header_line(text: str) -> str:
@@ -217,44 +249,6 @@ def validate_file(data: bytes, contract: SourceContract) -> tuple[pa.Table, int]
     return neutralize_formulas(table)
 
 
-def parse_events(body: bytes, contract: EventContract) -> list[dict[str, Any]]:
-    """A JSON array (or one object) of events, each exactly matching the domain's contract.
-
-    orjson is strict where the standard parser is not: it refuses nesting deeper than 1,024,
-    numbers it cannot hold and lone surrogates, each as malformed JSON (the standard parser
-    raised RecursionError or ValueError on the first two and let the third through). Both
-    keep only the last of two equal keys, so a second pass finds those: what vanished would
-    be input silently dropped."""
-    text = decode_utf8(body)
-    try:
-        decoded = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise Rejected(
-            400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    try:
-        json.loads(text, object_pairs_hook=_refuse_repeated_fields)
-    except (RecursionError, ValueError) as exc:  # orjson nests deeper than Python recurses
-        raise Rejected(400, f"malformed JSON: {type(exc).__name__}") from None
-    events = decoded if isinstance(decoded, list) else [decoded]
-    if not events:
-        raise Rejected(422, "no events in the request")
-    for index, event in enumerate(events):
-        validate_event(event, contract, index)
-    return events
-
-
-def _refuse_repeated_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    fields = dict(pairs)
-    if len(fields) != len(pairs):
-        seen: set[str] = set()
-        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise Rejected(
-            422, f"a JSON object has the field {_shown(repeated)} twice: only one value can count"
-        )
-    return fields
-
-
 def validate_event(event: Any, contract: EventContract, index: int = 0) -> None:
     where = f"event {index}"
     if not isinstance(event, dict):
@@ -283,18 +277,18 @@ def check_event_id(event_id: str, where: str) -> None:
     (the later event dropped as a duplicate). Such ids are refused, never silently merged."""
     if event_id != event_id.strip():
         raise Rejected(
-            422, f"{where}: event_id {_shown(event_id)} has leading or trailing whitespace"
+            422, f"{where}: event_id {quoted(event_id)} has leading or trailing whitespace"
         )
     if _CONTROL.search(event_id):
-        raise Rejected(422, f"{where}: event_id {_shown(event_id)} has a control character")
+        raise Rejected(422, f"{where}: event_id {quoted(event_id)} has a control character")
     if _utf8_size(event_id) > MAX_EVENT_ID_BYTES:
         raise Rejected(
-            422, f"{where}: event_id {_shown(event_id)} is longer than {MAX_EVENT_ID_BYTES} bytes"
+            422, f"{where}: event_id {quoted(event_id)} is longer than {MAX_EVENT_ID_BYTES} bytes"
         )
 
 
 def _utf8_size(text: str) -> int:
-    return len(text.encode("utf-8", errors="surrogatepass"))  # surrogates: encode_events'
+    return len(text.encode("utf-8", errors="surrogatepass"))  # surrogates: encode_event's
 
 
 def escaped(text: str, limit: int = 80) -> str:
@@ -304,55 +298,6 @@ def escaped(text: str, limit: int = 80) -> str:
     return shown[:limit] + "..." if len(shown) > limit or len(text) > limit else shown
 
 
-def _shown(text: str) -> str:
+def quoted(text: str) -> str:
+    """Caller text quoted in a reason, escaped and bounded as by :func:`escaped`."""
     return f"'{escaped(text)}'"
-
-
-@dataclass(frozen=True)
-class EventMessage:
-    """One event as published: its id (the message id) and its JSON payload."""
-
-    event_id: str
-    payload: bytes
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Nats-Msg-Id": self.event_id}
-
-    @property
-    def size(self) -> int:
-        """What the message server counts against its max_payload: headers and payload."""
-        return len(_HEADER_FRAME) + len(self.event_id.encode()) + len(self.payload)
-
-
-#: ``NATS/1.0\r\nNats-Msg-Id: <id>\r\n\r\n`` around the id, as the client frames it.
-_HEADER_FRAME = b"NATS/1.0\r\nNats-Msg-Id: \r\n\r\n"
-
-
-def encode_events(events: list[dict[str, Any]], max_payload: int) -> list[EventMessage]:
-    """Every event of a checked batch encoded, or the whole batch refused: nothing is published
-    before all fit. ``max_payload`` is the message server's limit (from its connection): a
-    message over it makes the server close the publisher's connection."""
-    messages: list[EventMessage] = []
-    first_of: dict[str, tuple[int, bytes]] = {}
-    for index, event in enumerate(events):
-        try:
-            payload = orjson.dumps(event)
-        except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate in an event built in code
-            raise Rejected(422, f"event {index}: cannot be encoded as JSON: {exc}") from None
-        message = EventMessage(event["event_id"], payload)
-        if message.size > max_payload:
-            raise Rejected(
-                413,
-                f"event {index} is {message.size} bytes as a message (with its id header); "
-                f"the message server takes at most {max_payload} bytes",
-            )
-        seen = first_of.setdefault(message.event_id, (index, payload))
-        if seen[1] != payload:
-            raise Rejected(
-                422,
-                f"event {index} repeats the event_id {_shown(message.event_id)} of event "
-                f"{seen[0]} with other content",
-            )
-        messages.append(message)
-    return messages

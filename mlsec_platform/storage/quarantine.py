@@ -9,7 +9,9 @@ it lives in the reason record instead.
 
 from __future__ import annotations
 
+import io
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -136,10 +140,50 @@ def list_quarantine(lake: S3LakeResource) -> list[QuarantineEntry]:
     return sorted(entries, key=lambda e: e.quarantine_id)
 
 
+#: Failing rows `quarantine show` reads at most.
+MAX_SHOWN_ROWS = 100
+
+
+@dataclass(frozen=True)
+class EntryContents:
+    """What an entry holds: its reason record, its payload's size and, for a quality gate's
+    entry, its first failing rows and its failure cases."""
+
+    record: dict
+    payload_bytes: int
+    rows: pa.Table | None
+    failure_cases: list[dict]
+
+
+def read_entry(lake: S3LakeResource, entry: QuarantineEntry, rows: int) -> EntryContents:
+    """Read ``entry``; at most ``rows`` failing rows are read into memory."""
+    s3, bucket = lake.client(), lake.bucket(Zone.QUARANTINE)
+    record = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"{entry.prefix}/reason.json")["Body"].read()
+    )
+    size = s3.head_object(Bucket=bucket, Key=f"{entry.prefix}/payload")["ContentLength"]
+    table, cases = None, []
+    if entry.stage == "gate":  # payload: the failing rows as Parquet (quality/gates.py)
+        body = s3.get_object(Bucket=bucket, Key=f"{entry.prefix}/payload")["Body"].read()
+        table = pq.read_table(io.BytesIO(body)).slice(0, rows)
+        try:
+            found = s3.get_object(Bucket=bucket, Key=f"{entry.prefix}/failure_cases.parquet")
+        except s3.exceptions.NoSuchKey:
+            found = None
+        if found is not None:
+            cases = pq.read_table(io.BytesIO(found["Body"].read())).to_pylist()
+    return EntryContents(record, size, table, cases)
+
+
 def resubmit(
-    lake: S3LakeResource, entry: QuarantineEntry, gateway_url: str, token: str
+    lake: S3LakeResource,
+    entry: QuarantineEntry,
+    gateway_url: str,
+    token: str,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Response:
-    """Send the kept payload to the gateway again: every check runs anew."""
+    """Send the kept payload to the gateway again: every check runs anew (``verify``: the
+    TLS context with the client certificate ``token`` is bound to)."""
     # Streamed from the store to the gateway: a large payload is never held here either.
     body = (
         lake.client()
@@ -155,6 +199,7 @@ def resubmit(
         content=body,
         headers={"Authorization": f"Bearer {token}", "X-Resubmitted-From": entry.quarantine_id},
         timeout=300,
+        verify=verify,
     )
 
 

@@ -16,22 +16,6 @@ from mlsec_platform_tests.helpers import pg_login
 
 
 @pytest.fixture
-def writer(settings, endpoints):
-    conn_login = []
-
-    def connect():
-        conn, login = pg_login("pipeline", "audit-writer", settings, endpoints)
-        conn_login.append(login)
-        return conn
-
-    log = AuditLog(connect, actor="pipeline")
-    yield log
-    log.close()
-    for login in conn_login:
-        login.revoke()
-
-
-@pytest.fixture
 def owner(superuser_dsn):
     """The database owner (superuser): the one who could tamper."""
     with closing(psycopg2.connect(**superuser_dsn)) as conn:
@@ -44,13 +28,13 @@ def _verify_cli() -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_concurrent_appends_form_one_chain(writer, settings):
+def test_concurrent_appends_form_one_chain(audit_writer, settings):
     before = verify_audit_log(settings)
     assert before.ok
 
     def append(n: int) -> None:
         for i in range(25):  # one shared writer, used from four threads
-            writer.emit("test.concurrent", {"thread": n, "i": i})
+            audit_writer.emit("test.concurrent", {"thread": n, "i": i})
 
     threads = [threading.Thread(target=append, args=(n,)) for n in range(4)]
     for t in threads:
@@ -124,9 +108,9 @@ def _restore(cur, row: tuple) -> None:
     ],
     ids=["payload", "actor", "backdate", "delete"],
 )
-def test_tampering_by_the_owner_is_detected(tamper, owner, writer, settings):
+def test_tampering_by_the_owner_is_detected(tamper, owner, audit_writer, settings):
     for i in range(5):
-        writer.emit("test.tamper-target", {"i": i})
+        audit_writer.emit("test.tamper-target", {"i": i})
     assert _verify_cli()[0] == 0
     with owner.cursor() as cur:
         cur.execute("SELECT max(seq) FROM audit.events")
@@ -144,10 +128,12 @@ def test_tampering_by_the_owner_is_detected(tamper, owner, writer, settings):
     assert _verify_cli()[0] == 0
 
 
-def test_rewriting_the_whole_tail_is_caught_by_the_anchor(owner, writer, settings, superuser_dsn):
+def test_rewriting_the_whole_tail_is_caught_by_the_anchor(
+    owner, audit_writer, settings, superuser_dsn
+):
     """An owner who recomputes every hash after an edit still differs from the OpenBao anchor."""
     for i in range(3):
-        writer.emit("test.anchor", {"i": i})
+        audit_writer.emit("test.anchor", {"i": i})
     anchored = verify_audit_log(settings)  # anchors the head in OpenBao
     with owner.cursor() as cur:
         tail = [_row(cur, s) for s in range(anchored.head_seq - 2, anchored.head_seq + 1)]
@@ -167,14 +153,14 @@ def test_rewriting_the_whole_tail_is_caught_by_the_anchor(owner, writer, setting
     assert _verify_cli()[0] == 0
 
 
-def test_secrets_are_refused_in_payloads(writer):
+def test_secrets_are_refused_in_payloads(audit_writer):
     with pytest.raises(ValueError, match="looks like a secret"):
-        writer.emit("test.bad", {"secret_access_key": "x"})
+        audit_writer.emit("test.bad", {"secret_access_key": "x"})
     with pytest.raises(ValueError, match="looks like a secret"):
-        writer.emit("test.bad", {"nested": {"password": "x"}})
+        audit_writer.emit("test.bad", {"nested": {"password": "x"}})
 
 
-def test_every_event_gets_a_unique_id(writer):
-    ids = {writer.emit("test.id", {"n": n}) for n in range(10)}
+def test_every_event_gets_a_unique_id(audit_writer):
+    ids = {audit_writer.emit("test.id", {"n": n}) for n in range(10)}
     assert len(ids) == 10
     assert all(uuid.UUID(i) for i in ids)

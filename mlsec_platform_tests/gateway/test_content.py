@@ -4,6 +4,7 @@ and nothing of it in landing or on the event stream; one caller cannot stop inge
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from urllib.parse import quote
 
@@ -136,8 +137,7 @@ def test_an_oversize_event_does_not_stop_ingestion_for_others(
 def test_a_closed_message_server_connection_is_reopened(gateway, uploader):
     """Whatever closed it (the server after a protocol error, a restart), the next request
     reopens the connection instead of failing until the gateway restarts."""
-    publisher = gateway.app.state.publisher
-    gateway.portal.call(publisher.close)
+    gateway.server.run(gateway.server.app.state.publisher.close())
     response = gateway.post(EVENTS, content=json.dumps([_event()]), headers=uploader)
     assert response.status_code == 202, response.text
 
@@ -173,23 +173,38 @@ def test_a_batch_the_server_does_not_acknowledge_is_a_503_and_the_next_one_goes_
 ):
     """The gateway's NATS user may not publish outside raw.*.ingest: the server refuses such
     a message without answering it. The batch answers 503 after the ack timeout instead of
-    holding the request, and the next batch is published on a fresh connection."""
+    holding the request, and the next batch is published on a fresh connection. The batch
+    is larger than the 4,000 unacknowledged messages after which the NATS client waits for
+    room without any timeout."""
     import asyncio
 
+    from mlsec_platform.catalog.sources import EVENT_DOMAINS
     from mlsec_platform.gateway.publisher import EventPublisher, MessageServerUnavailable
-    from mlsec_platform.sources.validation import encode_events
+    from mlsec_platform.sources.event_batch import check_events
 
-    services = gateway.app.state.services
-    messages = encode_events([_event()], 1 << 20)
+    services = gateway.server.app.state.services
+    body = json.dumps([_event() for _ in range(5000)]).encode()
+    batch = check_events(body, EVENT_DOMAINS["order_status"], 1 << 20)
 
-    async def scenario() -> list:
+    async def scenario():
         publisher = EventPublisher(services.nats_url, services.nats_credentials, ack_timeout=1.0)
         try:
+            started = time.monotonic()
             with pytest.raises(MessageServerUnavailable, match="did not acknowledge"):
-                await publisher.publish("not.an.ingest.subject", messages)
-            return await publisher.publish("raw.order_status.ingest", messages)
+                # Bounded here only so that a publisher that waits for ever fails the test.
+                await asyncio.wait_for(
+                    publisher.publish("not.an.ingest.subject", batch.messages()), timeout=30
+                )
+            refused_after = time.monotonic() - started
+            return refused_after, await publisher.publish(
+                "raw.order_status.ingest", batch.messages()
+            )
         finally:
             await publisher.close()
 
-    [ack] = asyncio.run(scenario())
-    assert ack.stream == "RAW_EVENTS" and not ack.duplicate
+    try:
+        refused_after, published = asyncio.run(scenario())
+    finally:
+        batch.close()
+    assert refused_after < 10, refused_after  # the ack timeout (1 s), not the test's 30 s
+    assert (published.count, published.duplicates) == (5000, 0)

@@ -63,9 +63,14 @@ def _root_attempt(vault: hvac.Client) -> object:
     return vault.adapter.get("/v1/sys/generate-root-token/attempt")
 
 
+def _client_certificate(vault: hvac.Client) -> object:
+    return vault.write("pki/issue/client", common_name="operator-probe", ttl="60s")
+
+
 OWN: dict[str, list[Probe]] = {
     "issue": [_sign, _audit_login],
     "reveal": [_read_vault_reader_keys, _audit_login],
+    "cert-issue": [_client_certificate, _audit_login],
     "rotate-token-keys": [_read_token_keys, _read_wrapped_index_key, _audit_login],
     "rotate-s3-keys": [_store_s3_key, _audit_login],
     "exclude": [_audit_login],
@@ -89,6 +94,11 @@ NOBODYS: list[Probe] = [
     lambda v: v.sys.list_policies(),
     lambda v: v.auth.token.create(policies=["reveal"]),
     lambda v: v.read("database/creds/warehouse-writer"),
+    # Server certificates are the services' own; the CA's key and roles are bootstrap's.
+    lambda v: v.write("pki/issue/broker-server", common_name="localhost"),
+    lambda v: v.write("pki/issue/gateway-server", common_name="localhost"),
+    lambda v: v.write("pki/roles/client", allow_any_name=True, server_flag=True),
+    lambda v: v.write("pki/root/generate/internal", common_name="another CA"),
 ]
 
 

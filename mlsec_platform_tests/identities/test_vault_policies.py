@@ -54,3 +54,35 @@ def test_credential_files_are_private(settings):
         assert folder.stat().st_mode & 0o777 == 0o700
         for name in ("role_id", "secret_id"):
             assert (folder / name).stat().st_mode & 0o777 == 0o600
+
+
+#: Who may issue from which PKI role: each service its own server certificate, nobody a
+#: client certificate (only the operator's `cert-issue` command token may).
+PKI_ROLES = ("broker-server", "gateway-server", "client")
+
+
+@pytest.mark.parametrize("identity", sorted(IDENTITIES))
+def test_each_service_issues_only_its_own_server_certificate(identity, settings, endpoints):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    vault = vault_as(identity, settings, endpoints)
+    own = {"broker": "broker-server", "gateway": "gateway-server"}.get(identity)
+    for role in PKI_ROLES:
+        issue = lambda role=role: vault.write(  # noqa: E731
+            f"pki/issue/{role}", common_name="localhost", ip_sans="127.0.0.1", ttl="120s"
+        )
+        if role != own:
+            with pytest.raises(VaultAccessDenied):
+                issue()
+            continue
+        cert = x509.load_pem_x509_certificate(issue()["certificate"].encode())
+        assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == (
+            identity
+        )
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH]
+        # Only the configured names: a certificate for another host is refused.
+        with pytest.raises(VaultAccessDenied):
+            vault.write(f"pki/issue/{role}", common_name="broker.example.org")
+    vault.revoke()

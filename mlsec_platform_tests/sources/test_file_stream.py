@@ -106,8 +106,10 @@ def test_a_body_of_many_batches_is_checked_and_rewritten_in_batches():
     assert _streamed(body, 1 << 20) == _whole(body)
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+from mlsec_platform_tests.sources.properties import PROPERTY  # noqa: E402
 
 _CSV_TEXT = st.lists(
     st.sampled_from(
@@ -117,7 +119,7 @@ _CSV_TEXT = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@PROPERTY
 @given(rows=_CSV_TEXT, block=st.sampled_from([1, 5, 64, 4096]))
 def test_any_csv_like_text_is_judged_the_same_streamed_or_whole(rows, block):
     body = HEADER + rows.encode()

@@ -1,36 +1,20 @@
-"""The content checks of files and events, as pure functions: what they refuse, with which
+"""The content checks of files (and the text of refusals), as pure functions: what they refuse, with which
 status and reason, and that they keep what was sent (no silent changes)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.sources import validation
 from mlsec_platform.sources.validation import (
     Rejected,
     neutralize_formulas,
-    parse_events,
-    validate_event,
     validate_file,
 )
 
 SELLERS = FILE_SOURCES["olist_sellers"]
-ORDER_STATUS = EVENT_DOMAINS["order_status"]
 HEADER = "seller_id,seller_zip_code_prefix,seller_city,seller_state"
-
-
-def _event(event_id: str = "e1", **overrides) -> dict:
-    return {
-        "event_id": event_id,
-        "event_type": "order_created",
-        "order_id": "o1",
-        "status": "created",
-        "occurred_at": "2017-10-02T10:56:33Z",
-        **overrides,
-    }
 
 
 def _refusal(check, *args) -> Rejected:
@@ -110,71 +94,12 @@ def test_formulas_a_spreadsheet_still_runs_are_neutralized_plain_text_is_not():
     assert changed == len(FORMULAS)
 
 
-def _body(events) -> bytes:
-    return json.dumps(events).encode()
-
-
-HOSTILE_EVENTS = {
-    "deeply nested JSON": (b"[" * 100_000 + b"]" * 100_000, 400, "malformed JSON"),
-    "a 5,000-digit integer": (b'[{"event_id": ' + b"7" * 5000 + b"}]", 400, "malformed JSON"),
-    "a lone surrogate in an event id": (b'[{"event_id": "a\\ud800"}]', 400, "malformed JSON"),
-    "an event id with a leading space": (_body([_event(" e1")]), 422, "whitespace"),
-    "an event id with a trailing newline": (_body([_event("e1\n")]), 422, "whitespace"),
-    "an event id with a CR inside": (_body([_event("e\r1")]), 422, "control character"),
-    "an event id with a NUL": (_body([_event("e\x001")]), 422, "control character"),
-    "one id twice with different content": (
-        _body([_event("e1"), _event("e1", status="approved")]),
-        422,
-        "event_id 'e1' of event 0 with other content",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(HOSTILE_EVENTS), ids=list(HOSTILE_EVENTS))
-def test_hostile_events_are_a_4xx_with_a_reason_never_a_crash(case):
-    body, status, reason = HOSTILE_EVENTS[case]
-    refusal = _refusal(lambda: validation.encode_events(parse_events(body, ORDER_STATUS), 1 << 20))
-    assert refusal.status == status and reason in refusal.reason, refusal.reason
-
-
-def test_a_field_given_twice_in_one_event_is_refused_not_collapsed():
-    """JSON parsers keep the last of two equal keys: the first value would vanish unseen."""
-    body = b'[{"event_id": "e1", "event_type": "order_created", "order_id": "o1", '
-    body += b'"status": "created", "occurred_at": "2017-10-02T10:56:33Z", "status": "canceled"}]'
-    refusal = _refusal(parse_events, body, ORDER_STATUS)
-    assert refusal.status == 422 and "field 'status' twice" in refusal.reason
-
-
-def test_event_ids_that_differ_only_in_whitespace_are_not_collapsed():
-    """The NATS client strips a header's value: "e1" and " e1" would share one message id,
-    and the second event would be dropped as a duplicate of the first."""
-    refusal = _refusal(parse_events, _body([_event("e1"), _event(" e1")]), ORDER_STATUS)
-    assert refusal.status == 422 and "event 1" in refusal.reason
-
-
-def test_a_batch_is_encoded_whole_or_refused_whole():
-    small, big = _event("small"), _event("big", order_id="o" * 2000)
-    messages = validation.encode_events([small, small, _event("other")], max_payload=1024)
-    assert [m.event_id for m in messages] == ["small", "small", "other"]
-    assert all(m.size <= 1024 for m in messages)
-    refusal = _refusal(validation.encode_events, [small, big], 1024)
-    assert refusal.status == 413
-    assert "event 1" in refusal.reason and "at most 1024 bytes" in refusal.reason
-
-
-def test_the_size_counts_the_message_id_header_too():
-    """The message server counts headers and payload against max_payload; an id that fits
-    in the payload alone can still make the server close the connection."""
-    event = _event("i" * 300)
-    payload_only = len(json.dumps(event, separators=(",", ":")).encode())
-    refusal = _refusal(validation.encode_events, [event], payload_only + 10)
-    assert refusal.status == 413
-
-
 # Property tests: whatever arrives, a check either passes or refuses with a typed 4xx.
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+from mlsec_platform_tests.sources.properties import PROPERTY, refused_typed_or_passed  # noqa: E402
 
 _CSV_TEXT = st.text(
     alphabet=st.sampled_from(
@@ -182,28 +107,19 @@ _CSV_TEXT = st.text(
     ),
     max_size=300,
 )
-_PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _refused_typed_or_passed(check, *args):
-    try:
-        return check(*args)
-    except Rejected as refusal:
-        assert 400 <= refusal.status < 500 and refusal.reason
-        return None
-
-
-@_PROPERTY
+@PROPERTY
 @given(st.binary(max_size=400))
 def test_any_bytes_as_a_file_pass_or_are_refused_with_a_4xx(body):
-    _refused_typed_or_passed(validate_file, body, SELLERS)
+    refused_typed_or_passed(validate_file, body, SELLERS)
 
 
-@_PROPERTY
+@PROPERTY
 @given(header_tail=_CSV_TEXT, rows=_CSV_TEXT)
 def test_any_csv_like_text_passes_or_is_refused_with_a_4xx(header_tail, rows):
     body = (HEADER + header_tail + "\n" + rows).encode("utf-8", errors="surrogatepass")
-    checked = _refused_typed_or_passed(validate_file, body, SELLERS)
+    checked = refused_typed_or_passed(validate_file, body, SELLERS)
     if checked is not None:  # accepted: nothing in it a spreadsheet would still run
         table, _ = checked
         for column in table.columns:
@@ -211,70 +127,7 @@ def test_any_csv_like_text_passes_or_is_refused_with_a_4xx(header_tail, rows):
                 assert cell is None or b"\x00" not in cell.encode()
 
 
-@_PROPERTY
-@given(st.binary(max_size=400))
-def test_any_bytes_as_events_pass_or_are_refused_with_a_4xx(body):
-    events = _refused_typed_or_passed(parse_events, body, ORDER_STATUS)
-    if events is not None:
-        _refused_typed_or_passed(validation.encode_events, events, 1 << 20)
-
-
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
-    max_leaves=20,
-)
-_EVENTS = st.lists(
-    st.fixed_dictionaries(
-        {
-            "event_id": st.text(min_size=1, max_size=30),
-            "event_type": st.text(min_size=1, max_size=5),
-            "order_id": st.just("o1"),
-            "status": st.text(min_size=1, max_size=5),
-            "occurred_at": st.just("2017-10-02T10:56:33Z"),
-        },
-        optional={"seller_id": st.none() | st.text(max_size=5), "junk": _JSON},
-    ),
-    min_size=1,
-    max_size=5,
-)
-
-
-@_PROPERTY
-@given(st.one_of(_JSON, _EVENTS))
-def test_any_json_as_events_passes_or_is_refused_with_a_4xx(document):
-    try:
-        body = json.dumps(document).encode("utf-8", errors="surrogatepass")
-    except ValueError:  # NaN and friends are not JSON: a caller cannot send them either
-        return
-    events = _refused_typed_or_passed(parse_events, body, ORDER_STATUS)
-    if events is not None:
-        messages = _refused_typed_or_passed(validation.encode_events, events, 1 << 20)
-        if messages is not None:  # accepted: each id is exactly what its header carries
-            assert all(m.event_id == m.event_id.strip() for m in messages)
-
-
-@_PROPERTY
-@given(_EVENTS, st.integers(min_value=0, max_value=400))
-def test_events_as_built_in_code_encode_or_are_refused_with_a_4xx(events, max_payload):
-    """validate_event and encode_events also run on events not parsed from a body (the
-    connector re-checks each message; an event built in code may hold a lone surrogate)."""
-    for index, event in enumerate(events):
-        try:
-            validate_event(event, ORDER_STATUS, index)
-        except Rejected as refusal:
-            assert 400 <= refusal.status < 500
-            return
-    _refused_typed_or_passed(validation.encode_events, events, max_payload)
-
-
-def test_an_event_id_is_a_key_not_content():
-    refusal = _refusal(parse_events, _body([_event("i" * 1025)]), ORDER_STATUS)
-    assert refusal.status == 422 and "longer than 1024 bytes" in refusal.reason
-    assert parse_events(_body([_event("\u00e9" * 512)]), ORDER_STATUS)  # 1,024 bytes: fine
-
-
-@_PROPERTY
+@PROPERTY
 @given(st.text(), st.integers(min_value=1, max_value=200))
 def test_caller_text_in_a_reason_is_ascii_bounded_and_has_no_control_characters(text, limit):
     shown = validation.escaped(text, limit)

@@ -15,7 +15,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.stack.orchestrator import project_root
-from mlsec_platform_tests.stack.webserver import run_to_the_end, serving
+from mlsec_platform_tests.stack.webserver import code_locations, run_to_the_end, serving
 
 ROOT = project_root()
 DAGSTER = Path(sys.executable).with_name("dagster")
@@ -67,6 +67,10 @@ def dagster_dev(supervisor, settings):
 
 
 def test_dagster_dev_runs_on_the_platform_instance(dagster_dev, supervisor, settings):
+    # workspace.yaml, not one merged location: a process per writer identity.
+    assert code_locations(dagster_dev) == dict.fromkeys(
+        ("ingestion", "curation", "lifecycle"), "RepositoryLocation"
+    )
     run_id, status = run_to_the_end(dagster_dev, "reference_data")
     assert status == "SUCCESS"
     # Recorded in the stack's Postgres, where `mlsec ui` and the broker's lineage look.

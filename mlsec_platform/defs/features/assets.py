@@ -16,6 +16,7 @@ import dagster as dg
 import pyarrow as pa
 
 from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.defs.automation import CONDITIONS, FRESHNESS
 from mlsec_platform.defs.catalog import asset_key, asset_metadata
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -45,6 +46,8 @@ def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Tabl
     key=asset_key(RFM),
     deps=[dg.AssetKey(["gold", "fact_order_item"])],
     group_name="features",
+    automation_condition=CONDITIONS["features"],
+    freshness_policy=FRESHNESS["features"],
     io_manager_key="lakehouse_io_manager",
     code_version=str(RFM.version),
     kinds={"delta", "s3", "duckdb", "spark"},
@@ -72,3 +75,8 @@ def customer_rfm(
         "entities": run_sql(ENTITIES, features=table.select(["customer_token"]))[0][0].as_py(),
     }
     yield from RFM_GATE.commit(context, table, lake_pipeline, metadata=metadata)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[customer_rfm])

@@ -11,6 +11,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from mlsec_platform.catalog.datasets import dataset
+from mlsec_platform.defs.automation import CONDITIONS, FRESHNESS
 from mlsec_platform.defs.catalog import asset_key, asset_metadata
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -41,6 +42,8 @@ def gold_asset(name: str) -> dg.AssetsDefinition:
         key=asset_key(spec),
         deps=[_input_key(n) for n in inputs],
         group_name="gold",
+        automation_condition=CONDITIONS["gold"],
+        freshness_policy=FRESHNESS["gold"],
         io_manager_key="lakehouse_io_manager",
         code_version=CODE_VERSION,
         kinds={"delta", "s3", "duckdb", "spark"},
@@ -73,6 +76,8 @@ _DIM_DATE_GATE = QualityGate(_DIM_DATE)
     key=asset_key(_DIM_DATE),
     deps=[dg.AssetKey(["silver", "orders"])],
     group_name="gold",
+    automation_condition=CONDITIONS["gold"],
+    freshness_policy=FRESHNESS["gold"],
     io_manager_key="lakehouse_io_manager",
     code_version=CODE_VERSION,
     kinds={"delta", "s3"},

@@ -79,3 +79,10 @@ def br_states_complete(br_states: pa.Table) -> dg.AssetCheckResult:
         passed=len(ufs) == 27 and len(set(ufs)) == 27,
         metadata={"rows": len(ufs), "distinct_uf": len(set(ufs))},
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[br_states], asset_checks=[br_states_complete], jobs=[reference_data_job]
+    )

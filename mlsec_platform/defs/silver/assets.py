@@ -19,6 +19,7 @@ import pyarrow as pa
 from mlsec_platform.catalog.datasets import SILVER
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
+from mlsec_platform.defs.automation import CONDITIONS
 from mlsec_platform.defs.catalog import asset_key, asset_metadata
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.privacy.deidentify import PrivacyPlan
@@ -81,6 +82,7 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
             *(dg.AssetKey(["silver", name]) for name in transform.inputs),
         ],
         group_name="silver",
+        automation_condition=CONDITIONS["silver"],
         io_manager_key="lakehouse_io_manager",
         code_version=CODE_VERSION,
         kinds={"delta", "duckdb", "s3"},

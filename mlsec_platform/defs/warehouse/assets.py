@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from mlsec_platform.catalog.datasets import FEATURE_GROUPS, dataset
 from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.defs.automation import CONDITIONS
 from mlsec_platform.defs.catalog import asset_key, column_schema
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -75,6 +76,7 @@ def _spec(target: Target) -> dg.AssetSpec:
         key=target.key,
         deps=[asset_key(source)],
         group_name="warehouse",
+        automation_condition=CONDITIONS["warehouse"],
         code_version=CODE_VERSION,
         kinds={"postgres"},
         owners=["team:data-platform"],
@@ -150,3 +152,8 @@ def warehouse_loads(
             },
             data_version=dg.DataVersion(str(snapshot.version)),
         )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[warehouse_loads])

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from mlsec_platform.gateway.deps import AdmittedInput, Publisher, Services
 from mlsec_platform.gateway.doors import EVENTS
 from mlsec_platform.gateway.models import EventsAccepted
-from mlsec_platform.sources.validation import encode_events
+from mlsec_platform.sources.event_batch import EventBatch
 
 router = APIRouter(dependencies=[Depends(EVENTS)])
 
@@ -22,28 +22,29 @@ router = APIRouter(dependencies=[Depends(EVENTS)])
 async def publish_events(
     domain: str, admitted: AdmittedInput, services: Services, publisher: Publisher
 ) -> EventsAccepted:
-    stream_subject, events = admitted.contract.subject, admitted.checked
-    # The whole batch is encoded and sized against the server's limit before any event is
-    # published: a batch is accepted or refused whole (Rejected is answered and kept).
-    messages = encode_events(events, await publisher.max_payload())
-    # The stream drops an event whose Nats-Msg-Id it has seen: a retried request is harmless.
-    acks = await publisher.publish(stream_subject, messages)
-    duplicates = sum(1 for ack in acks if ack.duplicate)
+    batch: EventBatch = admitted.checked
+    # Every event was checked, encoded and sized against the server's limit as the body
+    # arrived: a batch is accepted or refused whole (Rejected is answered and kept).
+    try:
+        # The stream drops an event whose Nats-Msg-Id it has seen: a retried request is harmless.
+        published = await publisher.publish(admitted.contract.subject, batch.messages())
+    finally:
+        admitted.sink.close()
     await run_in_threadpool(
         services.audit.emit,
         "ingest.accepted",
         {
             "kind": "events",
             "name": domain,
-            "events": len(events),
-            "duplicates": duplicates,
+            "events": published.count,
+            "duplicates": published.duplicates,
             "sha256": admitted.intake.sha256,
             "subject": admitted.subject,
         },
     )
     return EventsAccepted(
         domain=domain,
-        subject=stream_subject,
-        accepted=len(events) - duplicates,
-        duplicates=duplicates,
+        subject=admitted.contract.subject,
+        accepted=published.count - published.duplicates,
+        duplicates=published.duplicates,
     )

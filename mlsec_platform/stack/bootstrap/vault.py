@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import hvac
@@ -131,10 +133,13 @@ def bootstrap_vault(
             token_ttl=f"{settings.token_ttl}s",
             token_max_ttl=f"{settings.token_max_ttl}s",
             token_type="service",  # noqa: S106 - a token kind
+            secret_id_ttl=f"{settings.secret_id_ttl}s",
             secret_id_bound_cidrs=cidrs,
             token_bound_cidrs=cidrs,
         )
-        deliver_approle_credentials(client, settings.identities_dir, identity)
+        deliver_approle_credentials(
+            client, settings.identities_dir, identity, settings.secret_id_ttl
+        )
 
 
 def ensure_token_keys(client: hvac.Client) -> None:
@@ -160,27 +165,45 @@ def delete_transit_key(client: hvac.Client, name: str) -> None:
     client.secrets.transit.delete_key(name)
 
 
-def deliver_approle_credentials(client: hvac.Client, folder: Path, identity: Identity) -> None:
+def deliver_approle_credentials(
+    client: hvac.Client, folder: Path, identity: Identity, ttl: int
+) -> None:
     """Write the identity's role_id and secret_id (0600) where its workloads will read them.
 
-    An existing secret_id that still logs in is kept, so re-running bootstrap does not pile up
-    secret ids; a missing or revoked one is replaced.
+    A secret_id expires after ``ttl`` seconds, so one copied out of the folder stops working
+    on its own. An existing one with more than half of ``ttl`` left is kept (bootstrap runs at
+    every `mlsec up` and piles up nothing); a missing, revoked or aging one is replaced, and
+    the one replaced is destroyed. Workloads read the file at each login, so a running one
+    moves to the new secret_id at its next login.
     """
     target = ensure_private_dir(folder / identity.name)
     role_id = client.auth.approle.read_role_id(identity.name)["data"]["role_id"]
     secret_file = target / "secret_id"
-    if secret_file.exists() and (target / "role_id").exists():
-        probe = hvac.Client(url=client.url, timeout=5)
-        try:
-            login = probe.auth.approle.login(role_id, read_secret(secret_file), use_token=False)
-            probe.token = login["auth"]["client_token"]
-            probe.auth.token.revoke_self()
+    old = read_secret(secret_file) if secret_file.exists() else None
+    if old and (target / "role_id").exists():
+        left = _seconds_left(client, identity.name, old)
+        if left is not None and left > ttl / 2:
             return
-        except (InvalidRequest, hvac.exceptions.VaultError):
-            pass
     secret_id = client.auth.approle.generate_secret_id(identity.name)["data"]["secret_id"]
     write_secret(target / "role_id", role_id)
     write_secret(secret_file, secret_id)
+    if old:
+        with contextlib.suppress(hvac.exceptions.VaultError):
+            client.auth.approle.destroy_secret_id(identity.name, old)
+
+
+def _seconds_left(client: hvac.Client, role: str, secret_id: str) -> float | None:
+    """Seconds until ``secret_id`` of ``role`` expires; None when OpenBao no longer has it."""
+    try:
+        found = client.auth.approle.read_secret_id(role, secret_id)
+    except (InvalidRequest, InvalidPath, hvac.exceptions.VaultError):
+        return None
+    if not found or not found.get("data"):
+        return None
+    expires = found["data"].get("expiration_time") or ""
+    if expires.startswith("0001-01-01"):  # issued without a TTL (before TTLs existed)
+        return 0.0
+    return (datetime.fromisoformat(expires) - datetime.now(UTC)).total_seconds()
 
 
 def read_kv(client: hvac.Client, path: str) -> dict | None:

@@ -17,12 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from deltalake import DeltaTable
 
 from mlsec_platform.catalog import datasets, sources
 from mlsec_platform.catalog.columns import DATE, PEOPLE, RAW_BATCH, S, col, key, token
 from mlsec_platform.catalog.governance import DatasetSpec, Generalisation, Mask, PiiKind, Purpose
 from mlsec_platform.catalog.sources import Column, Kind, SourceContract
+from mlsec_platform.cli import main
 from mlsec_platform.definitions import defs
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.defs.silver.assets import silver_assets
@@ -269,6 +271,19 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
     assert_nothing_clear(kept, "quarantine")  # the gate keeps de-identified rows only
     reason = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/reason.json")["Body"].read())
     assert {"column": "joined_on", "check": "not_nullable", "failures": "1"} in reason["checks"]
+
+    # The operator sees the entry whole, personal columns masked; a wrong id or row count is
+    # a usage error.
+    entry_id = prefix.rsplit("/", 1)[1]
+    shown = CliRunner().invoke(main, ["quarantine", "show", entry_id, "--rows", "3"])
+    assert shown.exit_code == 0, shown.output
+    assert "failing_rows: 1" in shown.output and bad in shown.output  # the Raw batch
+    assert '"member_id": "m-005"' in shown.output
+    assert '"email_token": "«personal»"' in shown.output
+    assert '"column": "joined_on"' in shown.output
+    for wrong in (["no-such-entry"], [entry_id, "--rows", "101"]):
+        refused = CliRunner().invoke(main, ["quarantine", "show", *wrong])
+        assert refused.exit_code == 2, refused.output
 
 
 def test_a_catalog_entry_without_a_transform_stops_the_code_location(monkeypatch):

@@ -6,6 +6,7 @@ path "auth/token/revoke-self" { capabilities = ["update"] }
 
 path "auth/token/create/operator-issue"                   { capabilities = ["update"] }
 path "auth/token/create/operator-reveal"                  { capabilities = ["update"] }
+path "auth/token/create/operator-cert-issue"              { capabilities = ["update"] }
 path "auth/token/create/operator-rotate-token-keys"       { capabilities = ["update"] }
 path "auth/token/create/operator-rotate-s3-keys"          { capabilities = ["update"] }
 path "auth/token/create/operator-exclude"                 { capabilities = ["update"] }

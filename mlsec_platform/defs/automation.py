@@ -1,0 +1,55 @@
+"""How curated data keeps up on its own: automation conditions, freshness, and their sensor.
+
+Each curated asset takes its group's condition (and freshness, where one is set) from here.
+
+New Raw data reaches Silver, Gold, the warehouse and the feature groups with no one launching
+`curated`: each curated asset is materialized once its inputs changed and none of them is
+still being written (Dagster's ``eager`` condition). The sensor that evaluates the conditions
+runs every 30 s, so the Raw batches that land within one interval are taken by one run of
+each table rather than one run per batch; and since every table is rebuilt from its whole
+input, a run that follows several batches loses none of them.
+
+Silver ignores missing Raw partitions: a Raw batch that was refused (quarantined) leaves its
+partition unmaterialized for good, and ``eager`` would otherwise wait for it forever. Above
+Silver a missing input is a real gap (a table never built), so Gold and the rest wait.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+#: Curated groups and the condition that keeps each up to date.
+CONDITIONS: dict[str, dg.AutomationCondition] = {
+    "silver": dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
+    "gold": dg.AutomationCondition.eager(),
+    "warehouse": dg.AutomationCondition.eager(),
+    "features": dg.AutomationCondition.eager(),
+}
+
+#: How stale a group may get before Dagster warns and then fails its freshness: the feature
+#: store serves models online; Gold feeds dashboards and reports.
+FRESHNESS: dict[str, dg.FreshnessPolicy] = {
+    "gold": dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=24), warn_window=timedelta(hours=6)
+    ),
+    "features": dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=6), warn_window=timedelta(hours=1)
+    ),
+}
+
+SENSOR_INTERVAL_SECONDS = 30
+
+curated_automation = dg.AutomationConditionSensorDefinition(
+    "curated_automation",
+    target=dg.AssetSelection.groups(*CONDITIONS),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    description="Keeps Silver, Gold, the warehouse and the features up with Raw.",
+)
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(sensors=[curated_automation])

@@ -1,0 +1,52 @@
+"""The real gateway in a process of its own (`mlsec gateway`), as it runs in production, for
+tests that measure that process (its memory) or hold its connections."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlsec_platform.serving.client import ClientTls
+from mlsec_platform.stack.ports import PortAllocator
+
+
+@contextmanager
+def running_gateway(
+    env: dict[str, str], tls: ClientTls
+) -> Iterator[tuple[subprocess.Popen, str, int]]:
+    """`mlsec gateway` on a free port with ``env`` over this process's environment; yields
+    the process, its URL and its port once it answers (over mTLS: ``tls`` is the client's)."""
+    port = PortAllocator().take()
+    mlsec = Path(sys.executable).parent / "mlsec"
+    proc = subprocess.Popen(
+        [str(mlsec), "gateway", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"https://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/health", timeout=1, verify=tls.ssl_context()).is_success:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the gateway did not start")
+        yield proc, url, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # connections it still waits for
+            proc.kill()
+            proc.wait(30)
