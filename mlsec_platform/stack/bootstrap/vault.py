@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import hvac
-from hvac.exceptions import InvalidPath, InvalidRequest
+from hvac.exceptions import InvalidPath
 
 from mlsec_platform.identities.catalog import IDENTITIES, Identity
 from mlsec_platform.identities.catalog import _read as read_policy_file
@@ -196,7 +196,7 @@ def _seconds_left(client: hvac.Client, role: str, secret_id: str) -> float | Non
     """Seconds until ``secret_id`` of ``role`` expires; None when OpenBao no longer has it."""
     try:
         found = client.auth.approle.read_secret_id(role, secret_id)
-    except (InvalidRequest, InvalidPath, hvac.exceptions.VaultError):
+    except hvac.exceptions.VaultError:  # InvalidPath and InvalidRequest among them
         return None
     if not found or not found.get("data"):
         return None
