@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from mlsec_platform.gateway.services import AUDIENCE
+from mlsec_platform.identities.tokens import issue_token
 from mlsec_platform.settings import PlatformSettings, get_settings
-from mlsec_platform.stack.bootstrap import bootstrap
+from mlsec_platform.stack.bootstrap import BootstrapCredentials, bootstrap
 from mlsec_platform.stack.supervisor import Supervisor
 
 
@@ -43,6 +45,16 @@ def benchmark_stack():
             supervisor.down()
 
 
+@contextmanager
+def bench_client(settings: PlatformSettings, subject: str = "bench"):
+    """A client certificate of the platform CA for the benchmark's requests (the broker and
+    the gateway serve mTLS only): (ClientTls, its PEM to bind tokens to), for the block."""
+    from mlsec_platform.ops.certs import ephemeral_client
+
+    with ephemeral_client(settings, subject, ttl_seconds=12 * 3600) as client:
+        yield client
+
+
 def report(name: str, real: float, baseline: float, unit: str, target: str) -> None:
     print(f"\n{name}")
     print(f"  real path : {real:>12,.0f} {unit}")
@@ -52,20 +64,20 @@ def report(name: str, real: float, baseline: float, unit: str, target: str) -> N
 
 
 @contextmanager
-def gateway_process(port: int):
-    """`mlsec gateway` in its own process, as uploads reach it in production; yields its URL
-    and the process."""
+def gateway_process(port: int, tls):
+    """`mlsec gateway` in its own process, as uploads reach it in production (HTTPS: ``tls``
+    is the benchmark's client certificate); yields its URL and the process."""
     mlsec = Path(sys.executable).parent / "mlsec"
     proc = subprocess.Popen(
         [str(mlsec), "gateway", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
     try:
         for _ in range(300):
             try:
-                if httpx.get(f"{url}/health", timeout=1).is_success:
+                if httpx.get(f"{url}/health", timeout=1, verify=tls.ssl_context()).is_success:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -75,4 +87,18 @@ def gateway_process(port: int):
         proc.wait(30)
 
 
-__all__ = ["Path", "benchmark_stack", "gateway_process", "report"]
+def gateway_token(settings: PlatformSettings, scope: str, certificate: str) -> str:
+    """A token of the gateway's audience granting ``scope``, issued as the operator and bound
+    to ``certificate`` (the benchmark's client certificate, PEM)."""
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    return issue_token(
+        vault,
+        subject="bench",
+        audience=AUDIENCE,
+        ttl_seconds=3600,
+        certificate=certificate,
+        claims={"scope": [scope]},
+    )
+
+
+__all__ = ["Path", "bench_client", "benchmark_stack", "gateway_process", "gateway_token", "report"]

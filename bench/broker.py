@@ -1,12 +1,14 @@
 """The Access Broker's overhead: `/query` against DuckDB on the same snapshot, and
 `/feature/vector` latency at a fixed request rate.
 
-Real path: HTTP requests to the broker (JWT verification, rate limits, policy decision,
-compilation, a pinned snapshot on DuckDB, masking, lineage, one audit event committed before
-the response). Baseline, in the same process run: the very SQL and parameters the broker
-compiles, run directly on a DuckDB cursor over the same in-memory snapshot. For features, the
-broker's p99 at 200 requests/s (open loop: requests start on schedule, whether or not the
-previous one has finished), next to the same lookup sent straight to Postgres.
+Real path: HTTPS requests to the broker over mTLS on keep-alive connections (a client
+certificate of the platform CA; JWT verification, the token bound to that certificate, rate
+limits, policy decision, compilation, a pinned snapshot on DuckDB, masking, lineage, one
+audit event committed before the response). Baseline, in the same process run: the very SQL
+and parameters the broker compiles, run directly on a DuckDB cursor over the same in-memory
+snapshot. For features, the broker's p99 at 200 requests/s (open loop: requests start on
+schedule, whether or not the previous one has finished), next to the same lookup sent
+straight to Postgres.
 
     .venv/bin/python bench/broker.py [--orders 20000] [--requests 400] [--seconds 15]
 """
@@ -19,6 +21,7 @@ import gc
 import os
 import secrets
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -31,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
-from _stack import benchmark_stack  # noqa: E402
+import uvloop  # noqa: E402
+from _stack import bench_client, benchmark_stack  # noqa: E402
 
 from broker_api.compiler import compile_query  # noqa: E402
 from broker_api.identity import issue_broker_token  # noqa: E402
@@ -63,6 +67,10 @@ QUERY = {
 }
 
 
+#: Keep-alive connections the /feature/vector load generator opens before the run.
+WARM_CONNECTIONS = 8
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -91,9 +99,12 @@ def curate(settings, orders: int) -> None:
         raise SystemExit("the curated job failed")
 
 
-def bench_query(url: str, services: BrokerServices, token: str, requests: int) -> None:
+def bench_query(
+    url: str, services: BrokerServices, token: str, requests: int, tls: ssl.SSLContext
+) -> None:
     spec = CATALOG[QUERY["dataset"]]
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=auth, verify=tls) as http:
         first = http.post("/query", json=QUERY)
         first.raise_for_status()
         version = first.json()["lineage"]["delta_version"]
@@ -117,8 +128,8 @@ def bench_query(url: str, services: BrokerServices, token: str, requests: int) -
             cursor.sql(compiled.sql, params=list(compiled.params)).to_arrow_table()
             cursor.unregister(RELATION)
 
-        host, port = url.removeprefix("http://").split(":")
-        conn = _KeepAlive(host, int(port))
+        host, port = url.removeprefix("https://").split(":")
+        conn = _KeepAlive(host, int(port), tls)
         request_bytes = conn.post_request("/query", orjson.dumps(QUERY), token)
         # Interleaved, one of each in turn, so both see the same moments of a noisy machine.
         real, direct = [], []
@@ -160,10 +171,11 @@ class _KeepAlive:
     socket (measured: http.client's header parsing alone added 0.14 ms a request), so the
     figure is the broker's time, not a client library's."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext) -> None:
         self.host = host
-        self.sock = socket.create_connection((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw = socket.create_connection((host, port))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = tls.wrap_socket(raw, server_hostname=host)
         self.pending = b""
 
     def post_request(self, path: str, body: bytes, token: str) -> bytes:
@@ -208,9 +220,18 @@ class _Connection:
         return status
 
 
-async def _paced(url: str, token: str, entities: list[str], rate: int, seconds: float):
+async def _paced(
+    url: str, token: str, entities: list[str], rate: int, seconds: float, tls: ssl.SSLContext
+):
     """Open loop: request i starts at start + i/rate whether or not earlier ones finished."""
-    host, port = url.removeprefix("http://").split(":")
+    host, port = url.removeprefix("https://").split(":")
+
+    opened = [0]
+
+    async def connect() -> _Connection:
+        opened[0] += 1
+        return _Connection(*await asyncio.open_connection(host, port, ssl=tls))
+
     headers = f"Host: {host}\r\nAuthorization: Bearer {token}\r\n".encode()
     idle: list[_Connection] = []
     latencies: list[float] = []
@@ -219,21 +240,25 @@ async def _paced(url: str, token: str, entities: list[str], rate: int, seconds: 
     async def one(entity: str) -> None:
         t0 = time.perf_counter()
         target = f"/feature/vector?group=customer_rfm&entity={quote(entity, safe='')}"
-        conn = idle.pop() if idle else _Connection(*await asyncio.open_connection(host, port))
+        conn = idle.pop() if idle else await connect()
         try:
             status = await conn.get(target, headers)
         except (asyncio.IncompleteReadError, ConnectionError):
             # The server closed an idle keep-alive connection: a new one, still on the clock.
-            conn = _Connection(*await asyncio.open_connection(host, port))
+            conn = await connect()
             status = await conn.get(target, headers)
         latencies.append(time.perf_counter() - t0)
         idle.append(conn)
         if status != 200:
             errors.append(status)
 
-    for i in range(100):  # warm connections and caches
-        await one(entities[i % len(entities)])
+    # Warm the caches, and a pool of keep-alive connections as a client library keeps one: the
+    # run opens new connections (each a TLS handshake) only when all of these are busy.
+    for i in range(0, 96, WARM_CONNECTIONS):
+        batch = [entities[(i + j) % len(entities)] for j in range(WARM_CONNECTIONS)]
+        await asyncio.gather(*(one(entity) for entity in batch))
     latencies.clear()
+    opened[0] = 0
     start, tasks = time.perf_counter(), []
     for i in range(int(rate * seconds)):
         delay = start + i / rate - time.perf_counter()
@@ -244,11 +269,14 @@ async def _paced(url: str, token: str, entities: list[str], rate: int, seconds: 
     elapsed = time.perf_counter() - start
     for conn in idle:
         conn.writer.close()
-    return latencies, errors, elapsed
+    return latencies, errors, elapsed, opened[0]
 
 
-def bench_vector(url: str, services: BrokerServices, token: str, rate: int, seconds: float) -> None:
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+def bench_vector(
+    url: str, services: BrokerServices, token: str, rate: int, seconds: float, tls: ssl.SSLContext
+) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=auth, verify=tls) as http:
         rows = http.post(
             "/query",
             json={"dataset": "gold/dim_customer", "columns": ["customer_token"], "limit": 500},
@@ -256,9 +284,12 @@ def bench_vector(url: str, services: BrokerServices, token: str, rate: int, seco
     entities = [r["customer_token"] for r in rows["rows"]]
     gc.collect()
     gc.freeze()  # the load generator's own collector pauses are not the broker's latency
-    commits_before = audit_commits(url)
-    latencies, errors, elapsed = asyncio.run(_paced(url, token, entities, rate, seconds))
-    commits = {le: n - commits_before[le] for le, n in audit_commits(url).items()}
+    commits_before = audit_commits(url, tls)
+    # The load generator on uvloop as the broker is: its own TLS costs little, so the figures
+    # are the broker's.
+    paced = _paced(url, token, entities, rate, seconds, tls)
+    latencies, errors, elapsed, opened = uvloop.run(paced)
+    commits = {le: n - commits_before[le] for le, n in audit_commits(url, tls).items()}
     # Baseline: the same lookup straight to Postgres on the broker's reader connection.
     direct = []
     for i in range(500):
@@ -271,7 +302,8 @@ def bench_vector(url: str, services: BrokerServices, token: str, rate: int, seco
         direct.append(time.perf_counter() - t0)
     print(
         f"\n/feature/vector at {rate} requests/s for {seconds:g} s "
-        f"({len(latencies)} requests in {elapsed:.1f} s, {len(errors)} errors)"
+        f"({len(latencies)} requests in {elapsed:.1f} s, {len(errors)} errors, "
+        f"{opened} connections opened during it)"
     )
     print(
         f"  real path : p50 {statistics.median(latencies) * 1e3:6.2f} ms   "
@@ -295,12 +327,13 @@ def bench_vector(url: str, services: BrokerServices, token: str, rate: int, seco
 SCRAPE_CREDENTIAL = secrets.token_urlsafe(32)
 
 
-def audit_commits(url: str) -> dict[str, float]:
+def audit_commits(url: str, tls: ssl.SSLContext) -> dict[str, float]:
     """The broker's audit commit histogram (cumulative counts by upper bound, seconds)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     scrape = {"Authorization": f"Bearer {SCRAPE_CREDENTIAL}"}
-    families = text_string_to_metric_families(httpx.get(f"{url}/metrics", headers=scrape).text)
+    answer = httpx.get(f"{url}/metrics", headers=scrape, verify=tls)
+    families = text_string_to_metric_families(answer.text)
     return {
         s.labels["le"]: s.value
         for f in families
@@ -330,7 +363,7 @@ def bench_policy(folder: Path) -> Path:
 
 
 @contextmanager
-def broker_process(settings, port: int):
+def broker_process(settings, port: int, tls: ssl.SSLContext):
     """`mlsec broker` in its own process, as deployed (not sharing the benchmark's GIL)."""
     credential = settings.root / "metrics-scrape-credential"
     credential.write_text(SCRAPE_CREDENTIAL)
@@ -345,12 +378,12 @@ def broker_process(settings, port: int):
     process = subprocess.Popen(
         [str(mlsec), "broker", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=1, verify=tls).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -374,7 +407,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
 
-    with benchmark_stack() as settings:
+    with benchmark_stack() as settings, bench_client(settings) as (client, certificate):
         apply_environment(orchestrator_environment(settings))
         started = time.perf_counter()
         curate(settings, args.orders)
@@ -388,13 +421,15 @@ def main() -> None:
             purpose="analytics",
             clearance="confidential",
             ttl_seconds=3600,
+            certificate=certificate,
         )
+        tls = client.ssl_context()
         # The baseline reads the same snapshots with the broker's own (read-only) services.
         services = BrokerServices.from_settings(settings)
         try:
-            with broker_process(settings, PortAllocator().take()) as url:
-                bench_query(url, services, token, args.requests)
-                bench_vector(url, services, token, args.rate, args.seconds)
+            with broker_process(settings, PortAllocator().take(), tls) as url:
+                bench_query(url, services, token, args.requests, tls)
+                bench_vector(url, services, token, args.rate, args.seconds, tls)
         finally:
             services.close()
 

@@ -32,16 +32,13 @@ import psutil
 from nats.js import api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _stack import benchmark_stack, gateway_process, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, gateway_token, report  # noqa: E402
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
 from mlsec_platform.defs.raw.events import ingest_event_batch  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
-from mlsec_platform.gateway.services import AUDIENCE  # noqa: E402
-from mlsec_platform.identities.tokens import issue_token  # noqa: E402
 from mlsec_platform.resources.vault import VaultResource  # noqa: E402
 from mlsec_platform.sources import event_stream  # noqa: E402
-from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
 from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 from mlsec_platform.stack.secret_files import read_secret_json  # noqa: E402
 
@@ -181,15 +178,14 @@ async def bare_publish(url: str, creds: dict, messages: list[tuple[str, bytes]])
 
 
 def http_part(settings, nats_url: str, publisher: dict, events: int, per_request: int) -> None:
-    """Events POSTed to the gateway in its own process, against a bare JetStream publish."""
-    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-    token = issue_token(
-        vault,
-        subject="bench",
-        audience=AUDIENCE,
-        ttl_seconds=3600,
-        claims={"scope": [f"publish:{CONTRACT.domain}"]},
-    )
+    """Events POSTed to the gateway in its own process over mTLS, against a bare JetStream
+    publish."""
+    with bench_client(settings) as (tls, certificate):
+        _http_part(settings, nats_url, publisher, events, per_request, tls, certificate)
+
+
+def _http_part(settings, nats_url, publisher, events, per_request, tls, certificate) -> None:
+    token = gateway_token(settings, f"publish:{CONTRACT.domain}", certificate)
     bodies = []
     for start in range(0, events, per_request):
         chunk = [_event(i) for i in range(start, min(events, start + per_request))]
@@ -198,8 +194,10 @@ def http_part(settings, nats_url: str, publisher: dict, events: int, per_request
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     path = f"/v1/events/{CONTRACT.domain}"
     with (
-        gateway_process(PortAllocator().take()) as (url, proc),
-        httpx.Client(base_url=url, headers=headers, timeout=600) as client,
+        gateway_process(PortAllocator().take(), tls) as (url, proc),
+        httpx.Client(
+            base_url=url, headers=headers, timeout=600, verify=tls.ssl_context()
+        ) as client,
     ):
         warm = client.post(path, content=orjson.dumps([_event(0)]))  # connections, imports
         assert warm.status_code == 202, warm.text

@@ -15,22 +15,20 @@ import argparse
 import io
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
-from _stack import benchmark_stack, gateway_process, report  # noqa: E402
+from _stack import bench_client, benchmark_stack, gateway_process, gateway_token, report  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from mlsec_platform.catalog.sources import FILE_SOURCES  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.gateway.client import GatewayClient  # noqa: E402
-from mlsec_platform.gateway.services import AUDIENCE  # noqa: E402
-from mlsec_platform.identities.tokens import issue_token  # noqa: E402
 from mlsec_platform.ops.drain import drain_landing  # noqa: E402
 from mlsec_platform.sample_data.olist import generate, write_csv  # noqa: E402
-from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
 from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 
 SOURCE = "olist_order_items"
@@ -42,7 +40,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    with benchmark_stack() as settings:
+    with benchmark_stack() as settings, ExitStack() as stack:
         dataset = generate(seed=1, orders=args.orders)
         csv = write_csv(dataset, settings.root / "bench")[SOURCE].read_bytes()
         rows = dataset.tables[SOURCE].num_rows
@@ -50,19 +48,13 @@ def main() -> None:
 
         resources = build_resources(settings)
         lake = resources["lake_pipeline"]  # the baseline writes to silver, unchecked
-        vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-        token = issue_token(
-            vault,
-            subject="bench",
-            audience=AUDIENCE,
-            ttl_seconds=3600,
-            claims={"scope": [f"upload:{SOURCE}"]},
-        )
+        tls, certificate = stack.enter_context(bench_client(settings))
+        token = gateway_token(settings, f"upload:{SOURCE}", certificate)
         instance = dg.DagsterInstance.ephemeral()
         real, connector, bare = [], [], []
         with (
-            gateway_process(PortAllocator().take()) as (url, _),
-            GatewayClient(url, token) as client,
+            gateway_process(PortAllocator().take(), tls) as (url, _),
+            GatewayClient(url, token, tls=tls) as client,
         ):
             for i in range(args.repeat):
                 # Each round uploads a file with one changed row, so it is new content.
@@ -101,7 +93,7 @@ def main() -> None:
             target,
         )
         report(
-            f"HTTP upload -> Raw (gateway in its own process + the run above), {title}",
+            f"HTTPS upload -> Raw (gateway in its own process + the run above), {title}",
             rows / min(real),
             rows / min(bare),
             "rows/s",

@@ -35,7 +35,8 @@ from broker_api.principal import Principal
 from broker_api.responses import json_response
 from broker_api.services import BrokerServices
 from mlsec_platform.catalog.governance import DatasetSpec
-from mlsec_platform.identities.tokens import InvalidToken
+from mlsec_platform.identities.tokens import InvalidToken, check_presented
+from mlsec_platform.serving.tls import presented_certificate
 
 T = TypeVar("T")
 
@@ -49,7 +50,8 @@ Services = Annotated[BrokerServices, Depends(get_services)]
 
 
 async def authenticate(request: Request) -> Principal:
-    """The caller of the request: a valid bearer token (401), within its rate limit (429)."""
+    """The caller of the request: a valid bearer token presented over a connection with the
+    client certificate it is bound to (401), within its rate limit (429)."""
     services: BrokerServices = request.app.state.services
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip() if scheme.lower() == "bearer" else None
@@ -60,6 +62,9 @@ async def authenticate(request: Request) -> Principal:
             principal = await loop.run_in_executor(
                 services.executor, services.verifier.verify, token
             )
+        if principal.certificate is None:
+            raise InvalidToken("token is not bound to a client certificate")
+        check_presented(principal.certificate, presented_certificate(request.scope))
     except InvalidToken as exc:
         services.metrics.deny("identity")
         raise Unauthenticated(str(exc)) from None

@@ -30,6 +30,7 @@ from mlsec_platform.identities.tokens import (
     ISSUER_KEY,
     MAX_LIFETIME_SECONDS,
     InvalidToken,
+    bound_thumbprint,
     decode_claims,
     issue_token,
 )
@@ -138,6 +139,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
     entitlements = _strings(claims.get("entitlements", []))
     if entitlements is None:
         raise InvalidToken("claim 'entitlements' must be a list of non-empty strings")
+    certificate = bound_thumbprint(claims)  # every broker token is bound to a certificate
     return Principal(
         subject=subject,
         groups=groups,
@@ -146,6 +148,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         clearance=clearance,
         entitlements=frozenset(entitlements),
         token_id=claims.get("jti"),
+        certificate=certificate,
         claims=MappingProxyType(claims),
     )
 
@@ -367,10 +370,11 @@ def issue_broker_token(
     clearance: Sensitivity | str,
     entitlements: Iterable[str] = (),
     ttl_seconds: int,
+    certificate: bytes | str,
     audience: str = BROKER_AUDIENCE,
     not_before: int | None = None,
 ) -> str:
-    """A broker token signed by the transit issuer key (``clearance``: member or label)."""
+    """A broker token signed by the issuer key, bound to the client ``certificate`` (PEM)."""
     groups, entitlements = list(groups), sorted(set(entitlements))
     if not subject or not project:
         raise ValueError("a broker token needs a subject and a project")
@@ -384,6 +388,7 @@ def issue_broker_token(
         subject=subject,
         audience=audience,
         ttl_seconds=ttl_seconds,
+        certificate=certificate,
         not_before=not_before,
         claims={
             "groups": groups,

@@ -23,6 +23,9 @@ class Principal:
     clearance: Sensitivity
     entitlements: frozenset[str] = frozenset()
     token_id: str | None = None
+    #: The thumbprint (``x5t#S256``) of the client certificate the token is bound to: the
+    #: token is accepted only over a connection that presents that certificate (RFC 8705).
+    certificate: str | None = None
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def audit_fields(self) -> dict[str, Any]:

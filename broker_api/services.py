@@ -38,13 +38,14 @@ from mlsec_platform.identities.catalog import BROKER_KEYS, ROW_SCOPE_SIGNING_KEY
 from mlsec_platform.privacy.reveal import reveal as reveal_tokens
 from mlsec_platform.resources.identity import IdentityResources, identity_resources
 from mlsec_platform.resources.leased_login import LeasedLogin
-from mlsec_platform.resources.vault import VaultError, VaultResource
+from mlsec_platform.resources.vault import VaultError
 from mlsec_platform.serving.counters import SharedCounters
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
+from mlsec_platform.storage.token_vault import TokenVault
 
-#: The identity whose only power is transit decrypt (the `reveal` policy); used for entitled,
-#: reasoned reveal requests only.
+#: The identity whose only powers are reading the token vault and unwrapping its data keys;
+#: used for entitled, reasoned reveal requests only.
 REVEALER = "revealer"
 
 
@@ -184,7 +185,7 @@ class BrokerServices:
         self.executor = ThreadPoolExecutor(
             max_workers=settings.broker_max_concurrent_queries, thread_name_prefix="broker"
         )
-        self._revealer: VaultResource | None = None
+        self._revealer: IdentityResources | None = None
         self._reveal_lock = threading.Lock()
 
     def _start_audit_sink(self, pg: tuple[str, int]) -> None:
@@ -233,17 +234,17 @@ class BrokerServices:
         request_id: str,
     ) -> pa.Table:
         """Tokenized ``columns`` of ``spec`` back in clear, each in its catalog token domain,
-        decrypted by OpenBao transit as the separate ``revealer`` identity (the broker's own
-        token cannot decrypt). Each column's reveal is recorded (severity high, fingerprints
-        only) before any value is returned. Raises RevealRefused (403) or RevealUnavailable
-        (503)."""
+        read from the token vault and opened with data keys OpenBao unwraps for the separate
+        ``revealer`` identity (the broker's own keys can do neither). Each column's reveal is
+        recorded (severity high, fingerprints only) before any value is returned. Raises
+        RevealRefused (403) or RevealUnavailable (503)."""
         try:
             return self._reveal(
                 table, columns, spec=spec, subject=subject, reason=reason, request_id=request_id
             )
         except PermissionError as exc:
             raise RevealRefused(str(exc)) from None
-        except (VaultError, AuditWriteError) as exc:
+        except (VaultError, AuditWriteError, OSError) as exc:
             raise RevealUnavailable(f"reveal unavailable: {exc}") from None
 
     def _reveal(
@@ -258,7 +259,10 @@ class BrokerServices:
     ) -> pa.Table:
         with self._reveal_lock:
             if self._revealer is None:
-                self._revealer = VaultResource.for_identity(self.settings, REVEALER)
+                self._revealer = identity_resources(
+                    self.settings, REVEALER, self.settings.endpoints()
+                )
+        vault = TokenVault.on_lake(self._revealer.lake)
         for name in columns:
             values = table.column(name).to_pylist()
             tokens = sorted({v for v in values if v is not None})
@@ -272,7 +276,8 @@ class BrokerServices:
                 zip(
                     tokens,
                     reveal_tokens(
-                        self._revealer.client(),
+                        self._revealer.vault.client(),
+                        vault,
                         tokens,
                         domain=spec.column(name).token_domain,
                         subject=subject,
@@ -308,5 +313,6 @@ class BrokerServices:
         self._audit_login.revoke()
         self.audit.close()
         if self._revealer is not None:
-            self._revealer.revoke()
+            self._revealer.audit.close()
+            self._revealer.vault.revoke()
         self.vault.revoke()

@@ -45,13 +45,14 @@ class _Group(click.Group):
 
 rotate = _Group("rotate", help="Rotate credentials.")
 token = _Group("token", help="Identity tokens signed by the issuer key held in OpenBao.")
+cert = _Group("cert", help="Client certificates from the platform CA (OpenBao PKI).")
 quarantine = _Group("quarantine", help="Input that was refused, kept with its reason.")
 audit = _Group("audit", help="The hash-chained audit log.")
 operator = _Group("operator", help="The operators' OpenBao access.")
 main = _Group(
     "main",
     help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
-    commands=[rotate, token, quarantine, audit, operator],
+    commands=[rotate, token, cert, quarantine, audit, operator],
 )
 
 
@@ -87,11 +88,11 @@ def rotate_s3(identities: tuple[str, ...]) -> None:
     _lazy("ops.s3_keys").rotate_identity_keys(get_settings(), identities, echo)
 
 
-@rotate.command("tokenization-key")
-@click.option("--resume", is_flag=True, help="Finish a rotation whose re-tokenization failed.")
-def rotate_tokenization(resume: bool) -> None:
-    """New tokenization key version; re-tokenize everything; retire the old version."""
-    _lazy("ops.rotation").rotate_in_stack_instance(get_settings(), echo, resume=resume)
+@rotate.command("token-keys")
+@click.option("--resume", is_flag=True, help="Finish a rotation whose rewrap failed.")
+def rotate_token_keys(resume: bool) -> None:
+    """New token vault key versions; rewrap every stored key; retire the old (tokens stay)."""
+    _lazy("ops.rotation").rotate_token_keys(get_settings(), echo, resume=resume)
 
 
 @main.command("reveal")
@@ -126,6 +127,15 @@ class _TokenIssue(_Command):
 
 @token.command("issue", cls=_TokenIssue)
 @click.option("--subject", required=True, help="Who the token is for (sub).")
+@click.option(
+    "--cert",
+    "certificate",
+    envvar="MLSEC_CLIENT_CERT",
+    show_envvar=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client certificate (PEM) the token is bound to: accepted only with it.",
+)
 @click.option("--audience", default="mlsec-gateway", show_default=True)
 @click.option("--scope", "scopes", multiple=True, help="e.g. upload:olist_orders, publish:*")
 @click.option("--group", "groups", multiple=True, help="Broker: a group of the subject.")
@@ -143,10 +153,26 @@ def token_issue(**options) -> None:
     """Print a signed token (operator command: logs in as the operator; audited).
 
     Gateway tokens carry --scope; broker tokens (--audience mlsec-broker) carry --group,
-    --project, --purpose, --clearance and optionally --entitlement.
+    --project, --purpose, --clearance and optionally --entitlement. Either is bound to the
+    client certificate --cert (`mlsec cert issue`).
     """
     tokens = _lazy("ops.tokens")
     echo(tokens.issue_operator_token(get_settings(), tokens.TokenRequest(**options)))
+
+
+@cert.command("issue")
+@click.option("--subject", required=True, help="Who the certificate is for (its CN).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for SUBJECT.pem, SUBJECT-key.pem (0600) and ca.pem.",
+)
+@click.option("--ttl", default="1h", show_default=True, help="Lifetime: 3600, 30m, 1h (12h max).")
+@click.option("--shell", is_flag=True, help="Print `export MLSEC_...=` lines for the SDK.")
+def cert_issue(subject: str, out: Path, ttl: str, shell: bool) -> None:
+    """Issue a client certificate for the broker and the gateway (operator command; audited)."""
+    _lazy("ops.certs").issue_to_folder(get_settings(), subject, out, ttl, shell, echo)
 
 
 @main.command()
@@ -190,7 +216,7 @@ def quarantine_exclude(source: str, batch_id: str, reason: str) -> None:
 
 @quarantine.command("resubmit")
 @click.argument("quarantine_id")
-@click.option("--gateway-url", default=None, help="Default http://127.0.0.1:MLSEC_GATEWAY_PORT")
+@click.option("--gateway-url", default=None, help="Default https://127.0.0.1:MLSEC_GATEWAY_PORT")
 def quarantine_resubmit(quarantine_id: str, gateway_url: str | None) -> None:
     """Send a quarantined payload through the running gateway again (all checks re-run)."""
     resubmit = _lazy("ops.quarantine").resubmit_quarantined

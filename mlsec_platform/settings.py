@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlsec_platform.errors import ConfigurationError
@@ -49,6 +49,8 @@ class Zone(StrEnum):
     FEATURES = "features"
     COLD = "cold"
     QUARANTINE = "quarantine"
+    #: The token vault (``storage/token_vault.py``): tokens, sealed values, wrapped keys.
+    TOKENS = "tokens"
 
 
 def bucket_name(prefix: str, zone: Zone | str) -> str:
@@ -202,6 +204,26 @@ class PlatformSettings(BaseSettings):
         "last request ids. 0: one event each.",
     )
 
+    # TLS of the broker and the gateway: server certificates from the platform CA (OpenBao
+    # PKI), client certificates required (mTLS).
+    tls_server_names: tuple[str, ...] = Field(
+        ("localhost", "127.0.0.1"),
+        description="DNS names and IP addresses the broker's and the gateway's server "
+        "certificates are issued for (the first is the subject).",
+    )
+    tls_server_cert_ttl: int = Field(
+        86400,
+        gt=60,
+        description="Lifetime of a server certificate (s); each service renews its own at "
+        "two thirds of it.",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="The platform CA's certificate (PEM), which clients trust and client "
+        "certificates are checked against; bootstrap writes it. Unset: "
+        "`<state_dir>/tls/ca.pem`.",
+    )
+
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Engine of the curated transforms: `duckdb` or `spark`."
     )
@@ -240,6 +262,12 @@ class PlatformSettings(BaseSettings):
     bootstrap_dir: Path | None = Field(
         None, description="Folder of the bootstrap secrets, e.g. mounted Docker secrets (`stack`)."
     )
+
+    @model_validator(mode="after")
+    def _default_ca_bundle(self) -> PlatformSettings:
+        if self.ca_bundle is None:
+            self.ca_bundle = self.state_dir.resolve() / "tls" / "ca.pem"
+        return self
 
     @cached_property
     def root(self) -> Path:

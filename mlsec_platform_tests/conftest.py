@@ -147,14 +147,27 @@ def state_dir(settings: PlatformSettings) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gateway(supervisor, settings):
-    """The gateway app with its real services (OpenBao, S3, NATS, Postgres) behind it."""
-    from fastapi.testclient import TestClient
+def client_tls(supervisor, settings):
+    """The client certificate the tests present to the broker and the gateway (mTLS)."""
+    from mlsec_platform_tests.helpers import session_client
 
-    from mlsec_platform.gateway.app import create_app
-    from mlsec_platform.gateway.services import GatewayServices
+    return session_client(settings).tls
 
-    with TestClient(create_app(GatewayServices.from_settings(settings))) as client:
+
+@pytest.fixture(scope="session")
+def gateway(supervisor, settings, client_tls):
+    """An HTTPS client of the real gateway (its services on OpenBao, S3, NATS, Postgres)
+    on a loopback port, presenting the session's client certificate; ``gateway.server`` is
+    the running server (its ``app``, ``run`` on its event loop)."""
+    from mlsec_platform.gateway.server import BackgroundGateway
+    from mlsec_platform.stack.ports import PortAllocator
+    from mlsec_platform_tests.helpers import https_client
+
+    with (
+        BackgroundGateway(settings, PortAllocator().take()) as running,
+        https_client(running.url, client_tls) as client,
+    ):
+        client.server = running
         yield client
 
 

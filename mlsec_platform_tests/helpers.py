@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import boto3
+import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.serving.client import ClientTls
 from mlsec_platform.settings import Endpoints, PlatformSettings
 
 BOTO = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
@@ -101,7 +106,129 @@ def operator_vault(settings: PlatformSettings, endpoints: Endpoints):
     return BootstrapCredentials.load(settings).vault(endpoints)
 
 
-def upload_token(settings, endpoints, *scopes: str, subject: str = "uploader-1", **kwargs) -> str:
+@dataclass(frozen=True)
+class TestClientCert:
+    """A client certificate of the platform CA the tests present, as `mlsec cert issue`
+    writes it: ``tls`` for clients, ``pem`` to bind tokens to."""
+
+    __test__ = False  # not a test class
+    tls: ClientTls
+    pem: str
+
+
+_session_clients: dict[Path, TestClientCert] = {}
+
+
+def foreign_certificate(folder: Path, subject: str = "ana") -> ClientTls:
+    """A client certificate signed by a CA key of our own making under the platform CA's name
+    (``folder``: its PEM files; the CA bundle is left unset)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlsec-platform CA")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{subject}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{subject}-key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ClientTls(folder / "no-ca.pem", folder / f"{subject}.pem", folder / f"{subject}-key.pem")
+
+
+def issue_test_client(
+    settings: PlatformSettings, folder: Path, subject: str = "tests", ttl_seconds: int = 7200
+) -> TestClientCert:
+    """A client certificate for ``subject``, issued by the operator as `mlsec cert issue`
+    does, written to ``folder``."""
+    from mlsec_platform.ops.certs import issue_client_certificate, write_client_files
+
+    issued = issue_client_certificate(settings, subject, ttl_seconds)
+    files = write_client_files(folder, subject, issued)
+    return TestClientCert(
+        ClientTls(files.ca_bundle, files.certificate, files.key), issued.certificate
+    )
+
+
+def session_client(settings: PlatformSettings) -> TestClientCert:
+    """The certificate the tests of a session present by default (issued once per stack)."""
+    if settings.root not in _session_clients:
+        _session_clients[settings.root] = issue_test_client(settings, settings.root / "test-client")
+    return _session_clients[settings.root]
+
+
+#: The thumbprint of the client certificate the requests of in-process app tests present.
+PRESENTED = "presented-certificate-x5t"
+
+
+def through_the_gate(app, presented: str | None = PRESENTED):
+    """``app`` as the TLS gate serves it, for tests that run an app in process: each request's
+    scope names the connection's client certificate as the gate puts it there (``None``: a
+    request that came through no gate). ``serving/test_tls.py`` tests the gate itself."""
+
+    async def gated(scope, receive, send):
+        if scope["type"] == "http" and presented is not None:
+            scope.setdefault("extensions", {})["tls"] = {"client_cert_x5t_s256": presented}
+        await app(scope, receive, send)
+
+    return gated
+
+
+#: Clients the TLS gate refuses, and the status each refusal is audited with.
+REFUSED_CLIENTS = {"no certificate": 496, "another CA": 495, "plain HTTP": 497}
+
+
+def refused_client(kind: str, url: str, tls: ClientTls, folder: Path) -> tuple[str, object]:
+    """The URL and ``verify`` argument of a client of ``kind`` (a key of REFUSED_CLIENTS),
+    that trusts the platform CA as ``tls`` does (``folder``: for a foreign certificate)."""
+    if kind == "plain HTTP":
+        return url.replace("https:", "http:"), True
+    if kind == "no certificate":
+        return url, ClientTls(tls.ca_bundle).ssl_context()
+    foreign = foreign_certificate(folder)
+    return url, ClientTls(tls.ca_bundle, foreign.certificate, foreign.key).ssl_context()
+
+
+def requests_tls(tls: ClientTls) -> dict:
+    """``tls`` as the keyword arguments of a ``requests`` call (schemathesis sends with it)."""
+    return {"verify": str(tls.ca_bundle), "cert": (str(tls.certificate), str(tls.key))}
+
+
+def https_client(
+    url: str, tls: ClientTls, local_address: str | None = None, **kwargs
+) -> httpx.Client:
+    """An HTTPS client of a platform service presenting ``tls``'s certificate (from
+    ``local_address``: loopback has a whole /8, one address per caller as distinct hosts)."""
+    kwargs.setdefault("timeout", 60)
+    context = tls.ssl_context()
+    if local_address is not None:
+        kwargs["transport"] = httpx.HTTPTransport(local_address=local_address, verify=context)
+    return httpx.Client(base_url=url, verify=context, **kwargs)
+
+
+def upload_token(
+    settings, endpoints, *scopes: str, subject: str = "uploader-1", certificate=None, **kwargs
+) -> str:
+    """A gateway token bound to ``certificate`` (PEM; default: the session's client's)."""
     from mlsec_platform.gateway.services import AUDIENCE
     from mlsec_platform.identities.tokens import issue_token
 
@@ -110,6 +237,7 @@ def upload_token(settings, endpoints, *scopes: str, subject: str = "uploader-1",
         subject=subject,
         audience=kwargs.pop("audience", AUDIENCE),
         ttl_seconds=kwargs.pop("ttl_seconds", 600),
+        certificate=certificate or session_client(settings).pem,
         claims={"scope": list(scopes)},
         **kwargs,
     )
@@ -136,3 +264,29 @@ def audit_head(superuser_dsn: dict) -> int:
         head = cur.fetchone()[0]
     conn.close()
     return head
+
+
+def local_token_vault(folder):
+    """The token vault's own code on a local folder, with keys made here (nothing to reveal
+    with): for tests that run no server but tokenize like Silver does."""
+    import os
+    import uuid
+
+    from mlsec_platform.privacy.tokens import DataKey, IndexKey
+    from mlsec_platform.storage.token_vault import TokenVault
+
+    index = IndexKey(os.urandom(32))
+    return TokenVault(
+        str(folder),
+        dict,
+        index_key=lambda: index,
+        data_keys=lambda: DataKey(uuid.uuid4().hex, "not wrapped: a test's", os.urandom(32)),
+    )
+
+
+def vault_reader(settings: PlatformSettings, endpoints: Endpoints):
+    """The token vault as the revealer reads it, with its read-only S3 keys."""
+    from mlsec_platform.resources.identity import identity_resources
+    from mlsec_platform.storage.token_vault import TokenVault
+
+    return TokenVault.on_lake(identity_resources(settings, "revealer", endpoints).lake)

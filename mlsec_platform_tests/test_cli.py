@@ -77,7 +77,7 @@ def test_an_operator_command_with_no_stack_says_to_start_one(tmp_path):
     env.update(MLSEC_STATE_DIR=str(tmp_path))
     mlsec = Path(sys.executable).parent / "mlsec"
     result = subprocess.run(
-        [str(mlsec), "token", "issue", "--subject", "me", "--scope", "upload:olist_orders"],
+        [str(mlsec), "cert", "issue", "--subject", "me", "--out", str(tmp_path / "certs")],
         env=env,
         capture_output=True,
         text=True,

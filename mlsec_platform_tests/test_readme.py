@@ -61,7 +61,7 @@ def _columns(header: tuple[str, ...], rows: list[tuple[str, ...]], per_line: int
 def commands_table() -> str:
     from mlsec_platform.cli import main
 
-    return _columns(("command", "what it does"), _walk(main, ["mlsec"]))
+    return _columns(("command", "what it does"), _walk(main, ["mlsec"]), per_line=4)
 
 
 def _default(field) -> str:

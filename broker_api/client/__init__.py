@@ -1,6 +1,6 @@
 """A small Python SDK for the Access Broker: structured queries in, pandas DataFrames out.
 
-    with BrokerClient("https://broker.example", token=get_token) as broker:
+    with BrokerClient("https://broker.example", get_token, tls=ClientTls.from_env()) as broker:
         df = broker.query(
             "gold/orders",
             ["order_id", "price", "customer_state"],
@@ -11,6 +11,11 @@
 
 ``limit`` is the rows wanted in all (None: every row), fetched ``page_size`` rows a page.
 Decimals come back exact in an Arrow decimal dtype, or as float64 with ``decimals="float"``.
+
+The broker speaks TLS only and requires a client certificate of the platform CA: ``tls``
+names the CA bundle, the certificate and its key (:class:`ClientTls`; by default read from
+``MLSEC_CA_BUNDLE``, ``MLSEC_CLIENT_CERT`` and ``MLSEC_CLIENT_KEY``), and the token must be
+the one issued for that certificate.
 
 Every request carries the bearer token (a callable is asked afresh per request, so it may
 refresh) and an ``X-Correlation-ID``: the one given, else a new one per call, shared by all
@@ -46,6 +51,7 @@ from broker_api.client.errors import (
 )
 from broker_api.client.frames import to_frame
 from broker_api.client.transport import MAX_RETRY_WAIT, RETRY_STATUSES, retry_delay
+from mlsec_platform.serving.client import ClientTls
 
 __all__ = [
     "MAX_RETRY_WAIT",
@@ -54,6 +60,7 @@ __all__ = [
     "BrokerClient",
     "BrokerError",
     "BrokerUnavailable",
+    "ClientTls",
     "InvalidRequest",
     "NotAuthenticated",
     "NotFound",

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from broker_api.client.errors import BrokerError, BrokerUnavailable
-from mlsec_platform.serving.client import ServiceClient, Token
+from mlsec_platform.serving.client import ClientTls, ServiceClient, Token
 
 #: Statuses that mean "not now": retried after Retry-After.
 RETRY_STATUSES = frozenset({429, 503})
@@ -62,12 +62,18 @@ class BrokerTransport(ServiceClient):
         max_retries: int = 5,
         max_wait: float = MAX_RETRY_WAIT,
         correlation_id: str | None = None,
+        tls: ClientTls | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         super().__init__(
-            url, token, timeout=timeout, user_agent="mlsec-broker-client", transport=transport
+            url,
+            token,
+            timeout=timeout,
+            user_agent="mlsec-broker-client",
+            tls=tls,
+            transport=transport,
         )
         self.max_retries = max_retries
         #: The longest wait before a retry; a longer Retry-After is raised as the refusal.

@@ -17,6 +17,17 @@ listener "tcp" {
   tls_disable     = true
 }
 
+# Automatic unseal from a 32-byte key mounted as a Docker secret (secrets/openbao-seal.key),
+# so a restart needs no hand. The key protects the root key: it lives outside the OpenBao
+# volume, and on a production host comes from its own secret store. For production prefer
+# a seal whose key never leaves a device or service: `transit` (another OpenBao or Vault),
+# `awskms`, `gcpckms`, `azurekeyvault` or `pkcs11` (from OpenBao 2.7 some are KMS plugins).
+# Initialising with this seal prints recovery keys instead of unseal keys (README.md).
+seal "static" {
+  current_key_id = "1"
+  current_key    = "file:///run/secrets/openbao_seal_key"
+}
+
 # Declarative audit device (OpenBao refuses to enable audit devices through the API).
 # Secrets in requests and responses are HMAC'd, never written in clear.
 audit "file" "file" {

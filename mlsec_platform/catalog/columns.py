@@ -41,7 +41,7 @@ def token(name: str, of: str, *, from_column: str, domain: str, **kwargs) -> Col
     return ColumnSpec(
         name,
         S,
-        f"Token of the {of} (Vault transit, deterministic per domain; reveal needs `reveal`).",
+        f"Token of the {of} (random, one per value in its domain; reveal needs `reveal`).",
         pii=PiiKind.DIRECT,
         sensitivity=kwargs.pop("sensitivity", RESTR),
         mask=kwargs.pop("mask", Mask.REDACT),

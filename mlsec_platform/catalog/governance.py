@@ -72,8 +72,10 @@ class Generalisation(StrEnum):
     PHONE_AREA_CODE = "phone -> area code"
 
 
-#: A tokenization domain is a transit derivation context: tokens join only within one domain.
+#: A tokenization domain has a token vault of its own: tokens join only within one domain.
 TOKEN_DOMAIN_SHAPE = re.compile(r"[a-z][a-z0-9_]*")
+#: What a tokenized column holds: ``tok_`` and 22 random characters (``privacy/tokens.py``).
+TOKEN_PATTERN = re.compile(r"tok_[-0-9A-Za-z_]{22}")
 
 
 class Purpose(StrEnum):
@@ -94,7 +96,7 @@ class ColumnSpec:
     sensitivity: Sensitivity = Sensitivity.INTERNAL
     mask: Mask = Mask.NONE
     nullable: bool = True
-    #: Holds Vault transit tokens of a direct identifier (reveal through Vault only).
+    #: Holds tokens of a direct identifier (reveal through the token vault and OpenBao only).
     tokenized: bool = False
     #: How a quasi-identifier was generalised from its clear value (None: kept as is).
     generalised: Generalisation | None = None
@@ -102,7 +104,7 @@ class ColumnSpec:
     #: Raw): its tokens when ``tokenized``, its generalisation when ``generalised``. Silver
     #: drops it once used, so it never reaches a curated table.
     from_column: str | None = None
-    #: Tokenization domain (transit derivation context) of the tokens this column holds: the
+    #: Tokenization domain (the token vault) of the tokens this column holds: the
     #: whole value when ``tokenized``, each identifier found in the text when ``scrubbed``.
     token_domain: str | None = None
     #: Free text in which e-mail addresses, CPFs and phone numbers are replaced by their tokens.
@@ -154,8 +156,8 @@ class ColumnSpec:
             )
         if (self.tokenized or self.scrubbed) and not self.token_domain:
             raise ValueError(
-                f"{name}: tokens need a token_domain, the transit derivation "
-                "context they are made in (e.g. 'customers')"
+                f"{name}: tokens need a token_domain, the token vault they are made in "
+                "(e.g. 'customers')"
             )
         if self.token_domain and not (self.tokenized or self.scrubbed):
             raise ValueError(
@@ -180,7 +182,7 @@ class ColumnSpec:
             "mask": self.mask.value,
         }
         if self.tokenized:
-            tags["tokenized"] = "vault-transit"
+            tags["tokenized"] = "token-vault"
         if self.generalised:
             tags["generalised"] = self.generalised.value
         if self.scrubbed:

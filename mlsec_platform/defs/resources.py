@@ -8,7 +8,7 @@ the credentials of the identity its IO manager or resource names:
     warehouse             pipeline identity: short-lived Postgres writer
     nats_connector        connector identity: the event stream
     lake_lifecycle        lifecycle identity: raw batches past retention -> cold and back
-    tokenization          pipeline identity: the tokenization key version, in memory
+    token_vault           pipeline identity: the token vault, an index key and data keys per batch
     engine                DuckDB (default) or PySpark for the curated transforms
 
 The code location loads with no stack running: its resources leave the server addresses unset,
@@ -26,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mlsec_platform.privacy.key import TokenizationResource
 from mlsec_platform.resources.identity import identity_resources
 from mlsec_platform.resources.nats import NatsResource
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 from mlsec_platform.storage.delta_s3 import DeltaLakeS3IOManager
+from mlsec_platform.storage.token_vault_resource import TokenVaultResource
 from mlsec_platform.transforms.engine import TransformEngine
 
 #: IO manager key -> the identity whose credentials it writes with.
@@ -89,24 +89,29 @@ def wire_resources(
         )
     if "pipeline" in identities:
         resources |= _curation_resources(
-            settings, endpoints, resources["vault_pipeline"], resources["audit_pipeline"]
+            settings,
+            endpoints,
+            resources["vault_pipeline"],
+            resources["audit_pipeline"],
+            resources["lake_pipeline"],
         )
     return resources
 
 
 def _curation_resources(
-    settings: PlatformSettings, endpoints: Endpoints | None, vault: Any, audit: Any
+    settings: PlatformSettings, endpoints: Endpoints | None, vault: Any, audit: Any, lake: Any
 ) -> dict[str, Any]:
-    """What curation adds to the pipeline identity's chain: warehouse, tokens, engine."""
+    """What curation adds to the pipeline identity's chain: warehouse, token vault, engine."""
+    warehouse = PostgresWarehouseResource(
+        vault=vault,
+        audit=audit,
+        host=endpoints.postgres_host if endpoints else None,
+        port=endpoints.postgres_port if endpoints else None,
+        dbname=settings.warehouse_db,
+        role="warehouse-writer",
+    )
     return {
-        "warehouse": PostgresWarehouseResource(
-            vault=vault,
-            audit=audit,
-            host=endpoints.postgres_host if endpoints else None,
-            port=endpoints.postgres_port if endpoints else None,
-            dbname=settings.warehouse_db,
-            role="warehouse-writer",
-        ),
-        "tokenization": TokenizationResource(vault=vault, audit=audit),
+        "warehouse": warehouse,
+        "token_vault": TokenVaultResource(lake=lake, warehouse=warehouse),
         "engine": TransformEngine(engine=settings.engine),
     }

@@ -7,15 +7,18 @@ from itertools import islice
 
 import orjson
 
-from mlsec_platform.serving.client import ServiceClient, Token
+from mlsec_platform.serving.client import ClientTls, ServiceClient, Token
 
 
 class GatewayClient(ServiceClient):
-    """Uploads and publishes as the holder of ``token``; a refusal raises
-    ``httpx.HTTPStatusError`` (its response holds the gateway's ``Refusal``)."""
+    """Uploads and publishes as the holder of ``token`` over the connection of its client
+    certificate (``tls``); a refusal raises ``httpx.HTTPStatusError`` (its response holds the
+    gateway's ``Refusal``)."""
 
-    def __init__(self, url: str, token: Token, timeout: float = 600.0) -> None:
-        super().__init__(url, token, timeout=timeout, user_agent="mlsec-gateway-client")
+    def __init__(
+        self, url: str, token: Token, timeout: float = 600.0, tls: ClientTls | None = None
+    ) -> None:
+        super().__init__(url, token, timeout=timeout, user_agent="mlsec-gateway-client", tls=tls)
 
     def upload_file(self, source: str, body: bytes) -> dict:
         response = self._http.put(

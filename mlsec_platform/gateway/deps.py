@@ -22,7 +22,8 @@ from mlsec_platform.gateway.errors import ScopeNotGranted
 from mlsec_platform.gateway.publisher import EventPublisher
 from mlsec_platform.gateway.services import GatewayServices, Intake
 from mlsec_platform.gateway.sinks import Sink
-from mlsec_platform.identities.tokens import granted_scopes
+from mlsec_platform.identities.tokens import check_binding, granted_scopes
+from mlsec_platform.serving.tls import presented_certificate
 
 
 def get_services(request: Request) -> GatewayServices:
@@ -65,11 +66,13 @@ def bearer_token(request: Request) -> str | None:
 async def upload_principal(
     request: Request, arrival: CurrentArrival, services: Services
 ) -> Uploader:
-    """The caller, from a token that grants sending what is arriving.
+    """The caller, from a token that grants sending what is arriving, presented over a
+    connection with the client certificate the token is bound to.
 
     Checked before the body is read: a refusal keeps only the body's first bytes, so nobody
     can make the gateway read or store large bodies without a valid token."""
     claims = services.verifier.verify(bearer_token(request))  # InvalidToken: 401
+    check_binding(claims, presented_certificate(request.scope))  # InvalidToken: 401
     subject = request.state.subject = claims["sub"]
     scopes = granted_scopes(claims)  # InvalidToken: 401
     if arrival.scope not in scopes and f"{arrival.door.scope}:*" not in scopes:

@@ -23,6 +23,13 @@ ROW_SCOPE_SIGNING_KEY = "row_scope_signing_key"
 #: Every field of BROKER_KEYS: each a random 32-byte key, base64.
 BROKER_KEY_NAMES = ("masking_hash_key", "cursor_signing_key", ROW_SCOPE_SIGNING_KEY)
 
+#: The mount of OpenBao's PKI engine: the platform CA.
+PKI_MOUNT = "pki"
+#: The PKI role each TLS service issues its server certificate from (its policy names only its
+#: own), and the role of client certificates (``mlsec cert issue``).
+SERVER_CERT_ROLES = {"broker": "broker-server", "gateway": "gateway-server"}
+CLIENT_CERT_ROLE = "client"
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -82,7 +89,8 @@ LIFECYCLE = Identity(
 )
 REVEALER = Identity(
     "revealer",
-    "the Access Broker's reveal path: transit decrypt only, for entitled requests with a reason",
+    "the Access Broker's reveal path: reads the token vault and unwraps its data keys, for "
+    "entitled requests with a reason",
     database_roles=("audit-writer",),
 )
 ORCHESTRATOR = Identity(
@@ -96,35 +104,43 @@ IDENTITIES: dict[str, Identity] = {
 }
 
 #: The S3 identities (the orchestrator stores nothing in the lake).
-S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE)
+S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, REVEALER)
 
 #: Which zones each identity may write (documentation of the JSON files, checked by tests).
 WRITES: dict[str, frozenset[Zone]] = {
     "gateway": frozenset({Zone.LANDING, Zone.QUARANTINE}),
     "connector": frozenset({Zone.RAW, Zone.QUARANTINE, Zone.LANDING}),
-    "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
+    # The token vault: appended to by minting (only the pipeline mints).
+    "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE, Zone.TOKENS}),
     "broker": frozenset(),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
+    "revealer": frozenset(),
 }
 #: Which zones each identity may read objects from.
 READS: dict[str, frozenset[Zone]] = {
     "gateway": frozenset({Zone.QUARANTINE}),
     "connector": frozenset({Zone.LANDING, Zone.RAW, Zone.QUARANTINE}),
-    "pipeline": frozenset({Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE}),
+    "pipeline": frozenset(
+        {Zone.RAW, Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE, Zone.TOKENS}
+    ),
     "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
+    # Sealed values and wrapped keys: only unwrapping a key (OpenBao) opens them.
+    "revealer": frozenset({Zone.TOKENS}),
 }
 #: Which zones each identity may delete objects from. Raw is immutable to every writer: only
 #: ``lifecycle`` may delete there, the files of batches it has archived to cold, and an
 #: erasure's (`mlsec erase` borrows its key), which also rewrites landing and quarantine
-#: objects that quote the data subject.
+#: objects that quote the data subject and deletes the subject's rows from the token vault
+#: (the pipeline only appends there: no workload that mints can remove a token).
 DELETES: dict[str, frozenset[Zone]] = {
     "gateway": frozenset(),
     "connector": frozenset({Zone.LANDING}),
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "broker": frozenset(),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
+    "revealer": frozenset(),
 }

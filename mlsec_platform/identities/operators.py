@@ -51,8 +51,7 @@ class OperatorCommand:
 
     name: str
     policies: tuple[str, ...]
-    #: Seconds; ``None``: as long as the operator's login (a rotation runs the curated job;
-    #: one that outlives the login is finished with ``--resume``).
+    #: Seconds; ``None``: as long as the operator's login (for a command that runs jobs).
     ttl: int | None = COMMAND_TTL
 
     @property
@@ -66,11 +65,8 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
     for c in (
         OperatorCommand("issue", ("issuer", "operator-command")),
         OperatorCommand("reveal", ("reveal", "operator-command")),
-        OperatorCommand(
-            "rotate-tokenization-key",
-            ("operator-rotate-tokenization-key", "operator-command"),
-            ttl=None,
-        ),
+        OperatorCommand("cert-issue", ("operator-cert-issue", "operator-command")),
+        OperatorCommand("rotate-token-keys", ("operator-rotate-token-keys", "operator-command")),
         OperatorCommand("rotate-s3-keys", ("operator-rotate-s3-keys", "operator-command")),
         OperatorCommand("exclude", ("operator-command",)),
         OperatorCommand("revoke-root", ("operator-command",)),
@@ -85,7 +81,8 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
 OPERATOR_POLICIES = (
     LOGIN_POLICY,
     "operator-command",
-    "operator-rotate-tokenization-key",
+    "operator-cert-issue",
+    "operator-rotate-token-keys",
     "operator-rotate-s3-keys",
     "operator-bootstrap",
     "operator-erase",

@@ -8,6 +8,8 @@ key rotates without invalidating tokens signed by a version that is still publis
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import math
 import threading
@@ -18,7 +20,9 @@ from typing import Any
 
 import hvac
 import jwt
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding
 from jwt.exceptions import InvalidJTIError, InvalidSubjectError
 
 from mlsec_platform.errors import MlsecError
@@ -31,6 +35,10 @@ ALGORITHM = "EdDSA"
 MAX_LIFETIME_SECONDS = 3600
 #: The registered claims that are instants: JSON numbers only (RFC 7519 NumericDate).
 TIME_CLAIMS = ("exp", "nbf", "iat")
+#: The confirmation claim (RFC 7800) and its member that binds a token to the client
+#: certificate it must be presented with (RFC 8705: base64url SHA-256 of the DER certificate).
+CONFIRMATION = "cnf"
+THUMBPRINT = "x5t#S256"
 
 
 class InvalidToken(MlsecError):
@@ -43,16 +51,54 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def certificate_thumbprint(certificate: bytes | str) -> str:
+    """The RFC 8705 thumbprint (``x5t#S256``) of a certificate, given as PEM or DER."""
+    if isinstance(certificate, str):
+        certificate = certificate.encode()
+    if certificate.lstrip().startswith(b"-----BEGIN"):
+        certificate = x509.load_pem_x509_certificate(certificate).public_bytes(Encoding.DER)
+    return _b64url(hashlib.sha256(certificate).digest())
+
+
+def bound_thumbprint(claims: Mapping[str, Any]) -> str:
+    """The thumbprint of the certificate a token is bound to; InvalidToken when it is bound
+    to none (every token of the platform's services is)."""
+    cnf = claims.get(CONFIRMATION)
+    thumbprint = cnf.get(THUMBPRINT) if isinstance(cnf, dict) else None
+    if not isinstance(thumbprint, str) or not thumbprint:
+        raise InvalidToken(
+            "token is not bound to a client certificate (claim 'cnf' with 'x5t#S256'): "
+            "issue it for your certificate (`mlsec token issue --cert`)"
+        )
+    return thumbprint
+
+
+def check_binding(claims: Mapping[str, Any], presented: str | None) -> None:
+    """Refuse (InvalidToken) a token presented over a connection whose client certificate is
+    not the one it is bound to: a stolen token is useless without its certificate's key."""
+    check_presented(bound_thumbprint(claims), presented)
+
+
+def check_presented(bound: str, presented: str | None) -> None:
+    """Refuse (InvalidToken) unless ``presented`` is the ``bound`` thumbprint."""
+    if presented is None:
+        raise InvalidToken("no client certificate was presented with this token")
+    if not hmac.compare_digest(bound.encode(), presented.encode()):
+        raise InvalidToken("token is bound to another client certificate")
+
+
 def issue_token(
     vault: hvac.Client,
     *,
     subject: str,
     audience: str,
     ttl_seconds: int,
+    certificate: bytes | str,
     claims: Mapping[str, Any] | None = None,
     not_before: int | None = None,
 ) -> str:
-    """A JWT signed by the latest version of the issuer key in OpenBao transit."""
+    """A JWT signed by the latest version of the issuer key in OpenBao transit, bound to
+    ``certificate`` (PEM or DER): it is accepted only with that certificate (RFC 8705)."""
     version = vault.secrets.transit.read_key(ISSUER_KEY)["data"]["latest_version"]
     now = int(time.time())
     header = {"alg": ALGORITHM, "typ": "JWT", "kid": f"{ISSUER_KEY}:v{version}"}
@@ -65,6 +111,7 @@ def issue_token(
         "exp": now + ttl_seconds,
         "jti": str(uuid.uuid4()),
         **(claims or {}),
+        CONFIRMATION: {THUMBPRINT: certificate_thumbprint(certificate)},
     }
     signing_input = ".".join(
         _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from mlsec_platform.audit.chain import VerifyReport
 from mlsec_platform.ops.audit_verify import verify_audit_log
+from mlsec_platform.ops.certs import ephemeral_client
 from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.pipeline import curate, ingest_pending
 from mlsec_platform.settings import PlatformSettings, Profile
@@ -37,13 +38,18 @@ def bring_up(settings: PlatformSettings, echo: Echo) -> None:
     bootstrap(settings, endpoints, progress=echo)
 
 
+def demo_client(settings: PlatformSettings, subject: str):
+    """The demo's own client certificate for ``subject`` (an hour, files removed after the
+    block): the broker and the gateway serve nobody without one."""
+    return ephemeral_client(settings, subject, ttl_seconds=3600)
+
+
 def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo) -> dict:
-    """Generate the Olist-shaped data set and send it through the real HTTP gateway."""
+    """Generate the Olist-shaped data set and send it through the real HTTPS gateway."""
     from mlsec_platform.gateway.client import GatewayClient
     from mlsec_platform.gateway.server import BackgroundGateway
     from mlsec_platform.gateway.services import AUDIENCE
     from mlsec_platform.identities.tokens import issue_token
-    from mlsec_platform.sample_data.events import order_status_events
     from mlsec_platform.sample_data.olist import generate, write_csv
     from mlsec_platform.stack.ports import PortAllocator
 
@@ -52,21 +58,28 @@ def ingest_sample(settings: PlatformSettings, orders: int, seed: int, echo: Echo
     files = write_csv(dataset, settings.root / "demo" / f"olist-seed{seed}-{orders}")
     echo(f"  generated {orders:,} orders (seed {seed}) in {time.monotonic() - started:.1f}s")
 
-    with operator_command(settings, "issue") as session:
-        token = issue_token(
-            session.vault,
-            subject="demo-uploader",
-            audience=AUDIENCE,
-            ttl_seconds=3600,
-            claims={"scope": ["upload:*", "publish:*"]},
-        )
-        session.audit.emit("token.issued", {"subject": "demo-uploader", "audience": AUDIENCE})
+    with demo_client(settings, "demo-uploader") as (tls, certificate):
+        with operator_command(settings, "issue") as session:
+            token = issue_token(
+                session.vault,
+                subject="demo-uploader",
+                audience=AUDIENCE,
+                ttl_seconds=3600,
+                certificate=certificate,
+                claims={"scope": ["upload:*", "publish:*"]},
+            )
+            session.audit.emit("token.issued", {"subject": "demo-uploader", "audience": AUDIENCE})
+        with BackgroundGateway(settings, PortAllocator().take()) as gateway:
+            return _send(GatewayClient(gateway.url, token, tls=tls), files, dataset, echo)
+
+
+def _send(client, files: dict, dataset, echo: Echo) -> dict:
+    """Upload ``files`` and publish ``dataset``'s order events through ``client``."""
+    from mlsec_platform.sample_data.events import order_status_events
+
     sent = {"files": 0, "rows": 0, "events": 0}
-    with (
-        BackgroundGateway(settings, PortAllocator().take()) as gateway,
-        GatewayClient(gateway.url, token) as client,
-    ):
-        echo(f"  gateway on {gateway.url}")
+    with client:
+        echo(f"  gateway on {client.url}")
         t0 = time.monotonic()
         for source, path in files.items():
             answer = client.upload_file(source, path.read_bytes())
@@ -153,20 +166,21 @@ def sample_reads(settings: PlatformSettings, echo: Echo) -> dict[str, object]:
     from broker_api.server import BackgroundBroker
     from mlsec_platform.stack.ports import PortAllocator
 
-    tokens = {}
-    with operator_command(settings, "issue") as session:
-        for label, who in DEMO_READERS.items():
-            tokens[label] = issue_broker_token(session.vault, ttl_seconds=600, **who)
-            session.audit.emit(
-                "token.issued", {"subject": who["subject"], "audience": "mlsec-broker"}
-            )
     frames: dict[str, object] = {}
     with BackgroundBroker(settings, PortAllocator().take()) as broker:
         echo(f"  broker on {broker.url} (OpenAPI at {broker.url}/docs)")
         for label, who in DEMO_READERS.items():
-            token = tokens[label]
-            with BrokerClient(broker.url, token) as client:
-                frame = client.query(**DEMO_QUERY)
+            # Each reader with a certificate of their own, and a token bound to it.
+            with demo_client(settings, who["subject"]) as (tls, certificate):
+                with operator_command(settings, "issue") as session:
+                    token = issue_broker_token(
+                        session.vault, ttl_seconds=600, certificate=certificate, **who
+                    )
+                    session.audit.emit(
+                        "token.issued", {"subject": who["subject"], "audience": "mlsec-broker"}
+                    )
+                with BrokerClient(broker.url, token, tls=tls) as client:
+                    frame = client.query(**DEMO_QUERY)
             frames[label] = frame
             lineage = frame.attrs["lineage"]
             masks = frame.attrs.get("masks") or {}
@@ -195,10 +209,11 @@ def next_steps(settings: PlatformSettings) -> list[str]:
         'Next steps (the README\'s "After the demo" walks through them):',
         *state,
         "  mlsec ui           # the Dagster UI on http://127.0.0.1:3000",
-        f"  mlsec broker &     # the Access Broker on http://127.0.0.1:{settings.broker_port}"
+        f"  mlsec broker &     # the Access Broker on https://127.0.0.1:{settings.broker_port}"
         " (OpenAPI at /docs)",
-        f"  mlsec gateway &    # the ingestion gateway on http://127.0.0.1:{settings.gateway_port}",
+        f"  mlsec gateway &    # the ingestion gateway on https://127.0.0.1:{settings.gateway_port}",
+        '  eval "$(mlsec cert issue --subject ana --out certs --shell)"   # mTLS: a client cert',
         "  TOKEN=$(mlsec token issue --audience mlsec-broker --subject ana --group analysts \\",
-        "      --project olist-sp --purpose analytics --clearance internal)",
+        "      --project olist-sp --purpose analytics --clearance internal)   # bound to it",
         "  mlsec down         # stop the servers; the data stays for the next `mlsec up`",
     ]

@@ -10,9 +10,11 @@ erasure, and every secret it reads is in the audit log with the operator as acto
 
 Order, so that a killed erasure is finished by running it again:
 
-1. find the subject in Raw and Cold (their keys, identifiers, links) and their tokens;
+1. find the subject in Raw and Cold (their keys, identifiers, links) and their tokens in the
+   token vault (values others share are left alone: ``storage/erasure/tokens.py``);
 2. the curated tables (each then cut and its new version told to Dagster, so the broker
-   serves it), the warehouse and online store, quarantine and landing objects;
+   serves it), the token vault (the subject's tokens forgotten, its history cut), the
+   warehouse and online store, quarantine and landing objects;
 3. Cold, then Raw last: while Raw still holds the subject, a re-run finds everything again.
    Every table whose log still shows an erasure commit is cut, found or not.
 
@@ -22,9 +24,8 @@ and keyed hash. The audit log gets ``erasure.started`` before anything is remove
 SHA-256) at the end.
 
 Out of its reach: events still in the NATS stream (linked ids only, no identifier; the stream
-keeps them 14 days), and tokens copied out of the platform before the erasure, which transit
-still decrypts until the tokenization key is rotated (a token vault that forgets a subject's
-tokens is to replace the derivation: ``privacy/erasure/tokens.py`` is where it plugs in).
+keeps them 14 days). Tokens copied out of the platform before the erasure resolve to nothing
+afterwards: the vault no longer holds them.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.ops.operator import CommandSession
 from mlsec_platform.privacy.erasure.scope import ErasureScope, SubjectRecords, TableRule
 from mlsec_platform.privacy.erasure.subject import Subject
-from mlsec_platform.privacy.erasure.tokens import subject_tokens
+from mlsec_platform.privacy.tokens import INDEX_KEY, IndexKey, fetch_index_key
 from mlsec_platform.resources.borrowed import BorrowedVault, LoggedAudit
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -26,6 +26,7 @@ from mlsec_platform.storage.erasure.delta import (
 )
 from mlsec_platform.storage.erasure.find import find_subject
 from mlsec_platform.storage.erasure.objects import ObjectErasure, erase_objects
+from mlsec_platform.storage.erasure.tokens import find_tokens, forget_tokens
 from mlsec_platform.storage.erasure.warehouse import (
     WarehouseErasure,
     erase_from_warehouse,
@@ -33,6 +34,7 @@ from mlsec_platform.storage.erasure.warehouse import (
 )
 from mlsec_platform.storage.raw_writer import open_table
 from mlsec_platform.storage.sealing import seal
+from mlsec_platform.storage.token_vault import TokenVault
 
 Erasure = DeltaErasure | WarehouseErasure | ObjectErasure
 
@@ -68,6 +70,19 @@ class ErasureRun:
     def pipeline(self) -> S3LakeResource:
         """Silver, Gold and features."""
         return self._lake("pipeline")
+
+    @cached_property
+    def token_vault(self) -> TokenVault:
+        """The vault with lifecycle's keys (it deletes there) and the index key, which the
+        operator's token unwraps as the pipeline's does (finding tokens, opening nothing)."""
+        lake = self.lifecycle
+
+        def index_key() -> IndexKey:
+            key = fetch_index_key(lake.vault)
+            lake.audit.secret_read(f"transit/decrypt/{INDEX_KEY}", purpose="erasure")
+            return key
+
+        return TokenVault.on_lake(lake, index_key=index_key)
 
     @cached_property
     def warehouse(self) -> PostgresWarehouseResource:
@@ -110,7 +125,7 @@ def erase_everywhere(run: ErasureRun, subject: Subject) -> tuple[list[str], list
             run.session.audit.emit("lifecycle.resealed", {"source": source, "by": "erasure"})
     records = find_subject(run.lifecycle, scope, subject)
     if records.found:
-        _tokens(run, records)
+        find_tokens(run.token_vault, run.pipeline, scope, records)
     versions: dict[str, int] = {}
     for dataset_id, rule in scope.curated.items():
         spec = scope.dataset(dataset_id)
@@ -119,6 +134,10 @@ def erase_everywhere(run: ErasureRun, subject: Subject) -> tuple[list[str], list
             versions[dataset_id] = done.version_after
         ledger.record(done)
     echo(f"  curated    {len(scope.curated)} tables searched")
+    # No curated table refers to the tokens any more: the vault forgets them.
+    ledger.record(
+        forget_tokens(run.lifecycle, scope.token_domain, records.tokens, run.warehouse.connection)
+    )
     with run.warehouse.connection() as conn:
         erased = erase_from_warehouse(conn, scope, records, versions, run.erasure_id)
     with run.warehouse.autocommit() as conn:
@@ -136,18 +155,6 @@ def erase_everywhere(run: ErasureRun, subject: Subject) -> tuple[list[str], list
             ledger.record(_erase_delta(run, run.lifecycle, zone, source, rule, records))
     echo(f"  cold, raw  {len(scope.raw_tables)} sources searched")
     return ledger.searched, ledger.removed, records.found
-
-
-def _tokens(run: ErasureRun, records: SubjectRecords) -> None:
-    """The person's token (curated key) and every identifier's tokens (free text, objects)."""
-    scope = run.scope
-    values = {v for vs in records.identifiers.values() for v in vs}
-    values |= records.keys.get(scope.person_key, set())
-    found = subject_tokens(run.session.vault, scope.token_domain, values)
-    records.tokens = {t for ts in found.values() for t in ts}
-    person = {t for k in records.keys.get(scope.person_key, ()) for t in found.get(k, ())}
-    for column in scope.person_token_columns:
-        records.add_keys(column, person)
 
 
 def _erase_delta(

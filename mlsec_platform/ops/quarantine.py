@@ -13,6 +13,7 @@ from mlsec_platform.catalog.governance import PiiKind
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.identities.tokens import issue_token
+from mlsec_platform.ops.certs import ephemeral_client
 from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import NotApplicable, UnknownName
 from mlsec_platform.settings import PlatformSettings
@@ -93,12 +94,29 @@ def resubmit_quarantined(
             "read whole); send the complete input again instead"
         )
     scope = f"{'upload' if entry.kind == 'file' else 'publish'}:{entry.name}"
+    url = gateway_url or f"https://127.0.0.1:{settings.gateway_port}"
+    # A client certificate of its own for this one resubmission, and a token bound to it.
+    with ephemeral_client(settings, f"resubmit-{quarantine_id}", 300) as (tls, certificate):
+        token = _resubmit_token(settings, quarantine_id, scope, certificate)
+        try:
+            response = resubmit(lake, entry, url, token, verify=tls.ssl_context())
+        except httpx.ConnectError:
+            raise GatewayNotRunning(f"no gateway at {url}: start it with `mlsec gateway`") from None
+    echo(f"{response.status_code} {response.text}")
+    return response.is_success
+
+
+def _resubmit_token(
+    settings: PlatformSettings, quarantine_id: str, scope: str, certificate: str
+) -> str:
+    """A 5-minute gateway token of the operator for ``scope``, bound to ``certificate``."""
     with operator_command(settings, "issue") as session:
         token = issue_token(
             session.vault,
             subject=session.actor,
             audience="mlsec-gateway",
             ttl_seconds=300,
+            certificate=certificate,
             claims={"scope": [scope]},
         )
         session.audit.emit(
@@ -111,13 +129,7 @@ def resubmit_quarantined(
                 "for": f"resubmit {quarantine_id}",
             },
         )
-    url = gateway_url or f"http://127.0.0.1:{settings.gateway_port}"
-    try:
-        response = resubmit(lake, entry, url, token)
-    except httpx.ConnectError:
-        raise GatewayNotRunning(f"no gateway at {url}: start it with `mlsec gateway`") from None
-    echo(f"{response.status_code} {response.text}")
-    return response.is_success
+    return token
 
 
 #: What `quarantine show` prints for a value of a personal column.

@@ -22,7 +22,7 @@ def serve_gateway(settings: PlatformSettings, host: str, port: int | None, echo:
     from mlsec_platform.gateway.server import serve
 
     port = port or settings.gateway_port
-    echo(f"Ingestion gateway on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    echo(f"Ingestion gateway on https://{host}:{port} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
     serve(settings, host, port)
 
 
@@ -31,7 +31,7 @@ def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: 
     from broker_api.server import serve
 
     port = port or settings.broker_port
-    echo(f"Access Broker on http://{host}:{port} (OpenAPI at /docs; Ctrl-C to stop)")
+    echo(f"Access Broker on https://{host}:{port} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
     serve(settings, host, port)
 
 

@@ -1,16 +1,21 @@
 """Identity tokens an operator issues under its `issue` command token: gateway or broker tokens.
 
 A gateway token carries scopes; a broker token carries groups, project, purpose, clearance and
-optionally entitlements. The option names in the refusals are those of ``mlsec token issue``.
-Each issued token is an audit event (``token.issued``) with the operator as actor.
+optionally entitlements. Either is bound to the client certificate it must be presented with
+(``--cert``: the JWT's ``cnf``, RFC 8705). The option names in the refusals are those of
+``mlsec token issue``. Each issued token is an audit event (``token.issued``) with the operator
+as actor.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import hvac
+from cryptography import x509
 
+from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import NotApplicable
 from mlsec_platform.settings import PlatformSettings
@@ -28,6 +33,7 @@ class TokenRequest:
     """What the token is for: its subject, audience and the claims of that audience."""
 
     subject: str
+    certificate: Path | None = None
     audience: str = "mlsec-gateway"
     scopes: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
@@ -36,6 +42,20 @@ class TokenRequest:
     clearance: str | None = None
     entitlements: tuple[str, ...] = ()
     ttl: int | None = None
+
+    def certificate_pem(self) -> str:
+        """The client certificate the token is bound to (PEM), read and checked."""
+        if self.certificate is None:
+            raise TokenOptionsMismatch("a token is bound to a client certificate: give --cert")
+        try:
+            pem = self.certificate.read_text()
+            x509.load_pem_x509_certificate(pem.encode())
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise TokenOptionsMismatch(
+                f"--cert {self.certificate}: not a readable PEM certificate "
+                "(`mlsec cert issue` writes one)"
+            ) from None
+        return pem
 
     def check(self) -> None:
         """Refuse broker claims on a gateway token, scopes on a broker token, missing claims."""
@@ -61,6 +81,7 @@ class TokenRequest:
 def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> str:
     """The signed token of ``request`` (checked first); its lifetime defaults to the settings'."""
     request.check()
+    certificate = request.certificate_pem()
     ttl_seconds = request.ttl or settings.upload_token_ttl
     if ttl_seconds > settings.token_max_lifetime:  # the services would refuse it
         raise TokenOptionsMismatch(
@@ -68,11 +89,12 @@ def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> s
             "the broker accept (MLSEC_TOKEN_MAX_LIFETIME)"
         )
     with operator_command(settings, "issue") as session:
-        token = sign_token(session.vault, request, ttl_seconds)
+        token = sign_token(session.vault, request, ttl_seconds, certificate)
         session.audit.emit(
             "token.issued",
             {
                 "subject": request.subject,
+                "certificate": certificate_thumbprint(certificate),
                 "audience": request.audience,
                 "ttl_seconds": ttl_seconds,
                 "scopes": list(request.scopes),
@@ -86,8 +108,11 @@ def issue_operator_token(settings: PlatformSettings, request: TokenRequest) -> s
     return token
 
 
-def sign_token(vault: hvac.Client, request: TokenRequest, ttl_seconds: int) -> str:
-    """``request`` signed by the issuer key, through ``vault`` (which may sign with it)."""
+def sign_token(
+    vault: hvac.Client, request: TokenRequest, ttl_seconds: int, certificate: str
+) -> str:
+    """``request`` signed by the issuer key, through ``vault`` (which may sign with it), bound
+    to ``certificate`` (PEM)."""
     if request.project and request.purpose and request.clearance:
         from broker_api.identity import issue_broker_token
 
@@ -100,6 +125,7 @@ def sign_token(vault: hvac.Client, request: TokenRequest, ttl_seconds: int) -> s
             clearance=request.clearance,
             entitlements=request.entitlements,
             ttl_seconds=ttl_seconds,
+            certificate=certificate,
             audience=request.audience,
         )
     from mlsec_platform.identities.tokens import issue_token
@@ -109,6 +135,7 @@ def sign_token(vault: hvac.Client, request: TokenRequest, ttl_seconds: int) -> s
         subject=request.subject,
         audience=request.audience,
         ttl_seconds=ttl_seconds,
+        certificate=certificate,
         claims={"scope": list(request.scopes)},
     )
 

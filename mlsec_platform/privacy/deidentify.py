@@ -6,6 +6,9 @@ step then, from the catalog only:
 * computes each ``generalised`` column from its ``from_column``;
 * replaces each ``tokenized`` column's ``from_column`` by its tokens in its ``token_domain``;
 * replaces identifiers in each ``scrubbed`` free-text column by their tokens;
+* asks the token vault once per domain for every value of that domain (columns and the
+  identifiers found in text), so each distinct value is looked up once and the new ones are
+  minted in one commit;
 * drops the clear columns it used, so none reaches the zone.
 
 The gate then checks the batch against the same catalog entry (exact columns, token shapes).
@@ -21,8 +24,12 @@ import pyarrow as pa
 from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.privacy.generalisation import generalised_columns
-from mlsec_platform.privacy.scrubbing import scrub
-from mlsec_platform.privacy.tokenization import Tokenizer
+from mlsec_platform.privacy.scrubbing import FoundIdentifiers, find_identifiers
+from mlsec_platform.privacy.tokens import Tokenizer
+
+#: How the identifiers found in a scrubbed column are named beside the tokenized columns
+#: (no column name starts with a space).
+_IN_TEXT = " identifiers in "
 
 
 class PrivacyPlanError(MlsecError, ValueError):
@@ -68,19 +75,23 @@ class PrivacyPlan:
     def apply(self, table: pa.Table, tokenizer: Tokenizer | None) -> pa.Table:
         """``table`` (the transform's output) de-identified as the catalog says."""
         if self.needs_tokenizer and tokenizer is None:
-            raise PrivacyPlanError(f"{self.dataset}: tokens need the tokenization key")
+            raise PrivacyPlanError(f"{self.dataset}: tokens need the token vault")
         self._check_input(table)
         made = generalised_columns(table, self.generalised)
-        by_domain: dict[str, list[ColumnSpec]] = defaultdict(list)
+        by_domain: dict[str, dict[str, pa.Array]] = defaultdict(dict)
         for c in self.tokenized:
-            by_domain[c.token_domain].append(c)
-        for domain, columns in by_domain.items():
-            # One pass per domain: each distinct value is encrypted once for all its columns.
-            made |= tokenizer.tokenize_many(
-                {c.name: table.column(c.from_column) for c in columns}, domain
-            )
+            by_domain[c.token_domain][c.name] = table.column(c.from_column)
+        found: dict[str, FoundIdentifiers] = {}
         for c in self.scrubbed:
-            made[c.name] = scrub(table.column(c.name), tokenizer, c.token_domain)
+            found[c.name] = find_identifiers(table.column(c.name))
+            by_domain[c.token_domain][_IN_TEXT + c.name] = found[c.name].identifiers
+        for domain, columns in by_domain.items():
+            tokens = tokenizer.tokenize_many(columns, domain)
+            for name, values in tokens.items():
+                if name.startswith(_IN_TEXT):
+                    name = name.removeprefix(_IN_TEXT)
+                    values = found[name].replaced(values)
+                made[name] = values
         return _with_columns(table, made).drop_columns(list(self.clear_columns))
 
     def generalise(self, table: pa.Table) -> pa.Table:

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
     import pandera.pandas as pa_
 
 from mlsec_platform.catalog.datasets import CATALOG, ORDER_STATUSES
-from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.catalog.governance import TOKEN_PATTERN, DatasetSpec
 
 #: The 27 federative units (as in silver/br_states).
 UFS = (
@@ -61,7 +61,7 @@ UFS = (
 PAYMENT_TYPES = ("credit_card", "boleto", "voucher", "debit_card", "not_defined")
 EVENT_TYPES = ("created", "approved", "shipped", "delivered", "canceled")
 
-TOKEN_SHAPE = r"^vault:v\d+:"  # noqa: S105 - a pattern
+TOKEN_SHAPE = f"^{TOKEN_PATTERN.pattern}$"  # noqa: S105 - a pattern
 
 C = pa_.Check
 Rules = dict[str, list[pa_.Check]]

@@ -72,6 +72,20 @@ class S3Credentials:
         return f"S3Credentials(access_key_id={self.access_key_id!r})"
 
 
+def lake_storage_options(endpoint_url: str, region: str, creds: S3Credentials) -> dict[str, str]:
+    """Options for delta-rs / object_store with ``creds``: every environment-settable key
+    pinned (:data:`PINNED_LAKE_OPTIONS`), commits by conditional PUT."""
+    refuse_ambient_lake_settings()
+    return {
+        **PINNED_LAKE_OPTIONS,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": region,
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        "AWS_ALLOW_HTTP": "true" if endpoint_url.startswith("http://") else "false",
+    }
+
+
 class S3LakeResource(StackAddressedResource):
     """Object storage of the lakehouse. Keys come from OpenBao KV at run time, are held in a
     private attribute and re-read after ``refresh_seconds`` so rotations are picked up."""
@@ -123,17 +137,7 @@ class S3LakeResource(StackAddressedResource):
 
     def storage_options(self) -> dict[str, str]:
         """Options for delta-rs / object_store; commits use conditional PUT, no lock service."""
-        refuse_ambient_lake_settings()
-        endpoint_url = self.address("endpoint_url")
-        creds = self.credentials()
-        return {
-            **PINNED_LAKE_OPTIONS,
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "AWS_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": creds.access_key_id,
-            "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
-            "AWS_ALLOW_HTTP": "true" if endpoint_url.startswith("http://") else "false",
-        }
+        return lake_storage_options(self.address("endpoint_url"), self.region, self.credentials())
 
     def client(self):
         """A boto3 S3 client with this identity's keys."""

@@ -190,6 +190,7 @@ class EventBatch:
         self._spool.seek(0)
         data, at = b"", 0
         while True:
+            missing = _SIZES.size
             if len(data) - at >= _SIZES.size:
                 id_size, payload_size = _SIZES.unpack_from(data, at)
                 id_end = at + _SIZES.size + id_size
@@ -198,7 +199,8 @@ class EventBatch:
                     yield EventMessage(data[at + _SIZES.size : id_end].decode(), data[id_end:end])
                     at = end
                     continue
-            more = self._spool.read(READ_BYTES)
+                missing = end - len(data)  # a message longer than what is left: all of it
+            more = self._spool.read(max(READ_BYTES, missing))
             if not more:
                 return
             data, at = data[at:] + more, 0

@@ -19,10 +19,16 @@ def ensure_private_dir(path: Path) -> Path:
 def write_secret(path: Path, value: str | dict[str, Any]) -> None:
     """Write ``value`` to ``path`` with mode 0600 via rename, so a reader never sees half a file."""
     ensure_private_dir(path.parent)
-    text = json.dumps(value) if isinstance(value, dict) else value
+    write_file(path, json.dumps(value) if isinstance(value, dict) else value, 0o600)
+
+
+def write_file(path: Path, text: str, mode: int) -> None:
+    """Write ``text`` to ``path`` (its folder made if missing) with ``mode`` from the start,
+    via rename: a reader never sees half a file, nor a key with a wider mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -175,9 +176,14 @@ def read_entry(lake: S3LakeResource, entry: QuarantineEntry, rows: int) -> Entry
 
 
 def resubmit(
-    lake: S3LakeResource, entry: QuarantineEntry, gateway_url: str, token: str
+    lake: S3LakeResource,
+    entry: QuarantineEntry,
+    gateway_url: str,
+    token: str,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Response:
-    """Send the kept payload to the gateway again: every check runs anew."""
+    """Send the kept payload to the gateway again: every check runs anew (``verify``: the
+    TLS context with the client certificate ``token`` is bound to)."""
     # Streamed from the store to the gateway: a large payload is never held here either.
     body = (
         lake.client()
@@ -193,6 +199,7 @@ def resubmit(
         content=body,
         headers={"Authorization": f"Bearer {token}", "X-Resubmitted-From": entry.quarantine_id},
         timeout=300,
+        verify=verify,
     )
 
 

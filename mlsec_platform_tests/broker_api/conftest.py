@@ -1,4 +1,5 @@
-"""The real broker over HTTP, on the session's stack and its curated 100k-order data."""
+"""The real broker over HTTPS (mTLS: the session's client certificate), on the session's stack
+and its curated 100k-order data."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import yaml
 from broker_api.identity import issue_broker_token
 from broker_api.server import BackgroundBroker
 from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform_tests.helpers import operator_vault
+from mlsec_platform_tests.helpers import https_client, operator_vault, session_client
 
 #: Who the tests are; each test gets its own subject so rate limits never leak between tests.
 PEOPLE = {
@@ -60,11 +61,13 @@ def broker(settings, endpoints, curated) -> Iterator[BackgroundBroker]:
 
 @pytest.fixture(scope="session")
 def mint(settings, endpoints) -> Callable[..., str]:
-    """``mint("analyst", purpose=...)``: a token for a fresh subject of that kind."""
+    """``mint("analyst", purpose=...)``: a token for a fresh subject of that kind, bound to the
+    session's client certificate (``certificate=``: to another one)."""
     vault = operator_vault(settings, endpoints)
+    default = session_client(settings).pem
 
     def _mint(kind: str, **overrides) -> str:
-        claims = {**PEOPLE[kind], **overrides}
+        claims = {"certificate": default, **PEOPLE[kind], **overrides}
         subject = claims.pop("subject", f"{kind}-{next(_subjects)}")
         return issue_broker_token(vault, subject=subject, ttl_seconds=600, **claims)
 
@@ -72,8 +75,8 @@ def mint(settings, endpoints) -> Callable[..., str]:
 
 
 @pytest.fixture
-def http(broker) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=broker.url, timeout=60) as client:
+def http(broker, client_tls) -> Iterator[httpx.Client]:
+    with https_client(broker.url, client_tls) as client:
         yield client
 
 
@@ -158,9 +161,10 @@ class BrokerProcess:
     """`mlsec broker` in a process of its own (as deployed), under the tight policy; it can be
     restarted."""
 
-    def __init__(self, policy_dir: Path, log: Path) -> None:
+    def __init__(self, policy_dir: Path, log: Path, tls) -> None:
         self.port = PortAllocator().take()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.tls = tls
         self._env = {**os.environ, "MLSEC_BROKER_POLICY_DIR": str(policy_dir)}
         self._log = log
         self._process: subprocess.Popen | None = None
@@ -177,8 +181,9 @@ class BrokerProcess:
         deadline = time.monotonic() + 90
         while True:
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
+                with https_client(self.url, self.tls, timeout=1) as client:
+                    if client.get("/health").status_code == 200:
+                        return
             except httpx.TransportError:
                 pass
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -194,9 +199,12 @@ class BrokerProcess:
 
 
 @pytest.fixture(scope="session")
-def broker_process(tight_broker, tight_policy_dir, tmp_path_factory) -> Iterator[BrokerProcess]:
+def broker_process(
+    tight_broker, tight_policy_dir, tmp_path_factory, client_tls
+) -> Iterator[BrokerProcess]:
     """A replica of ``tight_broker`` in another process, over the same stack."""
-    process = BrokerProcess(tight_policy_dir, tmp_path_factory.mktemp("replica") / "broker.log")
+    log = tmp_path_factory.mktemp("replica") / "broker.log"
+    process = BrokerProcess(tight_policy_dir, log, client_tls)
     process.start()
     try:
         yield process

@@ -1,6 +1,10 @@
 """The app without servers (stub services around the real policy, limits and DuckDB engine):
 the one exception handler answers every refusal with the problem body, inputs are validated
-before the caller is known, and a request takes one hop to the broker's executor."""
+before the caller is known, a token is accepted only with the certificate it is bound to, and
+a request takes one hop to the broker's executor.
+
+Requests come in as the TLS gate hands them on (``serving/test_tls.py`` tests the gate): with
+the connection's client certificate in the scope's ``tls`` extension."""
 
 from __future__ import annotations
 
@@ -25,11 +29,34 @@ from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import InvalidToken
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform_tests.helpers import PRESENTED, through_the_gate
 
+#: Another certificate than the one every request here presents (``PRESENTED``).
+OTHER = "another-certificate-x5t"
 PEOPLE = {
-    "analyst": Principal("ana", ("analysts",), "olist-br", Purpose.ANALYTICS, Sensitivity.INTERNAL),
+    "analyst": Principal(
+        "ana",
+        ("analysts",),
+        "olist-br",
+        Purpose.ANALYTICS,
+        Sensitivity.INTERNAL,
+        certificate=PRESENTED,
+    ),
     "stranger": Principal(
-        "eve", ("visitors",), "olist-br", Purpose.ANALYTICS, Sensitivity.RESTRICTED
+        "eve",
+        ("visitors",),
+        "olist-br",
+        Purpose.ANALYTICS,
+        Sensitivity.RESTRICTED,
+        certificate=PRESENTED,
+    ),
+    "thief": Principal(
+        "ana",
+        ("analysts",),
+        "olist-br",
+        Purpose.ANALYTICS,
+        Sensitivity.INTERNAL,
+        certificate=OTHER,
     ),
 }
 PAGE = {"dataset": "gold/fact_order_item", "columns": ["order_id", "price"], "limit": 10}
@@ -125,9 +152,11 @@ def broker():
     services.executor.shutdown()
 
 
-def ask(app, *requests: tuple[str, str, str | None, object]) -> list[httpx.Response]:
+def ask(
+    app, *requests: tuple[str, str, str | None, object], presented: str | None = PRESENTED
+) -> list[httpx.Response]:
     async def run():
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=through_the_gate(app, presented))
         async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
             return [
                 await client.request(
@@ -216,6 +245,25 @@ def test_a_version_before_an_erasure_is_gone_pinned_or_latest(broker) -> None:
     assert "older than an erasure" in pinned.json()["reason"]
     assert [e["status"] for e in services.sink.events] == [200, 410, 410]
     assert services.sink.events[1]["decision_id"] == pinned.json()["decision_id"]
+
+
+def test_a_token_is_refused_over_a_connection_without_its_certificate(broker) -> None:
+    """RFC 8705: a stolen token is useless without its certificate's key. Refused before the
+    caller is counted or any policy decided, and recorded without naming them."""
+    services, app = broker
+    (thief,) = ask(app, ("POST", "/query", "thief", PAGE))
+    (bare,) = ask(app, ("POST", "/query", "analyst", PAGE), presented=None)
+    assert (thief.status_code, thief.json()["reason"]) == (
+        401,
+        "token is bound to another client certificate",
+    )
+    assert (bare.status_code, bare.json()["reason"]) == (
+        401,
+        "no client certificate was presented with this token",
+    )
+    assert thief.headers["www-authenticate"] == "Bearer" and thief.json()["decision_id"] is None
+    assert len(services.limiter) == 0 and services.executor.hops == 2  # verified, then refused
+    assert [("subject" in e, e["status"]) for e in services.sink.events] == [(False, 401)] * 2
 
 
 def test_limits_answer_429_with_retry_after(broker) -> None:

@@ -26,8 +26,8 @@ COLUMNS = ["order_id", "order_item_id", "price", "customer_state"]
 NORTH = [("customer_state", "in", ["AC", "AP", "AM", "PA", "RO", "RR", "TO"])]
 
 
-def test_limit_is_rows_in_all_and_page_size_rows_a_page(broker, mint) -> None:
-    with BrokerClient(broker.url, mint("analyst_conf")) as client:
+def test_limit_is_rows_in_all_and_page_size_rows_a_page(broker, mint, client_tls) -> None:
+    with BrokerClient(broker.url, mint("analyst_conf"), tls=client_tls) as client:
         five = client.query(FACT, COLUMNS, limit=5)
         assert len(five) == 5 and len(five.attrs["request_ids"]) == 1
         assert five.attrs["next_cursor"]  # there is more, not fetched
@@ -45,8 +45,8 @@ def test_limit_is_rows_in_all_and_page_size_rows_a_page(broker, mint) -> None:
         assert sorted(map(tuple, both.values)) == sorted(map(tuple, everything[keys].values))
 
 
-def test_decimals_are_numbers(broker, mint) -> None:
-    with BrokerClient(broker.url, mint("analyst_conf")) as client:
+def test_decimals_are_numbers(broker, mint, client_tls) -> None:
+    with BrokerClient(broker.url, mint("analyst_conf"), tls=client_tls) as client:
         exact = client.query(FACT, COLUMNS, limit=20)
         assert isinstance(exact["price"].dtype, pd.ArrowDtype)
         assert pa.types.is_decimal(exact["price"].dtype.pyarrow_dtype)
@@ -58,8 +58,10 @@ def test_decimals_are_numbers(broker, mint) -> None:
             client.query(FACT, COLUMNS, limit=1, decimals="text")
 
 
-def test_every_refusal_is_a_typed_error_with_the_brokers_reason_and_ids(broker, mint) -> None:
-    with BrokerClient(broker.url, mint("analyst")) as client:
+def test_every_refusal_is_a_typed_error_with_the_brokers_reason_and_ids(
+    broker, mint, client_tls
+) -> None:
+    with BrokerClient(broker.url, mint("analyst"), tls=client_tls) as client:
         with pytest.raises(NotFound) as unknown:
             client.query("gold/salaries", ["x"])
         with pytest.raises(AccessDenied) as denied:
@@ -72,20 +74,25 @@ def test_every_refusal_is_a_typed_error_with_the_brokers_reason_and_ids(broker, 
         assert err.reason and err.request_id and err.decision_id
         assert err.reason in str(err) and err.request_id in str(err)
     assert invalid.value.reason == "limit 5000 is above this policy's 1000 rows per page"
-    with BrokerClient(broker.url, "not-a-token") as client, pytest.raises(NotAuthenticated) as who:
+    with (
+        BrokerClient(broker.url, "not-a-token", tls=client_tls) as client,
+        pytest.raises(NotAuthenticated) as who,
+    ):
         client.datasets()
     assert who.value.status == 401 and who.value.request_id
-    closed = f"http://127.0.0.1:{PortAllocator().take()}"
-    with BrokerClient(closed, "t", max_retries=1) as client:
+    closed = f"https://127.0.0.1:{PortAllocator().take()}"
+    with BrokerClient(closed, "t", max_retries=1, tls=client_tls) as client:
         client.sleep = lambda seconds: None
         with pytest.raises(BrokerUnavailable) as down:
             client.health()
     assert down.value.status == 503 and closed in down.value.reason
 
 
-def test_retry_after_is_waited_out_or_reported(tight_broker, mint) -> None:
+def test_retry_after_is_waited_out_or_reported(tight_broker, mint, client_tls) -> None:
     # Four requests, then one a minute: the fifth is told to come back in up to a minute.
-    with BrokerClient(tight_broker.url, mint("probe_rate", project="probe-7")) as client:
+    with BrokerClient(
+        tight_broker.url, mint("probe_rate", project="probe-7"), tls=client_tls
+    ) as client:
         slept: list[float] = []
         client.sleep = slept.append
         for _ in range(4):

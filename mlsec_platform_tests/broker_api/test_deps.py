@@ -1,4 +1,4 @@
-"""Who asks and what the policy decides, over real HTTP: every policy dimension allowed and
+"""Who asks and what the policy decides, over real HTTPS: every policy dimension allowed and
 denied, and token attacks refused."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from mlsec_platform.catalog.governance import TOKEN_PATTERN
 from mlsec_platform.identities.tokens import ISSUER, issue_token
-from mlsec_platform.privacy.tokenization import TOKEN_PATTERN
 from mlsec_platform_tests.broker_api.conftest import DIM, FACT, ok, post_query
-from mlsec_platform_tests.helpers import operator_vault
+from mlsec_platform_tests.helpers import operator_vault, session_client
 
 
 def test_purpose_is_checked_against_role_and_catalog(http, mint) -> None:
@@ -75,7 +75,7 @@ def test_filter_on_a_masked_column_is_refused(http, mint) -> None:
         token,
         dataset=DIM,
         columns=["orders"],
-        filters=[{"column": "customer_token", "op": "prefix", "value": "vault:v1:A"}],
+        filters=[{"column": "customer_token", "op": "prefix", "value": "tok_A"}],
     )
     assert response.status_code == 403 and "customer_token" in response.json()["reason"]
     ordered = post_query(
@@ -134,7 +134,7 @@ def _claims(**extra):
     }
 
 
-def _attacks(vault) -> dict[str, str]:
+def _attacks(vault, certificate: str) -> dict[str, str]:
     keys = vault.secrets.transit.read_key("mlsec-issuer")["data"]
     latest = keys["latest_version"]
     public = base64.b64decode(keys["keys"][str(latest)]["public_key"])
@@ -160,7 +160,7 @@ def _attacks(vault) -> dict[str, str]:
     claims = {
         k: v for k, v in _claims().items() if k not in ("iss", "aud", "sub", "iat", "nbf", "exp")
     }
-    real = dict(subject="eve", audience="mlsec-broker")
+    real = dict(subject="eve", audience="mlsec-broker", certificate=certificate)
     missing = {k: v for k, v in claims.items() if k != "data_clearance"}
     return {
         "alg none": unsigned,
@@ -178,7 +178,12 @@ def _attacks(vault) -> dict[str, str]:
             vault, ttl_seconds=7200, claims=claims, not_before=int(time.time()) + 3600, **real
         ),
         "wrong audience": issue_token(
-            vault, ttl_seconds=60, claims=claims, subject="eve", audience="mlsec-gateway"
+            vault,
+            ttl_seconds=60,
+            claims=claims,
+            subject="eve",
+            audience="mlsec-gateway",
+            certificate=certificate,
         ),
         "wrong issuer": issue_token(
             vault, ttl_seconds=60, claims={**claims, "iss": "evil"}, **real
@@ -189,7 +194,7 @@ def _attacks(vault) -> dict[str, str]:
 
 
 def test_token_attacks_are_401(http, settings, endpoints) -> None:
-    attacks = _attacks(operator_vault(settings, endpoints))
+    attacks = _attacks(operator_vault(settings, endpoints), session_client(settings).pem)
     for name, token in attacks.items():
         response = post_query(http, token)
         assert response.status_code == 401, (name, response.text)

@@ -8,23 +8,23 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-import httpx
 import psycopg2
 
 from broker_api.app import create_app
 from broker_api.audit import AuditSink
 from broker_api.limits import ProjectRowQuota, RateLimiter
+from broker_api.server import broker_tls
 from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.serving.server import BackgroundServer
 from mlsec_platform.stack.ports import PortAllocator
 from mlsec_platform_tests.broker_api.conftest import FACT, bearer, post_query
-from mlsec_platform_tests.helpers import audit_head, vault_as
+from mlsec_platform_tests.helpers import audit_head, https_client, vault_as
 
 
 @contextmanager
 def broker_with(broker, settings, endpoints, **overrides) -> Iterator[BackgroundServer]:
-    """Another HTTP broker over the session broker's services, with settings ``overrides``
+    """Another HTTPS broker over the session broker's services, with settings ``overrides``
     and an audit sink of its own (a sink serves one event loop)."""
     login = LeasedLogin(vault_as("broker", settings, endpoints), "audit-writer", margin_seconds=0)
 
@@ -38,7 +38,8 @@ def broker_with(broker, settings, endpoints, **overrides) -> Iterator[Background
     services.sink = AuditSink(connect, actor="broker")
     services.limiter, services.quota = RateLimiter(), ProjectRowQuota()  # limits of its own
     services.close = services.sink.close  # the shared services stay open for the session
-    with BackgroundServer(create_app(services), PortAllocator().take(), name="broker-2") as s:
+    app, tls = create_app(services), broker_tls(services.settings, services)
+    with BackgroundServer(app, PortAllocator().take(), name="broker-2", tls=tls) as s:
         yield s
     login.revoke()
 
@@ -80,14 +81,14 @@ def test_a_body_over_the_cap_is_refused_by_its_length_and_while_it_streams(
 
 
 def test_unauthenticated_refusals_are_limited_per_address_before_authentication(
-    broker, mint, settings, endpoints, superuser_dsn
+    broker, mint, settings, endpoints, superuser_dsn, client_tls
 ) -> None:
     before = audit_head(superuser_dsn)
     with (
         broker_with(
             broker, settings, endpoints, client_refusal_burst=5, client_refusal_rate=0.2
         ) as limited,
-        httpx.Client(base_url=limited.url, timeout=60) as client,
+        https_client(limited.url, client_tls) as client,
     ):
         forged = [post_query(client, "forged") for _ in range(12)]
         valid = post_query(client, mint("analyst"), limit=1)
@@ -102,14 +103,14 @@ def test_unauthenticated_refusals_are_limited_per_address_before_authentication(
 
 
 def test_a_flood_of_identical_refusals_is_recorded_as_a_few_counted_events(
-    broker, settings, endpoints, superuser_dsn
+    broker, settings, endpoints, superuser_dsn, client_tls
 ) -> None:
     before = audit_head(superuser_dsn)
     with (
         broker_with(
             broker, settings, endpoints, audit_fold_window=0.5, client_refusal_burst=0
         ) as folding,
-        httpx.Client(base_url=folding.url, timeout=60) as client,
+        https_client(folding.url, client_tls) as client,
         ThreadPoolExecutor(8) as pool,
     ):
         responses = list(pool.map(lambda _: post_query(client, "forged"), range(60)))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import tempfile
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -25,7 +27,8 @@ from broker_api.identity import (
 )
 from broker_api.principal import REQUIRED_CLAIMS, Principal
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
-from mlsec_platform.identities.tokens import ISSUER_KEY, InvalidToken
+from mlsec_platform.identities.tokens import ISSUER_KEY, InvalidToken, certificate_thumbprint
+from mlsec_platform_tests.helpers import foreign_certificate
 
 ISS = "https://idp.example"
 ED = Ed25519PrivateKey.generate()
@@ -46,6 +49,8 @@ RSA_ENC_JWK = _jwk(RSAAlgorithm, RSA_KEY, "rsa-enc", use="enc")
 EC_JWK = _jwk(ECAlgorithm, EC_KEY, "ec-1", alg="ES256")
 JWKS = {"keys": [ED_JWK, RSA_JWK, RSA_PINNED_JWK, RSA_ENC_JWK, EC_JWK]}
 ALGORITHMS = ("EdDSA", "RS256", "PS256")
+#: The thumbprint of the client certificate the tokens here are bound to.
+BOUND = "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 
 def _claims(**overrides) -> dict:
@@ -64,6 +69,7 @@ def _claims(**overrides) -> dict:
         "purpose": "analytics",
         "data_clearance": "confidential",
         "entitlements": ["reveal"],
+        "cnf": {"x5t#S256": BOUND},
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -114,8 +120,18 @@ def test_a_valid_token_gives_its_principal():
         clearance=Sensitivity.CONFIDENTIAL,
         entitlements=frozenset({"reveal"}),
         token_id="token-1",
+        certificate=BOUND,
     )
     assert principal.claims["iss"] == ISS
+
+
+@pytest.mark.parametrize(
+    "cnf", [None, {}, {"x5t#S256": ""}, {"x5t": BOUND}, {"x5t#S256": 7}, "x5t#S256", [BOUND]]
+)
+def test_a_token_not_bound_to_a_certificate_is_refused(cnf):
+    """RFC 8705: every broker token names the client certificate it must come with."""
+    with pytest.raises(InvalidToken, match="not bound to a client certificate"):
+        _verifier().verify(_sign(_claims(cnf=cnf)))
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256"])
@@ -376,7 +392,7 @@ def test_issue_broker_token_refuses_bad_claims_before_signing(bad):
         **bad,
     }
     with pytest.raises(ValueError):
-        issue_broker_token(object(), ttl_seconds=60, **claims)  # type: ignore[arg-type]
+        issue_broker_token(object(), ttl_seconds=60, certificate=b"", **claims)  # type: ignore
 
 
 @pytest.mark.parametrize(
@@ -405,14 +421,33 @@ def test_issue_broker_token_refuses_bad_claims_before_signing(bad):
         (["--scope", "upload:*", "--ttl", "7200"], "--ttl 7200 is over the 3600 s"),
     ],
 )
-def test_token_issue_checks_broker_options(args, error):
+def test_token_issue_checks_broker_options(args, error, tmp_path):
     from mlsec_platform.cli import main
 
-    result = CliRunner().invoke(main, ["token", "issue", "--subject", "alice", *args])
+    cert = foreign_certificate(tmp_path).certificate
+    result = CliRunner().invoke(
+        main, ["token", "issue", "--subject", "alice", "--cert", str(cert), *args]
+    )
     assert result.exit_code == 2 and error in result.output
 
 
+def test_token_issue_needs_a_certificate_to_bind_to(tmp_path):
+    from mlsec_platform.cli import main
+
+    (tmp_path / "not.pem").write_text("not a certificate")
+    runner = CliRunner(env={"MLSEC_CLIENT_CERT": None})
+    missing = runner.invoke(main, ["token", "issue", "--subject", "alice", "--scope", "upload:*"])
+    assert missing.exit_code == 2 and "Missing option '--cert'" in missing.output
+    args = ["token", "issue", "--subject", "alice", "--cert", str(tmp_path / "not.pem")]
+    garbage = runner.invoke(main, args)
+    assert garbage.exit_code == 2 and "not a readable PEM certificate" in garbage.output
+
+
 # --- with the real OpenBao transit issuer ---------------------------------------------------
+
+
+#: A client certificate the transit-issued tokens here are bound to.
+CERTIFICATE = foreign_certificate(Path(tempfile.mkdtemp(prefix="test-identity-"))).certificate
 
 
 @pytest.fixture(scope="module")
@@ -434,6 +469,7 @@ def key_reader(settings, endpoints):
 
 def _broker_token(vault, **overrides) -> str:
     claims = {
+        "certificate": CERTIFICATE.read_bytes(),
         "subject": "alice",
         "groups": ["analysts"],
         "project": "churn",
@@ -466,6 +502,7 @@ def test_a_transit_issued_token_verifies_through_the_transit_jwks(operator, key_
         Sensitivity.CONFIDENTIAL,
     )
     assert principal.entitlements == {"reveal"} and principal.token_id
+    assert principal.certificate == certificate_thumbprint(CERTIFICATE.read_bytes())
 
 
 def test_a_gateway_token_is_not_a_broker_token(settings, endpoints, key_reader):
@@ -501,7 +538,7 @@ def test_mlsec_token_issue_prints_a_broker_token(settings, endpoints, key_reader
         "--ttl",
         "120",
     ]
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, [*args, "--cert", str(CERTIFICATE)])
     assert result.exit_code == 0, result.output
     principal = _transit_verifier(key_reader).verify(result.output.strip())
     assert principal.purpose is Purpose.FRAUD and principal.clearance is Sensitivity.RESTRICTED

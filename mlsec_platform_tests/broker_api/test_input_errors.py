@@ -18,6 +18,7 @@ from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform_tests.broker_api import test_app
 from mlsec_platform_tests.broker_api.test_app import PAGE, ask
 from mlsec_platform_tests.broker_api.test_app import broker as broker  # noqa: F401 - fixture
+from mlsec_platform_tests.helpers import PRESENTED, through_the_gate
 
 OVERFLOWING_INSTANT = "9999-12-31T23:59:59-23:59"  # its UTC time is in the year 10000
 
@@ -29,7 +30,14 @@ def _filtered(column: str, op: str, value) -> dict:
 @pytest.fixture(autouse=True)
 def confidential_analyst(monkeypatch):
     """An analyst cleared for confidential columns (the entity of a feature group)."""
-    who = Principal("cid", ("analysts",), "olist-br", Purpose.ANALYTICS, Sensitivity.CONFIDENTIAL)
+    who = Principal(
+        "cid",
+        ("analysts",),
+        "olist-br",
+        Purpose.ANALYTICS,
+        Sensitivity.CONFIDENTIAL,
+        certificate=PRESENTED,
+    )
     monkeypatch.setitem(test_app.PEOPLE, "analyst_conf", who)
 
 
@@ -38,7 +46,7 @@ def post_escaped(app, path: str, body: dict, who: str = "analyst") -> httpx.Resp
     encoder would refuse a lone surrogate before sending)."""
 
     async def run():
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=through_the_gate(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
             return await client.post(
                 path,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from mlsec_platform.identities.tokens import certificate_thumbprint
 from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform_tests.broker_api.conftest import FACT, bearer, post_query
-from mlsec_platform_tests.helpers import audit_head
+from mlsec_platform_tests.helpers import audit_head, session_client, through_the_gate
 
 
 def test_every_request_yields_exactly_one_audit_event(http, mint, settings, superuser_dsn) -> None:
@@ -43,9 +44,11 @@ def test_every_request_yields_exactly_one_audit_event(http, mint, settings, supe
     assert report.ok, report.broken
 
 
-def test_no_answer_leaves_without_its_audit_event(broker, mint) -> None:
+def test_no_answer_leaves_without_its_audit_event(broker, mint, settings) -> None:
     """With the audit log unwritable, an allowed page (sealed on the worker thread) and a
-    refusal (recorded by the middleware) both become 503, and no row leaves."""
+    refusal (recorded by the middleware) both become 503, and no row leaves. (The app runs in
+    process over the broker's services: its requests present the session's certificate as
+    the gate would hand them on.)"""
     import asyncio
     import copy
 
@@ -64,7 +67,8 @@ def test_no_answer_leaves_without_its_audit_event(broker, mint) -> None:
     body = {"dataset": FACT, "columns": ["order_id", "price"], "limit": 5}
 
     async def ask():
-        transport = httpx.ASGITransport(app=app)
+        presented = certificate_thumbprint(session_client(settings).pem)
+        transport = httpx.ASGITransport(app=through_the_gate(app, presented))
         async with httpx.AsyncClient(transport=transport, base_url="http://broker") as client:
             return (
                 await client.post("/query", json=body, headers=bearer(mint("analyst"))),

@@ -10,13 +10,15 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from mlsec_platform_tests.broker_api.conftest import bearer
+from mlsec_platform_tests.helpers import requests_tls
 
 #: Per operation and mode: the whole run stays within about a minute.
 EXAMPLES_PER_OPERATION = 25
 
 
-def test_no_operation_answers_with_a_server_error(broker, mint) -> None:
-    schema = schemathesis.openapi.from_url(f"{broker.url}/openapi.json")
+def test_no_operation_answers_with_a_server_error(broker, mint, client_tls) -> None:
+    tls = requests_tls(client_tls)
+    schema = schemathesis.openapi.from_url(f"{broker.url}/openapi.json", **tls)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.path for op in operations} >= {
         "/query",
@@ -39,7 +41,7 @@ def test_no_operation_answers_with_a_server_error(broker, mint) -> None:
         ]
         for strategy in strategies:
             # A fresh subject each: the rate limit is not what this test probes.
-            fuzz(strategy, mint("analyst_conf"), statuses)()
+            fuzz(strategy, mint("analyst_conf"), statuses, tls=tls)()
     assert all(statuses for statuses in calls.values()), calls
     assert all(status < 500 for statuses in calls.values() for status in statuses)
     assert 200 in calls["POST /query"], calls["POST /query"]
@@ -52,8 +54,16 @@ def modes(operation) -> list[GenerationMode]:
     return [GenerationMode.POSITIVE, *([GenerationMode.NEGATIVE] if inputs else [])]
 
 
-def fuzz(strategy, token: str, statuses: list[int], examples: int = EXAMPLES_PER_OPERATION):
-    """A hypothesis test sending ``strategy``'s cases with ``token``, noting each status."""
+def fuzz(
+    strategy,
+    token: str,
+    statuses: list[int],
+    examples: int = EXAMPLES_PER_OPERATION,
+    *,
+    tls: dict,
+):
+    """A hypothesis test sending ``strategy``'s cases with ``token`` over ``tls`` (the
+    ``requests`` arguments of a client certificate), noting each status."""
 
     @given(case=strategy)
     @settings(
@@ -64,7 +74,7 @@ def fuzz(strategy, token: str, statuses: list[int], examples: int = EXAMPLES_PER
         suppress_health_check=list(HealthCheck),
     )
     def check(case) -> None:
-        response = case.call(headers=bearer(token))
+        response = case.call(headers=bearer(token), **tls)
         statuses.append(response.status_code)
         case.validate_response(response, checks=[not_a_server_error])
 

@@ -1,5 +1,5 @@
 """Audit reconciliation: a few thousand mixed requests, concurrent, from a legitimate caller
-and a hostile one at two client addresses, against two HTTP brokers sharing the audit chain. Afterwards the log holds
+and a hostile one at two client addresses, against two HTTPS brokers sharing the audit chain. Afterwards the log holds
 exactly one event per request, or one folded event whose count equals the refusals it stands
 for; the chain verifies; and no legitimate request failed because of the other caller."""
 
@@ -11,23 +11,18 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
-import httpx
-
 from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform_tests.broker_api.conftest import DIM, FACT, bearer, post_query
 from mlsec_platform_tests.broker_api.test_envelope import broker_with, request_events
-from mlsec_platform_tests.helpers import audit_head
+from mlsec_platform_tests.helpers import audit_head, https_client
 
 #: Loopback has a whole /8: each caller gets its own source address, as distinct hosts would.
 LEGIT, HOSTILE = "127.0.0.2", "127.0.0.3"
 
 
-def _client(url: str, address: str) -> httpx.Client:
-    transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=url, timeout=60, transport=transport)
-
-
-def test_every_request_is_accounted_for_once(broker, mint, settings, endpoints, superuser_dsn):
+def test_every_request_is_accounted_for_once(
+    broker, mint, settings, endpoints, superuser_dsn, client_tls
+):
     # Tokens enough that no subject meets its own rate limit (600 a minute, burst 60).
     analysts = [mint("analyst") for _ in range(15)]
     strangers = [mint("stranger") for _ in range(2)]
@@ -58,7 +53,7 @@ def test_every_request_is_accounted_for_once(broker, mint, settings, endpoints, 
     ):
         # Two brokers (two event loops, two group-committing sinks) append to one chain.
         clients = [
-            {a: stack.enter_context(_client(b.url, a)) for a in (LEGIT, HOSTILE)}
+            {a: stack.enter_context(https_client(b.url, client_tls, a)) for a in (LEGIT, HOSTILE)}
             for b in (one, two)
         ]
         futures = [

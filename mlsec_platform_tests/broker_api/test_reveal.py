@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mlsec_platform.privacy.tokenization import TOKEN_PATTERN
+from mlsec_platform.catalog.governance import TOKEN_PATTERN
 from mlsec_platform_tests.broker_api.conftest import bearer
 from mlsec_platform_tests.helpers import audit_events, audit_head
 

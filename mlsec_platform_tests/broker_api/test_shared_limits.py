@@ -12,16 +12,23 @@ import pytest
 
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform_tests.broker_api.conftest import FACT, bearer
-from mlsec_platform_tests.helpers import vault_as
+from mlsec_platform_tests.helpers import session_client, vault_as
+
+
+def _verify() -> dict:
+    """The session's client certificate (its stack is up by the time a test asks)."""
+    from mlsec_platform.settings import get_settings
+
+    return {"verify": session_client(get_settings()).tls.ssl_context(), "timeout": 30}
 
 
 def _ask(url: str, token: str) -> httpx.Response:
-    return httpx.get(f"{url}/catalog/datasets", headers=bearer(token), timeout=30)
+    return httpx.get(f"{url}/catalog/datasets", headers=bearer(token), **_verify())
 
 
 def _page(url: str, token: str) -> httpx.Response:
     body = {"dataset": FACT, "columns": ["order_id"], "limit": 5}
-    return httpx.post(f"{url}/query", json=body, headers=bearer(token), timeout=30)
+    return httpx.post(f"{url}/query", json=body, headers=bearer(token), **_verify())
 
 
 def test_two_replicas_enforce_one_rate_per_subject(tight_broker, broker_process, mint) -> None:

@@ -24,7 +24,7 @@ def test_a_complete_token_column_shows_where_its_tokens_come_from():
         "pii": "direct_identifier",
         "sensitivity": "internal",
         "mask": "redact",
-        "tokenized": "vault-transit",
+        "tokenized": "token-vault",
         "token_domain": "customers",
         "from": "member_cpf",
     }

@@ -14,13 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlsec_platform.serving.client import ClientTls
 from mlsec_platform.stack.ports import PortAllocator
 
 
 @contextmanager
-def running_gateway(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str, int]]:
+def running_gateway(
+    env: dict[str, str], tls: ClientTls
+) -> Iterator[tuple[subprocess.Popen, str, int]]:
     """`mlsec gateway` on a free port with ``env`` over this process's environment; yields
-    the process, its URL and its port once it answers."""
+    the process, its URL and its port once it answers (over mTLS: ``tls`` is the client's)."""
     port = PortAllocator().take()
     mlsec = Path(sys.executable).parent / "mlsec"
     proc = subprocess.Popen(
@@ -29,11 +32,11 @@ def running_gateway(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
     try:
         for _ in range(600):
             try:
-                if httpx.get(f"{url}/health", timeout=1).is_success:
+                if httpx.get(f"{url}/health", timeout=1, verify=tls.ssl_context()).is_success:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)

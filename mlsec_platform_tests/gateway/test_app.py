@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from mlsec_platform.gateway.app import REFUSAL_STATUSES, create_app
 from mlsec_platform.identities.tokens import InvalidToken
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform_tests.helpers import PRESENTED, through_the_gate
 
 GOOD_SELLERS = b"seller_id,seller_zip_code_prefix,seller_city,seller_state\ns1,01001,x,SP\n"
 
@@ -23,7 +24,11 @@ class _Verifier:
     def verify(self, token: str | None) -> dict:
         if token != "ok":
             raise InvalidToken("malformed token")
-        return {"sub": "uploader-1", "scope": ["upload:olist_sellers"]}
+        return {
+            "sub": "uploader-1",
+            "scope": ["upload:olist_sellers"],
+            "cnf": {"x5t#S256": PRESENTED},
+        }
 
 
 class _Services:
@@ -68,7 +73,7 @@ def test_the_openapi_contract() -> None:
 
 def test_a_refused_token_is_answered_kept_and_audited_by_the_one_handler() -> None:
     services = _Services()
-    client = TestClient(create_app(services))  # no lifespan: nothing connects
+    client = TestClient(through_the_gate(create_app(services)))  # no lifespan: nothing connects
     keep = services.settings.gateway_quarantine_keep_bytes
     body = GOOD_SELLERS * (2 * keep // len(GOOD_SELLERS))
     response = client.put("/v1/files/olist_sellers", content=body)
@@ -90,7 +95,7 @@ def test_a_refused_token_is_answered_kept_and_audited_by_the_one_handler() -> No
 
 def test_errors_after_the_token_keep_the_whole_body_and_the_subject() -> None:
     services = _Services()
-    client = TestClient(create_app(services))
+    client = TestClient(through_the_gate(create_app(services)))
     headers = {"Authorization": "Bearer ok"}
     forbidden = client.put("/v1/files/olist_orders", content=b"x", headers=headers)
     assert forbidden.status_code == 403

@@ -137,8 +137,7 @@ def test_an_oversize_event_does_not_stop_ingestion_for_others(
 def test_a_closed_message_server_connection_is_reopened(gateway, uploader):
     """Whatever closed it (the server after a protocol error, a restart), the next request
     reopens the connection instead of failing until the gateway restarts."""
-    publisher = gateway.app.state.publisher
-    gateway.portal.call(publisher.close)
+    gateway.server.run(gateway.server.app.state.publisher.close())
     response = gateway.post(EVENTS, content=json.dumps([_event()]), headers=uploader)
     assert response.status_code == 202, response.text
 
@@ -183,7 +182,7 @@ def test_a_batch_the_server_does_not_acknowledge_is_a_503_and_the_next_one_goes_
     from mlsec_platform.gateway.publisher import EventPublisher, MessageServerUnavailable
     from mlsec_platform.sources.event_batch import check_events
 
-    services = gateway.app.state.services
+    services = gateway.server.app.state.services
     body = json.dumps([_event() for _ in range(5000)]).encode()
     batch = check_events(body, EVENT_DOMAINS["order_status"], 1 << 20)
 

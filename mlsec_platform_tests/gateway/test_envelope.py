@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from mlsec_platform.gateway.app import create_app
 from mlsec_platform_tests.gateway.test_app import GOOD_SELLERS, _Services
+from mlsec_platform_tests.helpers import through_the_gate
 
 OK = {"Authorization": "Bearer ok"}
 
@@ -23,7 +24,7 @@ def _events_by_request(services) -> dict[str, list[tuple[str, dict]]]:
 
 def test_every_request_gets_exactly_one_event() -> None:
     services = _Services()
-    client = TestClient(create_app(services), follow_redirects=False)
+    client = TestClient(through_the_gate(create_app(services)), follow_redirects=False)
     responses = {
         "slash in a name": client.put("/v1/files/olist%2Fsellers", content=b"x", headers=OK),
         "other method": client.get("/v1/files/olist_sellers", headers=OK),
@@ -63,7 +64,7 @@ def test_a_server_error_is_answered_and_recorded() -> None:
         raise RuntimeError("the quarantine bucket is gone")
 
     services.quarantine = broken
-    client = TestClient(create_app(services), raise_server_exceptions=False)
+    client = TestClient(through_the_gate(create_app(services)), raise_server_exceptions=False)
     response = client.put("/v1/files/olist_sellers", content=b"x")
     assert response.status_code == 500
     assert "quarantine bucket" not in response.text  # no internals leak
@@ -77,7 +78,7 @@ def test_unauthenticated_refusals_are_limited_per_address_before_the_body_is_rea
     services.settings = services.settings.model_copy(
         update={"client_refusal_burst": burst, "client_refusal_rate": 0.01}
     )
-    client = TestClient(create_app(services))
+    client = TestClient(through_the_gate(create_app(services)))
     body = GOOD_SELLERS * 1000
     responses = [client.put("/v1/files/olist_sellers", content=body) for _ in range(2 * burst)]
     assert [r.status_code for r in responses] == [401] * burst + [429] * burst

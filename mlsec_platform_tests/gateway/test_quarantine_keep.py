@@ -51,7 +51,7 @@ def test_an_over_cap_body_of_unknown_length_keeps_only_its_first_bytes(
 def test_quarantine_growth_is_capped_with_an_alert(
     gateway, uploader, settings, supervisor, superuser_dsn, monkeypatch, caplog
 ):
-    growth = gateway.app.state.services.quarantine_growth
+    growth = gateway.server.app.state.services.quarantine_growth
     bad = SELLERS_HEADER + b"s1,01001\n" + b"x" * 4000  # ragged: refused, about 4 KB
     # Room for one more refused body and its record in this hour, not for two.
     monkeypatch.setattr(

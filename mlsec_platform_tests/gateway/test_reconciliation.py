@@ -1,5 +1,5 @@
 """Audit reconciliation of the gateway: mixed requests, concurrent, from a legitimate uploader
-and a hostile caller at two client addresses, against the real HTTP gateway. Every request has
+and a hostile caller at two client addresses, against the real HTTPS gateway. Every request has
 exactly one event (its upload's, or the envelope's), or is counted by one folded event; the
 chain verifies; no legitimate request failed because of the other caller."""
 
@@ -18,15 +18,10 @@ from mlsec_platform.gateway.server import BackgroundGateway
 from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform.stack.ports import PortAllocator
 from mlsec_platform_tests.gateway.test_gateway import GOOD_SELLERS, _event
-from mlsec_platform_tests.helpers import audit_head
+from mlsec_platform_tests.helpers import audit_head, https_client
 
 LEGIT, HOSTILE = "127.0.0.2", "127.0.0.3"
 EVENT_TYPES = ("ingest.accepted", "ingest.rejected", "gateway.request")
-
-
-def _client(url: str, address: str) -> httpx.Client:
-    transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=url, timeout=60, transport=transport, follow_redirects=False)
 
 
 def _events(superuser_dsn: dict, since: int) -> list[dict]:
@@ -40,7 +35,7 @@ def _events(superuser_dsn: dict, since: int) -> list[dict]:
     return rows
 
 
-def test_every_gateway_request_is_accounted_for_once(uploader, settings, superuser_dsn):
+def test_every_gateway_request_is_accounted_for_once(uploader, settings, superuser_dsn, client_tls):
     sellers = GOOD_SELLERS.encode()
 
     def events_body() -> str:
@@ -68,8 +63,8 @@ def test_every_gateway_request_is_accounted_for_once(uploader, settings, superus
     head = audit_head(superuser_dsn)
     with (
         BackgroundGateway(settings, PortAllocator().take()) as running,
-        _client(running.url, LEGIT) as legit,
-        _client(running.url, HOSTILE) as hostile,
+        https_client(running.url, client_tls, LEGIT) as legit,
+        https_client(running.url, client_tls, HOSTILE) as hostile,
         ThreadPoolExecutor(24) as pool,
     ):
         clients = {LEGIT: legit, HOSTILE: hostile}

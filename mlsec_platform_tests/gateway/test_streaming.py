@@ -10,6 +10,7 @@ the load runs, minus its resident set when idle after a first upload (imports, p
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,13 +51,13 @@ def _sellers(size: int, *, formula: bool = False, ragged_tail: bool = False) -> 
 
 
 @pytest.fixture(scope="module")
-def gateway_process(supervisor, settings):
+def gateway_process(supervisor, settings, client_tls):
     """`mlsec gateway` in its own process with a 48 MiB cap and a 2 s idle timeout."""
     env = {
         "MLSEC_GATEWAY_MAX_FILE_BYTES": str(CAP),
         "MLSEC_GATEWAY_BODY_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
     }
-    with running_gateway(env) as running:
+    with running_gateway(env, client_tls) as running:
         yield running
 
 
@@ -85,8 +86,16 @@ def _peak_rss(pid: int):
         sampler.join()
 
 
-def _raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port))
+@pytest.fixture(scope="module")
+def tls(client_tls) -> ssl.SSLContext:
+    return client_tls.ssl_context()
+
+
+def _raw_request(tls: ssl.SSLContext, port: int, head: str, body: bytes = b"") -> socket.socket:
+    """A request written by hand over TLS (the session's client certificate)."""
+    sock = tls.wrap_socket(
+        socket.create_connection(("127.0.0.1", port)), server_hostname="localhost"
+    )
     sock.sendall(head.encode() + body)
     return sock
 
@@ -133,17 +142,17 @@ def _clear_landing(supervisor, settings, keys: set[str]) -> None:
         s3.delete_object(Bucket=settings.bucket(Zone.LANDING), Key=key)
 
 
-def test_an_over_cap_upload_is_refused_before_its_body_is_read(gateway_process, token):
+def test_an_over_cap_upload_is_refused_before_its_body_is_read(gateway_process, token, tls):
     _, _, port = gateway_process
     # Headers only: a gateway that waits for the body before refusing never answers.
-    sock = _raw_request(port, _put_head("olist_sellers", CAP + 1, token))
+    sock = _raw_request(tls, port, _put_head("olist_sellers", CAP + 1, token))
     assert _status_of(sock, timeout=IDLE_TIMEOUT / 2) == 413
 
 
-def test_a_stalled_body_is_refused_after_the_idle_timeout(gateway_process, token):
+def test_a_stalled_body_is_refused_after_the_idle_timeout(gateway_process, token, tls):
     _, url, port = gateway_process
     stalled = [
-        _raw_request(port, _put_head("olist_sellers", 10_000, token), SELLERS_HEADER[:10])
+        _raw_request(tls, port, _put_head("olist_sellers", 10_000, token), SELLERS_HEADER[:10])
         for _ in range(4)  # as many as the gateway's upload slots
     ]
     time.sleep(0.2)
@@ -153,18 +162,23 @@ def test_a_stalled_body_is_refused_after_the_idle_timeout(gateway_process, token
         content=_sellers(4096),
         headers={"Authorization": f"Bearer {token}"},
         timeout=IDLE_TIMEOUT * 5,
+        verify=tls,
     )
     assert good.status_code == 201, good.text
     assert [_status_of(sock, timeout=IDLE_TIMEOUT * 3) for sock in stalled] == [408] * 4
 
 
 def test_memory_is_bounded_under_maximum_uploads_and_stalled_connections(
-    gateway_process, token, supervisor, settings
+    gateway_process, token, supervisor, settings, tls
 ):
     proc, url, port = gateway_process
     headers = {"Authorization": f"Bearer {token}"}
     warm = httpx.put(
-        f"{url}/v1/files/olist_sellers", content=_sellers(1 << 20), headers=headers, timeout=60
+        f"{url}/v1/files/olist_sellers",
+        content=_sellers(1 << 20),
+        headers=headers,
+        timeout=60,
+        verify=tls,
     )
     assert warm.status_code == 201, warm.text
     before = _landing(supervisor, settings)
@@ -181,7 +195,7 @@ def test_memory_is_bounded_under_maximum_uploads_and_stalled_connections(
 
     def put(body: bytes) -> httpx.Response:
         return httpx.put(
-            f"{url}/v1/files/olist_sellers", content=body, headers=headers, timeout=300
+            f"{url}/v1/files/olist_sellers", content=body, headers=headers, timeout=300, verify=tls
         )
 
     with _peak_rss(proc.pid) as uploads_peak, ThreadPoolExecutor(4) as pool:
@@ -199,7 +213,7 @@ def test_memory_is_bounded_under_maximum_uploads_and_stalled_connections(
     with _peak_rss(proc.pid) as stalled_peak:
         # Anonymous bodies that declare 1 MiB and stall after a few bytes.
         stalled = [
-            _raw_request(port, _put_head("olist_sellers", 1 << 20, None), b"x" * 100)
+            _raw_request(tls, port, _put_head("olist_sellers", 1 << 20, None), b"x" * 100)
             for _ in range(100)
         ]
         deadline = time.monotonic() + IDLE_TIMEOUT * 5

@@ -38,8 +38,8 @@ def memory_bound(body_bytes: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def events_gateway(supervisor, settings):
-    with running_gateway({"MLSEC_GATEWAY_MAX_EVENTS_BYTES": str(CAP)}) as running:
+def events_gateway(supervisor, settings, client_tls):
+    with running_gateway({"MLSEC_GATEWAY_MAX_EVENTS_BYTES": str(CAP)}, client_tls) as running:
         yield running
 
 
@@ -104,13 +104,14 @@ async def _with_admin(settings, endpoints, action):
 
 
 def test_an_event_batch_is_taken_in_memory_bounded_by_its_events_in_flight(
-    events_gateway, publisher_token, settings, endpoints
+    events_gateway, publisher_token, settings, endpoints, client_tls
 ):
     proc, url, _ = events_gateway
+    tls = client_tls.ssl_context()
     headers = {"Authorization": f"Bearer {publisher_token}", "Content-Type": "application/json"}
     post = f"{url}/v1/events/{CONTRACT.domain}"
     warm_body, warm_count = _batch(256 * 1024)  # connections, pools and imports warm
-    warm = httpx.post(post, content=warm_body, headers=headers, timeout=60)
+    warm = httpx.post(post, content=warm_body, headers=headers, timeout=60, verify=tls)
     assert warm.status_code == 202 and warm.json()["accepted"] == warm_count, warm.text
     time.sleep(0.5)
     figures = []
@@ -119,7 +120,7 @@ def test_an_event_batch_is_taken_in_memory_bounded_by_its_events_in_flight(
             body, count = _batch(size)
             started = time.perf_counter()
             with _growth(proc.pid) as grown:
-                response = httpx.post(post, content=body, headers=headers, timeout=600)
+                response = httpx.post(post, content=body, headers=headers, timeout=600, verify=tls)
             seconds = time.perf_counter() - started
             assert response.status_code == 202, response.text
             assert response.json()["accepted"] == count

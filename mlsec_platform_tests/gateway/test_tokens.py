@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from mlsec_platform.gateway.app import create_app
 from mlsec_platform.gateway.services import AUDIENCE
 from mlsec_platform_tests.gateway.test_app import GOOD_SELLERS, _Services
+from mlsec_platform_tests.helpers import PRESENTED, through_the_gate
 from mlsec_platform_tests.identities.test_tokens import _claims, _sign, _verifier
 
 
@@ -19,10 +20,15 @@ def _token(**overrides) -> str:
     return _sign({**_claims(), **overrides})
 
 
-def _upload(token: str, content: bytes = GOOD_SELLERS, services: _Services | None = None):
+def _upload(
+    token: str,
+    content: bytes = GOOD_SELLERS,
+    services: _Services | None = None,
+    presented: str | None = PRESENTED,
+):
     services = services or _Services()
     services.verifier = _verifier()
-    client = TestClient(create_app(services))
+    client = TestClient(through_the_gate(create_app(services), presented))
     return client.put(
         "/v1/files/olist_sellers", content=content, headers={"Authorization": f"Bearer {token}"}
     )
@@ -95,3 +101,23 @@ def test_a_refusal_for_the_scope_claim_keeps_who_sent_it() -> None:
     assert response.status_code == 401
     [(_, _, status, reason, subject)] = services.kept
     assert (status, subject) == (401, "uploader-1") and "claim 'scope'" in reason
+
+
+@pytest.mark.parametrize(
+    ("presented", "cnf", "reason"),
+    [
+        ("another-certificate", {"x5t#S256": PRESENTED}, "bound to another client certificate"),
+        (None, {"x5t#S256": PRESENTED}, "no client certificate was presented"),
+        (PRESENTED, None, "not bound to a client certificate"),
+    ],
+    ids=["another certificate", "no certificate", "unbound token"],
+)
+def test_an_upload_token_counts_only_with_its_certificate(presented, cnf, reason) -> None:
+    """RFC 8705 at the gateway: checked with the token, before the body is read."""
+    services = _Services()
+    token = _token(scope=["upload:*"], cnf=cnf)
+    response = _upload(token, GOOD_SELLERS * 100, services=services, presented=presented)
+    assert response.status_code == 401, response.text
+    assert reason in response.json()["reason"]
+    [(intake, kept, status, _, subject)] = services.kept
+    assert intake.truncated and len(kept) < len(GOOD_SELLERS * 100) and subject is None

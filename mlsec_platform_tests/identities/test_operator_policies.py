@@ -17,7 +17,6 @@ from mlsec_platform.identities.operators import COMMAND_TTL, OPERATOR_COMMANDS, 
 
 #: The operation each command's token exists for (each harmless to the session stack).
 Probe = Callable[[hvac.Client], object]
-CONTEXT = base64.b64encode(b"customers").decode()
 
 
 def _sign(vault: hvac.Client) -> object:
@@ -25,15 +24,23 @@ def _sign(vault: hvac.Client) -> object:
 
 
 def _decrypt(vault: hvac.Client) -> object:
-    # A ciphertext of another key version decrypts to an error, not to a refusal: a refusal
-    # (403) is what the probe is about.
+    # Unwrapping a data key of the token vault. A ciphertext it cannot open decrypts to an
+    # error, not to a refusal: a refusal (403) is what the probe is about.
     return vault.secrets.transit.decrypt_data(
-        "tokenization", "vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", context=CONTEXT
+        "token-wrap", "vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
     )
 
 
-def _read_tokenization_key(vault: hvac.Client) -> object:
-    return vault.secrets.transit.read_key("tokenization")
+def _read_token_keys(vault: hvac.Client) -> object:
+    return vault.secrets.transit.read_key("token-wrap")
+
+
+def _read_wrapped_index_key(vault: hvac.Client) -> object:
+    return vault.secrets.kv.v2.read_secret_version("tokens/index-key", mount_point="mlsec")
+
+
+def _read_vault_reader_keys(vault: hvac.Client) -> object:
+    return vault.secrets.kv.v2.read_secret_version("s3/revealer", mount_point="mlsec")
 
 
 def _store_s3_key(vault: hvac.Client) -> object:
@@ -42,8 +49,8 @@ def _store_s3_key(vault: hvac.Client) -> object:
     )
 
 
-def _rotate_tokenization_key(vault: hvac.Client) -> object:
-    return vault.secrets.transit.rotate_key("tokenization")
+def _rotate_token_keys(vault: hvac.Client) -> object:
+    return vault.secrets.transit.rotate_key("token-wrap")
 
 
 def _audit_login(vault: hvac.Client) -> object:
@@ -54,6 +61,10 @@ def _audit_login(vault: hvac.Client) -> object:
 
 def _root_attempt(vault: hvac.Client) -> object:
     return vault.adapter.get("/v1/sys/generate-root-token/attempt")
+
+
+def _client_certificate(vault: hvac.Client) -> object:
+    return vault.write("pki/issue/client", common_name="operator-probe", ttl="60s")
 
 
 def _warehouse_writer(vault: hvac.Client) -> object:
@@ -69,9 +80,10 @@ def _lifecycle_and_pipeline_keys(vault: hvac.Client) -> object:
     ]
 
 
-def _tokenize(vault: hvac.Client) -> object:
-    data = base64.b64encode(b"x").decode()
-    return vault.secrets.transit.encrypt_data("tokenization", data, context=CONTEXT)
+def _unwrap_index_key(vault: hvac.Client) -> object:
+    # What the pipeline does once per batch, and an erasure to find a subject's tokens.
+    wrapped = _read_wrapped_index_key(vault)["data"]["data"]["wrapped"]
+    return vault.secrets.transit.decrypt_data("token-index", wrapped)
 
 
 def _sign_receipt(vault: hvac.Client) -> object:
@@ -88,8 +100,9 @@ def _verify_receipt(vault: hvac.Client) -> object:
 
 OWN: dict[str, list[Probe]] = {
     "issue": [_sign, _audit_login],
-    "reveal": [_audit_login],
-    "rotate-tokenization-key": [_read_tokenization_key, _audit_login],
+    "reveal": [_read_vault_reader_keys, _audit_login],
+    "cert-issue": [_client_certificate, _audit_login],
+    "rotate-token-keys": [_read_token_keys, _read_wrapped_index_key, _audit_login],
     "rotate-s3-keys": [_store_s3_key, _audit_login],
     "exclude": [_audit_login],
     "revoke-root": [_audit_login],
@@ -97,8 +110,8 @@ OWN: dict[str, list[Probe]] = {
     "erase": [
         _lifecycle_and_pipeline_keys,
         _warehouse_writer,
-        _read_tokenization_key,
-        _tokenize,
+        _read_wrapped_index_key,
+        _unwrap_index_key,
         _sign_receipt,
         _audit_login,
     ],
@@ -107,16 +120,23 @@ OWN: dict[str, list[Probe]] = {
 
 #: Operations a command's token may do that the test does not run (they would change the
 #: session stack for every later test).
-OWN_NOT_RUN: dict[str, set[Probe]] = {"rotate-tokenization-key": {_rotate_tokenization_key}}
+OWN_NOT_RUN: dict[str, set[Probe]] = {"rotate-token-keys": {_rotate_token_keys}}
 
 #: What no command token may do, beside the other commands' operations.
 NOBODYS: list[Probe] = [
     lambda v: v.secrets.kv.v2.read_secret_version("s3/connector", mount_point="mlsec"),
     lambda v: v.secrets.kv.v2.read_secret_version("broker/keys", mount_point="mlsec"),
-    lambda v: v.read("transit/export/encryption-key/tokenization/1"),
+    lambda v: v.read("transit/export/encryption-key/token-wrap"),
+    lambda v: v.read("transit/export/encryption-key/token-index"),
+    lambda v: v.secrets.transit.generate_data_key("token-wrap", "plaintext"),
     lambda v: v.sys.list_policies(),
     lambda v: v.auth.token.create(policies=["reveal"]),
-    lambda v: v.read("transit/export/encryption-key/erasure-receipts/1"),
+    lambda v: v.read("transit/export/encryption-key/erasure-receipts"),
+    # Server certificates are the services' own; the CA's key and roles are bootstrap's.
+    lambda v: v.write("pki/issue/broker-server", common_name="localhost"),
+    lambda v: v.write("pki/issue/gateway-server", common_name="localhost"),
+    lambda v: v.write("pki/roles/client", allow_any_name=True, server_flag=True),
+    lambda v: v.write("pki/root/generate/internal", common_name="another CA"),
 ]
 
 
@@ -129,9 +149,9 @@ def operator(supervisor, settings, endpoints):
 def test_the_operators_login_itself_reads_and_decrypts_nothing(operator):
     login = hvac.Client(url=operator.addr, token=operator._client.token)
     assert login.lookup_token()["data"]["policies"] == ["operator"]
-    every = [_sign, _decrypt, _read_tokenization_key, _store_s3_key, _rotate_tokenization_key]
-    every += [_lifecycle_and_pipeline_keys, _warehouse_writer, _tokenize, _sign_receipt]
-    for probe in [*every, _audit_login, *NOBODYS]:
+    every = [_sign, _decrypt, _read_token_keys, _store_s3_key, _rotate_token_keys]
+    every += [_lifecycle_and_pipeline_keys, _warehouse_writer, _unwrap_index_key, _sign_receipt]
+    for probe in [*every, _read_wrapped_index_key, _read_vault_reader_keys, _audit_login, *NOBODYS]:
         with pytest.raises(Forbidden):
             probe(login)
 
@@ -151,7 +171,7 @@ def test_a_command_token_does_its_own_job_and_nothing_else(command, operator):
         with pytest.raises(hvac.exceptions.InvalidRequest):
             _decrypt(vault)
     others = {p for c, probes in OWN.items() if c != command for p in probes} - set(OWN[command])
-    others |= {_decrypt, _rotate_tokenization_key} - OWN_NOT_RUN.get(command, set())
+    others |= {_decrypt, _rotate_token_keys} - OWN_NOT_RUN.get(command, set())
     if command == "reveal":
         others.discard(_decrypt)
     for probe in [*others, *NOBODYS]:
@@ -160,10 +180,7 @@ def test_a_command_token_does_its_own_job_and_nothing_else(command, operator):
 
 
 def test_command_tokens_are_short_lived(operator):
-    # A rotation runs the curated job and an erasure rewrites every zone: as long as the login.
-    assert {c.name for c in OPERATOR_COMMANDS.values() if c.ttl is None} == {
-        "rotate-tokenization-key",
-        "erase",
-    }
+    # An erasure rewrites every zone: its token lives as long as the login.
+    assert {c.name for c in OPERATOR_COMMANDS.values() if c.ttl is None} == {"erase"}
     vault = operator.command_client("reveal")
     assert 0 < vault.lookup_token()["data"]["ttl"] <= COMMAND_TTL

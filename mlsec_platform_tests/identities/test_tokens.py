@@ -24,6 +24,7 @@ from mlsec_platform.identities.tokens import (
     check_claims,
     granted_scopes,
 )
+from mlsec_platform_tests.helpers import PRESENTED, foreign_certificate
 
 KEY = Ed25519PrivateKey.generate()
 KID = "mlsec-issuer:v1"
@@ -41,6 +42,7 @@ def _claims(**overrides) -> dict:
         "nbf": now,
         "exp": now + 600,
         "scope": ["upload:olist_orders"],
+        "cnf": {"x5t#S256": PRESENTED},
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
@@ -74,37 +76,39 @@ def test_the_longest_lifetime_is_configurable() -> None:
         _verifier(max_lifetime_seconds=300).verify(token)
 
 
-NOW = int(time.time())
-REFUSED = {
-    "a 100-year token": (
-        _claims(exp=NOW + 100 * 365 * 86400),
-        "token lifetime (exp - iat) is over 3600 seconds",
-    ),
-    "exp as a numeric string": (_claims(exp="4102444800"), "claim 'exp' must be a number"),
-    "iat as a numeric string": (_claims(iat=str(NOW)), "claim 'iat' must be a number"),
-    "nbf as a numeric string": (_claims(nbf=str(NOW)), "claim 'nbf' must be a number"),
-    "exp as a boolean": (_claims(exp=True), "claim 'exp' must be a number"),
-    "exp past the double range": (_claims(exp=10**400), "token lifetime (exp - iat) is over"),
-    "exp as NaN": (_claims(exp=float("nan")), "claim 'exp' must be a number"),
-    "exp as a list": (_claims(exp=[NOW + 60]), "claim 'exp' must be a number"),
-    "both audiences": (
-        _claims(aud=["mlsec-gateway", "mlsec-broker"]),
-        "token must name exactly one audience",
-    ),
-    "the audience twice": (
-        _claims(aud=["mlsec-gateway", "mlsec-gateway"]),
-        "token must name exactly one audience",
-    ),
-    "an empty sub": (_claims(sub=""), "claim 'sub' must be a non-empty string"),
-    "a numeric sub": (_claims(sub=5), "claim 'sub' must be a non-empty string"),
-    "expired": (_claims(exp=NOW - 60), "token expired"),
-    "issued in the future": (_claims(iat=NOW + 3600, exp=NOW + 3700), "token not valid yet"),
-}
+def refused(now: int) -> dict[str, tuple[dict, str]]:
+    """Claims breaking one shared rule each, and the reason given, for tokens signed ``now``
+    (built when a test runs: a token made at collection is expired in a long session)."""
+    return {
+        "a 100-year token": (
+            _claims(exp=now + 100 * 365 * 86400),
+            "token lifetime (exp - iat) is over 3600 seconds",
+        ),
+        "exp as a numeric string": (_claims(exp="4102444800"), "claim 'exp' must be a number"),
+        "iat as a numeric string": (_claims(iat=str(now)), "claim 'iat' must be a number"),
+        "nbf as a numeric string": (_claims(nbf=str(now)), "claim 'nbf' must be a number"),
+        "exp as a boolean": (_claims(exp=True), "claim 'exp' must be a number"),
+        "exp past the double range": (_claims(exp=10**400), "token lifetime (exp - iat) is over"),
+        "exp as NaN": (_claims(exp=float("nan")), "claim 'exp' must be a number"),
+        "exp as a list": (_claims(exp=[now + 60]), "claim 'exp' must be a number"),
+        "both audiences": (
+            _claims(aud=["mlsec-gateway", "mlsec-broker"]),
+            "token must name exactly one audience",
+        ),
+        "the audience twice": (
+            _claims(aud=["mlsec-gateway", "mlsec-gateway"]),
+            "token must name exactly one audience",
+        ),
+        "an empty sub": (_claims(sub=""), "claim 'sub' must be a non-empty string"),
+        "a numeric sub": (_claims(sub=5), "claim 'sub' must be a non-empty string"),
+        "expired": (_claims(exp=now - 60), "token expired"),
+        "issued in the future": (_claims(iat=now + 3600, exp=now + 3700), "token not valid yet"),
+    }
 
 
-@pytest.mark.parametrize("case", list(REFUSED), ids=list(REFUSED))
+@pytest.mark.parametrize("case", list(refused(0)))
 def test_tokens_breaking_a_shared_rule_are_refused_with_a_reason(case) -> None:
-    claims, reason = REFUSED[case]
+    claims, reason = refused(int(time.time()))[case]
     with pytest.raises(InvalidToken, match=re.escape(reason)):
         _verifier().verify(_sign(claims))
 
@@ -166,3 +170,37 @@ def test_any_claim_values_are_refused_as_an_invalid_token_or_pass(claims) -> Non
     except InvalidToken:
         return
     assert claims["exp"] - claims["iat"] <= MAX_LIFETIME_SECONDS
+
+
+def test_the_thumbprint_is_rfc_8705s_of_the_der_certificate(tmp_path) -> None:
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from mlsec_platform.identities.tokens import certificate_thumbprint
+
+    pem = foreign_certificate(tmp_path).certificate.read_bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    expected = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+    assert certificate_thumbprint(pem) == certificate_thumbprint(der) == expected
+    assert certificate_thumbprint(pem.decode()) == expected and len(expected) == 43
+
+
+@pytest.mark.parametrize(
+    ("cnf", "presented", "reason"),
+    [
+        (None, PRESENTED, "not bound to a client certificate"),
+        ({"x5t#S256": PRESENTED}, None, "no client certificate was presented"),
+        ({"x5t#S256": PRESENTED}, "another", "bound to another client certificate"),
+        ({"x5t#S256": PRESENTED.upper()}, PRESENTED, "bound to another client certificate"),
+    ],
+)
+def test_a_token_counts_only_with_the_certificate_it_is_bound_to(cnf, presented, reason):
+    from mlsec_platform.identities.tokens import check_binding
+
+    claims = _verifier().verify(_sign(_claims(cnf=cnf)))
+    with pytest.raises(InvalidToken, match=reason):
+        check_binding(claims, presented)
+    check_binding(_claims(), PRESENTED)  # the right pair

@@ -1,13 +1,10 @@
 """OpenBao policies: each identity reads its own secrets and nothing else."""
 
-import base64
-
-import pyarrow as pa
 import pytest
 
 from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.resources.vault import VaultAccessDenied
-from mlsec_platform_tests.helpers import operator_vault, vault_as
+from mlsec_platform_tests.helpers import vault_as
 
 S3_NAMES = [i.name for i in S3_IDENTITIES]
 
@@ -43,33 +40,6 @@ def test_database_roles_are_per_identity(identity, path, settings, endpoints):
         vault.lease(path)
 
 
-def test_tokenizing_is_allowed_to_the_pipeline_but_reveal_is_not(settings, endpoints):
-    from hvac.exceptions import Forbidden
-
-    from mlsec_platform.privacy.tokenization import Tokenizer
-
-    pipeline = vault_as("pipeline", settings, endpoints)
-    latest = pipeline.read("transit/keys/tokenization")["latest_version"]
-    key = pipeline.read(f"transit/export/encryption-key/tokenization/{latest}")["keys"]
-    tokenizer = Tokenizer(base64.b64decode(key[str(latest)]), latest)
-    # Lengths 14, 15 and 16: sealed lengths 0, 1 and 2 mod 3, so every base64 padding case.
-    values = ["123.456.789-09", "ana@example.com", "Rua das Flores 1", "João"]
-    tokens = tokenizer.tokenize(pa.array(values), "customer").to_pylist()
-    context = base64.b64encode(b"customer").decode()
-    operator = operator_vault(settings, endpoints)
-    for value, token in zip(values, tokens, strict=True):
-        by_vault = operator.secrets.transit.encrypt_data(
-            "tokenization", base64.b64encode(value.encode()).decode(), context=context
-        )
-        assert by_vault["data"]["ciphertext"] == token  # transit's own convergent token
-    ciphertext = tokens[0]
-    client = pipeline.client()
-    with pytest.raises(Forbidden):
-        client.secrets.transit.decrypt_data("tokenization", ciphertext, context=context)
-    with pytest.raises(VaultAccessDenied):  # the broker neither tokenizes nor reveals
-        vault_as("broker", settings, endpoints).read("transit/keys/tokenization")
-
-
 def test_approle_tokens_carry_only_their_policy(settings, endpoints):
     for name in IDENTITIES:
         vault = vault_as(name, settings, endpoints)
@@ -84,3 +54,35 @@ def test_credential_files_are_private(settings):
         assert folder.stat().st_mode & 0o777 == 0o700
         for name in ("role_id", "secret_id"):
             assert (folder / name).stat().st_mode & 0o777 == 0o600
+
+
+#: Who may issue from which PKI role: each service its own server certificate, nobody a
+#: client certificate (only the operator's `cert-issue` command token may).
+PKI_ROLES = ("broker-server", "gateway-server", "client")
+
+
+@pytest.mark.parametrize("identity", sorted(IDENTITIES))
+def test_each_service_issues_only_its_own_server_certificate(identity, settings, endpoints):
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    vault = vault_as(identity, settings, endpoints)
+    own = {"broker": "broker-server", "gateway": "gateway-server"}.get(identity)
+    for role in PKI_ROLES:
+        issue = lambda role=role: vault.write(  # noqa: E731
+            f"pki/issue/{role}", common_name="localhost", ip_sans="127.0.0.1", ttl="120s"
+        )
+        if role != own:
+            with pytest.raises(VaultAccessDenied):
+                issue()
+            continue
+        cert = x509.load_pem_x509_certificate(issue()["certificate"].encode())
+        assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value == (
+            identity
+        )
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH]
+        # Only the configured names: a certificate for another host is refused.
+        with pytest.raises(VaultAccessDenied):
+            vault.write(f"pki/issue/{role}", common_name="broker.example.org")
+    vault.revoke()

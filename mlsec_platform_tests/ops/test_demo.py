@@ -27,10 +27,11 @@ def test_demo_ends_with_next_steps_a_newcomer_can_copy(demo_output, settings):
     steps = demo_output[demo_output.index("Next steps") :]
     assert "http://127.0.0.1:3000" in steps
     assert (
-        f"mlsec broker &     # the Access Broker on http://127.0.0.1:{settings.broker_port}"
+        f"mlsec broker &     # the Access Broker on https://127.0.0.1:{settings.broker_port}"
         in steps
     )
     assert "mlsec gateway &" in steps and "mlsec down" in steps
+    assert 'eval "$(mlsec cert issue --subject ana --out certs --shell)"' in steps
     assert "mlsec token issue --audience mlsec-broker --subject ana --group analysts" in steps
     # The demo ran in its own state folder: the steps say so, or they would reach another stack.
     assert f"export MLSEC_STATE_DIR={settings.root}" in steps

@@ -17,23 +17,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import httpx
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
-from fastapi.testclient import TestClient
 
 from broker_api.identity import issue_broker_token
 from broker_api.server import BackgroundBroker
+from mlsec_platform.catalog.columns import PEOPLE
 from mlsec_platform.catalog.datasets import CUSTOMERS
 from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.cli import main
 from mlsec_platform.defs.raw import files as file_connector
 from mlsec_platform.defs.resources import build_resources
-from mlsec_platform.gateway.app import create_app
-from mlsec_platform.gateway.services import GatewayServices
+from mlsec_platform.gateway.server import BackgroundGateway
 from mlsec_platform.ops.erase import ErasureBusy, erase_subject, stack_instance
+from mlsec_platform.ops.reveal import TokensUnknown, reveal_as_operator
 from mlsec_platform.privacy.erasure.receipt import (
     ReceiptForged,
     ReceiptMalformed,
@@ -43,11 +42,23 @@ from mlsec_platform.privacy.erasure.receipt import (
 from mlsec_platform.settings import Zone
 from mlsec_platform.stack.ports import PortAllocator
 from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
-from mlsec_platform_tests.helpers import audit_events, operator_vault, upload_token
+from mlsec_platform_tests.helpers import (
+    audit_events,
+    https_client,
+    operator_vault,
+    session_client,
+    upload_token,
+)
 from mlsec_platform_tests.ops.subject_search import Auditor, shown
 
 PERSON = CUSTOMERS.person.from_column  # customer_unique_id
-IDENTIFIERS = ("customer_cpf", "customer_email", "customer_name", "customer_phone")
+IDENTIFIERS = (
+    "customer_cpf",
+    "customer_email",
+    "customer_name",
+    "customer_phone",
+    "customer_street_address",
+)
 REASON = "LGPD art. 18 request 2026-117"
 
 
@@ -91,6 +102,7 @@ def _pick_subject(settings) -> dict:
         "customer_ids": sorted(ids),
         "order_ids": sorted(order_ids),
         "person_token": next(t for t, c in tokens.items() if c == CUSTOMERS.person.name),
+        "tokens": sorted(tokens),
         #: value -> what it is, for messages that print no personal data
         "needles": {**values, **{t: f"{c} (token)" for t, c in tokens.items()}},
     }
@@ -101,6 +113,7 @@ def _broker_token(settings, endpoints, **claims) -> str:
         operator_vault(settings, endpoints),
         subject=f"erase-test-{uuid.uuid4().hex[:8]}",
         ttl_seconds=900,
+        certificate=session_client(settings).pem,
         **claims,
     )
 
@@ -129,7 +142,10 @@ def _quarantine_a_refused_upload(settings, endpoints, rows: list[dict]) -> str:
     header = ",".join(["customer_ref", *contract.column_names[1:]])
     lines = [",".join(f'"{r[c]}"' for c in contract.column_names) for r in rows]
     token = upload_token(settings, endpoints, "upload:olist_customers")
-    with TestClient(create_app(GatewayServices.from_settings(settings))) as gateway:
+    with (
+        BackgroundGateway(settings, PortAllocator().take()) as running,
+        https_client(running.url, session_client(settings).tls) as gateway,
+    ):
         answer = gateway.put(
             "/v1/files/olist_customers",
             content="\n".join([header, *lines]).encode() + b"\n",
@@ -174,14 +190,15 @@ def _archive_a_resent_batch(settings, rows: list[dict]) -> str:
 
 @pytest.fixture(scope="module")
 def broker(settings, endpoints):
-    with BackgroundBroker(settings, PortAllocator().take()) as running:
-        yield running
+    with (
+        BackgroundBroker(settings, PortAllocator().take()) as running,
+        https_client(running.url, session_client(settings).tls) as client,
+    ):
+        yield client
 
 
 def _query(broker, token: str, **body) -> dict:
-    answer = httpx.post(
-        f"{broker.url}/query", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60
-    )
+    answer = broker.post("/query", json=body, headers={"Authorization": f"Bearer {token}"})
     return {"status": answer.status_code, **answer.json()}
 
 
@@ -200,7 +217,8 @@ def erased(settings, endpoints, demo_output, broker) -> dict:
     assert page["next_cursor"]
     auditor = Auditor(settings, endpoints)  # the searches below can find the subject
     held = auditor.in_objects(list(subject["needles"]))
-    assert {p.split("/")[0] for p in held} >= {"raw", "silver", "gold", "cold", "landing"}, held
+    zones = {"raw", "silver", "gold", "cold", "landing", "tokens"}
+    assert {p.split("/")[0] for p in held} >= zones, held
     assert {"gold.fact_order_item", "features.customer_rfm_online"} <= set(
         auditor.in_warehouse(list(subject["needles"]))
     )
@@ -234,9 +252,12 @@ def test_the_receipt_says_what_was_removed_where_and_names_nobody(erased):
         "raw/events_order_status", "cold/olist_customers", "silver/customers",
         "silver/order_reviews", "gold/dim_customer", "gold/fact_order_item",
         "features/customer_rfm", "warehouse/gold.fact_order_item",
-        "warehouse/features.customer_rfm_online",
+        "warehouse/features.customer_rfm_online", f"tokens/{PEOPLE}/entries",
     ):  # fmt: skip
         assert place in removed, place
+    vault = removed[f"tokens/{PEOPLE}/entries"]
+    # The person's token and one per identifier (name, CPF, e-mail, phone, address...).
+    assert vault["rows_removed"] >= len(erased["tokens"]) and vault["log_entries_removed"] >= 1
     raw = removed["raw/olist_customers"]
     assert raw["rows_removed"] == 2 and raw["version_after"] > raw["version_before"]
     assert raw["files_removed"] >= 1 and raw["log_entries_removed"] >= 1
@@ -336,17 +357,13 @@ def test_no_broker_endpoint_returns_the_subject(erased, broker, settings, endpoi
     assert (revealed["status"], revealed["row_count"]) == (200, 0), revealed
 
     auth = {"Authorization": f"Bearer {officer}"}
-    vector = httpx.get(
-        f"{broker.url}/feature/vector",
-        params={"group": "customer_rfm", "entity": token},
-        headers=auth,
-        timeout=60,
+    vector = broker.get(
+        "/feature/vector", params={"group": "customer_rfm", "entity": token}, headers=auth
     ).json()
     assert vector["vectors"] == [] and vector["missing"] == [token], vector
-    historical = httpx.post(
-        f"{broker.url}/feature/historical",
+    historical = broker.post(
+        "/feature/historical",
         headers=auth,
-        timeout=60,
         json={
             "group": "customer_rfm",
             "features": ["frequency", "monetary"],
@@ -356,6 +373,13 @@ def test_no_broker_endpoint_returns_the_subject(erased, broker, settings, endpoi
         },
     ).json()
     assert [(r["frequency"], r["monetary"]) for r in historical["rows"]] == [(None, None)]
+
+
+def test_the_subjects_tokens_reveal_nothing(erased, settings):
+    """The operator's reveal (and the broker's, which reads the same vault) finds none."""
+    for token in erased["tokens"]:
+        with pytest.raises(TokensUnknown):
+            reveal_as_operator(settings, [token], PEOPLE, "checking an erasure worked", print)
 
 
 def test_versions_before_the_erasure_are_gone_pinned_or_by_cursor(

@@ -7,7 +7,6 @@ take the root away from every later test.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import stat
@@ -16,11 +15,13 @@ from dataclasses import dataclass
 
 import hvac
 import psycopg2
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from hvac.exceptions import Forbidden
 
 from mlsec_platform.cli import main
+from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.settings import PlatformSettings, get_settings
 from mlsec_platform.stack.secret_files import read_secret
 
@@ -32,7 +33,7 @@ ROOT_FILE = "openbao-bootstrap-token"
 class RootlessStack:
     settings: PlatformSettings
     superuser_dsn: dict
-    #: A tokenized e-mail, made with the root token before it was revoked.
+    #: A tokenized e-mail, minted by the pipeline in the token vault.
     email_token: str
     #: What `mlsec operator revoke-root` printed.
     revoke_output: str
@@ -67,16 +68,17 @@ def rootless_stack(tmp_path_factory) -> Iterator[RootlessStack]:
         endpoints = supervisor.up()
         bootstrap(settings, endpoints, progress=print)
         root_token = read_secret(settings.secrets_dir / ROOT_FILE)
-        root = hvac.Client(url=endpoints.vault_addr, token=root_token)
-        email = base64.b64encode(b"ana@example.com").decode()
-        context = base64.b64encode(b"customers").decode()
-        token = root.secrets.transit.encrypt_data("tokenization", email, context=context)
+        resources = build_resources(settings)
+        email = pa.array(["ana@example.com"])
+        vault = resources["token_vault"].for_batch()
+        (token,) = vault.tokenize_many({"email": email}, "customers")["email"].to_pylist()
+        resources["lake_pipeline"].vault.revoke()
         result = CliRunner().invoke(main, ["operator", "revoke-root"])
         assert result.exit_code == 0, result.output
         yield RootlessStack(
             settings,
             supervisor.postgres.superuser_dsn("warehouse"),
-            token["data"]["ciphertext"],
+            token,
             result.output,
             root_token,
         )
@@ -121,8 +123,18 @@ def test_the_operator_credential_is_a_private_file_never_printed(rootless_stack)
     assert password not in rootless_stack.revoke_output
 
 
+def _certificate(rootless_stack, subject: str) -> str:
+    """A client certificate issued by `mlsec cert issue` (an operator command too)."""
+    folder = rootless_stack.settings.root / "certs"
+    _mlsec("cert", "issue", "--subject", subject, "--out", str(folder))
+    return str(folder / f"{subject}.pem")
+
+
 def test_operator_commands_work_with_the_root_token_revoked(rootless_stack):
-    token = _mlsec("token", "issue", "--subject", "me", "--scope", "upload:olist_orders").strip()
+    cert = _certificate(rootless_stack, "me")
+    token = _mlsec(
+        "token", "issue", "--subject", "me", "--scope", "upload:olist_orders", "--cert", cert
+    ).strip()
     assert token.count(".") == 2
     revealed = _mlsec("reveal", rootless_stack.email_token, "--reason", "subject access 7")
     assert revealed.strip() == "ana@example.com"
@@ -135,13 +147,15 @@ def test_the_audit_actor_is_the_operator_login_not_the_user_variable(rootless_st
     """$USER and $LOGNAME are the caller's to set; the OpenBao login is not."""
     spoofed = {"USER": "mallory", "LOGNAME": "mallory"}
     _mlsec("reveal", rootless_stack.email_token, "--reason", "complaint 12", **spoofed)
-    _mlsec("token", "issue", "--subject", "bob", "--scope", "upload:*", **spoofed)
+    cert = _certificate(rootless_stack, "bob")
+    _mlsec("token", "issue", "--subject", "bob", "--scope", "upload:*", "--cert", cert, **spoofed)
     _mlsec("rotate", "s3-keys", "auditor", **spoofed)
     _mlsec("quarantine", "exclude", "olist_orders", "b-2", "--reason", "gate", **spoofed)
     revealed = _events(rootless_stack.superuser_dsn, "pii.revealed")
     issued = _events(rootless_stack.superuser_dsn, "token.issued")
-    assert revealed and issued
-    for actor, payload in [revealed[-1], issued[-1]]:
+    certified = _events(rootless_stack.superuser_dsn, "certificate.issued")
+    assert revealed and issued and certified
+    for actor, payload in [revealed[-1], issued[-1], certified[-1]]:
         assert actor == "operator:operator", (actor, payload)
     # The other operator actions, each by the operator's OpenBao name.
     for event in ("openbao.root_revoked", "s3.keys_rotated", "quality.batch_excluded"):
@@ -162,7 +176,9 @@ def test_bootstrap_works_again_after_the_root_token_was_revoked(rootless_stack):
     assert json.loads(credential.read_text())["password"] not in output
     assert not (rootless_stack.settings.secrets_dir / ROOT_FILE).exists()
     # The stack still serves operator commands after the re-run.
-    assert _mlsec("token", "issue", "--subject", "me", "--scope", "upload:*").count(".") == 2
+    cert = _certificate(rootless_stack, "me")
+    token = _mlsec("token", "issue", "--subject", "me", "--scope", "upload:*", "--cert", cert)
+    assert token.count(".") == 2
 
 
 def test_a_bootstrap_root_token_is_revoked_when_bootstrap_ends(rootless_stack):
@@ -203,7 +219,7 @@ def test_a_missing_or_wrong_operator_credential_is_a_clear_refusal(rootless_stac
 
     credential = rootless_stack.settings.secrets_dir / "operator.json"
     kept = credential.read_bytes()
-    issue = ["token", "issue", "--subject", "me", "--scope", "upload:*"]
+    issue = ["cert", "issue", "--subject", "me", "--out", str(tmp_path)]
     try:
         credential.unlink()
         result = CliRunner().invoke(main, issue)

@@ -123,6 +123,16 @@ def test_an_id_repeated_with_other_content_far_down_a_spooled_batch_is_refused()
     assert "event 20000 repeats the event_id 'e5' of event 5" in refusal.reason
 
 
+def test_messages_longer_than_a_read_of_the_spool_come_back_whole():
+    """A server may take messages of several MiB: each comes back from the spool whole."""
+    events = [_event("e0"), _event("e1", order_id="o" * (3 << 20)), _event("e2")]
+    events.append(_event("e3", order_id="o" * (5 << 20)))
+    messages = _checked(_body(events), max_payload=8 << 20)
+    assert [(event_id, json.loads(payload)) for event_id, payload in messages] == [
+        (event["event_id"], event) for event in events
+    ]
+
+
 def test_an_event_far_over_the_message_limit_is_refused_as_it_arrives():
     batch = EventBatch(ORDER_STATUS, max_payload=1024)
     batch.feed(b'[{"event_id": "e1", "order_id": "')

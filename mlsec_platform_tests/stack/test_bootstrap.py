@@ -60,3 +60,20 @@ def test_bootstrap_reissues_a_secret_id_past_half_its_life(supervisor, settings,
     # Fresh ones are kept: a second run changes nothing.
     bootstrap(longer, endpoints)
     assert _secret_ids(settings) == after
+
+
+def test_the_platform_ca_is_made_once_and_its_certificate_published(
+    supervisor, settings, endpoints
+):
+    from cryptography import x509
+
+    from mlsec_platform_tests.helpers import operator_vault
+
+    published = settings.ca_bundle.read_text()
+    ca = x509.load_pem_x509_certificate(published.encode())
+    assert ca.subject.rfc4514_string() == "CN=mlsec-platform CA"
+    assert settings.ca_bundle.stat().st_mode & 0o777 == 0o644  # public: clients read it
+    bootstrap(settings, endpoints)
+    assert settings.ca_bundle.read_text() == published  # the same root, kept
+    served = operator_vault(settings, endpoints).read("pki/cert/ca")["data"]["certificate"]
+    assert served.strip() == published.strip()

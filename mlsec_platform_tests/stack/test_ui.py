@@ -34,7 +34,9 @@ def ui_port(supervisor, settings):
 
 
 def test_a_run_launched_from_the_ui_materializes_with_vault_credentials(ui_port):
-    _, status = run_to_the_end(ui_port, "reference_data")
+    # The UI's daemon also runs the session stack's sensors and automation, whose runs may hold
+    # the queue's four slots for minutes on a loaded machine: the run waits its turn.
+    _, status = run_to_the_end(ui_port, "reference_data", timeout=900)
     assert status == "SUCCESS"
 
 

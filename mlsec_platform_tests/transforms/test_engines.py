@@ -16,11 +16,11 @@ from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.defs.reference.assets import br_states
 from mlsec_platform.defs.silver.assets import silver_table
-from mlsec_platform.privacy.tokenization import Tokenizer
 from mlsec_platform.sample_data.olist import generate
 from mlsec_platform.transforms.engine import TransformEngine
 from mlsec_platform.transforms.gold import GOLD_QUERIES, Query, customer_rfm
 from mlsec_platform.transforms.silver import SILVER_TRANSFORMS
+from mlsec_platform_tests.helpers import local_token_vault
 
 OUTPUTS = [*(f"gold/{name}" for name in GOLD_QUERIES), "features/customer_rfm"]
 #: The Silver inputs of Gold, inputs of a transform before the transform.
@@ -33,8 +33,6 @@ SILVER_INPUTS = (
     "products",
     "sellers",
 )
-#: A test key: tokens are real transit-shaped ciphertexts, of no key the stack holds.
-TOKENIZER = Tokenizer(bytes(range(32)), 1, workers=1)
 MATERIALIZED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 
 # PySpark warns about pandas 3 on its Arrow path; no pandas conversion is used here.
@@ -53,14 +51,16 @@ def with_lineage(table: pa.Table) -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def silver_tables() -> dict[str, pa.Table]:
-    """Silver as the Silver assets store it: transformed, de-identified, conformed."""
+def silver_tables(tmp_path_factory) -> dict[str, pa.Table]:
+    """Silver as the Silver assets store it: transformed, de-identified (by a token vault on a
+    local folder, keys of its own), conformed."""
+    tokenizer = local_token_vault(tmp_path_factory.mktemp("tokens"))
     raw = {name: with_lineage(t) for name, t in generate(seed=7, orders=3000).tables.items()}
     tables: dict[str, pa.Table] = {}
     for name in SILVER_INPUTS:
         spec, transform = CATALOG[f"silver/{name}"], SILVER_TRANSFORMS[f"silver/{name}"]
         inputs = {i: tables[i] for i in transform.inputs}
-        table = silver_table(spec, transform, raw[transform.source], (), inputs, TOKENIZER)
+        table = silver_table(spec, transform, raw[transform.source], (), inputs, tokenizer)
         tables[name] = spec.conform(table)
     return {**tables, "br_states": br_states()}
 

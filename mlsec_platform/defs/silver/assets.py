@@ -5,8 +5,9 @@ the source's contract (``catalog/sources.py``), the catalog entry (``catalog/dat
 its transform (``transforms/silver.py``). Every asset reads its Raw table at the latest Delta
 version (recorded as ``lineage/inputs``), skips the Raw batches an operator excluded after a
 gate failure, applies its transform, de-identifies the rows as the catalog tags say
-(``privacy/deidentify.py``), and commits only if the batch passes the pandera gate generated
-from the same entry. Written by the ``pipeline`` identity.
+(``privacy/deidentify.py``: tokens from the token vault, new values minted there first), and
+commits only if the batch passes the pandera gate generated from the same entry. Written by
+the ``pipeline`` identity.
 """
 
 import time
@@ -22,14 +23,14 @@ from mlsec_platform.defs.automation import CONDITIONS
 from mlsec_platform.defs.catalog import asset_key, asset_metadata
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.privacy.deidentify import PrivacyPlan
-from mlsec_platform.privacy.key import TokenizationResource
-from mlsec_platform.privacy.tokenization import Tokenizer
+from mlsec_platform.privacy.tokens import Tokenizer
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.quarantine import excluded_batches
 from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS, STREAM_COLUMNS
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
+from mlsec_platform.storage.token_vault_resource import TokenVaultResource
 from mlsec_platform.transforms.silver import SILVER_TRANSFORMS, Rows, SilverTransform
 
 CODE_VERSION = "1"
@@ -94,10 +95,11 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
     def _silver(
         context: dg.AssetExecutionContext,
         lake_pipeline: S3LakeResource,
-        tokenization: TokenizationResource,
+        token_vault: TokenVaultResource,
     ):
         started = time.perf_counter()
-        tokenizer = tokenization.tokenizer() if plan.needs_tokenizer else None
+        # The batch's own vault: its index key and data keys live as long as this step.
+        tokenizer = token_vault.for_batch(context.run_id) if plan.needs_tokenizer else None
         raw, excluded = read_raw(lake_pipeline, source)
         inputs = [read_snapshot(lake_pipeline, Zone.SILVER, name) for name in transform.inputs]
         table = silver_table(
@@ -106,7 +108,10 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
         metadata = lineage_metadata([raw, *inputs])
         metadata["transform_seconds"] = round(time.perf_counter() - started, 2)
         if tokenizer is not None:
-            metadata["tokenization/key_version"] = tokenizer.version
+            for domain, (minted, version) in tokenizer.minted.items():
+                metadata[f"tokens/{domain}/minted"] = minted
+                if version is not None:
+                    metadata[f"tokens/{domain}/vault_version"] = version
         params = {s.name: s.table for s in inputs}
         yield from gate.commit(context, table, lake_pipeline, metadata=metadata, **params)
 

@@ -129,11 +129,15 @@ class ErasureScope:
 class SubjectRecords:
     """What was found of one subject: their keys by column (``customer_unique_id``,
     ``customer_id``, ``order_id``, ``customer_token``), their identifier values by clear column,
-    and the tokens of those identifiers. Held in memory for the erasure only, never written."""
+    the identifiers their own free text quotes, their tokens in the token vault, and which of
+    those values and tokens someone else holds too (left alone). Held in memory for the
+    erasure only, never written."""
 
     keys: dict[str, set[str]] = field(default_factory=dict)
     identifiers: dict[str, set[str]] = field(default_factory=dict)
+    quoted: set[str] = field(default_factory=set)
     tokens: set[str] = field(default_factory=set)
+    shared: set[str] = field(default_factory=set)
 
     def __repr__(self) -> str:
         counts = {k: len(v) for k, v in self.keys.items()}
@@ -151,9 +155,10 @@ class SubjectRecords:
         return len(held) > before
 
     def text_needles(self) -> list[str]:
-        """What free text may quote: identifier values and their tokens, longest first (so
-        a redaction never leaves the tail of a longer one)."""
+        """What free text may quote: identifier values and their tokens that are the
+        subject's alone, longest first (so a redaction never leaves the tail of a longer one)."""
         values = {v for vs in self.identifiers.values() for v in vs} | self.tokens
+        values -= self.shared
         return sorted((v for v in values if len(v) >= 3), key=lambda v: (-len(v), v))
 
     def needles(self) -> list[str]:

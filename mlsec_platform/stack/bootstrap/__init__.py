@@ -28,6 +28,7 @@ from mlsec_platform.identities.operators import ROOT_TOKEN, bootstrap_root_token
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
 from mlsec_platform.stack.bootstrap.operators import bootstrap_operators
+from mlsec_platform.stack.bootstrap.pki import bootstrap_pki
 from mlsec_platform.stack.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
 from mlsec_platform.stack.bootstrap.s3 import bootstrap_s3, rotate_s3_key, user_admin
 from mlsec_platform.stack.bootstrap.vault import bootstrap_vault, read_kv, write_kv
@@ -173,7 +174,9 @@ def _bootstrap(
             vault, f"nats/{user}", read_secret_json(settings.secrets_dir / f"nats-{user}.json")
         )
     operator = bootstrap_operators(vault, settings, bind_loopback=settings.profile is Profile.LOCAL)
+    ca_bundle = bootstrap_pki(vault, settings)
     progress(f"  openbao    engines, policies and AppRoles ({time.monotonic() - t1:.1f}s)")
+    progress(f"  tls        the platform CA (OpenBao PKI), its certificate in {ca_bundle}")
     progress(f"  operator   OpenBao login `operator`, credential in {operator}")
 
     t2 = time.monotonic()

@@ -7,17 +7,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import hvac
-from hvac.exceptions import InvalidPath, InvalidRequest
+from hvac.exceptions import InvalidPath
 
 from mlsec_platform.identities.catalog import IDENTITIES, Identity
 from mlsec_platform.identities.catalog import _read as read_policy_file
 from mlsec_platform.privacy.erasure.receipt import RECEIPT_KEY
+from mlsec_platform.privacy.tokens import INDEX_KEY, INDEX_KEY_PATH, WRAP_KEY
 from mlsec_platform.settings import Endpoints, PlatformSettings
 from mlsec_platform.stack.bootstrap.postgres import VAULT_ADMIN
 from mlsec_platform.stack.secret_files import ensure_private_dir, read_secret, write_secret
 
 KV_MOUNT = "mlsec"
-TOKENIZATION_KEY = "tokenization"
+#: The transit key tokens were once made with: exportable, so whoever exported it could reverse
+#: every token offline. Tokens come from the token vault now; bootstrap deletes it.
+RETIRED_TOKENIZATION_KEY = "tokenization"
 ISSUER_KEY = "mlsec-issuer"
 EXTRA_POLICIES = ("reveal", "issuer")
 
@@ -85,17 +88,8 @@ def bootstrap_vault(
     if "approle/" not in client.sys.list_auth_methods()["data"]:
         client.sys.enable_auth_method("approle")
 
-    try:
-        client.secrets.transit.read_key(TOKENIZATION_KEY)
-    except InvalidPath:
-        # Convergent + derived: the same value in the same context (domain) gives the same
-        # ciphertext, so tokens join across tables and runs.
-        client.secrets.transit.create_key(
-            TOKENIZATION_KEY, key_type="aes256-gcm96", convergent_encryption=True, derived=True
-        )
-    # The pipeline reads the current version to compute transit-identical tokens at batch
-    # speed (privacy/tokenization.py); exporting is granted by policy to the pipeline only.
-    client.secrets.transit.update_key_configuration(TOKENIZATION_KEY, exportable=True)
+    ensure_token_keys(client)
+    delete_transit_key(client, RETIRED_TOKENIZATION_KEY)
 
     try:
         client.secrets.transit.read_key(ISSUER_KEY)
@@ -154,6 +148,29 @@ def bootstrap_vault(
         )
 
 
+def ensure_token_keys(client: hvac.Client) -> None:
+    """The token vault's transit keys (``privacy/tokens.py``), neither exportable, and the
+    index key, made once by transit and stored only wrapped by ``token-index``."""
+    for name in (WRAP_KEY, INDEX_KEY):
+        try:
+            client.secrets.transit.read_key(name)
+        except InvalidPath:
+            client.secrets.transit.create_key(name, key_type="aes256-gcm96", exportable=False)
+    if read_kv(client, INDEX_KEY_PATH) is None:
+        made = client.secrets.transit.generate_data_key(INDEX_KEY, key_type="wrapped", bits=256)
+        write_kv(client, INDEX_KEY_PATH, {"wrapped": made["data"]["ciphertext"]})
+
+
+def delete_transit_key(client: hvac.Client, name: str) -> None:
+    """Delete transit key ``name`` if it exists (transit refuses until deletion is allowed)."""
+    try:
+        client.secrets.transit.read_key(name)
+    except InvalidPath:
+        return
+    client.secrets.transit.update_key_configuration(name, deletion_allowed=True)
+    client.secrets.transit.delete_key(name)
+
+
 def deliver_approle_credentials(
     client: hvac.Client, folder: Path, identity: Identity, ttl: int
 ) -> None:
@@ -185,7 +202,7 @@ def _seconds_left(client: hvac.Client, role: str, secret_id: str) -> float | Non
     """Seconds until ``secret_id`` of ``role`` expires; None when OpenBao no longer has it."""
     try:
         found = client.auth.approle.read_secret_id(role, secret_id)
-    except (InvalidRequest, InvalidPath, hvac.exceptions.VaultError):
+    except hvac.exceptions.VaultError:  # InvalidPath and InvalidRequest among them
         return None
     if not found or not found.get("data"):
         return None

@@ -19,7 +19,7 @@ listener "tcp" {{
   address         = "127.0.0.1:{api}"
   cluster_address = "127.0.0.1:{cluster}"
   tls_disable     = true
-  # Tokenization sends transit batches of a few thousand values (4 JSON strings each).
+  # Rewraps and reveals send transit batches of up to a few thousand values.
   max_request_json_strings = 100000
   max_request_size         = 33554432
 }}

@@ -4,7 +4,8 @@ The value named (``customer_cpf=...``) is looked up in the subject's own Raw tab
 Cold copy): the rows it matches give the person's key. Every row of that person gives their
 identifier values and linked keys (``customer_id``); every table holding a linked key then
 gives the next ones (an order's ``order_id``), until nothing new turns up. Rows are matched by
-keys only, never by a value two people may share.
+keys only, never by a value two people may share. The identifiers quoted in the subject's own
+free text are collected too: the token vault holds tokens of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from deltalake import DeltaTable
 from mlsec_platform.errors import InvalidInput
 from mlsec_platform.privacy.erasure.scope import ErasureScope, SubjectRecords
 from mlsec_platform.privacy.erasure.subject import Subject
+from mlsec_platform.privacy.scrubbing import IDENTIFIERS
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.erasure.delta import plain_strings, row_mask
@@ -60,6 +62,7 @@ def find_subject(lake: S3LakeResource, scope: ErasureScope, subject: Subject) ->
     records = SubjectRecords()
     records.add_keys(key, persons)
     _follow_links(tables, scope, records)
+    _quoted_identifiers(tables, scope, records)
     return records
 
 
@@ -88,3 +91,20 @@ def _follow_links(
                 for column in scope.identifiers:
                     values = {v for v in found.column(column).to_pylist() if v}
                     records.identifiers.setdefault(column, set()).update(values)
+
+
+def _quoted_identifiers(
+    tables: dict[tuple[Zone, str], DeltaTable], scope: ErasureScope, records: SubjectRecords
+) -> None:
+    """Identifiers the subject wrote into their own free text (Silver holds their tokens)."""
+    for (_, name), table in tables.items():
+        rule = scope.rule(scope.raw_tables[name])
+        if not rule.free_text or not any(records.keys.get(c) for c in rule.match):
+            continue
+        read = plain_strings(
+            table.to_pyarrow_dataset().to_table(columns=sorted({*rule.match, *rule.free_text}))
+        )
+        found = read.filter(row_mask(read, rule, records.keys))
+        for column in rule.free_text:
+            for text in found.column(column).to_pylist():
+                records.quoted.update(IDENTIFIERS.findall(text or ""))

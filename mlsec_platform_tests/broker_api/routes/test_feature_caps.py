@@ -9,11 +9,12 @@ import pytest
 
 from mlsec_platform_tests.broker_api.conftest import bearer
 from mlsec_platform_tests.broker_api.routes.test_features import _tokens
+from mlsec_platform_tests.helpers import https_client
 
 
 @pytest.fixture
-def tight(tight_broker) -> httpx.Client:
-    with httpx.Client(base_url=tight_broker.url, timeout=60) as client:
+def tight(tight_broker, client_tls) -> httpx.Client:
+    with https_client(tight_broker.url, client_tls) as client:
         yield client
 
 

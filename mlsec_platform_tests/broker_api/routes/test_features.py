@@ -22,12 +22,12 @@ def _tokens(http, mint, n: int) -> list[str]:
 
 def test_feature_vector_reads_the_online_store(http, mint) -> None:
     tokens = _tokens(http, mint, 3)
-    params = {"group": "customer_rfm", "entity": [*tokens, "vault:v1:nobody"]}
+    params = {"group": "customer_rfm", "entity": [*tokens, "tok_nobody"]}
     response = http.get("/feature/vector", params=params, headers=bearer(mint("analyst_conf")))
     assert response.status_code == 200, response.text
     body = response.json()
     assert {v["customer_token"] for v in body["vectors"]} == set(tokens)
-    assert body["missing"] == ["vault:v1:nobody"]
+    assert body["missing"] == ["tok_nobody"]
     assert body["group_version"] == "customer_rfm:v1"
     assert body["freshness"]["age_seconds"] >= 0
     assert body["lineage"]["asset_key"] == "features/customer_rfm"

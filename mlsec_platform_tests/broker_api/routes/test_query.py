@@ -126,8 +126,8 @@ def test_explain_shows_placeholders_never_values(http, mint) -> None:
     assert {c["name"]: c["mask"] for c in body["columns"]}["customer_token"] is None
 
 
-def test_sdk_follows_cursors_and_carries_lineage(broker, mint, curated) -> None:
-    with BrokerClient(broker.url, mint("analyst")) as client:
+def test_sdk_follows_cursors_and_carries_lineage(broker, mint, curated, client_tls) -> None:
+    with BrokerClient(broker.url, mint("analyst"), tls=client_tls) as client:
         frame = client.query(
             FACT,
             ["order_id", "order_item_id", "price", "customer_state"],

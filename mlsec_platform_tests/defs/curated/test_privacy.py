@@ -1,6 +1,5 @@
-"""No direct identifier in clear anywhere curated; tokens are Vault's and stable; reveal is gated."""
+"""No direct identifier in clear anywhere curated; tokens are the vault's and stable; reveal is gated."""
 
-import base64
 import io
 
 import hvac
@@ -8,14 +7,23 @@ import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from deltalake import DeltaTable
 
 from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.catalog.governance import TOKEN_PATTERN
 from mlsec_platform.ops.operator import child_token
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
 from mlsec_platform.privacy.scrubbing import CPF, EMAIL
+from mlsec_platform.settings import Zone
 from mlsec_platform_tests.defs.curated.conftest import run_curated
 from mlsec_platform_tests.defs.curated.helpers import read, version
-from mlsec_platform_tests.helpers import audit_events, audit_head, operator_vault, vault_as
+from mlsec_platform_tests.helpers import (
+    audit_events,
+    audit_head,
+    operator_vault,
+    vault_as,
+    vault_reader,
+)
 
 IDENTIFIER_COLUMNS = (
     "customer_name",
@@ -91,18 +99,32 @@ def _customers_with_email(curated, n=50):
     return generated.column("customer_email").to_pylist(), [tokens[i] for i in ids]
 
 
-def test_tokens_are_exactly_vault_transit_ciphertexts(curated, settings, endpoints):
+def test_tokens_are_the_vaults_one_per_value(curated, settings, endpoints):
     emails, tokens = _customers_with_email(curated)
-    vault = operator_vault(settings, endpoints)
-    context = base64.b64encode(b"customers").decode()
-    response = vault.secrets.transit.encrypt_data(
-        "tokenization",
-        plaintext="",
-        batch_input=[
-            {"plaintext": base64.b64encode(e.encode()).decode(), "context": context} for e in emails
-        ],
+    assert all(TOKEN_PATTERN.fullmatch(t) for t in tokens)
+    vault = curated.resources["token_vault"].for_batch()
+    assert vault.lookup("customers", emails).to_pylist() == tokens
+    # Each value has one token and each token one value: the index and the tokens are unique.
+    lake = curated.resources["lake_pipeline"]
+    entries = DeltaTable(
+        lake.table_uri(Zone.TOKENS, "customers/entries"), storage_options=lake.storage_options()
+    ).to_pyarrow_table(columns=["index", "token"])
+    assert entries.num_rows > 400_000
+    for column in ("index", "token"):
+        assert len(pc.unique(entries.column(column))) == entries.num_rows
+    # And what the revealer reads of them are the generated values.
+    operator = operator_vault(settings, endpoints)
+    revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    values = reveal(
+        revealer,
+        vault_reader(settings, endpoints),
+        tokens,
+        domain="customers",
+        subject="t",
+        reason="token test",
+        emit=lambda *_: None,
     )
-    assert [r["ciphertext"] for r in response["data"]["batch_results"]] == tokens
+    assert values == emails
 
 
 def test_tokens_join_across_tables_and_are_stable_across_runs(curated):
@@ -133,13 +155,11 @@ def dg_key(*path):
 
 def test_review_contacts_are_replaced_by_the_customers_tokens(curated):
     reviews = read(curated, "silver", "order_reviews", ["review_comment_message"]).column(0)
-    with_tokens = pc.sum(pc.match_substring_regex(reviews, r"vault:v\d+:")).as_py()
+    with_tokens = pc.sum(pc.match_substring_regex(reviews, TOKEN_PATTERN.pattern)).as_py()
     assert with_tokens > 100  # the generator leaks contacts into some comments
     emails = set(read(curated, "silver", "customers", ["email_token"]).column(0).to_pylist())
     found = (
-        pc.extract_regex(
-            pc.drop_null(reviews).combine_chunks(), r"(?P<t>vault:v\d+:[A-Za-z0-9+/]+=*)"
-        )
+        pc.extract_regex(pc.drop_null(reviews).combine_chunks(), f"(?P<t>{TOKEN_PATTERN.pattern})")
         .field("t")
         .to_pylist()
     )
@@ -151,8 +171,10 @@ def test_reveal_needs_the_reveal_policy_and_is_audited(curated, settings, endpoi
     events = []
     operator = operator_vault(settings, endpoints)
     revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    reader = vault_reader(settings, endpoints)
     values = reveal(
         revealer,
+        reader,
         tokens,
         domain="customers",
         subject="analyst-1",
@@ -164,13 +186,14 @@ def test_reveal_needs_the_reveal_policy_and_is_audited(curated, settings, endpoi
     assert not any(e in str(events) for e in emails)  # fingerprints only, never values
 
     with pytest.raises(RevealDenied, match="reason"):
-        reveal(revealer, tokens, domain="customers", subject="x", reason=" ", emit=print)
+        reveal(revealer, reader, tokens, domain="customers", subject="x", reason=" ", emit=print)
     for identity in ("pipeline", "broker"):
         client = vault_as(identity, settings, endpoints).client()
         denied = []
         with pytest.raises(RevealDenied):
             reveal(
                 client,
+                reader,
                 tokens,
                 domain="customers",
                 subject=identity,
@@ -194,3 +217,6 @@ def test_reveal_from_the_cli_writes_a_high_severity_audit_event(curated, superus
     assert event["reason"] == "DSAR request 7" and event["count"] == 2
     refused = CliRunner().invoke(main, ["reveal", tokens[0]])
     assert refused.exit_code != 0 and "--reason" in refused.output
+    unknown = CliRunner().invoke(main, ["reveal", tokens[0], "tok_" + "A" * 22, "--reason", "x"])
+    assert unknown.exit_code == 1 and "1 of 2 tokens are not in the customers" in unknown.output
+    assert emails[0] not in unknown.output

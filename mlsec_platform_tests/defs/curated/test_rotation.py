@@ -1,14 +1,20 @@
-"""Rotating the tokenization key re-tokenizes the whole graph; joins hold; the old version retires."""
+"""Rotating the token vault's keys rewraps what they wrap: tokens stay the same in every table
+and run, reveals still work, and the old key versions open nothing any more."""
 
+import dagster as dg
 import hvac
-import psycopg2
-import pytest
+import pyarrow as pa
+from deltalake import DeltaTable
+from hvac.exceptions import InvalidRequest
 
 from mlsec_platform.ops.operator import child_token
-from mlsec_platform.ops.rotation import rotate_tokenization_key
-from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
-from mlsec_platform_tests.defs.curated.helpers import read
-from mlsec_platform_tests.helpers import audit_events, audit_head, operator_vault
+from mlsec_platform.ops.rotation import rotate_token_keys
+from mlsec_platform.privacy.reveal import REVEAL_POLICY, reveal
+from mlsec_platform.privacy.tokens import INDEX_KEY, INDEX_KEY_PATH, WRAP_KEY
+from mlsec_platform.settings import Zone
+from mlsec_platform_tests.defs.curated.conftest import run_curated
+from mlsec_platform_tests.defs.curated.helpers import read, version
+from mlsec_platform_tests.helpers import audit_events, audit_head, operator_vault, vault_reader
 
 
 def _emails(curated, n=3):
@@ -19,50 +25,67 @@ def _emails(curated, n=3):
     return generated.column("customer_email").to_pylist(), [tokens[i] for i in ids]
 
 
-def test_rotation_keeps_every_join_and_retires_the_old_version(
+def _wrapped_keys(curated) -> list[str]:
+    lake = curated.resources["lake_pipeline"]
+    keys = DeltaTable(
+        lake.table_uri(Zone.TOKENS, "customers/keys"), storage_options=lake.storage_options()
+    )
+    return keys.to_pyarrow_table(columns=["wrapped"]).column(0).to_pylist()
+
+
+def _opens(client: hvac.Client, key: str, ciphertext: str) -> bool:
+    try:
+        client.secrets.transit.decrypt_data(key, ciphertext)
+    except InvalidRequest:
+        return False
+    return True
+
+
+def test_rotation_keeps_every_token_and_retires_the_old_versions(
     curated, settings, endpoints, superuser_dsn
 ):
-    emails, old_tokens = _emails(curated)
+    emails, tokens = _emails(curated)
+    tables = {
+        (zone, name): version(curated, zone, name)
+        for zone, name in [("silver", "customers"), ("gold", "dim_customer")]
+    }
+    old_wrapped = _wrapped_keys(curated)
+    root = operator_vault(settings, endpoints)
+    old_index_key = root.secrets.kv.v2.read_secret_version(INDEX_KEY_PATH, mount_point="mlsec")
     head = audit_head(superuser_dsn)
 
-    report = rotate_tokenization_key(settings, curated.instance, echo=lambda _: None)
+    report = rotate_token_keys(settings, echo=lambda _: None)
 
-    assert report.to_version == report.from_version + 1
-    assert report.tables_checked and not any(report.tables_checked.values())
-    same_emails, new_tokens = _emails(curated)
-    assert same_emails == emails
-    assert all(t.startswith(f"vault:v{report.to_version}:") for t in new_tokens)
-    assert set(new_tokens).isdisjoint(old_tokens)
+    for key in (WRAP_KEY, INDEX_KEY):
+        before, after = report.versions[key]
+        assert after == before + 1
+        assert root.secrets.transit.read_key(key)["data"]["min_decryption_version"] == after
+    assert report.rewrapped["customers"] == len(old_wrapped) > 0
+    new_wrapped = _wrapped_keys(curated)
+    latest = report.versions[WRAP_KEY][1]
+    assert all(w.startswith(f"vault:v{latest}:") for w in new_wrapped)
+    # No curated table was rewritten: the tokens in them are still the valid ones.
+    assert {k: version(curated, *k) for k in tables} == tables
 
-    people = set(read(curated, "gold", "dim_customer", ["customer_token"]).column(0).to_pylist())
-    silver = read(curated, "silver", "customers", ["customer_token"]).column(0).to_pylist()
-    assert set(silver) == people
-    assert (
-        set(read(curated, "gold", "fact_order_item", ["customer_token"]).column(0).to_pylist())
-        <= people
-    )
-    assert (
-        set(read(curated, "features", "customer_rfm", ["customer_token"]).column(0).to_pylist())
-        <= people
-    )
-    with psycopg2.connect(**superuser_dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT customer_token FROM features.customer_rfm_online")
-        online = {r[0] for r in cur.fetchall()}
-        cur.execute("SELECT customer_token FROM gold.fact_order_item")
-        warehouse_fact = {r[0] for r in cur.fetchall()}
-    conn.close()
-    assert online <= people and warehouse_fact <= people and online
+    # The old wrapped keys and index key open nothing any more, even for OpenBao's root.
+    assert not _opens(root, WRAP_KEY, old_wrapped[0])
+    assert not _opens(root, INDEX_KEY, old_index_key["data"]["data"]["wrapped"])
+    assert _opens(root, WRAP_KEY, new_wrapped[0])
 
-    operator = operator_vault(settings, endpoints)
-    revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    # Reveal goes on with the rewrapped keys; the same values keep their tokens in a new run.
+    revealer = hvac.Client(url=root.url, token=child_token(root, REVEAL_POLICY))
     kwargs = {"domain": "customers", "subject": "t", "reason": "rotation test", "emit": print}
-    assert reveal(revealer, new_tokens, **kwargs) == emails
-    with pytest.raises(RevealDenied):
-        reveal(revealer, old_tokens, **kwargs)
+    assert reveal(revealer, vault_reader(settings, endpoints), tokens, **kwargs) == emails
+    vault = curated.resources["token_vault"].for_batch()
+    assert vault.lookup("customers", pa.array(emails)).to_pylist() == tokens
+    result = run_curated(
+        curated.resources,
+        curated.instance,
+        asset_selection=[dg.AssetKey(["silver", "customers"])],
+    )
+    assert result.success
+    assert _emails(curated)[1] == tokens
 
-    for event in (
-        "tokenization.key_rotated",
-        "tokenization.retokenized",
-        "tokenization.key_retired",
-    ):
-        assert len(audit_events(superuser_dsn, event, head)) == 1, event
+    for event in ("tokens.key_rotated", "tokens.keys_rewrapped", "tokens.key_retired"):
+        assert audit_events(superuser_dsn, event, head), event
+    assert len(audit_events(superuser_dsn, "tokens.key_rotated", head)) == 2

@@ -8,7 +8,6 @@ generated from the catalog entry de-identify it as tagged, or refuse it.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 
@@ -36,7 +35,7 @@ from mlsec_platform.privacy.scrubbing import CPF, EMAIL
 from mlsec_platform.settings import Zone
 from mlsec_platform.transforms import silver as silver_transforms
 from mlsec_platform.transforms.silver import SilverTransform, latest
-from mlsec_platform_tests.helpers import operator_vault, vault_as
+from mlsec_platform_tests.helpers import operator_vault, vault_as, vault_reader
 
 # -- 1. The contract (catalog/sources.py) ------------------------------------------------------
 LOYALTY_MEMBERS = SourceContract(
@@ -213,7 +212,8 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
     assert [r["member_state"] for r in rows] == ["SP", "RJ", "MG", "SP"]
     assert rows[3]["cpf_token"] is None  # no CPF given: nothing to tokenize
 
-    # Tokens are Vault transit's own ciphertexts: deterministic within a domain, not across.
+    # Tokens are the vault's: one per value in a domain (the vault finds the same for the
+    # clear values), none for them in another domain.
     emails = [
         "Ana.Souza@Exemplo.com.br",
         "bruno.lima@correio.com",
@@ -221,28 +221,19 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
         "Ana.Souza@Exemplo.com.br",
     ]
     tokens = [r["email_token"] for r in rows]
+    vault = resources["token_vault"].for_batch()
+    assert vault.lookup(PEOPLE, emails).to_pylist() == tokens and tokens[0] == tokens[3]
+    assert vault.lookup(PEOPLE, CLEAR[3:6]).to_pylist() == [r["cpf_token"] for r in rows[:3]]
+    assert vault.lookup("sellers", emails).to_pylist() == [None] * 4
+
+    # Only the reveal policy turns them back, through the vault and OpenBao; the pipeline's
+    # identity cannot.
     operator = operator_vault(settings, endpoints)
-
-    def transit(values: list[str], domain: str) -> list[str]:
-        context = base64.b64encode(domain.encode()).decode()
-        response = operator.secrets.transit.encrypt_data(
-            "tokenization",
-            plaintext="",
-            batch_input=[
-                {"plaintext": base64.b64encode(v.encode()).decode(), "context": context}
-                for v in values
-            ],
-        )
-        return [r["ciphertext"] for r in response["data"]["batch_results"]]
-
-    assert tokens == transit(emails, PEOPLE) and tokens[0] == tokens[3]
-    assert [r["cpf_token"] for r in rows[:3]] == transit([r for r in CLEAR[3:6]], PEOPLE)
-    assert not set(transit(emails, "sellers")) & set(tokens)
-
-    # Only the reveal policy turns them back, through Vault; the pipeline's identity cannot.
     revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    reader = vault_reader(settings, endpoints)
     clear = reveal(
         revealer,
+        reader,
         tokens[:3],
         domain=PEOPLE,
         subject="support-1",
@@ -253,6 +244,7 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
     with pytest.raises(RevealDenied):
         reveal(
             vault_as("pipeline", settings, endpoints).client(),
+            reader,
             tokens[:1],
             domain=PEOPLE,
             subject="pipeline",

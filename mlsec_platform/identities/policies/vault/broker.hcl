@@ -19,3 +19,5 @@ path "database/creds/limits-keeper"     { capabilities = ["read"] }
 path "transit/keys/mlsec-issuer"        { capabilities = ["read"] }
 # Its own keys: keyed-hash masking and cursor signing.
 path "mlsec/data/broker/keys"           { capabilities = ["read"] }
+# Its TLS server certificate, from the platform CA, for the configured names only.
+path "pki/issue/broker-server"          { capabilities = ["update"] }

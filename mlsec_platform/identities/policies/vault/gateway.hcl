@@ -10,3 +10,5 @@ path "mlsec/data/nats/gateway"        { capabilities = ["read"] }
 path "database/creds/audit-writer"    { capabilities = ["read"] }
 # Public keys of the token issuer, to verify uploaders' tokens (never the private key).
 path "transit/keys/mlsec-issuer"      { capabilities = ["read"] }
+# Its TLS server certificate, from the platform CA, for the configured names only.
+path "pki/issue/gateway-server"       { capabilities = ["update"] }

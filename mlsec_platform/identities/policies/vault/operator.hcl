@@ -6,7 +6,8 @@ path "auth/token/revoke-self" { capabilities = ["update"] }
 
 path "auth/token/create/operator-issue"                   { capabilities = ["update"] }
 path "auth/token/create/operator-reveal"                  { capabilities = ["update"] }
-path "auth/token/create/operator-rotate-tokenization-key" { capabilities = ["update"] }
+path "auth/token/create/operator-cert-issue"              { capabilities = ["update"] }
+path "auth/token/create/operator-rotate-token-keys"       { capabilities = ["update"] }
 path "auth/token/create/operator-rotate-s3-keys"          { capabilities = ["update"] }
 path "auth/token/create/operator-exclude"                 { capabilities = ["update"] }
 path "auth/token/create/operator-revoke-root"             { capabilities = ["update"] }

@@ -9,8 +9,9 @@ path "sys/leases/revoke"      { capabilities = ["update"] }
 path "mlsec/data/s3/pipeline"           { capabilities = ["read"] }
 path "database/creds/warehouse-writer"  { capabilities = ["read"] }
 path "database/creds/audit-writer"      { capabilities = ["read"] }
-# Tokenization only: the current key version is read (audited) to compute transit-identical
-# convergent tokens locally (see privacy/tokenization.py for the measurement). Decrypting
-# (reveal) is a separate policy the pipeline does not hold.
-path "transit/keys/tokenization"                      { capabilities = ["read"] }
-path "transit/export/encryption-key/tokenization/*"   { capabilities = ["read"] }
+# The token vault (privacy/tokens.py): a fresh data key per mint, used in memory for that batch
+# only and stored wrapped; the index key, unwrapped per batch. It cannot decrypt `token-wrap`,
+# so no token turns back into its value here.
+path "transit/datakey/plaintext/token-wrap"  { capabilities = ["update"] }
+path "transit/decrypt/token-index"           { capabilities = ["update"] }
+path "mlsec/data/tokens/index-key"           { capabilities = ["read"] }

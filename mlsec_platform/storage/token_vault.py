@@ -1,0 +1,371 @@
+"""The token vault: per data domain, each value's token and the value sealed.
+
+What the columns are, and why no workload can reverse a token, is in ``privacy/tokens.py``.
+The vault lives in its own bucket (``<prefix>tokens``), two Delta tables per domain:
+
+    <domain>/entries   index (HMAC, 32 bytes), token, ciphertext, key_id: one row per value,
+                       each mint's rows sorted by token (a reveal reads only its row groups)
+    <domain>/keys      key_id, wrapped (the data key wrapped by transit ``token-wrap``),
+                       created_at, run_id
+
+Public API (the Silver assets mint through ``tokenize_many``; reveal, erasure and rotation use
+the rest):
+
+    vault = TokenVault.on_lake(lake, index_key=..., data_keys=..., lock=...)
+    vault.tokenize_many({"email": column, ...}, domain) -> {"email": tokens}
+        tokens of every value (null stays null); values the vault lacks are minted, under the
+        domain's lock, in one commit of ``keys`` and one of ``entries``
+    vault.lookup(domain, values) -> tokens, null where the vault has no token (mints nothing)
+    vault.entries(domain, tokens) -> table of token, key_id, ciphertext (the tokens it holds)
+    vault.wrapped_keys(domain, key_ids=None) -> {key_id: wrapped data key} (None: all)
+    vault.forget(domain, tokens, retention_hours=None) -> Forgotten
+        deletes the tokens' rows in one new Delta version: they resolve to nothing from then
+        on. With ``retention_hours`` (the history setting), files no version younger than that
+        needs are vacuumed: with 0, no version, old or new, holds the rows any more.
+    vault.rewrap(domain, rewrap) -> keys rewrapped (one commit of ``keys``)
+
+``lookup`` and ``tokenize_many`` need the index key, ``tokenize_many`` also data keys and a
+lock; the others need only the keys of an identity that may read (or, to forget and rewrap,
+write and delete in) the bucket. Minting is concurrency-safe: the lock (a Postgres advisory lock
+per domain for the pipeline) is held from re-reading the index to the commit, so two runs
+minting the same new value get one token.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    WriterProperties,
+    write_deltalake,
+)
+from deltalake.exceptions import TableNotFoundError
+
+from mlsec_platform.catalog.governance import TOKEN_DOMAIN_SHAPE, TOKEN_PATTERN
+from mlsec_platform.errors import InvalidInput
+from mlsec_platform.privacy.tokens import (
+    DataKey,
+    IndexKey,
+    default_workers,
+    new_tokens,
+    seal,
+    token_array,
+)
+from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.settings import Zone
+from mlsec_platform.storage.commits import committed_version
+from mlsec_platform.storage.token_index import (
+    binary_rows,
+    known_tokens,
+    match_tokens,
+    put_tokens,
+    remember_appended,
+)
+
+ENTRIES_SCHEMA = pa.schema(
+    [
+        pa.field("index", pa.binary(), nullable=False),
+        pa.field("token", pa.string(), nullable=False),
+        pa.field("ciphertext", pa.binary(), nullable=False),
+        pa.field("key_id", pa.string(), nullable=False),
+    ]
+)
+KEYS_SCHEMA = pa.schema(
+    [
+        pa.field("key_id", pa.string(), nullable=False),
+        pa.field("wrapped", pa.string(), nullable=False),
+        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("run_id", pa.string()),
+    ]
+)
+#: Rows per Parquet row group of ``entries``, measured on 1M rows (2026-12): 16k rows made a
+#: run's full read of the index 3x slower (1.25 s against 0.41 s), 128k rows made a reveal of
+#: one token read 128k rows (0.26 s against 0.10 s); a reveal of 100 tokens takes 0.65 s.
+ROW_GROUP_ROWS = 65_536
+_RANDOM = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
+WRITER = WriterProperties(
+    # Random bytes do not compress: trying costs time and saves nothing.
+    compression="UNCOMPRESSED",
+    max_row_group_size=ROW_GROUP_ROWS,
+    column_properties={
+        "index": _RANDOM,
+        "ciphertext": _RANDOM,
+        # Statistics kept: a reveal skips the row groups whose token range misses its tokens.
+        "token": ColumnProperties(dictionary_enabled=False),
+    },
+)
+
+
+class UnknownDomain(InvalidInput):
+    """A token domain that cannot name a vault (lower-case letters, digits, underscores)."""
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What :meth:`TokenVault.forget` removed."""
+
+    domain: str
+    removed: int
+    #: The version without the rows (None: nothing was there to remove).
+    version: int | None
+    #: Files vacuumed afterwards (the older versions' copies of the rows among them).
+    vacuumed: tuple[str, ...] = ()
+
+
+class TokenVault:
+    def __init__(
+        self,
+        root: str,
+        storage_options: Callable[[], dict[str, str]],
+        *,
+        index_key: Callable[[], IndexKey] | None = None,
+        data_keys: Callable[[], DataKey] | None = None,
+        lock: Callable[[str], AbstractContextManager] | None = None,
+        emit: Callable[[str, dict], object] | None = None,
+        run_id: str | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.root = root.rstrip("/")
+        self._options = storage_options
+        self._index_key_source, self._index_key = index_key, None
+        self._data_keys = data_keys
+        self._lock = lock or (lambda domain: nullcontext())
+        self._emit = emit or (lambda event, payload: None)
+        self.run_id = run_id
+        self.workers = workers or default_workers()
+        #: domain -> (values minted, entries version) of this vault's last mint there.
+        self.minted: dict[str, tuple[int, int | None]] = {}
+
+    @classmethod
+    def on_lake(cls, lake: S3LakeResource, **kwargs) -> TokenVault:
+        """The vault in ``lake``'s tokens bucket, with the lake identity's keys."""
+        return cls(f"s3://{lake.bucket(Zone.TOKENS)}", lake.storage_options, **kwargs)
+
+    def uri(self, domain: str, table: str) -> str:
+        if not TOKEN_DOMAIN_SHAPE.fullmatch(domain):
+            raise UnknownDomain(f"{domain!r} is not a token domain (lower-case letters, digits)")
+        return f"{self.root}/{domain}/{table}"
+
+    # -- tokens for values -----------------------------------------------------------------
+
+    def tokenize_many(
+        self, columns: Mapping[str, pa.Array | pa.ChunkedArray], domain: str
+    ) -> dict[str, pa.Array]:
+        """The tokens of each column's values (null stays null); new values are minted."""
+        names = list(columns)
+        if not names:
+            return {}
+        lengths = [len(columns[n]) for n in names]
+        chunks = [c for n in names for c in _chunks(columns[n])]
+        encoded = pc.dictionary_encode(pa.chunked_array(chunks, pa.string()))
+        # One dictionary for all chunks: the last chunk's holds every distinct value.
+        distinct = encoded.chunk(encoded.num_chunks - 1).dictionary
+        tokens = self._tokens(domain, distinct, mint=True)
+        indices = pa.chunked_array([c.indices for c in encoded.chunks], pa.int32())
+        out, start = {}, 0
+        for name, length in zip(names, lengths, strict=True):
+            out[name] = tokens.take(indices.slice(start, length)).combine_chunks()
+            start += length
+        return out
+
+    def lookup(self, domain: str, values: pa.Array | Sequence[str]) -> pa.Array:
+        """Each value's token, null where the vault has none (or the value is null)."""
+        values = pa.array(values, pa.string()) if not isinstance(values, pa.Array) else values
+        encoded = pc.dictionary_encode(values.cast(pa.string()))
+        return self._tokens(domain, encoded.dictionary, mint=False).take(encoded.indices)
+
+    def _tokens(self, domain: str, distinct: pa.Array, *, mint: bool) -> pa.Array:
+        uri = self.uri(domain, "entries")
+        if len(distinct) == 0:
+            return pa.array([], pa.string())
+        index = self._index().digests(domain, distinct, self.workers)
+        version, known = self._known(uri)
+        found, tokens = match_tokens(index, known)
+        if mint and not found.all():
+            with self._lock(domain):
+                version, known = self._known(uri)  # another run may have minted meanwhile
+                found, tokens = match_tokens(index, known)
+                if not found.all():
+                    missing = np.flatnonzero(~found)
+                    new, version = self._mint(domain, distinct.take(missing), index[missing])
+                    tokens = put_tokens(tokens, missing, new)
+                    self.minted[domain] = (len(missing), version)
+        self.minted.setdefault(domain, (0, version))
+        return tokens
+
+    def _index(self) -> IndexKey:
+        if self._index_key is None:
+            if self._index_key_source is None:
+                raise InvalidInput("this token vault has no index key: it can only reveal")
+            self._index_key = self._index_key_source()
+        return self._index_key
+
+    def _known(self, uri: str) -> tuple[int | None, pa.Table]:
+        return known_tokens(uri, self._table(uri))
+
+    def _mint(self, domain: str, values: pa.Array, index: np.ndarray) -> tuple[pa.Array, int]:
+        """Fresh tokens for ``values`` (none in the vault), committed: the wrapped data key
+        first (a key without entries is harmless), then every entry in one commit."""
+        if self._data_keys is None:
+            raise InvalidInput("this token vault has no data keys: it cannot mint")
+        key = self._data_keys()
+        tokens, order = new_tokens(len(values))
+        rows = pa.array(order)
+        ciphertexts = seal(key, domain, values.take(rows), tokens[order], self.workers)
+        self._append(
+            self.uri(domain, "keys"),
+            pa.table(
+                [[key.key_id], [key.wrapped], [datetime.now(UTC)], [self.run_id]],
+                schema=KEYS_SCHEMA,
+            ),
+        )
+        entries = pa.table(
+            [
+                binary_rows(index[order]),
+                token_array(tokens[order]),
+                ciphertexts,
+                pa.repeat(key.key_id, len(values)),
+            ],
+            schema=ENTRIES_SCHEMA,
+        )
+        uri = self.uri(domain, "entries")
+        version = self._append(uri, entries, remember=True)
+        self._emit(
+            "tokens.minted",
+            {"domain": domain, "count": len(values), "key_id": key.key_id, "version": version},
+        )
+        return token_array(tokens), version
+
+    def _append(self, uri: str, table: pa.Table, *, remember: bool = False) -> int:
+        write_id = str(uuid.uuid4())
+        write_deltalake(
+            uri,
+            table,
+            mode="append",
+            storage_options=self._options(),
+            writer_properties=WRITER,
+            commit_properties=CommitProperties(
+                custom_metadata={"mlsec.write_id": write_id, "mlsec.run_id": self.run_id or ""}
+            ),
+        )
+        written = DeltaTable(uri, storage_options=self._options())
+        version = committed_version(written, "mlsec.write_id", write_id)
+        if remember:
+            remember_appended(uri, version, table)
+        return version
+
+    # -- reveal, erasure, rotation ---------------------------------------------------------
+
+    def entries(self, domain: str, tokens: Sequence[str]) -> pa.Table:
+        """token, key_id, ciphertext of those of ``tokens`` the vault holds."""
+        _check_tokens(tokens)
+        table = self._table(self.uri(domain, "entries"))
+        if table is None or not tokens:
+            return ENTRIES_SCHEMA.empty_table().select(["token", "key_id", "ciphertext"])
+        wanted = pa.array(sorted(set(tokens)), pa.string())
+        return pa.table(
+            table.to_pyarrow_dataset().to_table(
+                columns=["token", "key_id", "ciphertext"], filter=pc.field("token").isin(wanted)
+            )
+        )
+
+    def wrapped_keys(self, domain: str, key_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """key_id -> wrapped data key, of ``key_ids`` (default: every key of ``domain``)."""
+        table = self._table(self.uri(domain, "keys"))
+        if table is None or key_ids is not None and not key_ids:
+            return {}
+        wanted = None
+        if key_ids is not None:
+            wanted = pc.field("key_id").isin(pa.array(sorted(set(key_ids)), pa.string()))
+        rows = table.to_pyarrow_dataset().to_table(columns=["key_id", "wrapped"], filter=wanted)
+        return dict(zip(*(rows.column(i).to_pylist() for i in range(2)), strict=True))
+
+    def forget(
+        self, domain: str, tokens: Sequence[str], *, retention_hours: int | None = None
+    ) -> Forgotten:
+        """Delete the rows of ``tokens``: one new version; then vacuum per ``retention_hours``."""
+        _check_tokens(tokens)
+        uri = self.uri(domain, "entries")
+        # Tokens are checked to be [-0-9A-Za-z_] only: safe to spell into the predicate.
+        listed = ", ".join(f"'{t}'" for t in sorted(set(tokens)))
+        with self._lock(domain):
+            table = self._table(uri)
+            if table is None or not tokens:
+                return Forgotten(domain, 0, None)
+            metrics = table.delete(f"token IN ({listed})")
+            removed = int(metrics.get("num_deleted_rows", 0))
+            version = table.version()
+            vacuumed: list[str] = []
+            if retention_hours is not None:
+                vacuumed = table.vacuum(
+                    retention_hours=retention_hours,
+                    enforce_retention_duration=False,
+                    dry_run=False,
+                )
+        self._emit(
+            "tokens.forgotten",
+            {"domain": domain, "removed": removed, "version": version, "files": len(vacuumed)},
+        )
+        return Forgotten(domain, removed, version, tuple(vacuumed))
+
+    def rewrap(self, domain: str, rewrap: Callable[[list[str]], list[str]]) -> int:
+        """Every wrapped data key of ``domain`` through ``rewrap`` (transit ``rewrap``), in one
+        commit of ``keys``; entries and tokens stay as they are."""
+        uri = self.uri(domain, "keys")
+        with self._lock(domain):  # read and overwritten with no mint in between
+            table = self._table(uri)
+            keys = pa.table(table.to_pyarrow_dataset().to_table()) if table else None
+            if keys is None or keys.num_rows == 0:
+                return 0
+            wrapped = rewrap(keys.column("wrapped").to_pylist())
+            keys = keys.set_column(
+                keys.column_names.index("wrapped"), "wrapped", pa.array(wrapped, pa.string())
+            )
+            write_deltalake(
+                uri,
+                keys.cast(KEYS_SCHEMA),
+                mode="overwrite",
+                storage_options=self._options(),
+                commit_properties=CommitProperties(
+                    custom_metadata={"mlsec.run_id": self.run_id or "", "mlsec.rewrap": "1"}
+                ),
+            )
+        return keys.num_rows
+
+    def _table(self, uri: str) -> DeltaTable | None:
+        try:
+            return DeltaTable(uri, storage_options=self._options())
+        except TableNotFoundError:
+            return None
+
+
+def _chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    column = column.cast(pa.string())
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+
+
+def _check_tokens(tokens: Sequence[str]) -> None:
+    bad = sum(1 for t in tokens if not isinstance(t, str) or not TOKEN_PATTERN.fullmatch(t))
+    if bad:
+        raise InvalidInput(f"{bad} of {len(tokens)} values are not tokens (tok_ and 22 characters)")
+
+
+@contextmanager
+def advisory_lock(connection: Callable[[], AbstractContextManager], domain: str) -> Iterator[None]:
+    """The domain's mint lock: a Postgres transaction-level advisory lock, held until the
+    transaction ends (also when the process dies: the server ends its session)."""
+    with connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"mlsec.tokens.{domain}",)
+        )
+        yield

@@ -1,0 +1,119 @@
+"""docker/: the compose stack holds together, without a Docker engine to run it here.
+
+What is checked is what reading the files can show: each container mounts the credentials
+of its own identity and no other, the Dagster workspace and the code-location servers match
+the platform's locations, NATS knows every workload user with the rights the embedded server
+gives it, every variable is a real setting, every secret has an example, OpenBao unseals
+itself, and the smoke script parses. `docker/smoke.sh` runs it for real where Docker is.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlsec_platform.identities.catalog import IDENTITIES
+from mlsec_platform.locations import LOCATIONS
+from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.servers.nats import NATS_USERS, connector_subjects
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+COMPOSE = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+SERVERS = {"openbao", "minio", "postgres", "nats"}
+
+#: Whose credentials each platform container may hold. Code-location servers launch runs,
+#: which write to the Dagster instance: its login is the orchestrator's.
+EXPECTED_IDENTITIES = {
+    "bootstrap": set(IDENTITIES),
+    "dagster-webserver": {"orchestrator"},
+    "dagster-daemon": {"orchestrator"},
+    "gateway": {"gateway"},
+    "broker": {"broker"},
+    **{f"code-{name}": {loc.identity, "orchestrator"} for name, loc in LOCATIONS.items()},
+}
+
+
+def _mounts(service: dict) -> list[tuple[str, str]]:
+    return [tuple(v.split(":")[:2]) for v in service.get("volumes", [])]
+
+
+def _identities(service: dict) -> set[str]:
+    found = set()
+    for source, target in _mounts(service):
+        if source.startswith("id-"):
+            identity = source.removeprefix("id-")
+            assert target == f"/var/lib/mlsec/identities/{identity}", (source, target)
+            found.add(identity)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_each_container_holds_its_own_identity_only(name):
+    service = SERVICES[name]
+    assert _identities(service) == EXPECTED_IDENTITIES.get(name, set())
+    if name != "bootstrap":
+        assert all(not s.startswith("./secrets") for s, _ in _mounts(service)), name
+        held = [v for v in service.get("volumes", []) if v.startswith("id-")]
+        assert all(v.endswith(":ro") for v in held), held
+
+
+def test_every_identity_has_a_volume_the_bootstrap_fills():
+    assert {f"id-{name}" for name in IDENTITIES} <= set(COMPOSE["volumes"])
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    # Created in the image with the user as owner, so a new volume starts out writable.
+    listed = re.search(r"for identity in ([\w ]+); do", dockerfile)
+    assert listed and set(listed[1].split()) == set(IDENTITIES)
+
+
+def test_the_workspace_serves_each_location_from_its_own_server():
+    workspace = yaml.safe_load((DOCKER / "workspace.yaml").read_text())
+    servers = {e["grpc_server"]["location_name"]: e["grpc_server"] for e in workspace["load_from"]}
+    assert set(servers) == set(LOCATIONS)
+    for name, server in servers.items():
+        command = SERVICES[server["host"]]["command"]
+        assert command[command.index("-m") + 1] == f"mlsec_platform.locations.{name}"
+        assert command[command.index("-p") + 1] == str(server["port"])
+
+
+def test_nats_knows_every_workload_user_with_the_embedded_servers_rights():
+    conf = (DOCKER / "nats" / "nats.conf").read_text()
+    users = re.findall(r'\{ user: "(\w+)", password: \$(\w+)', conf)
+    assert {u for u, _ in users} == set(NATS_USERS)
+    example = (DOCKER / "secrets.example" / "nats.env").read_text()
+    for user, variable in users:
+        assert f"{variable}=" in example
+        assert (DOCKER / "secrets.example" / f"nats-{user}.json").exists()
+    connector = conf.split('user: "connector"', 1)[1]
+    allowed = re.findall(r'"(\$JS\.[^"]+)"', connector)
+    assert allowed == connector_subjects()
+
+
+def test_every_variable_is_a_setting_and_every_secret_has_an_example():
+    names = {
+        (field.alias or f"MLSEC_{name}").upper()
+        for name, field in PlatformSettings.model_fields.items()
+    }
+    for service in SERVICES.values():
+        for variable in service.get("environment", {}):
+            if variable.startswith("MLSEC_"):
+                assert variable in names, variable
+    for secret in COMPOSE["secrets"].values():
+        assert (DOCKER / "secrets.example" / Path(secret["file"]).name).exists(), secret
+    for needed in ("openbao-bootstrap-token", "s3-admin.json", "postgres-vault-admin"):
+        assert (DOCKER / "secrets.example" / needed).exists()
+
+
+def test_openbao_unseals_itself_with_the_key_compose_mounts():
+    config = (DOCKER / "openbao" / "config.hcl").read_text()
+    seal = re.search(r'seal "static" \{[^}]*current_key\s*=\s*"file://([^"]+)"', config)
+    assert seal and seal[1] == "/run/secrets/openbao_seal_key"
+    assert "openbao_seal_key" in SERVICES["openbao"]["secrets"]
+
+
+def test_the_smoke_script_parses():
+    subprocess.run(["bash", "-n", str(DOCKER / "smoke.sh")], check=True)

@@ -1,0 +1,35 @@
+"""Finding a batch's values in the vault's index: exact on all 32 bytes, one token per value."""
+
+import numpy as np
+import pyarrow as pa
+
+from mlsec_platform.storage.token_index import binary_rows, index_rows, match_tokens
+
+
+def _rows(*heads_and_tails: tuple[int, int]) -> np.ndarray:
+    rows = np.zeros((len(heads_and_tails), 32), np.uint8)
+    for i, (head, tail) in enumerate(heads_and_tails):
+        rows[i, :8] = np.frombuffer(head.to_bytes(8, "little"), np.uint8)
+        rows[i, 31] = tail
+    return rows
+
+
+def test_values_sharing_the_first_bytes_are_told_apart():
+    known_rows = _rows((7, 1), (9, 0))
+    known = pa.table({"index": binary_rows(known_rows), "token": ["tok_a", "tok_b"]})
+    found, tokens = match_tokens(_rows((7, 2), (7, 1), (8, 0)), known)
+    assert found.tolist() == [False, True, False]  # (7, 2) shares its head with (7, 1) only
+    assert tokens.to_pylist() == [None, "tok_a", None]
+
+
+def test_two_tokens_for_one_value_resolve_to_the_smallest_every_time():
+    rows = _rows((5, 5), (5, 5))
+    known = pa.table({"index": binary_rows(rows), "token": ["tok_z", "tok_m"]})
+    found, tokens = match_tokens(_rows((5, 5), (6, 6)), known)
+    assert found.tolist() == [True, False] and tokens.to_pylist() == ["tok_m", None]
+
+
+def test_index_rows_read_chunked_and_sliced_columns():
+    rows = np.arange(32 * 5, dtype=np.uint8).reshape(5, 32) % 251
+    column = pa.chunked_array([binary_rows(rows[:2]), binary_rows(rows[2:]).slice(1)])
+    assert np.array_equal(index_rows(column), np.concatenate([rows[:2], rows[3:]]))
