@@ -484,3 +484,33 @@ def test_a_bad_subject_is_refused_before_anything_logs_in():
     assert refused.exit_code == 2 and "unknown subject kind 'passport'" in refused.output
     missing = CliRunner().invoke(main, ["erase", "--subject", "customer_cpf=1"])
     assert missing.exit_code == 2 and "--reason" in missing.output
+
+
+def test_a_token_two_people_share_stays_with_the_other(erased, settings):
+    """Erasing one of two people with the same name: their own tokens are forgotten, the
+    name's token stays in the vault and still reveals for the other person's row."""
+    resources = build_resources(settings)
+    customers = _raw(resources["lake_lifecycle"], "olist_customers").to_pylist()
+    people = collections.defaultdict(set)
+    for row in customers:
+        people[row["customer_name"]].add(row[PERSON])
+    name = next(n for n, persons in sorted(people.items()) if len(persons) == 2)
+    gone, kept = sorted(people[name])
+    ids = {p: {r["customer_id"] for r in customers if r[PERSON] == p} for p in (gone, kept)}
+    pipeline = resources["lake_pipeline"]
+    silver = (
+        DeltaTable(
+            pipeline.table_uri(Zone.SILVER, "customers"), storage_options=pipeline.storage_options()
+        )
+        .to_pyarrow_table()
+        .to_pylist()
+    )
+    row_of = {p: next(r for r in silver if r["customer_id"] in ids[p]) for p in ids}
+    assert row_of[gone]["name_token"] == row_of[kept]["name_token"]  # one value, one token
+
+    done = CliRunner().invoke(main, ["erase", "--subject", f"{PERSON}={gone}", "--reason", REASON])
+    assert done.exit_code == 0, done.output
+    shared = row_of[kept]["name_token"]
+    assert reveal_as_operator(settings, [shared], PEOPLE, "the other person", print) == [name]
+    with pytest.raises(TokensUnknown):
+        reveal_as_operator(settings, [row_of[gone]["cpf_token"]], PEOPLE, "erased", print)

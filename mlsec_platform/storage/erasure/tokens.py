@@ -31,7 +31,7 @@ from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.erasure.delta import DeltaErasure, cut_history, plain_strings, row_mask
 from mlsec_platform.storage.raw_writer import open_table
-from mlsec_platform.storage.token_vault import TokenVault, advisory_lock
+from mlsec_platform.storage.token_vault import FORGOTTEN_COMMIT, TokenVault, advisory_lock
 
 #: The vault table holding each token's sealed value.
 ENTRIES = "entries"
@@ -72,11 +72,9 @@ def _held_by_others(
         table = open_table(lake.table_uri(spec.zone, spec.name), lake.storage_options())
         if table is None:
             continue
-        present = set(table.schema().to_arrow().names)
-        read = table.to_pyarrow_dataset().to_table(
-            columns=sorted({*columns, *rule.match} & present)
-        )
-        read = plain_strings(read)
+        data = table.to_pyarrow_dataset()
+        present = set(data.schema.names)
+        read = plain_strings(data.to_table(columns=sorted({*columns, *rule.match} & present)))
         others = read.filter(pc.invert(row_mask(read, _present(rule, present), records.keys)))
         for column in columns:
             if column not in present:
@@ -109,18 +107,21 @@ def forget_tokens(
     table = open_table(lake.table_uri(Zone.TOKENS, name), lake.storage_options())
     if table is None:
         return None
-    before = table.version()
-    done = vault.forget(domain, sorted(tokens), retention_hours=0)
-    table.update_incremental()
+    before, removed, vacuumed = table.version(), 0, 0
+    held = sorted(set(vault.entries(domain, sorted(tokens)).column("token").to_pylist()))
+    if held:  # else no commit at all: a re-run leaves the vault as it is
+        done = vault.forget(domain, held, retention_hours=0)
+        removed, vacuumed = done.removed, len(done.vacuumed)
+        table.update_incremental()
     # A forget whose cut a crash prevented is still in the log: cut it now.
-    if not done.removed and not any(e.get("operation") == "DELETE" for e in table.history()):
+    if not removed and not any(FORGOTTEN_COMMIT in e for e in table.history()):
         return DeltaErasure(f"{Zone.TOKENS.value}/{name}", version_before=before)
     cut, files, log = cut_history(lake, Zone.TOKENS, name)
     return DeltaErasure(
         f"{Zone.TOKENS.value}/{name}",
-        rows_removed=done.removed,
+        rows_removed=removed,
         version_before=before,
         version_after=cut,
-        files_removed=files + len(done.vacuumed),
+        files_removed=files + vacuumed,
         log_entries_removed=log,
     )
