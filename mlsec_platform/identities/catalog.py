@@ -84,7 +84,7 @@ AUDITOR = Identity(
 LIFECYCLE = Identity(
     "lifecycle",
     "moves raw partitions past retention to cold and back; the storage rights of `mlsec erase` "
-    "in raw, cold, landing and quarantine",
+    "in raw, cold, landing, quarantine and the token vault",
     database_roles=("audit-writer",),
 )
 REVEALER = Identity(

@@ -88,7 +88,7 @@ def plain_strings(table: pa.Table) -> pa.Table:
 
 def row_mask(table: pa.Table, rule: TableRule, keys: Mapping[str, set[str]]) -> pa.Array:
     """True for each row whose key columns hold one of the subject's keys."""
-    mask = pa.array([False] * table.num_rows)
+    mask = pa.array([False] * table.num_rows, pa.bool_())
     for column in rule.match:
         if keys.get(column) and column in table.column_names:
             hit = pc.is_in(table.column(column), pa.array(sorted(keys[column]), pa.string()))
@@ -97,7 +97,7 @@ def row_mask(table: pa.Table, rule: TableRule, keys: Mapping[str, set[str]]) -> 
 
 
 def _quoting(column: pa.ChunkedArray, needles: list[str]) -> pa.Array:
-    mask = pa.array([False] * len(column))
+    mask = pa.array([False] * len(column), pa.bool_())
     for needle in needles:
         mask = pc.or_(mask, pc.fill_null(pc.match_substring(column, needle), False))
     return mask

@@ -50,7 +50,7 @@ def find_subject(lake: S3LakeResource, scope: ErasureScope, subject: Subject) ->
     for zone in ZONES:
         table = tables.get((zone, scope.person_source))
         if table is not None:
-            read = plain_strings(table.to_pyarrow_dataset().to_table(columns=[kind, key]))
+            read = plain_strings(table.to_pyarrow_dataset().to_table(columns=sorted({kind, key})))
             hits = read.filter(pc.fill_null(pc.equal(read.column(kind), subject.value), False))
             persons.update(v for v in hits.column(key).to_pylist() if v)
     if len(persons) > 1:

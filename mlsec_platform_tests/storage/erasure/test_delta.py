@@ -24,6 +24,7 @@ from mlsec_platform.storage.erasure.delta import (
     erase_table,
     needs_cut,
     read_cut,
+    row_mask,
     write_cut,
 )
 from mlsec_platform.storage.raw_writer import Lineage, batch_with_content, commit_raw_batch
@@ -130,3 +131,14 @@ def test_a_cut_marker_only_ever_rises(lakes):
     assert read_cut(lifecycle, Zone.RAW, name) == 7
     key = f"{name}/{CUT_MARKER}"
     assert lifecycle.client().head_object(Bucket=lifecycle.bucket(Zone.RAW), Key=key)
+
+
+def test_an_empty_table_holds_no_row_of_the_subject():
+    """An empty table's mask is an empty boolean array (it was a null-typed one, which no
+    kernel combines with booleans: the second erasure on the demo stopped on it)."""
+    empty = pa.table(
+        {"customer_id": pa.array([], pa.string()), "message": pa.array([], pa.string())}
+    )
+    mask = row_mask(empty, RULE, {"customer_id": {"c1"}})
+    assert mask.type == pa.bool_() and len(mask) == 0
+    assert empty.filter(mask).num_rows == 0
