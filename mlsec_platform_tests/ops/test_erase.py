@@ -17,20 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
 
-from broker_api.identity import issue_broker_token
 from broker_api.server import BackgroundBroker
 from mlsec_platform.catalog.columns import PEOPLE
-from mlsec_platform.catalog.datasets import CUSTOMERS
-from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.cli import main
-from mlsec_platform.defs.raw import files as file_connector
 from mlsec_platform.defs.resources import build_resources
-from mlsec_platform.gateway.server import BackgroundGateway
 from mlsec_platform.ops.erase import ErasureBusy, erase_subject, stack_instance
 from mlsec_platform.ops.reveal import TokensUnknown, reveal_as_operator
 from mlsec_platform.privacy.erasure.receipt import (
@@ -41,151 +35,27 @@ from mlsec_platform.privacy.erasure.receipt import (
 )
 from mlsec_platform.settings import Zone
 from mlsec_platform.stack.ports import PortAllocator
-from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
 from mlsec_platform_tests.helpers import (
     audit_events,
     https_client,
     operator_vault,
     session_client,
-    upload_token,
+)
+from mlsec_platform_tests.ops.erasure_subject import (
+    ANALYST,
+    FRAUD,
+    OFFICER,
+    PERSON,
+    REASON,
+    SUPPORT,
+    archive_a_resent_batch,
+    broker_token,
+    pick_subject,
+    quarantine_a_refused_upload,
+    query,
+    raw_table,
 )
 from mlsec_platform_tests.ops.subject_search import Auditor, shown
-
-PERSON = CUSTOMERS.person.from_column  # customer_unique_id
-IDENTIFIERS = (
-    "customer_cpf",
-    "customer_email",
-    "customer_name",
-    "customer_phone",
-    "customer_street_address",
-)
-REASON = "LGPD art. 18 request 2026-117"
-
-
-def _raw(lake, name: str) -> pa.Table:
-    uri = lake.table_uri(Zone.RAW, name)
-    return DeltaTable(uri, storage_options=lake.storage_options()).to_pyarrow_table()
-
-
-def _pick_subject(settings) -> dict:
-    """A person with two orders, one reviewed, whose CPF, e-mail, name and phone nobody else
-    has (so finding one of them anywhere is finding them)."""
-    resources = build_resources(settings)
-    lake = resources["lake_lifecycle"]
-    customers = _raw(lake, "olist_customers").to_pylist()
-    orders = _raw(lake, "olist_orders").to_pylist()
-    reviewed = {r["order_id"] for r in _raw(lake, "olist_order_reviews").to_pylist()}
-    counts = {c: collections.Counter(r[c] for r in customers) for c in IDENTIFIERS}
-    by_person = collections.defaultdict(list)
-    for row in customers:
-        by_person[row[PERSON]].append(row)
-    order_of = {o["customer_id"]: o["order_id"] for o in orders}
-    for _, rows in sorted(by_person.items()):
-        unique = all(counts[c][rows[0][c]] == len(rows) for c in IDENTIFIERS)
-        order_ids = {order_of[r["customer_id"]] for r in rows if r["customer_id"] in order_of}
-        if len(rows) == 2 and unique and len(order_ids) == 2 and order_ids & reviewed:
-            break
-    else:
-        raise AssertionError("no customer fits")
-    pipeline = resources["lake_pipeline"]
-    silver = DeltaTable(
-        pipeline.table_uri(Zone.SILVER, "customers"), storage_options=pipeline.storage_options()
-    ).to_pyarrow_table()
-    ids = {r["customer_id"] for r in rows}
-    tokenized = [c.name for c in CUSTOMERS.dataset.columns if c.tokenized]
-    tokens = {r[c]: c for r in silver.to_pylist() if r["customer_id"] in ids for c in tokenized}
-    assert len(tokens) == len(tokenized), "the subject is in Silver before the erasure"
-    values = {rows[0][c]: c.removeprefix("customer_") for c in IDENTIFIERS}
-    return {
-        "rows": rows,
-        "cpf": rows[0]["customer_cpf"],
-        "customer_ids": sorted(ids),
-        "order_ids": sorted(order_ids),
-        "person_token": next(t for t, c in tokens.items() if c == CUSTOMERS.person.name),
-        "tokens": sorted(tokens),
-        #: value -> what it is, for messages that print no personal data
-        "needles": {**values, **{t: f"{c} (token)" for t, c in tokens.items()}},
-    }
-
-
-def _broker_token(settings, endpoints, **claims) -> str:
-    return issue_broker_token(
-        operator_vault(settings, endpoints),
-        subject=f"erase-test-{uuid.uuid4().hex[:8]}",
-        ttl_seconds=900,
-        certificate=session_client(settings).pem,
-        **claims,
-    )
-
-
-OFFICER = dict(
-    groups=["privacy-office"],
-    project="olist-br",
-    purpose="customer_support",
-    clearance="restricted",
-    entitlements=["reveal"],
-)
-FRAUD = dict(
-    groups=["fraud"], project="olist-br", purpose="fraud_prevention", clearance="restricted"
-)
-ANALYST = dict(
-    groups=["analysts"], project="olist-br", purpose="analytics", clearance="confidential"
-)
-SUPPORT = dict(
-    groups=["support"], project="olist-br", purpose="customer_support", clearance="confidential"
-)
-
-
-def _quarantine_a_refused_upload(settings, endpoints, rows: list[dict]) -> str:
-    """An upload of the subject's rows under a wrong header: refused, its payload kept."""
-    contract = FILE_SOURCES["olist_customers"]
-    header = ",".join(["customer_ref", *contract.column_names[1:]])
-    lines = [",".join(f'"{r[c]}"' for c in contract.column_names) for r in rows]
-    token = upload_token(settings, endpoints, "upload:olist_customers")
-    with (
-        BackgroundGateway(settings, PortAllocator().take()) as running,
-        https_client(running.url, session_client(settings).tls) as gateway,
-    ):
-        answer = gateway.put(
-            "/v1/files/olist_customers",
-            content="\n".join([header, *lines]).encode() + b"\n",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
-        )
-    assert answer.status_code == 422, answer.text
-    return answer.json()["quarantine_id"]
-
-
-def _archive_a_resent_batch(settings, rows: list[dict]) -> str:
-    """The subject's rows sent again as a batch of their own, then archived to Cold."""
-    lake = build_resources(settings)["lake_connector"]
-    contract = FILE_SOURCES["olist_customers"]
-    batch = f"resent-{uuid.uuid4().hex[:12]}"
-    table = pa.Table.from_pylist(
-        [{c: r[c] for c in contract.column_names} for r in rows], schema=contract.raw_schema()
-    )
-    received = "2020-01-01T00:00:00+00:00"
-    lineage = Lineage(
-        "olist_customers",
-        file_connector.CONNECTOR,
-        file_connector.CONNECTOR_VERSION,
-        batch,
-        received,
-        "f" * 64,
-    )
-    commit_raw_batch(lake, table, lineage, run_id=None)
-    from mlsec_platform.definitions import defs
-
-    config = {"retention_days": 0, "sources": ["olist_customers"], "batch_ids": [batch]}
-    with stack_instance(settings) as instance:
-        result = (
-            defs()
-            .resolve_job_def("archive_raw")
-            .execute_in_process(
-                instance=instance, run_config={"ops": {"archive_raw_batches": {"config": config}}}
-            )
-        )
-    assert result.success
-    return batch
 
 
 @pytest.fixture(scope="module")
@@ -197,23 +67,18 @@ def broker(settings, endpoints):
         yield client
 
 
-def _query(broker, token: str, **body) -> dict:
-    answer = broker.post("/query", json=body, headers={"Authorization": f"Bearer {token}"})
-    return {"status": answer.status_code, **answer.json()}
-
-
 @pytest.fixture(scope="module")
 def erased(settings, endpoints, demo_output, broker) -> dict:
-    subject = _pick_subject(settings)
-    quarantined = _quarantine_a_refused_upload(settings, endpoints, subject["rows"])
-    archived = _archive_a_resent_batch(settings, subject["rows"])
-    officer = _broker_token(settings, endpoints, **OFFICER)
+    subject = pick_subject(settings)
+    quarantined = quarantine_a_refused_upload(settings, endpoints, subject["rows"])
+    archived = archive_a_resent_batch(settings, subject["rows"])
+    officer = broker_token(settings, endpoints, **OFFICER)
     mine = [{"column": "customer_id", "op": "in", "value": subject["customer_ids"]}]
-    before = _query(
+    before = query(
         broker, officer, dataset="silver/customers", columns=["customer_id"], filters=mine
     )
     assert before["status"] == 200 and before["row_count"] == 2, before  # cached by the broker
-    page = _query(broker, officer, dataset="gold/fact_order_item", columns=["order_id"], limit=5)
+    page = query(broker, officer, dataset="gold/fact_order_item", columns=["order_id"], limit=5)
     assert page["next_cursor"]
     auditor = Auditor(settings, endpoints)  # the searches below can find the subject
     held = auditor.in_objects(list(subject["needles"]))
@@ -335,9 +200,9 @@ def test_no_broker_endpoint_returns_the_subject(erased, broker, settings, endpoi
     }
     claims = {"fraud": FRAUD, "analyst": ANALYST, "support": SUPPORT}
     for role, queries in asks.items():
-        who = _broker_token(settings, endpoints, **claims[role])
+        who = broker_token(settings, endpoints, **claims[role])
         for dataset, column, values in queries:
-            answer = _query(
+            answer = query(
                 broker,
                 who,
                 dataset=dataset,
@@ -345,8 +210,8 @@ def test_no_broker_endpoint_returns_the_subject(erased, broker, settings, endpoi
                 filters=[{"column": column, "op": "in", "value": values}],
             )
             assert (answer["status"], answer["row_count"]) == (200, 0), (role, dataset, answer)
-    officer = _broker_token(settings, endpoints, **OFFICER)
-    revealed = _query(
+    officer = broker_token(settings, endpoints, **OFFICER)
+    revealed = query(
         broker,
         officer,
         dataset="silver/customers",
@@ -386,7 +251,7 @@ def test_versions_before_the_erasure_are_gone_pinned_or_by_cursor(
     erased, broker, settings, endpoints
 ):
     officer = erased["officer"]
-    pinned = _query(
+    pinned = query(
         broker,
         officer,
         dataset="silver/customers",
@@ -394,7 +259,7 @@ def test_versions_before_the_erasure_are_gone_pinned_or_by_cursor(
         version=erased["pinned"]["silver/customers"],
     )
     assert pinned["status"] == 410 and "older than an erasure" in pinned["reason"], pinned
-    resumed = _query(
+    resumed = query(
         broker,
         officer,
         dataset="gold/fact_order_item",
@@ -403,7 +268,7 @@ def test_versions_before_the_erasure_are_gone_pinned_or_by_cursor(
         cursor=erased["cursor"],
     )
     assert resumed["status"] == 410, resumed
-    latest = _query(broker, officer, dataset="silver/customers", columns=["customer_id"], limit=1)
+    latest = query(broker, officer, dataset="silver/customers", columns=["customer_id"], limit=1)
     assert (
         latest["status"] == 200
         and latest["lineage"]["delta_version"] > erased["pinned"]["silver/customers"]
@@ -464,7 +329,9 @@ def test_an_erasure_waits_for_a_run_that_rewrites_the_curated_zones(erased, sett
 
 
 def test_a_value_two_people_share_erases_nobody(erased, settings):
-    customers = _raw(build_resources(settings)["lake_lifecycle"], "olist_customers").to_pylist()
+    customers = raw_table(
+        build_resources(settings)["lake_lifecycle"], "olist_customers"
+    ).to_pylist()
     people = collections.defaultdict(set)
     for row in customers:
         people[row["customer_name"]].add(row[PERSON])
@@ -475,7 +342,7 @@ def test_a_value_two_people_share_erases_nobody(erased, settings):
     assert refused.exit_code != 0
     assert "belongs to 2 people" in str(refused.exception or refused.output)
     assert "(customer_id or customer_unique_id)" in str(refused.exception or refused.output)
-    after = _raw(build_resources(settings)["lake_lifecycle"], "olist_customers").to_pylist()
+    after = raw_table(build_resources(settings)["lake_lifecycle"], "olist_customers").to_pylist()
     assert {r[PERSON] for r in after if r["customer_name"] == shared} == people[shared]
 
 
@@ -490,7 +357,7 @@ def test_a_token_two_people_share_stays_with_the_other(erased, settings):
     """Erasing one of two people with the same name: their own tokens are forgotten, the
     name's token stays in the vault and still reveals for the other person's row."""
     resources = build_resources(settings)
-    customers = _raw(resources["lake_lifecycle"], "olist_customers").to_pylist()
+    customers = raw_table(resources["lake_lifecycle"], "olist_customers").to_pylist()
     people = collections.defaultdict(set)
     for row in customers:
         people[row["customer_name"]].add(row[PERSON])
