@@ -75,11 +75,11 @@ class ErasureRun:
     def token_vault(self) -> TokenVault:
         """The vault with lifecycle's keys (it deletes there) and the index key, which the
         operator's token unwraps as the pipeline's does (finding tokens, opening nothing)."""
-        lake = self.lifecycle
+        lake, audit = self.lifecycle, self.session.audit
 
         def index_key() -> IndexKey:
-            key = fetch_index_key(lake.vault)
-            lake.audit.secret_read(f"transit/decrypt/{INDEX_KEY}", purpose="erasure")
+            key = fetch_index_key(lake.vault)  # on the operator's token, not lifecycle's
+            audit.emit("secret.read", {"path": f"transit/decrypt/{INDEX_KEY}", "for": "erasure"})
             return key
 
         return TokenVault.on_lake(lake, index_key=index_key)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import psycopg2
 import pytest
 from click.testing import CliRunner
 from deltalake import DeltaTable
@@ -289,6 +290,14 @@ def test_the_audit_log_records_the_erasure_as_the_operator(erased, settings, end
     assert len(steps) == len(erased["receipt"]["removed"])
     digest = hashlib.sha256(erased["receipt_path"].read_bytes()).hexdigest()
     assert done[0]["receipt_sha256"] == digest
+    with psycopg2.connect(**dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT actor FROM audit.events WHERE event_type = 'secret.read' "
+            "AND payload->>'path' = 'transit/decrypt/token-index' AND payload->>'for' = 'erasure'"
+        )
+        unwrapped = cur.fetchall()
+    conn.close()
+    assert unwrapped == [("operator:operator",)]  # the index key, on the operator's token
 
 
 def test_erasing_again_finds_nothing_and_says_so(erased, tmp_path):
