@@ -224,6 +224,23 @@ class PlatformSettings(BaseSettings):
         "`<state_dir>/tls/ca.pem`.",
     )
 
+    # Observability: lineage to a receiver or a file, metrics to a scraper.
+    openlineage_url: str | None = Field(
+        None,
+        description="OpenLineage receiver (e.g. Marquez) that materializations and broker "
+        "reads are sent to as run events (POST `<url>/api/v1/lineage`). Unset, with no file: "
+        "lineage is off (the audit log stays the record).",
+    )
+    openlineage_file: Path | None = Field(
+        None,
+        description="File that OpenLineage run events are appended to, one JSON a line "
+        "(when no URL is set).",
+    )
+    gateway_metrics_credential_file: Path | None = Field(
+        None,
+        description="As the broker's, for the gateway's `/metrics`.",
+    )
+
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Engine of the curated transforms: `duckdb` or `spark`."
     )
