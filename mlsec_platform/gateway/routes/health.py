@@ -1,8 +1,9 @@
-"""Liveness of the gateway."""
+"""Liveness and metrics of the gateway, for the people and systems that run it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from mlsec_platform.gateway.models import VERSION
 
@@ -12,3 +13,19 @@ router = APIRouter()
 @router.get("/health", summary="Liveness")
 async def health() -> dict[str, str]:
     return {"status": "ok", "version": VERSION}
+
+
+# Not in the OpenAPI document: it is for a scraper, not the uploaders the document is for,
+# and its refusals hold no quarantine id.
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format, for a scraper that sends the scrape credential as its bearer
+    token (``MLSEC_GATEWAY_METRICS_CREDENTIAL_FILE``); refused to anyone else."""
+    observed = request.app.state.observed
+    refusal = observed.scrape.refusal(request.headers.get("authorization"))
+    if refusal is not None:
+        status, reason = refusal
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"status": status, "reason": reason}, status, headers)
+    body, content_type = observed.metrics.render()
+    return Response(body, media_type=content_type)
