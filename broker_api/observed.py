@@ -14,9 +14,9 @@ from typing import Any
 
 from openlineage.client.event_v2 import RunState
 
+from mlsec_platform.telemetry.datasets import Datasets
 from mlsec_platform.telemetry.lineage import (
     BROKER_NAMESPACE,
-    Datasets,
     LineageEmitter,
     MlsecRequestRunFacet,
     error,

@@ -43,7 +43,8 @@ from mlsec_platform.serving.counters import SharedCounters
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
 from mlsec_platform.storage.token_vault import TokenVault
-from mlsec_platform.telemetry.lineage import Datasets, LineageEmitter
+from mlsec_platform.telemetry.datasets import Datasets
+from mlsec_platform.telemetry.lineage import LineageEmitter
 from mlsec_platform.telemetry.request_log import RequestLog
 
 #: The identity whose only powers are reading the token vault and unwrapping its data keys;

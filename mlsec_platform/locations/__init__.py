@@ -48,6 +48,7 @@ LOCATIONS = {
                 "warehouse.assets",
                 "features.assets",
                 "automation",
+                "lineage.sensors",
             ),
         ),
         Location("lifecycle", "lifecycle", ("lifecycle.jobs",)),

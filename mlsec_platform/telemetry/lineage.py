@@ -10,11 +10,7 @@ queue that one thread of its own drains; when the receiver is down or slow and t
 full, an event is dropped and counted (``openlineage_events_total{outcome="dropped"}``), and
 the request or run goes on.
 
-Datasets are named as OpenLineage's naming conventions say: a Delta table by its bucket
-(``s3://mlsec-silver``) and path (``customers``), a PostgreSQL table by server
-(``postgres://host:port``) and ``database.schema.table``. Their facets come from the catalog:
-the schema, the Delta version read or written, and where a column comes from when the catalog
-says so (tokens and generalisations of a Raw column, columns Silver keeps as Raw had them).
+Datasets and their facets: :mod:`mlsec_platform.telemetry.datasets`.
 """
 
 from __future__ import annotations
@@ -29,13 +25,9 @@ from datetime import UTC, datetime
 import attr
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
-    DatasetFacet,
     RunFacet,
-    column_lineage_dataset,
-    dataset_version_dataset,
     error_message_run,
     parent_run,
-    schema_dataset,
 )
 from openlineage.client.transport import Transport
 from openlineage.client.transport.file import FileConfig, FileTransport
@@ -43,17 +35,14 @@ from openlineage.client.transport.http import HttpConfig, HttpTransport
 from prometheus_client import CollectorRegistry, Counter
 
 import mlsec_platform
-from mlsec_platform.catalog.datasets import CATALOG
-from mlsec_platform.catalog.governance import DatasetSpec
-from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
-from mlsec_platform.settings import PlatformSettings, Zone, bucket_name
+from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.telemetry.datasets import PIPELINE_NAMESPACE
 
 log = logging.getLogger(__name__)
 
 #: Who wrote the events (a URI, as the spec asks).
 PRODUCER = f"urn:mlsec-platform:{getattr(mlsec_platform, '__version__', '0.1.0')}"
-#: Job namespaces: the asset graph's jobs, and the broker's endpoints.
-PIPELINE_NAMESPACE = "mlsec-pipeline"
+#: Job namespace of the broker's endpoints (the asset graph's: PIPELINE_NAMESPACE).
 BROKER_NAMESPACE = "mlsec-broker"
 #: Events waiting to be sent at most; past it new ones are dropped (and counted).
 QUEUE_CAPACITY = 10_000
@@ -61,18 +50,6 @@ QUEUE_CAPACITY = 10_000
 SEND_TIMEOUT_SECONDS = 5.0
 #: A fixed namespace for run ids derived from the platform's own ids (UUID v5).
 _RUN_IDS = uuid.UUID("7d0c3a52-4f0e-4a57-9d8b-2b61f0b9c1e4")
-
-
-@attr.define
-class DeltaTableDatasetFacet(DatasetFacet):
-    """Custom facet: the Delta table version (also in ``version``) and the table's URI."""
-
-    version: int
-    tableUri: str  # noqa: N815 - OpenLineage's field naming
-
-    @staticmethod
-    def _get_schema() -> str:
-        return "urn:mlsec-platform:facets:DeltaTableDatasetFacet"
 
 
 @attr.define
@@ -138,9 +115,7 @@ class LineageEmitter:
         )
         self._queue: queue.Queue[RunEvent | None] = queue.Queue(maxsize=capacity)
         self._thread: threading.Thread | None = None
-        if transport is not None:
-            self._thread = threading.Thread(target=self._drain, name="openlineage", daemon=True)
-            self._thread.start()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -155,6 +130,13 @@ class LineageEmitter:
     def emit(self, *events: RunEvent) -> None:
         if self.transport is None:
             return
+        if self._thread is None:
+            with self._lock:  # started by the first event: `send` alone needs no thread
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._drain, name="openlineage", daemon=True
+                    )
+                    self._thread.start()
         for event in events:
             try:
                 self._queue.put_nowait(event)
@@ -168,6 +150,8 @@ class LineageEmitter:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event was sent or failed (True), at most ``timeout`` s."""
+        if self._thread is None:
+            return True
         done = threading.Event()
 
         def wait() -> None:
@@ -211,137 +195,6 @@ class LineageEmitter:
             return False
         self.events.labels(outcome="sent").inc()
         return True
-
-
-class Datasets:
-    """OpenLineage datasets of the platform's tables, with the catalog's facets."""
-
-    def __init__(self, bucket_prefix: str, postgres: str, warehouse_db: str) -> None:
-        self.bucket_prefix = bucket_prefix
-        self.postgres = postgres
-        self.warehouse_db = warehouse_db
-
-    @classmethod
-    def from_settings(cls, settings: PlatformSettings, postgres: str) -> Datasets:
-        """``postgres``: ``host:port`` of the warehouse (the running stack's)."""
-        return cls(settings.bucket_prefix, postgres, settings.warehouse_db)
-
-    def delta(self, zone: Zone | str, name: str) -> tuple[str, str]:
-        """Namespace and name of a Delta table of the lake."""
-        return f"s3://{bucket_name(self.bucket_prefix, zone)}", name
-
-    def of_asset(self, asset: str) -> tuple[str, str]:
-        """Where asset ``<zone>/<name>`` keeps its table (``warehouse/x``: Postgres)."""
-        zone, _, name = asset.partition("/")
-        if zone == "warehouse":
-            return f"postgres://{self.postgres}", f"{self.warehouse_db}.{name}"
-        if zone in {z.value for z in Zone}:
-            return self.delta(zone, name)
-        return PIPELINE_NAMESPACE, asset  # reference data and others: named by their asset
-
-    def online(self, dataset: str, version: int | None = None) -> InputDataset:
-        """The online store table of feature dataset ``dataset`` (its latest row per entity)."""
-        spec = CATALOG[dataset]
-        assert spec.feature_group is not None, dataset
-        facets = self.facets(dataset, None)
-        if version is not None:  # the offline version the online rows were loaded from
-            facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
-                datasetVersion=str(version)
-            )
-        name = f"{self.warehouse_db}.{spec.feature_group.online_table}"
-        return InputDataset(f"postgres://{self.postgres}", name, facets=facets)
-
-    def facets(
-        self, asset: str, version: int | None, inputs: Iterable[str] = (), columns=None
-    ) -> dict[str, DatasetFacet]:
-        """Schema (the catalog's, or only ``columns`` of it), Delta version and, for an
-        output, column lineage from ``inputs`` where the catalog knows it."""
-        facets: dict[str, DatasetFacet] = {}
-        fields = schema_fields(asset, columns)
-        if fields:
-            facets["schema"] = schema_dataset.SchemaDatasetFacet(fields=fields)
-        if version is not None:
-            namespace, name = self.of_asset(asset)
-            facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
-                datasetVersion=str(version)
-            )
-            facets["deltaTable"] = DeltaTableDatasetFacet(
-                version=version, tableUri=f"{namespace}/{name}"
-            )
-        lineage = self.column_lineage(asset, inputs)
-        if lineage is not None:
-            facets["columnLineage"] = lineage
-        return facets
-
-    def input(self, asset: str, version: int | None, columns=None) -> InputDataset:
-        namespace, name = self.of_asset(asset)
-        return InputDataset(namespace, name, facets=self.facets(asset, version, columns=columns))
-
-    def output(self, asset: str, version: int | None, inputs: Iterable[str] = ()) -> OutputDataset:
-        namespace, name = self.of_asset(asset)
-        return OutputDataset(namespace, name, facets=self.facets(asset, version, inputs))
-
-    def column_lineage(
-        self, asset: str, inputs: Iterable[str]
-    ) -> column_lineage_dataset.ColumnLineageDatasetFacet | None:
-        """Where each column of ``asset`` comes from among ``inputs``, as far as the catalog
-        knows: a Silver column made from a Raw column (``from_column``: its tokens or its
-        generalisation), or kept under its Raw name."""
-        spec = CATALOG.get(asset)
-        if spec is None:
-            return None
-        fields: dict[str, column_lineage_dataset.Fields] = {}
-        for source in inputs:
-            received = raw_columns(source)
-            if received is None:
-                continue
-            namespace, name = self.of_asset(source)
-            for column in spec.columns:
-                origin = column.from_column or column.name
-                if origin not in received:
-                    continue
-                masked = bool(column.tokenized or column.generalised)
-                how = "MASKED" if masked else "IDENTITY"
-                step = column_lineage_dataset.Transformation(
-                    type="DIRECT",
-                    subtype="TRANSFORMATION" if masked else "IDENTITY",
-                    masking=masked,
-                )
-                field = column_lineage_dataset.InputField(namespace, name, origin, [step])
-                entry = fields.setdefault(
-                    column.name,
-                    column_lineage_dataset.Fields(inputFields=[], transformationType=how),
-                )
-                entry.inputFields.append(field)
-        return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields) if fields else None
-
-
-def raw_columns(asset: str) -> dict[str, str] | None:
-    """A Raw asset's (``raw/<source>``) contract columns and what each holds; None for any
-    other asset."""
-    zone, _, name = asset.partition("/")
-    if zone != Zone.RAW.value:
-        return None
-    if name in FILE_SOURCES:
-        return {c.name: f"as received ({c.kind})" for c in FILE_SOURCES[name].columns}
-    for contract in EVENT_DOMAINS.values():
-        if contract.source == name:
-            return {field: "as received" for field in contract.fields}
-    return None
-
-
-def schema_fields(asset: str, columns=None) -> list[schema_dataset.SchemaDatasetFacetFields]:
-    """The catalog's columns of ``asset`` (or a Raw contract's), optionally only ``columns``."""
-    spec: DatasetSpec | None = CATALOG.get(asset)
-    if spec is not None:
-        wanted = None if columns is None else set(columns)
-        return [
-            schema_dataset.SchemaDatasetFacetFields(c.name, str(c.type), c.description)
-            for c in spec.columns
-            if wanted is None or c.name in wanted
-        ]
-    received = raw_columns(asset) or {}
-    return [schema_dataset.SchemaDatasetFacetFields(n, "string", d) for n, d in received.items()]
 
 
 def run_event(

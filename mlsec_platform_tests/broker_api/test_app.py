@@ -29,7 +29,8 @@ from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import InvalidToken
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.telemetry.lineage import Datasets, LineageEmitter
+from mlsec_platform.telemetry.datasets import Datasets
+from mlsec_platform.telemetry.lineage import LineageEmitter
 from mlsec_platform.telemetry.request_log import RequestLog
 from mlsec_platform_tests.helpers import PRESENTED, through_the_gate
 

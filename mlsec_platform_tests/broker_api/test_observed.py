@@ -13,7 +13,8 @@ import pytest
 
 from broker_api.observed import ObservedRequests
 from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.telemetry.lineage import Datasets, LineageEmitter, transport_from_settings
+from mlsec_platform.telemetry.datasets import Datasets
+from mlsec_platform.telemetry.lineage import LineageEmitter, transport_from_settings
 from mlsec_platform.telemetry.request_log import FIELDS, RequestLog
 from mlsec_platform_tests.broker_api.test_app import PAGE, ask
 from mlsec_platform_tests.broker_api.test_app import broker as broker  # noqa: F401 - fixture

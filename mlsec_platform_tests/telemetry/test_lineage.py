@@ -11,8 +11,8 @@ import time
 from openlineage.client.event_v2 import RunState
 
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.telemetry.datasets import Datasets
 from mlsec_platform.telemetry.lineage import (
-    Datasets,
     LineageEmitter,
     run_event,
     run_id,
