@@ -236,9 +236,10 @@ class PlatformSettings(BaseSettings):
         description="File that OpenLineage run events are appended to, one JSON a line "
         "(when no URL is set).",
     )
-    gateway_metrics_credential_file: Path | None = Field(
+    metrics_credential_file: Path | None = Field(
         None,
-        description="As the broker's, for the gateway's `/metrics`.",
+        description="As the broker's, for the gateway's `/metrics` and `mlsec metrics` "
+        "(pipeline runs).",
     )
 
     engine: Literal["duckdb", "spark"] = Field(

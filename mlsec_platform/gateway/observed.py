@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
-from mlsec_platform.serving.scrape import ScrapeCredential
+from mlsec_platform.serving.scrape import MetricsScrapeCredential
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.telemetry.request_log import RequestLog, decision
 
@@ -22,10 +22,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Request latency buckets, seconds: 1 ms to 5 min (an upload may take minutes).
 LATENCY_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0, 300.0)
 _KNOWN_NAMES = frozenset(FILE_SOURCES) | frozenset(EVENT_DOMAINS)
-
-
-class GatewayScrapeCredential(ScrapeCredential):
-    setting = "MLSEC_GATEWAY_METRICS_CREDENTIAL_FILE"
 
 
 class GatewayMetrics:
@@ -66,7 +62,7 @@ class ObservedRequests:
     def __init__(self, settings: PlatformSettings) -> None:
         self.metrics = GatewayMetrics()
         self.log = RequestLog("gateway")
-        self.scrape = GatewayScrapeCredential.from_file(settings.gateway_metrics_credential_file)
+        self.scrape = MetricsScrapeCredential.from_file(settings.metrics_credential_file)
 
     def __call__(self, scope: dict, request_id: str, status: int, received: int, seconds: float):
         route = getattr(scope.get("route"), "path", "other")

@@ -59,3 +59,9 @@ class ScrapeCredential:
 
 def _digest(credential: str) -> bytes:
     return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).digest()
+
+
+class MetricsScrapeCredential(ScrapeCredential):
+    """The credential of the gateway's ``/metrics`` and of `mlsec metrics` (pipeline runs)."""
+
+    setting = "MLSEC_METRICS_CREDENTIAL_FILE"

@@ -66,7 +66,7 @@ def pending(
     for kind in STATUS_CHANGES:
         result = instance.fetch_run_status_changes(
             RunStatusChangeRecordsFilter(
-                kind, after_storage_id=cursor.after.get(kind.value), before_storage_id=ceiling
+                kind, after_storage_id=cursor.after.get(kind.name), before_storage_id=ceiling
             ),
             limit=limit,
             ascending=True,
@@ -74,7 +74,7 @@ def pending(
         if kind is DagsterEventType.RUN_START and result.has_more and result.records:
             ceiling = result.records[-1].storage_id + 1
         for record in result.records:
-            yield record, kind.value
+            yield record, kind.name
 
 
 def events_of(
@@ -85,11 +85,11 @@ def events_of(
     job = run.job_name if run is not None else "unknown"
     job_run = run_id("dagster", record.run_id)
     at = datetime.fromtimestamp(record.timestamp, UTC)
-    if kind == DagsterEventType.RUN_START.value:
+    if kind == DagsterEventType.RUN_START.name:
         return [run_event(RunState.START, run=job_run, job=(PIPELINE_NAMESPACE, job), at=at)]
     started = datetime.fromtimestamp(run_started(instance, record.run_id, record.timestamp), UTC)
     events, outputs = asset_runs(instance, record.run_id, job, started, datasets)
-    failed = kind == DagsterEventType.RUN_FAILURE.value
+    failed = kind == DagsterEventType.RUN_FAILURE.name
     facets = {"errorMessage": error("the Dagster run failed")} if failed else {}
     events.append(
         run_event(

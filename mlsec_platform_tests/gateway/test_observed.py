@@ -23,7 +23,7 @@ def test_metrics_and_one_log_line_per_request(tmp_path) -> None:
     credential.write_text(SECRET)
     services = _Services()
     services.settings = services.settings.model_copy(
-        update={"gateway_metrics_credential_file": credential}
+        update={"metrics_credential_file": credential}
     )
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -72,5 +72,5 @@ def test_metrics_are_refused_without_a_configured_credential() -> None:
     client = TestClient(through_the_gate(create_app(_Services())))
     response = client.get("/metrics", headers={"Authorization": f"Bearer {SECRET}"})
     assert response.status_code == 403
-    assert "MLSEC_GATEWAY_METRICS_CREDENTIAL_FILE" in response.json()["reason"]
+    assert "MLSEC_METRICS_CREDENTIAL_FILE" in response.json()["reason"]
     assert "gateway_requests_total" not in response.text

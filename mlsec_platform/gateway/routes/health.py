@@ -20,7 +20,7 @@ async def health() -> dict[str, str]:
 @router.get("/metrics", response_class=Response, include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus text format, for a scraper that sends the scrape credential as its bearer
-    token (``MLSEC_GATEWAY_METRICS_CREDENTIAL_FILE``); refused to anyone else."""
+    token (``MLSEC_METRICS_CREDENTIAL_FILE``); refused to anyone else."""
     observed = request.app.state.observed
     refusal = observed.scrape.refusal(request.headers.get("authorization"))
     if refusal is not None:
