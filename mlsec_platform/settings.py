@@ -51,6 +51,9 @@ class Zone(StrEnum):
     QUARANTINE = "quarantine"
     #: The token vault (``storage/token_vault.py``): tokens, sealed values, wrapped keys.
     TOKENS = "tokens"
+    #: Dagster's step logs (compute logs, ``stack/orchestrator.py``): no data, only the
+    #: orchestrator identity reads and writes it.
+    DAGSTER = "dagster"
 
 
 def bucket_name(prefix: str, zone: Zone | str) -> str:
