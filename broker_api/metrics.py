@@ -10,10 +10,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from broker_api.errors import RequestRefused, Unauthenticated
+from mlsec_platform.serving.scrape import CONTENT_TYPE
 from mlsec_platform.serving.scrape import ScrapeCredential as _Credential
 
-#: The text exposition format ``generate_latest`` writes.
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Request latency buckets, seconds: 0.5 ms to 10 s.
 LATENCY_BUCKETS = (
     0.0005,

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.serving.scrape import MetricsScrapeCredential
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.telemetry.request_log import RequestLog, decision
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Request latency buckets, seconds: 1 ms to 5 min (an upload may take minutes).
 LATENCY_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0, 300.0)
 _KNOWN_NAMES = frozenset(FILE_SOURCES) | frozenset(EVENT_DOMAINS)
@@ -51,9 +50,6 @@ class GatewayMetrics:
             registry=reg,
             buckets=LATENCY_BUCKETS,
         )
-
-    def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE
 
 
 class ObservedRequests:

@@ -9,18 +9,17 @@ from collections.abc import Callable
 
 import dagster as dg
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CollectorRegistry, generate_latest
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
 
 from mlsec_platform.ops.services import serving
 from mlsec_platform.serving import server
-from mlsec_platform.serving.scrape import MetricsScrapeCredential
+from mlsec_platform.serving.scrape import MetricsScrapeCredential, metrics_response
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.orchestrator import apply_environment, orchestrator_environment
 from mlsec_platform.telemetry.pipeline_metrics import PipelineMetrics
 
 Echo = Callable[[str], None]
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Default port of `mlsec metrics` (beside Prometheus's own 9090).
 METRICS_PORT = 9464
 
@@ -33,12 +32,7 @@ def metrics_app(instance: dg.DagsterInstance, credential: MetricsScrapeCredentia
 
     @app.get("/metrics")
     def metrics(request: Request) -> Response:  # sync: the event log is read on a worker thread
-        refusal = credential.refusal(request.headers.get("authorization"))
-        if refusal is not None:
-            status, reason = refusal
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return JSONResponse({"status": status, "reason": reason}, status, headers)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
+        return metrics_response(credential, request.headers.get("authorization"), registry)
 
     return app
 

@@ -8,7 +8,13 @@ import hashlib
 import hmac
 from pathlib import Path
 
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, generate_latest
+
 from mlsec_platform.errors import ConfigurationError
+
+#: The text exposition format ``generate_latest`` writes.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: A shorter scrape credential is refused at start: it could be guessed.
 MIN_CREDENTIAL_CHARS = 16
@@ -65,3 +71,16 @@ class MetricsScrapeCredential(ScrapeCredential):
     """The credential of the gateway's ``/metrics`` and of `mlsec metrics` (pipeline runs)."""
 
     setting = "MLSEC_METRICS_CREDENTIAL_FILE"
+
+
+def metrics_response(
+    credential: ScrapeCredential, authorization: str | None, registry: CollectorRegistry
+) -> Response:
+    """The answer to a scrape of ``registry``: the metrics for the holder of ``credential``,
+    else its refusal (401 asking for the bearer credential, or 403 when none is configured)."""
+    refusal = credential.refusal(authorization)
+    if refusal is not None:
+        status, reason = refusal
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"status": status, "reason": reason}, status, headers)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE)

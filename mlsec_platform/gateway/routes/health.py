@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from mlsec_platform.gateway.models import VERSION
+from mlsec_platform.serving.scrape import metrics_response
 
 router = APIRouter()
 
@@ -22,10 +23,5 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format, for a scraper that sends the scrape credential as its bearer
     token (``MLSEC_METRICS_CREDENTIAL_FILE``); refused to anyone else."""
     observed = request.app.state.observed
-    refusal = observed.scrape.refusal(request.headers.get("authorization"))
-    if refusal is not None:
-        status, reason = refusal
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"status": status, "reason": reason}, status, headers)
-    body, content_type = observed.metrics.render()
-    return Response(body, media_type=content_type)
+    authorization = request.headers.get("authorization")
+    return metrics_response(observed.scrape, authorization, observed.metrics.registry)
