@@ -37,7 +37,9 @@ class Location:
 LOCATIONS = {
     location.name: location
     for location in (
-        Location("ingestion", "connector", ("raw.files", "raw.events", "apis.assets")),
+        Location(
+            "ingestion", "connector", ("raw.files", "raw.events", "raw.checks", "apis.assets")
+        ),
         Location(
             "curation",
             "pipeline",
