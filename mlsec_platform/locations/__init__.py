@@ -48,6 +48,7 @@ LOCATIONS = {
                 "silver.assets",
                 "gold.assets",
                 "warehouse.assets",
+                "warehouse.checks",
                 "features.assets",
                 "automation",
                 "lineage.sensors",
