@@ -310,7 +310,7 @@ class BrokerServices:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
-        self.observed.lineage.close()
+        self.observed.lineage.close(timeout=2.0)  # a receiver that is down holds nothing up
         self.concurrency.close()
         self.quota.close()
         self.counters.close()

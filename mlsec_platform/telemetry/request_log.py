@@ -62,6 +62,9 @@ class RequestLog:
 def log_requests_to(stream: IO[str] = sys.stderr) -> logging.Handler:
     """Send request lines to ``stream``, as they are (each already one JSON document)."""
     logger = logging.getLogger(LOGGER)
+    for handler in logger.handlers:  # once per stream, however often a service is served
+        if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
+            return handler
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(handler)
