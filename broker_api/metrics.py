@@ -7,17 +7,12 @@ a scraper that sends the scrape credential (:class:`ScrapeCredential`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from pathlib import Path
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from broker_api.errors import RequestRefused, Unauthenticated
-from mlsec_platform.errors import ConfigurationError
+from mlsec_platform.serving.scrape import CONTENT_TYPE
+from mlsec_platform.serving.scrape import ScrapeCredential as _Credential
 
-#: The text exposition format ``generate_latest`` writes.
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Request latency buckets, seconds: 0.5 ms to 10 s.
 LATENCY_BUCKETS = (
     0.0005,
@@ -110,52 +105,17 @@ class BrokerMetrics:
         return generate_latest(self.registry), CONTENT_TYPE
 
 
-#: A shorter scrape credential is refused at start: it could be guessed.
-MIN_CREDENTIAL_CHARS = 16
+class ScrapeCredential(_Credential):
+    """The broker's scrape credential (``MLSEC_BROKER_METRICS_CREDENTIAL_FILE``): a request
+    without it is refused with the broker's own refusals."""
 
-
-class ScrapeCredential:
-    """The bearer credential a scraper sends to ``/metrics``, read from a file at start (as
-    Prometheus reads it, ``authorization.credentials_file``). Without one, ``/metrics`` is
-    refused to everyone (fail closed). Only its digest is held, and compared in constant time.
-    """
-
-    def __init__(self, credential: str | None) -> None:
-        self._digest = _digest(credential) if credential else None
-
-    @classmethod
-    def from_file(cls, path: Path | None) -> ScrapeCredential:
-        """The credential in ``path`` (surrounding whitespace ignored); none for None."""
-        if path is None:
-            return cls(None)
-        try:
-            credential = Path(path).read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(
-                f"cannot read the metrics scrape credential file {path}: {type(exc).__name__}"
-            ) from None
-        if len(credential) < MIN_CREDENTIAL_CHARS:
-            raise ConfigurationError(
-                f"the metrics scrape credential in {path} must be at least "
-                f"{MIN_CREDENTIAL_CHARS} characters"
-            )
-        return cls(credential)
+    setting = "MLSEC_BROKER_METRICS_CREDENTIAL_FILE"
 
     def check(self, authorization: str | None) -> None:
         """Pass a request that carries the credential; refuse any other (403 when the broker
         has none configured, else 401)."""
-        if self._digest is None:
-            raise RequestRefused(
-                "/metrics is not served without a scrape credential "
-                "(MLSEC_BROKER_METRICS_CREDENTIAL_FILE)",
-                status=403,
-            )
-        scheme, _, credential = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            _digest(credential.strip()), self._digest
-        ):
-            raise Unauthenticated("/metrics needs the scrape credential")
-
-
-def _digest(credential: str) -> bytes:
-    return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).digest()
+        refusal = self.refusal(authorization)
+        if refusal is None:
+            return
+        status, reason = refusal
+        raise Unauthenticated(reason) if status == 401 else RequestRefused(reason, status=status)

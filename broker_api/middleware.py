@@ -115,11 +115,13 @@ class AuditedRequests:
         held: list[dict] = []
         loop = asyncio.get_running_loop()
         sealed: list[Response] = []
+        recorded_events: list[dict] = []
         commit: asyncio.Future[str] = loop.create_future()
 
         def seal(response: Response) -> None:
             """Called once, on the endpoint's thread, with the final response."""
             event = self._event(scope, request_id, started, response.status_code)
+            recorded_events.append(event)
             # The loop's next turn puts the INSERT on the wire.
             loop.call_soon_threadsafe(self.services.sink.submit, event, commit)
             sealed.append(response)
@@ -152,7 +154,8 @@ class AuditedRequests:
                     500, {"status": 500, "reason": "no response", "request_id": request_id}
                 )
             status = next(m for m in held if m["type"] == "http.response.start")["status"]
-            recorded = self._record(self._event(scope, request_id, started, status), client)
+            recorded_events.append(self._event(scope, request_id, started, status))
+            recorded = self._record(recorded_events[0], client)
         try:
             await recorded
         except AuditUnavailable:
@@ -171,6 +174,6 @@ class AuditedRequests:
             await send(message)
         # Label by route template, so unknown paths cannot grow the series without bound.
         endpoint = getattr(scope.get("route"), "path", "other")
-        self.services.metrics.observe_request(
-            endpoint, start["status"], time.perf_counter() - started
+        self.services.observed(
+            recorded_events[0], endpoint, start["status"], time.perf_counter() - started
         )

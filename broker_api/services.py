@@ -28,6 +28,7 @@ from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
 from broker_api.lineage import LineageReader
 from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics, ScrapeCredential
+from broker_api.observed import ObservedRequests
 from broker_api.policy.files import load_policy
 from broker_api.shared_limits import SharedRateLimiter, SharedRowQuota, SharedSlots
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
@@ -43,6 +44,9 @@ from mlsec_platform.serving.counters import SharedCounters
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
 from mlsec_platform.storage.token_vault import TokenVault
+from mlsec_platform.telemetry.datasets import Datasets
+from mlsec_platform.telemetry.lineage import LineageEmitter
+from mlsec_platform.telemetry.request_log import RequestLog
 
 #: The identity whose only powers are reading the token vault and unwrapping its data keys;
 #: used for entitled, reasoned reveal requests only.
@@ -139,6 +143,12 @@ class BrokerServices:
         self.vault = vault = broker.vault
         self.metrics = BrokerMetrics()
         self.scrape = ScrapeCredential.from_file(settings.broker_metrics_credential_file)
+        self.observed = ObservedRequests(
+            self.metrics,
+            RequestLog("broker"),
+            LineageEmitter.from_settings(settings, registry=self.metrics.registry),
+            Datasets.from_settings(settings, f"{pg[0]}:{pg[1]}"),
+        )
         # Secret reads of the broker itself (S3 keys, its own keys) are audited like any other.
         self.audit = broker.audit
         self._start_audit_sink(pg)
@@ -302,6 +312,7 @@ class BrokerServices:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.observed.lineage.close(timeout=2.0)  # a receiver that is down holds nothing up
         self.concurrency.close()
         self.quota.close()
         self.counters.close()

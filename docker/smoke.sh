@@ -19,6 +19,8 @@ keep postgres-vault-admin rand
 keep minio-root-user printf 'mlsecadmin%s' "$(openssl rand -hex 4)"
 keep minio-root-password rand
 keep openbao-seal.key openssl rand 32
+keep metrics-scrape-credential rand
+keep grafana-admin-password rand
 if [ ! -s secrets/nats.env ]; then
   for user in platform gateway connector; do
     password=$(rand)
@@ -51,6 +53,9 @@ mlsec bootstrap
 step "start Dagster (webserver, daemon, three code servers), the gateway and the broker"
 compose up -d dagster-webserver dagster-daemon gateway broker
 mlsec cert issue --subject smoke --out /run/secrets/mlsec/smoke-client --ttl 1h > /dev/null
+# Prometheus's client certificate, renewed at every run (client certificates are short-lived).
+mlsec cert issue --subject prometheus --out /run/secrets/mlsec > /dev/null
+compose up -d --force-recreate pipeline-metrics prometheus grafana
 TLS=(--cacert secrets/smoke-client/ca.pem --cert secrets/smoke-client/smoke.pem
      --key secrets/smoke-client/smoke-key.pem)
 for port in 8470 8480; do
@@ -82,6 +87,12 @@ for _ in $(seq 1 90); do   # sensors every 30 s, automation every 30 s, then the
 done
 curl -sf "${TLS[@]}" https://127.0.0.1:8480/query -H "Authorization: Bearer $reader" \
   -H "Content-Type: application/json" -d "$query" | grep -q "$seller"
+
+step "Prometheus scrapes the broker, the gateway and the pipeline metrics"
+until curl -sf 'http://127.0.0.1:9090/api/v1/query?query=sum(up)' | python3 -c \
+    'import json, sys; r = json.load(sys.stdin)["data"]["result"]; sys.exit(r[0]["value"][1] != "3")' \
+    2> /dev/null; do sleep 5; done
+echo "  3 of 3 targets up; dashboard: http://127.0.0.1:3001 (admin, secrets/grafana-admin-password)"
 
 step "verify the audit chain"
 mlsec audit verify

@@ -70,7 +70,7 @@ def down() -> None:
 
 @main.command()
 def status() -> None:
-    """Show each embedded server, its ports and health."""
+    """Show each embedded server (ports, health) and service (UI, broker, gateway: URL, pid)."""
     sys.exit(0 if _lazy("ops.servers").report_status(get_settings(), echo) else 1)
 
 
@@ -327,6 +327,14 @@ def erase_verify(receipt: Path) -> None:
 def ui(port: int, host: str) -> None:
     """Serve the Dagster webserver and daemon against the running stack."""
     _lazy("ops.serve").serve_ui(get_settings(), host, port, echo)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9464, show_default=True)
+def metrics(host: str, port: int) -> None:
+    """Serve the pipeline runs' Prometheus metrics (rows, durations, gates, tokens minted)."""
+    _lazy("ops.metrics").serve_metrics(get_settings(), host, port, echo)
 
 
 @main.command()

@@ -51,6 +51,9 @@ class Zone(StrEnum):
     QUARANTINE = "quarantine"
     #: The token vault (``storage/token_vault.py``): tokens, sealed values, wrapped keys.
     TOKENS = "tokens"
+    #: Dagster's step logs (compute logs, ``stack/orchestrator.py``): no data, only the
+    #: orchestrator identity reads and writes it.
+    DAGSTER = "dagster"
 
 
 def bucket_name(prefix: str, zone: Zone | str) -> str:
@@ -222,6 +225,24 @@ class PlatformSettings(BaseSettings):
         description="The platform CA's certificate (PEM), which clients trust and client "
         "certificates are checked against; bootstrap writes it. Unset: "
         "`<state_dir>/tls/ca.pem`.",
+    )
+
+    # Observability: lineage to a receiver or a file, metrics to a scraper.
+    openlineage_url: str | None = Field(
+        None,
+        description="OpenLineage receiver (e.g. Marquez) that materializations and broker "
+        "reads are sent to as run events (POST `<url>/api/v1/lineage`). Unset, with no file: "
+        "lineage is off (the audit log stays the record).",
+    )
+    openlineage_file: Path | None = Field(
+        None,
+        description="File that OpenLineage run events are appended to, one JSON a line "
+        "(when no URL is set).",
+    )
+    metrics_credential_file: Path | None = Field(
+        None,
+        description="As the broker's, for the gateway's `/metrics` and `mlsec metrics` "
+        "(pipeline runs).",
     )
 
     engine: Literal["duckdb", "spark"] = Field(

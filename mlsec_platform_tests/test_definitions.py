@@ -78,7 +78,7 @@ def graph_snapshot(definitions: dg.Definitions) -> dict:
             "jobs": sorted(j.name for j in s.jobs) if s.has_jobs else [],
             "targets": keys(s.asset_selection)
             if s.asset_selection
-            else job_assets(j.name for j in s.jobs),
+            else (job_assets(j.name for j in s.jobs) if s.has_jobs else []),
             "default_status": s.default_status.value,
         }
         for s in definitions.sensors

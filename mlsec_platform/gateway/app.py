@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.gateway.audited import AuditedRequests, RequestAudit
 from mlsec_platform.gateway.models import VERSION, Refusal
+from mlsec_platform.gateway.observed import ObservedRequests
 from mlsec_platform.gateway.openapi import describe_doors
 from mlsec_platform.gateway.publisher import EventPublisher
 from mlsec_platform.gateway.refusals import refuse
@@ -59,7 +60,8 @@ def create_app(services: GatewayServices) -> FastAPI:
         services.audit = RequestAudit(services.audit)
     serve_docs(app, public=("/health",), describe=describe_doors)
     app.state.services = services
-    app.add_middleware(AuditedRequests, services=services)
+    app.state.observed = observed = ObservedRequests(services.settings)
+    app.add_middleware(AuditedRequests, services=services, observed=observed)
     # Each body read holds a few blocks and a spool file: bound how many are read at once.
     app.state.upload_slots = asyncio.Semaphore(services.settings.gateway_max_concurrent_uploads)
     app.add_exception_handler(MlsecError, refuse)

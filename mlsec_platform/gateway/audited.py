@@ -62,9 +62,10 @@ class RequestAudit:
 class AuditedRequests:
     """Pure ASGI middleware: one audit event per request, written before the answer leaves."""
 
-    def __init__(self, app: Any, services: Any) -> None:
+    def __init__(self, app: Any, services: Any, observed: Any) -> None:
         self.app = app
         self.services = services
+        self.observed = observed
         settings = services.settings
         self.limiter = ClientLimiter(settings.client_refusal_burst, settings.client_refusal_rate)
         self.folder = RefusalFolder(self._write, window=settings.audit_fold_window)
@@ -87,6 +88,13 @@ class AuditedRequests:
         async def hold(message: dict) -> None:
             held.append(message)
 
+        received = [0]
+
+        async def counted() -> dict:
+            message = await receive()
+            received[0] += len(message.get("body", b""))
+            return message
+
         wait = self.limiter.retry_after(client)
         if wait is not None:
             retry = {"retry-after": str(max(1, round(wait)))}
@@ -94,7 +102,7 @@ class AuditedRequests:
         else:
             token = _serving.set(serving)
             try:
-                await self.app(scope, receive, hold)
+                await self.app(scope, counted, hold)
             except Exception:  # noqa: BLE001 - never leak internals; still audited
                 held = plain(500, {"status": 500, "reason": "internal error"})
             finally:
@@ -120,6 +128,9 @@ class AuditedRequests:
         start["headers"] = [*start.get("headers", []), (b"x-request-id", request_id.encode())]
         for message in held:
             await send(message)
+        self.observed(
+            scope, request_id, start["status"], received[0], time.perf_counter() - started
+        )
 
 
 def _event(

@@ -95,7 +95,8 @@ REVEALER = Identity(
 )
 ORCHESTRATOR = Identity(
     "orchestrator",
-    "the Dagster instance (webserver, daemon, run workers): its own storage only",
+    "the Dagster instance (webserver, daemon, run workers): its own storage only (Postgres, "
+    "and its step logs in the dagster bucket)",
 )
 
 IDENTITIES: dict[str, Identity] = {
@@ -103,8 +104,17 @@ IDENTITIES: dict[str, Identity] = {
     for i in (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, REVEALER, ORCHESTRATOR)
 }
 
-#: The S3 identities (the orchestrator stores nothing in the lake).
-S3_IDENTITIES = (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, REVEALER)
+#: The S3 identities (the orchestrator only its step logs, in a bucket of its own).
+S3_IDENTITIES = (
+    GATEWAY,
+    CONNECTOR,
+    PIPELINE,
+    BROKER,
+    AUDITOR,
+    LIFECYCLE,
+    REVEALER,
+    ORCHESTRATOR,
+)
 
 #: Which zones each identity may write (documentation of the JSON files, checked by tests).
 WRITES: dict[str, frozenset[Zone]] = {
@@ -116,6 +126,7 @@ WRITES: dict[str, frozenset[Zone]] = {
     "auditor": frozenset(),
     "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
     "revealer": frozenset(),
+    "orchestrator": frozenset({Zone.DAGSTER}),
 }
 #: Which zones each identity may read objects from.
 READS: dict[str, frozenset[Zone]] = {
@@ -129,6 +140,7 @@ READS: dict[str, frozenset[Zone]] = {
     "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
     # Sealed values and wrapped keys: only unwrapping a key (OpenBao) opens them.
     "revealer": frozenset({Zone.TOKENS}),
+    "orchestrator": frozenset({Zone.DAGSTER}),
 }
 #: Which zones each identity may delete objects from. Raw is immutable to every writer: only
 #: ``lifecycle`` may delete there, the files of batches it has archived to cold, and an
@@ -143,4 +155,5 @@ DELETES: dict[str, frozenset[Zone]] = {
     "auditor": frozenset(),
     "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
     "revealer": frozenset(),
+    "orchestrator": frozenset({Zone.DAGSTER}),
 }

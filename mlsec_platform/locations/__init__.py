@@ -37,7 +37,9 @@ class Location:
 LOCATIONS = {
     location.name: location
     for location in (
-        Location("ingestion", "connector", ("raw.files", "raw.events", "apis.assets")),
+        Location(
+            "ingestion", "connector", ("raw.files", "raw.events", "raw.checks", "apis.assets")
+        ),
         Location(
             "curation",
             "pipeline",
@@ -46,8 +48,10 @@ LOCATIONS = {
                 "silver.assets",
                 "gold.assets",
                 "warehouse.assets",
+                "warehouse.checks",
                 "features.assets",
                 "automation",
+                "lineage.sensors",
             ),
         ),
         Location("lifecycle", "lifecycle", ("lifecycle.jobs",)),

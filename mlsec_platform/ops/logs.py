@@ -36,6 +36,7 @@ def log_files(settings: PlatformSettings) -> dict[str, Path]:
     openbao = servers.get(OpenBaoServer.name)
     if isinstance(openbao, OpenBaoServer):
         files["openbao-audit"] = openbao.audit_log
+    # Staged here while a step runs; kept in the lake's dagster bucket (stack/compute_logs.py).
     files["dagster"] = settings.dagster_home / "compute_logs"
     return files
 

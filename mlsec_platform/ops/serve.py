@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from mlsec_platform.ops.services import record_service, serving
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.orchestrator import orchestrator_environment, project_root
 
@@ -22,8 +23,10 @@ def serve_gateway(settings: PlatformSettings, host: str, port: int | None, echo:
     from mlsec_platform.gateway.server import serve
 
     port = port or settings.gateway_port
-    echo(f"Ingestion gateway on https://{host}:{port} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
-    serve(settings, host, port)
+    url = f"https://{host}:{port}"
+    echo(f"Ingestion gateway on {url} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
+    with serving(settings, "gateway", url, host, port):
+        serve(settings, host, port)
 
 
 def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: Echo) -> None:
@@ -31,8 +34,10 @@ def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: 
     from broker_api.server import serve
 
     port = port or settings.broker_port
-    echo(f"Access Broker on https://{host}:{port} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
-    serve(settings, host, port)
+    url = f"https://{host}:{port}"
+    echo(f"Access Broker on {url} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
+    with serving(settings, "broker", url, host, port):
+        serve(settings, host, port)
 
 
 def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> NoReturn:
@@ -58,6 +63,8 @@ def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> No
         "-p",
         str(port),
     ]
+    # `dagster dev` keeps this process id: the record stays true until it ends.
+    record_service(settings, "ui", f"http://{host}:{port}", host, port)
     os.chdir(project_root())
     sys.stdout.flush()
     sys.stderr.flush()

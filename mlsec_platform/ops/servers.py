@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from mlsec_platform.ops.refusals import NotApplicable
+from mlsec_platform.ops.services import service_states
 from mlsec_platform.settings import PlatformSettings, Profile
 from mlsec_platform.stack.supervisor import Supervisor
 
@@ -41,11 +42,16 @@ def stop_servers(settings: PlatformSettings, echo: Echo) -> None:
 
 
 def report_status(settings: PlatformSettings, echo: Echo) -> bool:
-    """One line per embedded server (name, state, ports); True when every one is healthy."""
+    """One line per embedded server (name, state, ports), then one per service of the
+    platform (UI, broker, gateway: up or down, URL, pid); True when every server is healthy
+    (a service that is not running is no fault: it is started on demand)."""
     unhealthy = 0
     for server in local_supervisor(settings, echo).status():
         state = "healthy" if server.healthy else ("running" if server.running else "stopped")
         unhealthy += not server.healthy
         ports = " ".join(f"{k}={v}" for k, v in server.ports.items())
         echo(f"{server.name:<10} {state:<8} {ports}")
+    for service in service_states(settings):
+        where = f"{service.url}  pid={service.pid}" if service.up else (service.url or "")
+        echo(f"{service.name:<10} {'up' if service.up else 'down':<8} {where}".rstrip())
     return not unhealthy

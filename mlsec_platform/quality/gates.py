@@ -1,15 +1,16 @@
 """Quality gates: a batch is validated before it is committed, or it is not committed at all.
 
-One factory, :class:`QualityGate`, turns a catalog dataset into its Dagster asset check (a
-blocking ``quality_gate`` check) and the code that enforces it inside the asset:
+One factory, :class:`QualityGate`, turns a catalog dataset into its Dagster asset checks (one
+blocking check per rule family: types, keys, domains, ranges, references; ``families.py``) and
+the code that enforces them inside the asset:
 
 * pass: the batch is returned as the asset's output (the IO manager commits it as one Delta
-  commit) and the check passes with the row count and rules checked;
+  commit) and every family's check passes with the row count and its rules;
 * fail: nothing is returned, so nothing is committed and the zone keeps its last good version;
   the failing rows and pandera's failure cases go to quarantine
-  (``gate/table/<zone>.<name>/<run id>/``); the check fails with the counts and the Raw batches
-  the failing rows came from; an audit event is written; the step fails, so downstream assets
-  do not run.
+  (``gate/table/<zone>.<name>/<run id>/``); each family that failed shows its failing-row count,
+  its failed checks and sample rows (personal data masked); an audit event is written with the
+  Raw batches the failing rows came from; the step fails, so downstream assets do not run.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.quality import families
 from mlsec_platform.quality.schemas import UNIQUE_KEY_CHECK, schema_for, validation_frame
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 
-CHECK_NAME = "quality_gate"
 #: Failing rows kept per gate failure (all failure cases are kept).
 MAX_QUARANTINED_ROWS = 100_000
 
@@ -52,17 +53,7 @@ class QualityGate:
 
     @property
     def check_specs(self) -> list[dg.AssetCheckSpec]:
-        return [
-            dg.AssetCheckSpec(
-                CHECK_NAME,
-                asset=dg.AssetKey(list(self.spec.asset_path)),
-                blocking=True,
-                description=(
-                    f"pandera schema of {self.spec.id} (catalog v{self.spec.version}), "
-                    "checked on the batch before it is committed"
-                ),
-            )
-        ]
+        return families.check_specs(self.spec)
 
     def commit(
         self,
@@ -74,36 +65,29 @@ class QualityGate:
         **params: Any,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Yield the output and a passing check, or a failing check and raise ``dg.Failure``."""
+        schema = schema_for(self.spec, **params)
+        rules = families.rules_by_family(schema)
         try:
             table = self.spec.conform(table, nullability=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
             yield from self._fail(
-                context, lake, table, None, f"does not fit the catalog types: {exc}"
+                context, lake, table, None, f"does not fit the catalog types: {exc}", rules
             )
         started = time.perf_counter()
-        schema = schema_for(self.spec, **params)
         frame = validation_frame(table)
         try:
             schema.validate(frame, lazy=True)
         except pandera.errors.SchemaErrors as exc:
-            yield from self._fail(context, lake, table, exc.failure_cases, "failed its checks")
+            cases = relevant_cases(exc.failure_cases, self.spec.key)
+            yield from self._fail(context, lake, table, cases, "failed its checks", rules)
         seconds = round(time.perf_counter() - started, 2)
         yield dg.Output(table.cast(self.spec.arrow_schema()), metadata=metadata or {})
-        yield dg.AssetCheckResult(
-            check_name=CHECK_NAME,
-            passed=True,
-            metadata={
-                "rows": table.num_rows,
-                "rules": len(schema.columns) + len(schema.checks),
-                "seconds": seconds,
-            },
-        )
+        yield from families.results(self.spec, table, None, rules, {"seconds": seconds})
 
-    def _fail(self, context, lake, table, failure_cases, why: str):
+    def _fail(self, context, lake, table, failure_cases, why: str, rules: dict[str, int]):
         spec = self.spec
         indices, summary, batches = [], [], []
         if failure_cases is not None:
-            failure_cases = relevant_cases(failure_cases, spec.key)
             indices = sorted(
                 {int(i) for i in failure_cases["index"].dropna().tolist() if i is not None}
             )
@@ -144,17 +128,16 @@ class QualityGate:
             ContentType="application/json",
         )
         lake.audit.emit("quality.gate_failed", {**reason, "quarantine": prefix})
-        yield dg.AssetCheckResult(
-            check_name=CHECK_NAME,
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "failing_rows": len(indices),
-                "checks": dg.MetadataValue.json(summary),
-                "raw_batches": dg.MetadataValue.json(batches),
-                "quarantine": dg.MetadataValue.text(f"{bucket}/{prefix}"),
-            },
-        )
+        # Each failed family says where its rows are kept and the batches they came from.
+        kept = {
+            "quarantine": dg.MetadataValue.text(f"{bucket}/{prefix}"),
+            "raw_batches": dg.MetadataValue.json(batches),
+        }
+        if failure_cases is None:  # the batch does not even fit the types: nothing else ran
+            kept["error"] = why
+            yield families.failed("types", table, rules, kept)
+        else:
+            yield from families.results(spec, table, failure_cases, rules, failed_metadata=kept)
         raise dg.Failure(
             description=(
                 f"{spec.id} {why}: {len(indices)} failing rows; nothing was committed. "

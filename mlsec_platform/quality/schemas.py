@@ -88,10 +88,14 @@ def _states(*columns: str) -> Rules:
     return {c: [C.isin(UFS)] for c in columns}
 
 
+#: Name prefix of the checks against another table (the ``references`` family).
+REFERENCE_CHECK = "references"
+
+
 def _categories(params: dict[str, Any]) -> Rules:
     """Product categories must be known to the translation table (the asset's input)."""
     known = params["product_categories"].column("category").to_pylist()
-    return {"category": [C.isin(sorted(known))]}
+    return {"category": [C.isin(sorted(known), error=f"{REFERENCE_CHECK}(product_categories)")]}
 
 
 #: Value rules per dataset, beyond types, nullability, keys and tokens.

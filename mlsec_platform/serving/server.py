@@ -4,6 +4,7 @@ thread for the length of a `with` block (demo, tests, benchmarks)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -14,6 +15,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.serving.tls import ServerTls
+from mlsec_platform.telemetry.request_log import log_requests_to
 
 T = TypeVar("T")
 
@@ -35,7 +37,8 @@ def uvicorn_server(
     trusted_proxies: Sequence[str] = (),
     tls: ServerTls | None = None,
 ) -> uvicorn.Server:
-    """A uvicorn server of ``app``: warnings only, no access log (requests are audited).
+    """A uvicorn server of ``app``: warnings only, no access log of uvicorn's (requests are
+    audited, and each service writes its own JSON line per request).
 
     With ``tls`` (started), every connection passes its gate first: a TLS handshake with a
     client certificate of the platform CA, refusals audited (:mod:`.tls`).
@@ -66,7 +69,9 @@ def serve(
     trusted_proxies: Sequence[str] = (),
     tls: ServerTls | None = None,
 ) -> None:
-    """Serve ``app`` in the foreground until interrupted."""
+    """Serve ``app`` in the foreground until interrupted, one JSON line per request on
+    standard error."""
+    log_requests_to(sys.stderr)
     if tls is not None:
         tls.start()
     try:

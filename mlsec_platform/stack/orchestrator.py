@@ -33,6 +33,7 @@ import mlsec_platform
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.settings import PlatformSettings, get_settings
+from mlsec_platform.stack.compute_logs import LakeComputeLogManager
 
 #: Set by Dagster for `dagster definitions validate` (documented for this use).
 DEFINITIONS_VALIDATION = "DAGSTER_IS_DEFS_VALIDATION_CLI"
@@ -118,15 +119,19 @@ class OrchestratorArtifactStorage(_FromSettings, LocalArtifactStorage):
         return cls(base_dir=str(get_settings().dagster_home), inst_data=inst_data)
 
 
-class OrchestratorComputeLogs(_FromSettings, LocalComputeLogManager):
-    """Step logs under ``<state_dir>/dagster/compute_logs``."""
+class OrchestratorComputeLogs(_FromSettings, LakeComputeLogManager):
+    """Step logs in the lake's ``dagster`` bucket as the ``orchestrator`` identity
+    (``compute_logs.py``), staged under ``<state_dir>/dagster/compute_logs``."""
 
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Any
-    ) -> LocalComputeLogManager:
-        base = get_settings().dagster_home / "compute_logs"
-        return cls(base_dir=str(base), inst_data=inst_data)
+    ) -> LocalComputeLogManager | LakeComputeLogManager:
+        if os.environ.get(DEFINITIONS_VALIDATION) == "1":  # nothing runs: no stack needed
+            folder = tempfile.mkdtemp(prefix="mlsec-definitions-validate-logs-")
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            return LocalComputeLogManager(folder, inst_data=inst_data)
+        return cls(get_settings(), inst_data=inst_data)
 
 
 def orchestrator_environment(settings: PlatformSettings) -> dict[str, str]:

@@ -23,12 +23,16 @@ from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import AssetLineage, LineageUnavailable
 from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics
+from broker_api.observed import ObservedRequests
 from broker_api.policy.files import load_policy
 from broker_api.principal import Principal
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import InvalidToken
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.telemetry.datasets import Datasets
+from mlsec_platform.telemetry.lineage import LineageEmitter
+from mlsec_platform.telemetry.request_log import RequestLog
 from mlsec_platform_tests.helpers import PRESENTED, through_the_gate
 
 #: Another certificate than the one every request here presents (``PRESENTED``).
@@ -129,10 +133,17 @@ def broker():
     policy = load_policy()
     snapshots = SimpleNamespace(get=lambda spec, version: spec.arrow_schema().empty_table())
     engine = SnapshotEngine(SnapshotCache(lambda spec: "", dict))
+    metrics = BrokerMetrics()
     services = SimpleNamespace(
         close=lambda: None,
         settings=PlatformSettings(),
-        metrics=BrokerMetrics(),
+        metrics=metrics,
+        observed=ObservedRequests(
+            metrics,
+            RequestLog("broker"),
+            LineageEmitter(None),
+            Datasets("mlsec-", "127.0.0.1:5432", "warehouse"),
+        ),
         sink=Sink(),
         verifier=Verifier(),
         policy=policy,

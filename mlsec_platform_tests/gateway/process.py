@@ -20,17 +20,19 @@ from mlsec_platform.stack.ports import PortAllocator
 
 @contextmanager
 def running_gateway(
-    env: dict[str, str], tls: ClientTls
+    env: dict[str, str], tls: ClientTls, stderr: Path | None = None
 ) -> Iterator[tuple[subprocess.Popen, str, int]]:
     """`mlsec gateway` on a free port with ``env`` over this process's environment; yields
-    the process, its URL and its port once it answers (over mTLS: ``tls`` is the client's)."""
+    the process, its URL and its port once it answers (over mTLS: ``tls`` is the client's).
+    Its standard error (the request lines) goes to ``stderr`` when given."""
     port = PortAllocator().take()
     mlsec = Path(sys.executable).parent / "mlsec"
+    err = stderr.open("wb") if stderr is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         [str(mlsec), "gateway", "--port", str(port)],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=err,
     )
     url = f"https://127.0.0.1:{port}"
     try:
@@ -50,3 +52,5 @@ def running_gateway(
         except subprocess.TimeoutExpired:  # connections it still waits for
             proc.kill()
             proc.wait(30)
+        if stderr is not None:
+            err.close()

@@ -4,11 +4,14 @@ What is checked is what reading the files can show: each container mounts the cr
 of its own identity and no other, the Dagster workspace and the code-location servers match
 the platform's locations, NATS knows every workload user with the rights the embedded server
 gives it, every variable is a real setting, every secret has an example, OpenBao unseals
-itself, and the smoke script parses. `docker/smoke.sh` runs it for real where Docker is.
+itself, the smoke script parses, and Prometheus scrapes what serves metrics while the Grafana
+dashboard asks only for metrics the platform has. `docker/smoke.sh` runs it for real where
+Docker is.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -34,6 +37,7 @@ EXPECTED_IDENTITIES = {
     "dagster-daemon": {"orchestrator"},
     "gateway": {"gateway"},
     "broker": {"broker"},
+    "pipeline-metrics": {"orchestrator"},
     **{f"code-{name}": {loc.identity, "orchestrator"} for name, loc in LOCATIONS.items()},
 }
 
@@ -117,3 +121,85 @@ def test_openbao_unseals_itself_with_the_key_compose_mounts():
 
 def test_the_smoke_script_parses():
     subprocess.run(["bash", "-n", str(DOCKER / "smoke.sh")], check=True)
+
+
+def _exposed_metric_names() -> set[str]:
+    """Every sample name the broker, the gateway and `mlsec metrics` can expose."""
+    import dagster as dg
+    from prometheus_client import CollectorRegistry
+
+    from broker_api.metrics import BrokerMetrics
+    from mlsec_platform.gateway.observed import GatewayMetrics
+    from mlsec_platform.telemetry.lineage import LineageEmitter
+    from mlsec_platform.telemetry.pipeline_metrics import PipelineMetrics
+
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "gauge": ("",),
+    }
+    broker = BrokerMetrics()
+    LineageEmitter(None, registry=broker.registry)
+    with dg.instance_for_test() as instance:
+        pipeline = CollectorRegistry()
+        pipeline.register(PipelineMetrics(instance))
+        families = [
+            family
+            for registry in (broker.registry, GatewayMetrics().registry, pipeline)
+            for family in registry.collect()
+        ]
+    return {f.name + suffix for f in families for suffix in suffixes[f.type]}
+
+
+def test_the_dashboard_asks_only_for_metrics_that_exist():
+    dashboard = json.loads((DOCKER / "grafana" / "dashboards" / "mlsec-platform.json").read_text())
+    source = yaml.safe_load(
+        (DOCKER / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text()
+    )
+    (datasource,) = source["datasources"]
+    exposed = _exposed_metric_names()
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    asked: set[str] = set()
+    for panel in panels:
+        assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
+        for target in panel["targets"]:
+            names = set(
+                re.findall(r"\b(?:broker|gateway|mlsec_pipeline|openlineage)_\w+", target["expr"])
+            )
+            assert names, f"{panel['title']}: no platform metric in {target['expr']}"
+            assert names <= exposed, f"{panel['title']}: {sorted(names - exposed)} do not exist"
+            asked |= names
+    # Each of the three sources is on the dashboard.
+    assert {n.split("_")[0] for n in asked} >= {"broker", "gateway", "mlsec", "openlineage"}
+
+
+def test_prometheus_scrapes_each_metrics_endpoint_with_the_credential():
+    config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
+    prometheus = SERVICES["prometheus"]
+    mounted = {target for _, target in _mounts(prometheus)}
+    assert "/etc/prometheus/prometheus.yml" in mounted and "/etc/prometheus/ca" in mounted
+    ports = {"broker": "8480", "gateway": "8470", "pipeline-metrics": "9464"}
+    jobs = {}
+    for job in config["scrape_configs"]:
+        ((host, port),) = [t.split(":") for c in job["static_configs"] for t in c["targets"]]
+        assert port == ports[host] and host in SERVICES, job["job_name"]
+        assert SERVICES[host]["command"][-1] == port
+        secret = job["authorization"]["credentials_file"].removeprefix("/run/secrets/")
+        assert secret in prometheus["secrets"] and secret in SERVICES[host]["secrets"]
+        if job["scheme"] == "https":  # mTLS: a client certificate of the platform CA
+            for key in ("cert_file", "key_file"):
+                name = job["tls_config"][key].removeprefix("/run/secrets/")
+                assert name in prometheus["secrets"] and name in COMPOSE["secrets"]
+            assert job["tls_config"]["ca_file"].startswith("/etc/prometheus/ca/")
+        jobs[host] = job
+    assert set(jobs) == set(ports)
+    # Each service reads the credential from the file Prometheus sends.
+    assert (
+        SERVICES["broker"]["environment"]["MLSEC_BROKER_METRICS_CREDENTIAL_FILE"]
+        == SERVICES["gateway"]["environment"]["MLSEC_METRICS_CREDENTIAL_FILE"]
+        == SERVICES["pipeline-metrics"]["environment"]["MLSEC_METRICS_CREDENTIAL_FILE"]
+        == "/run/secrets/metrics_scrape_credential"
+    )
+    for source, _ in _mounts(SERVICES["grafana"]):
+        if source.startswith("./"):
+            assert (DOCKER / source).exists(), source

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from mlsec_platform.catalog.sources import FILE_SOURCES
 from mlsec_platform.cli import main
 from mlsec_platform.defs.raw.files import CONNECTOR, CONNECTOR_VERSION
+from mlsec_platform.quality.families import FAMILIES
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
 from mlsec_platform_tests.defs.curated.conftest import run_curated
@@ -45,21 +46,22 @@ def _bad_batch(curated, source: str, change: dict) -> tuple[str, dict]:
 
 
 CASES = [
-    ("olist_order_items", {"price": "-10.00"}, "order_items", "fact_order_item", "price"),
-    ("olist_orders", {"order_id": None}, "orders", "fact_order_item", "order_id"),
+    ("olist_order_items", {"price": "-10.00"}, "order_items", "fact_order_item", "price", "ranges"),
+    ("olist_orders", {"order_id": None}, "orders", "fact_order_item", "order_id", "types"),
     (
         "olist_products",
         {"product_category_name": "categoria_inexistente"},
         "products",
         "dim_product",
         "category",
+        "references",
     ),
 ]
 
 
-@pytest.mark.parametrize(("source", "change", "silver", "gold", "column"), CASES)
+@pytest.mark.parametrize(("source", "change", "silver", "gold", "column", "family"), CASES)
 def test_failing_batch_is_not_committed_and_downstream_does_not_run(
-    curated, superuser_dsn, source, change, silver, gold, column
+    curated, superuser_dsn, source, change, silver, gold, column, family
 ):
     batch, _ = _bad_batch(curated, source, change)
     silver_before, gold_before = version(curated, "silver", silver), version(curated, "gold", gold)
@@ -71,11 +73,22 @@ def test_failing_batch_is_not_committed_and_downstream_does_not_run(
         asset_selection=[dg.AssetKey(["silver", silver]), dg.AssetKey(["gold", gold])],
     )
     assert not result.success
-    (check,) = [
-        c for c in result.get_asset_check_evaluations() if c.asset_key.path == ["silver", silver]
-    ]
-    assert not check.passed and check.check_name == "quality_gate"
+    # The failing rule shows as its own family's failed check, with its rows, in the event log.
+    records = curated.instance.get_records_for_run(
+        result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    checks = {
+        e.check_name: e
+        for e in (r.event_log_entry.dagster_event.event_specific_data for r in records)
+        if e.asset_key.path == ["silver", silver]
+    }
+    assert family in checks and set(checks) <= set(FAMILIES)
+    check = checks[family]
+    assert not check.passed and check.metadata["failing_rows"].value == 1
     assert check.metadata["raw_batches"].value == [batch]
+    (sample,) = check.metadata["sample_rows"].value.records
+    assert column in sample.data or family == "types"
+    assert all(c.passed for name, c in checks.items() if name not in (family, "keys"))
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == set()  # neither the failing table nor anything downstream
     assert version(curated, "silver", silver) == silver_before
