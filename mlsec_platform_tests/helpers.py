@@ -36,6 +36,7 @@ def s3_as(identity: str, settings: PlatformSettings, endpoints: Endpoints):
         aws_access_key_id=keys["access_key_id"],
         aws_secret_access_key=keys["secret_access_key"],
         config=BOTO,
+        verify=str(settings.server_ca("s3")),
     )
 
 
@@ -48,6 +49,7 @@ def s3_admin(supervisor, settings: PlatformSettings):
         aws_access_key_id=admin["access_key"],
         aws_secret_access_key=admin["secret_key"],
         config=BOTO,
+        verify=str(settings.server_ca("s3")),
     )
 
 
