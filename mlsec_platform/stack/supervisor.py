@@ -137,9 +137,9 @@ class Supervisor:
 
         Every server speaks TLS only. A certificate that is missing or past two thirds of its
         life is issued first: OpenBao's from the bootstrap CA (here, at once), the others'
-        from the platform CA in OpenBao, so when one of those is due OpenBao starts first
-        and the rest follow (the first start, and about once a month after). A running
-        server given a new certificate reloads it."""
+        from the platform CA in OpenBao, so when one of those is due OpenBao (with whatever
+        needs nothing from it) starts first and the rest follow (the first start, and about
+        once a month after). A running server given a new certificate reloads it."""
         with self._locked():
             ensure_private_dir(self.settings.secrets_dir)
             self._allocate_ports()
@@ -150,13 +150,16 @@ class Supervisor:
                 openbao.reload()
             due = [s for s in self.servers.values() if s.pki_role and s.tls.due()]
             if due:
-                self._start(openbao)
+                self._start_all([s for s in self.servers.values() if s not in due])
                 self._issue_certificates(due)
-            with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
-                for future in [pool.submit(self._start, s) for s in self.servers.values()]:
-                    future.result()
+            self._start_all(list(self.servers.values()))
             self.progress(f"  all servers healthy after {time.monotonic() - started:.1f}s")
             return self.endpoints()
+
+    def _start_all(self, servers: list[ManagedServer]) -> None:
+        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            for future in [pool.submit(self._start, s) for s in servers]:
+                future.result()
 
     def _start(self, server: ManagedServer) -> None:
         was_running = server.is_running()

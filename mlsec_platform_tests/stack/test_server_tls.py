@@ -9,7 +9,6 @@ import socket
 import ssl
 import time
 
-import boto3
 import botocore.exceptions
 import nats
 import pyarrow as pa
@@ -32,6 +31,7 @@ from mlsec_platform.stack.server_tls import (
     write_server_trust,
 )
 from mlsec_platform.stack.supervisor import Supervisor
+from mlsec_platform_tests.helpers import s3_admin
 
 # -- without servers -------------------------------------------------------------------------
 
@@ -127,17 +127,9 @@ def test_openbao_clients_with_another_ca_fail_verification(supervisor, settings,
 
 
 def test_s3_clients_with_another_ca_fail_verification(supervisor, settings, other_ca):
-    admin = supervisor.seaweedfs.admin_credentials()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=supervisor.seaweedfs.endpoint,
-        region_name=settings.s3_region,
-        aws_access_key_id=admin["access_key"],
-        aws_secret_access_key=admin["secret_key"],
-        verify=other_ca,
-    )
     with pytest.raises(botocore.exceptions.SSLError):
-        s3.list_buckets()
+        s3_admin(supervisor, settings, ca_file=other_ca).list_buckets()
+    admin = supervisor.seaweedfs.admin_credentials()
     options = lake_storage_options(
         supervisor.seaweedfs.endpoint,
         settings.s3_region,
