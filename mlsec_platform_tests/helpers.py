@@ -36,10 +36,12 @@ def s3_as(identity: str, settings: PlatformSettings, endpoints: Endpoints):
         aws_access_key_id=keys["access_key_id"],
         aws_secret_access_key=keys["secret_access_key"],
         config=BOTO,
+        verify=str(settings.server_ca("s3")),
     )
 
 
-def s3_admin(supervisor, settings: PlatformSettings):
+def s3_admin(supervisor, settings: PlatformSettings, *, ca_file: str | None = None):
+    """The S3 admin's boto3 client, trusting ``ca_file`` (default: the servers' bundle)."""
     admin = supervisor.seaweedfs.admin_credentials()
     return boto3.client(
         "s3",
@@ -48,6 +50,7 @@ def s3_admin(supervisor, settings: PlatformSettings):
         aws_access_key_id=admin["access_key"],
         aws_secret_access_key=admin["secret_key"],
         config=BOTO,
+        verify=ca_file or str(settings.server_ca("s3")),
     )
 
 

@@ -28,6 +28,9 @@ PKI_MOUNT = "pki"
 #: The PKI role each TLS service issues its server certificate from (its policy names only its
 #: own), and the role of client certificates (``mlsec cert issue``).
 SERVER_CERT_ROLES = {"broker": "broker-server", "gateway": "gateway-server"}
+#: The roles of the embedded servers' certificates: no workload's policy names them; the
+#: supervisor issues from them with the bootstrap's rights (stack/supervisor.py).
+STACK_SERVER_CERT_ROLES = {"seaweedfs": "s3-server", "nats": "nats-server"}
 CLIENT_CERT_ROLE = "client"
 
 

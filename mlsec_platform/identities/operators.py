@@ -25,6 +25,7 @@ import hvac
 from hvac.exceptions import Forbidden, InvalidRequest, VaultError
 
 from mlsec_platform.errors import AccessDenied, ConfigurationError
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.settings import Endpoints, PlatformSettings
 
 #: The files under the secrets folder this module reads (bootstrap writes them).
@@ -107,7 +108,7 @@ class OperatorLogin:
 
     def __init__(self, addr: str, name: str, token: str, ttl: int) -> None:
         self.addr, self.name, self.ttl = addr, name, ttl
-        self._client = hvac.Client(url=addr, token=token, timeout=30)
+        self._client = vault_client(addr, token)
 
     @property
     def actor(self) -> str:
@@ -126,7 +127,7 @@ class OperatorLogin:
                 "bootstrap creates the operator), or set MLSEC_STATE_DIR (local) or "
                 "MLSEC_BOOTSTRAP_DIR (stack) to where it is"
             ) from None
-        client = hvac.Client(url=endpoints.vault_addr, timeout=30)
+        client = vault_client(endpoints.vault_addr, settings=settings)
         try:
             auth = client.auth.userpass.login(
                 credential["username"], credential["password"], mount_point=USERPASS_MOUNT
@@ -158,7 +159,7 @@ class OperatorLogin:
                 f"OpenBao refused operator {self.name!r} a token for `{command}` "
                 f"({type(exc).__name__}); `mlsec bootstrap` restores the operator's roles"
             ) from None
-        return hvac.Client(url=self.addr, token=created["auth"]["client_token"], timeout=30)
+        return vault_client(self.addr, created["auth"]["client_token"])
 
     def close(self) -> None:
         # An expired login has nothing left to revoke.
@@ -202,7 +203,7 @@ def bootstrap_root_token(settings: PlatformSettings, endpoints: Endpoints) -> It
             json={"key": unseal_key.read_text().strip(), "nonce": started["nonce"]},
         )["data"]
         token = _decode_root_token(done["encoded_token"], started["otp"])
-    root = hvac.Client(url=endpoints.vault_addr, token=token, timeout=30)
+    root = vault_client(endpoints.vault_addr, token, settings=settings)
     try:
         yield token
     finally:

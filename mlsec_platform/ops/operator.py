@@ -21,6 +21,7 @@ from mlsec_platform.identities.operators import (
     OperatorLogin,
     credential_path,
 )
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.ops.refusals import NotApplicable
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.secret_files import read_secret
@@ -77,6 +78,7 @@ def operator_audit(
             dbname=settings.warehouse_db,
             user=creds["username"],
             password=creds["password"],
+            **settings.postgres_tls(),
         )
 
     log = AuditLog(connect, actor=actor)
@@ -102,7 +104,9 @@ def revoke_root_token(settings: PlatformSettings, echo: Callable[[str], None]) -
             raise NoRootToken(f"the OpenBao root token was revoked already ({when} by {by})")
         raise NoRootToken(f"no root token at {root_file}: start the stack with `mlsec up`")
     with operator_command(settings, "revoke-root") as session:
-        root = hvac.Client(url=settings.endpoints().vault_addr, token=read_secret(root_file))
+        root = vault_client(
+            settings.endpoints().vault_addr, read_secret(root_file), settings=settings
+        )
         accessor = root.lookup_token()["data"]["accessor"]
         # Recorded first: a revocation the audit log cannot hold does not happen.
         session.audit.emit("openbao.root_revoked", {"accessor": accessor})

@@ -7,6 +7,7 @@ import psycopg2
 from psycopg2.extensions import connection as PgConnection
 
 from mlsec_platform.resources.vault import Lease, VaultResource
+from mlsec_platform.settings import get_settings
 
 
 class LeasedLogin:
@@ -44,6 +45,7 @@ class LeasedLogin:
             password=lease.data["password"],
             connect_timeout=5,
             application_name=f"mlsec-{self._vault.identity}",
+            **get_settings().postgres_tls(),
             **options,
         )
 

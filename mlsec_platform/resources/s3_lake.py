@@ -16,7 +16,7 @@ from mlsec_platform.resources.audit import AuditResource
 from mlsec_platform.resources.committed import CommittedTables, committed_tables
 from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 from mlsec_platform.resources.vault import VaultResource
-from mlsec_platform.settings import Zone, bucket_name
+from mlsec_platform.settings import Zone, bucket_name, get_settings
 
 #: What the Delta client (delta-rs / object_store) would otherwise take from the process
 #: environment. It reads every variable whose lower-cased name is one of its S3 keys, with or
@@ -74,9 +74,12 @@ class S3Credentials:
 
 def lake_storage_options(endpoint_url: str, region: str, creds: S3Credentials) -> dict[str, str]:
     """Options for delta-rs / object_store with ``creds``: every environment-settable key
-    pinned (:data:`PINNED_LAKE_OPTIONS`), commits by conditional PUT."""
+    pinned (:data:`PINNED_LAKE_OPTIONS`), commits by conditional PUT, the server verified
+    against the S3 CA bundle (``certificate_path``: delta-rs adds it to the roots it trusts;
+    with another CA the request fails with ``UnknownIssuer``)."""
     refuse_ambient_lake_settings()
     return {
+        "certificate_path": str(get_settings().server_ca("s3")),
         **PINNED_LAKE_OPTIONS,
         "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_REGION": region,
@@ -150,4 +153,5 @@ class S3LakeResource(StackAddressedResource):
             aws_access_key_id=creds.access_key_id,
             aws_secret_access_key=creds.secret_access_key,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+            verify=str(get_settings().server_ca("s3")),
         )

@@ -14,6 +14,7 @@ from hvac import exceptions as hvac_errors
 from pydantic import PrivateAttr
 
 from mlsec_platform.errors import MlsecError
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.resources.running_stack import StackAddressedResource, stack_address
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class VaultResource(StackAddressedResource):
             ) from None
 
     def _login(self) -> None:
-        client = hvac.Client(url=self.address("addr"), timeout=self.timeout_seconds)
+        client = vault_client(self.address("addr"), timeout=self.timeout_seconds)
         with self._translated(f"AppRole login as '{self.identity}'"):
             auth = client.auth.approle.login(
                 self._credential("role_id"), self._credential("secret_id"), use_token=True

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 
 import nats
 from nats.js import api
 from nats.js.errors import NotFoundError
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS
+from mlsec_platform.settings import PlatformSettings, get_settings
 
 STREAM = "RAW_EVENTS"
 SUBJECTS = ["raw.*.ingest"]
@@ -21,13 +23,22 @@ def durable_name(domain: str) -> str:
     return f"raw_{domain}"
 
 
+def tls_context(settings: PlatformSettings | None = None) -> ssl.SSLContext:
+    """TLS 1.2+ verifying the NATS server (name included) against its CA bundle."""
+    context = ssl.create_default_context(cafile=(settings or get_settings()).server_ca("nats"))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 async def connect(url: str, credentials: dict, *, long_lived: bool = False) -> nats.NATS:
-    """A client connection. Long-lived ones (the gateway) reconnect for as long as it takes;
-    short ones (a connector run) give up after a few attempts and fail the run."""
+    """A client connection over verified TLS. Long-lived ones (the gateway) reconnect for as
+    long as it takes; short ones (a connector run) give up after a few attempts and fail the
+    run."""
     return await nats.connect(
         url,
         user=credentials["user"],
         password=credentials["password"],
+        tls=tls_context(),
         connect_timeout=5,
         max_reconnect_attempts=-1 if long_lived else 3,
         allow_reconnect=True,

@@ -75,6 +75,7 @@ def dagster_database_url(settings: PlatformSettings) -> str:
         host=endpoints.postgres_host,
         port=endpoints.postgres_port,
         database=settings.dagster_db,
+        query=settings.postgres_tls(),
     ).render_as_string(hide_password=False)
 
 

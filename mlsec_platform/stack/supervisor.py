@@ -133,25 +133,54 @@ class Supervisor:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def up(self) -> Endpoints:
-        """Start every server that is not running, in parallel, and wait until all are healthy."""
+        """Start every server that is not running, in parallel, and wait until all are healthy.
+
+        Every server speaks TLS only. A certificate that is missing or past two thirds of its
+        life is issued first: OpenBao's from the bootstrap CA (here, at once), the others'
+        from the platform CA in OpenBao, so when one of those is due OpenBao (with whatever
+        needs nothing from it) starts first and the rest follow (the first start, and about
+        once a month after). A running server given a new certificate reloads it."""
         with self._locked():
             ensure_private_dir(self.settings.secrets_dir)
             self._allocate_ports()
             self._save()
             started = time.monotonic()
-
-            def start(server: ManagedServer) -> None:
-                was_running = server.is_running()
-                t0 = time.monotonic()
-                server.start()
-                state = "running" if was_running else f"started in {time.monotonic() - t0:.1f}s"
-                self.progress(f"  {server.name:<10} {state}  {self._describe(server)}")
-
-            with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
-                for future in [pool.submit(start, s) for s in self.servers.values()]:
-                    future.result()
+            openbao = self.openbao
+            if openbao.is_running() and openbao.renew_certificate():
+                openbao.reload()
+            due = [s for s in self.servers.values() if s.pki_role and s.tls.due()]
+            if due:
+                self._start_all([s for s in self.servers.values() if s not in due])
+                self._issue_certificates(due)
+            self._start_all(list(self.servers.values()))
             self.progress(f"  all servers healthy after {time.monotonic() - started:.1f}s")
             return self.endpoints()
+
+    def _start_all(self, servers: list[ManagedServer]) -> None:
+        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            for future in [pool.submit(self._start, s) for s in servers]:
+                future.result()
+
+    def _start(self, server: ManagedServer) -> None:
+        was_running = server.is_running()
+        t0 = time.monotonic()
+        server.start()
+        state = "running" if was_running else f"started in {time.monotonic() - t0:.1f}s"
+        self.progress(f"  {server.name:<10} {state}  {self._describe(server)}")
+
+    def _issue_certificates(self, servers: list[ManagedServer]) -> None:
+        """New platform-CA certificates for ``servers``; the running ones reload theirs."""
+        # Imported here: only a start that issues certificates needs the PKI bootstrap.
+        from mlsec_platform.stack.bootstrap.pki import issue_server_certificates
+
+        t0 = time.monotonic()
+        running = [s for s in servers if s.is_running()]
+        targets = [(s.pki_role, s.tls, s.tls_owner) for s in servers]
+        issue_server_certificates(self.settings, self.endpoints(), targets)  # type: ignore[arg-type]
+        for server in running:
+            server.reload()
+        names = ", ".join(s.name for s in servers)
+        self.progress(f"  tls        certificates for {names} ({time.monotonic() - t0:.1f}s)")
 
     def down(self) -> None:
         with self._locked():

@@ -24,6 +24,7 @@ async def _attempt(url: str, credentials: dict, action) -> list[str]:
         password=credentials["password"],
         error_cb=record,
         max_reconnect_attempts=0,
+        tls=event_stream.tls_context(),
     )
     try:
         await action(nc)

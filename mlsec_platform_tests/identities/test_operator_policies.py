@@ -14,6 +14,7 @@ import pytest
 from hvac.exceptions import Forbidden
 
 from mlsec_platform.identities.operators import COMMAND_TTL, OPERATOR_COMMANDS, OperatorLogin
+from mlsec_platform.identities.vault_client import vault_client
 
 #: The operation each command's token exists for (each harmless to the session stack).
 Probe = Callable[[hvac.Client], object]
@@ -147,7 +148,7 @@ def operator(supervisor, settings, endpoints):
 
 
 def test_the_operators_login_itself_reads_and_decrypts_nothing(operator):
-    login = hvac.Client(url=operator.addr, token=operator._client.token)
+    login = vault_client(operator.addr, operator._client.token)
     assert login.lookup_token()["data"]["policies"] == ["operator"]
     every = [_sign, _decrypt, _read_token_keys, _store_s3_key, _rotate_token_keys]
     every += [_lifecycle_and_pipeline_keys, _warehouse_writer, _unwrap_index_key, _sign_receipt]

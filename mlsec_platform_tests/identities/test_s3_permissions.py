@@ -66,7 +66,11 @@ def test_pipeline_cannot_write_raw(settings, endpoints):
 def test_anonymous_requests_are_refused(settings, endpoints):
     import requests
 
-    response = requests.get(f"{endpoints.s3_endpoint}/{settings.bucket(Zone.GOLD)}", timeout=5)
+    response = requests.get(
+        f"{endpoints.s3_endpoint}/{settings.bucket(Zone.GOLD)}",
+        timeout=5,
+        verify=settings.server_ca("s3"),
+    )
     assert response.status_code == 403
 
 

@@ -13,7 +13,6 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import hvac
 import psycopg2
 import pyarrow as pa
 import pytest
@@ -22,6 +21,7 @@ from hvac.exceptions import Forbidden
 
 from mlsec_platform.cli import main
 from mlsec_platform.defs.resources import build_resources
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.settings import PlatformSettings, get_settings
 from mlsec_platform.stack.secret_files import read_secret
 
@@ -102,7 +102,7 @@ def test_the_root_token_is_gone_and_dead(rootless_stack):
     assert not (settings.secrets_dir / ROOT_FILE).exists()
     assert rootless_stack.root_token not in rootless_stack.revoke_output
     assert "revoked" in rootless_stack.revoke_output
-    root = hvac.Client(url=settings.endpoints().vault_addr, token=rootless_stack.root_token)
+    root = vault_client(settings.endpoints().vault_addr, rootless_stack.root_token)
     with pytest.raises(Forbidden):
         root.lookup_token()
 
@@ -186,7 +186,7 @@ def test_a_bootstrap_root_token_is_revoked_when_bootstrap_ends(rootless_stack):
 
     settings = rootless_stack.settings
     with bootstrap_root_token(settings, settings.endpoints()) as token:
-        client = hvac.Client(url=settings.endpoints().vault_addr, token=token)
+        client = vault_client(settings.endpoints().vault_addr, token)
         assert client.lookup_token()["data"]["policies"] == ["root"]
     with pytest.raises(Forbidden):
         client.lookup_token()

@@ -5,6 +5,7 @@ import pytest
 
 from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.identities.operators import ROOT_TOKEN
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.stack.bootstrap import bootstrap
 from mlsec_platform.stack.secret_files import read_secret
 from mlsec_platform_tests.helpers import vault_as
@@ -48,13 +49,13 @@ def test_bootstrap_reissues_a_secret_id_past_half_its_life(supervisor, settings,
     after = _secret_ids(settings)
     assert all(after[name] != before[name] for name in IDENTITIES)
     role_id = (settings.identities_dir / "broker" / "role_id").read_text()
-    probe = hvac.Client(url=endpoints.vault_addr, timeout=5)
+    probe = vault_client(endpoints.vault_addr, timeout=5)
     with pytest.raises(hvac.exceptions.VaultError):
         probe.auth.approle.login(role_id, before["broker"], use_token=False)
     vault = vault_as("broker", settings, endpoints)
     assert vault.read_kv("s3/broker")["access_key_id"]
     vault.revoke()
-    root = hvac.Client(endpoints.vault_addr, token=read_secret(settings.secrets_dir / ROOT_TOKEN))
+    root = vault_client(endpoints.vault_addr, read_secret(settings.secrets_dir / ROOT_TOKEN))
     lookup = root.auth.approle.read_secret_id("broker", after["broker"])
     assert lookup["data"]["secret_id_ttl"] == 30 * 24 * 3600
     # Fresh ones are kept: a second run changes nothing.

@@ -25,6 +25,7 @@ from mlsec_platform.identities.catalog import (
     ROW_SCOPE_SIGNING_KEY,
 )
 from mlsec_platform.identities.operators import ROOT_TOKEN, bootstrap_root_token, root_revoked
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.sources import event_stream
 from mlsec_platform.stack.bootstrap.operators import bootstrap_operators
@@ -82,7 +83,7 @@ class BootstrapCredentials:
                 "the OpenBao root token was revoked (`mlsec operator revoke-root`): operator "
                 "commands log in as the operator; bootstrap makes a root token of its own"
             )
-        return hvac.Client(url=endpoints.vault_addr, token=self.vault_token, timeout=30)
+        return vault_client(endpoints.vault_addr, self.vault_token, settings=self.settings)
 
     @contextmanager
     def vault_session(self, endpoints: Endpoints) -> Iterator[hvac.Client]:
@@ -91,7 +92,7 @@ class BootstrapCredentials:
             yield self.vault(endpoints)
             return
         with bootstrap_root_token(self.settings, endpoints) as token:
-            yield hvac.Client(url=endpoints.vault_addr, token=token, timeout=30)
+            yield vault_client(endpoints.vault_addr, token, settings=self.settings)
 
     def postgres_dsn(self, endpoints: Endpoints) -> dict:
         return {
@@ -99,6 +100,7 @@ class BootstrapCredentials:
             "port": endpoints.postgres_port,
             "user": "postgres",
             "password": self.postgres_superuser_password,
+            **self.settings.postgres_tls(),
         }
 
 

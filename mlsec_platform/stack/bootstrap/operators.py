@@ -21,6 +21,7 @@ from mlsec_platform.identities.operators import (
     USERPASS_MOUNT,
     credential_path,
 )
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.secret_files import new_password, read_secret_json, write_secret
 
@@ -70,7 +71,7 @@ def _working_password(addr: str, path: Path) -> str | None:
     if not path.exists():
         return None
     credential = read_secret_json(path)
-    probe = hvac.Client(url=addr, timeout=5)
+    probe = vault_client(addr, timeout=5)
     try:
         probe.auth.userpass.login(
             credential["username"], credential["password"], mount_point=USERPASS_MOUNT

@@ -1,10 +1,12 @@
 """The platform CA: OpenBao's PKI engine (idempotent, run with the bootstrap token).
 
-One internal root, "mlsec-platform CA", whose key never leaves OpenBao. Three roles issue from
-it: ``broker-server`` and ``gateway-server`` (server certificates for the names in
+One internal root, "mlsec-platform CA", whose key never leaves OpenBao. Roles issue from it:
+``broker-server`` and ``gateway-server`` (server certificates for the names in
 ``tls_server_names``; only the broker's and the gateway's identities may use them, each its
-own) and ``client`` (short-lived client certificates for any subject, client auth only; only
-the operator's ``cert-issue`` command token may use it). Nothing is stored per certificate
+own), ``s3-server`` and ``nats-server`` (the embedded servers'
+certificates, issued by the supervisor with the bootstrap's rights) and ``client``
+(short-lived client certificates for any subject, client auth only; only the operator's
+``cert-issue`` command token may use it). Nothing is stored per certificate
 (``no_store``): a certificate lives as long as its short TTL.
 
 The CA certificate (public) is written to ``settings.ca_bundle``: clients trust it, and the
@@ -13,16 +15,25 @@ services check client certificates against it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hvac
 from hvac.exceptions import InvalidPath, InvalidRequest
 
-from mlsec_platform.identities.catalog import PKI_MOUNT, SERVER_CERT_ROLES
-from mlsec_platform.serving.certificates import split_names
-from mlsec_platform.settings import PlatformSettings
-from mlsec_platform.stack.secret_files import write_file
+from mlsec_platform.identities.catalog import (
+    PKI_MOUNT,
+    SERVER_CERT_ROLES,
+    STACK_SERVER_CERT_ROLES,
+)
+from mlsec_platform.identities.operators import ROOT_TOKEN, bootstrap_root_token, root_revoked
+from mlsec_platform.identities.vault_client import vault_client
+from mlsec_platform.serving.certificates import issue_certificate, split_names
+from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
+from mlsec_platform.stack.secret_files import read_secret, write_file
+from mlsec_platform.stack.server_tls import ServerCertificate, write_server_trust
 
 CA_COMMON_NAME = "mlsec-platform CA"
 #: The root's lifetime, and so the mount's longest lease.
@@ -54,6 +65,10 @@ def role_definitions(settings: PlatformSettings) -> dict[str, dict[str, Any]]:
         "max_ttl": f"{SERVER_MAX_TTL}s",
     }
     roles = {role: {**server, "ou": [service]} for service, role in SERVER_CERT_ROLES.items()}
+    # The embedded servers' certificates live longer: only `mlsec up` renews them.
+    stack_ttl = f"{settings.tls_stack_cert_ttl}s"
+    for service, role in STACK_SERVER_CERT_ROLES.items():
+        roles[role] = {**server, "ou": [service], "ttl": stack_ttl, "max_ttl": stack_ttl}
     roles["client"] = {
         **_KEY,
         "allow_any_name": True,
@@ -86,6 +101,8 @@ def bootstrap_pki(client: hvac.Client, settings: PlatformSettings) -> Path:
     for name, params in role_definitions(settings).items():
         client.secrets.pki.create_or_update_role(name, extra_params=params, mount_point=PKI_MOUNT)
     write_file(settings.ca_bundle, ca.strip() + "\n", 0o644)  # public: clients read it
+    if settings.profile is Profile.LOCAL:
+        write_server_trust(settings)
     return settings.ca_bundle
 
 
@@ -97,3 +114,38 @@ def ca_certificate(client: hvac.Client) -> str | None:
         return None
     certificate = (data or {}).get("data", {}).get("certificate")
     return certificate or None
+
+
+@contextmanager
+def root_vault(settings: PlatformSettings, endpoints: Endpoints) -> Iterator[hvac.Client]:
+    """A client with the bootstrap's rights: the root token, or, once it was revoked, one
+    made for this block from the unseal key (and revoked after)."""
+    root = settings.secrets_dir / ROOT_TOKEN
+    if root.exists() or not root_revoked(settings):
+        yield vault_client(endpoints.vault_addr, read_secret(root), settings=settings)
+        return
+    with bootstrap_root_token(settings, endpoints) as token:
+        yield vault_client(endpoints.vault_addr, token, settings=settings)
+
+
+def issue_server_certificates(
+    settings: PlatformSettings,
+    endpoints: Endpoints,
+    servers: Sequence[tuple[str, ServerCertificate, int | None]],
+) -> None:
+    """For each (PKI role, where its files go, their owner's uid): a new certificate of the
+    platform CA for ``tls_server_names``; the PKI engine made first if missing, and the
+    clients' bundle (``server_ca_bundle``) rewritten to hold the platform CA."""
+    with root_vault(settings, endpoints) as client:
+        bootstrap_pki(client, settings)
+        for role, target, owner in servers:
+            issued = issue_certificate(
+                client,
+                role,
+                settings.tls_server_names,
+                ttl_seconds=settings.tls_stack_cert_ttl,
+                mount=PKI_MOUNT,
+            )
+            chain = "".join(c.strip() + "\n" for c in issued.chain)
+            target.write(issued.certificate + chain, issued.private_key, owner)
+    write_server_trust(settings)

@@ -20,6 +20,8 @@ which delta-rs rewrites).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import boto3
 import hvac
 from botocore.config import Config
@@ -37,9 +39,10 @@ BOTO_CONFIG = Config(
 )
 
 
-def admin_clients(endpoint: str, admin: dict, region: str):
+def admin_clients(endpoint: str, admin: dict, region: str, ca_file: Path):
     common = {
         "endpoint_url": endpoint,
+        "verify": str(ca_file),
         "aws_access_key_id": admin["access_key"],
         "aws_secret_access_key": admin["secret_key"],
         "region_name": region,
@@ -52,9 +55,13 @@ def user_admin(settings: PlatformSettings, endpoint: str, admin: dict) -> S3User
     """The S3 server's user admin API, as ``s3_user_admin`` names it (``s3_users.py``)."""
     if settings.s3_user_admin == "minio":
         return MinioUsers.connect(
-            endpoint, admin["access_key"], admin["secret_key"], settings.s3_region
+            endpoint,
+            admin["access_key"],
+            admin["secret_key"],
+            settings.s3_region,
+            ca_file=settings.server_ca("s3"),
         )
-    return IamUsers(admin_clients(endpoint, admin, settings.s3_region)[1])
+    return IamUsers(admin_clients(endpoint, admin, settings.s3_region, settings.server_ca("s3"))[1])
 
 
 def kv_path(identity: str) -> str:
@@ -64,7 +71,7 @@ def kv_path(identity: str) -> str:
 def bootstrap_s3(
     vault: hvac.Client, settings: PlatformSettings, endpoint: str, admin: dict
 ) -> None:
-    s3, _ = admin_clients(endpoint, admin, settings.s3_region)
+    s3, _ = admin_clients(endpoint, admin, settings.s3_region, settings.server_ca("s3"))
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     for zone in Zone:
         bucket = settings.bucket(zone)

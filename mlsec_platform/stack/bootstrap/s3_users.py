@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -100,7 +101,18 @@ class MinioUsers:
         self._admin = admin
 
     @classmethod
-    def connect(cls, endpoint: str, access_key: str, secret_key: str, region: str) -> MinioUsers:
+    def connect(
+        cls,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        region: str,
+        *,
+        ca_file: Path | None = None,
+    ) -> MinioUsers:
+        """The admin API at ``endpoint``; over https, the server verified against
+        ``ca_file`` (the system's CAs when None)."""
+        import urllib3
         from minio import MinioAdmin
         from minio.credentials import StaticProvider
 
@@ -112,6 +124,14 @@ class MinioUsers:
             credentials=StaticProvider(access_key, secret_key),
             region=region,
             secure=url.scheme == "https",
+            http_client=urllib3.PoolManager(
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=str(ca_file) if ca_file else None,
+                timeout=urllib3.Timeout(connect=5, read=60),
+                retries=urllib3.Retry(total=3, backoff_factor=0.2),
+            )
+            if url.scheme == "https"
+            else None,
         )
         return cls(admin)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import hvac
 from hvac.exceptions import InvalidPath
@@ -113,7 +114,7 @@ def bootstrap_vault(
         plugin_name="postgresql-database-plugin",
         connection_url=(
             f"postgresql://{{{{username}}}}:{{{{password}}}}@{endpoints.postgres_host}:"
-            f"{endpoints.postgres_port}/{settings.warehouse_db}?sslmode=disable"
+            f"{endpoints.postgres_port}/{settings.warehouse_db}?{urlencode(settings.postgres_tls())}"
         ),
         username=VAULT_ADMIN,
         password=vault_admin_password,

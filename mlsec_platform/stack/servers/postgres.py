@@ -172,6 +172,7 @@ class PostgresServer(ManagedServer):
 
     def superuser_dsn(self, dbname: str = "postgres") -> dict:
         return {
+            **self.settings.postgres_tls(),
             "host": "127.0.0.1",
             "port": self.ports["tcp"],
             "user": SUPERUSER,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from mlsec_platform.identities.catalog import STACK_SERVER_CERT_ROLES
 from mlsec_platform.stack.secret_files import new_password, read_secret_json, write_secret
 from mlsec_platform.stack.servers.base import ManagedServer, ServerError
 
@@ -35,6 +36,7 @@ def weed_binary() -> str:
 
 class SeaweedFSServer(ManagedServer):
     name = "seaweedfs"
+    pki_role = STACK_SERVER_CERT_ROLES["seaweedfs"]
     # weed often ignores SIGTERM and may sit on SIGINT; its stores are crash-safe (append-only
     # volumes, LevelDB journal for the filer), so a short grace period is enough.
     stop_signals = ((signal.SIGINT, 5.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0))
@@ -52,7 +54,11 @@ class SeaweedFSServer(ManagedServer):
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.ports['s3']}"
+        return f"https://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def _verify(self) -> str:
+        return str(self.settings.server_ca("s3"))
 
     @property
     def admin_file(self) -> Path:
@@ -78,6 +84,9 @@ class SeaweedFSServer(ManagedServer):
             "-s3",
             f"-s3.port={p['s3']}",
             f"-s3.port.grpc={p['s3_grpc']}",
+            # TLS on the S3 port itself (no -s3.port.https): a plaintext request gets 400.
+            f"-s3.cert.file={self.tls.certificate}",
+            f"-s3.key.file={self.tls.key}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-s3.iam.readOnly=false",
@@ -90,7 +99,7 @@ class SeaweedFSServer(ManagedServer):
         ]
 
     def _ready(self) -> bool:
-        requests.get(self.endpoint, timeout=2)
+        requests.get(self.endpoint, timeout=2, verify=self._verify)
         return requests.get(f"http://127.0.0.1:{self.ports['filer']}/", timeout=2).status_code < 500
 
     def after_start(self) -> None:
@@ -129,6 +138,6 @@ class SeaweedFSServer(ManagedServer):
     def is_healthy(self) -> bool:
         # Anonymous requests are refused once the admin identity exists; a volume must be
         # assignable or the first write would fail.
-        anonymous = requests.get(self.endpoint, timeout=2).status_code
+        anonymous = requests.get(self.endpoint, timeout=2, verify=self._verify).status_code
         assign = requests.get(f"http://127.0.0.1:{self.ports['master']}/dir/assign", timeout=5)
         return anonymous == 403 and assign.status_code == 200 and "fid" in assign.json()

@@ -2,7 +2,6 @@
 
 import io
 
-import hvac
 import psycopg2
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,6 +10,7 @@ from deltalake import DeltaTable
 
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import TOKEN_PATTERN
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.ops.operator import child_token
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
 from mlsec_platform.privacy.scrubbing import CPF, EMAIL
@@ -114,7 +114,7 @@ def test_tokens_are_the_vaults_one_per_value(curated, settings, endpoints):
         assert len(pc.unique(entries.column(column))) == entries.num_rows
     # And what the revealer reads of them are the generated values.
     operator = operator_vault(settings, endpoints)
-    revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    revealer = vault_client(operator.url, child_token(operator, REVEAL_POLICY))
     values = reveal(
         revealer,
         vault_reader(settings, endpoints),
@@ -170,7 +170,7 @@ def test_reveal_needs_the_reveal_policy_and_is_audited(curated, settings, endpoi
     emails, tokens = _customers_with_email(curated, 5)
     events = []
     operator = operator_vault(settings, endpoints)
-    revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    revealer = vault_client(operator.url, child_token(operator, REVEAL_POLICY))
     reader = vault_reader(settings, endpoints)
     values = reveal(
         revealer,

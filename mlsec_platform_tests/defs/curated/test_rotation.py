@@ -7,6 +7,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from hvac.exceptions import InvalidRequest
 
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.ops.operator import child_token
 from mlsec_platform.ops.rotation import rotate_token_keys
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, reveal
@@ -73,7 +74,7 @@ def test_rotation_keeps_every_token_and_retires_the_old_versions(
     assert _opens(root, WRAP_KEY, new_wrapped[0])
 
     # Reveal goes on with the rewrapped keys; the same values keep their tokens in a new run.
-    revealer = hvac.Client(url=root.url, token=child_token(root, REVEAL_POLICY))
+    revealer = vault_client(root.url, child_token(root, REVEAL_POLICY))
     kwargs = {"domain": "customers", "subject": "t", "reason": "rotation test", "emit": print}
     assert reveal(revealer, vault_reader(settings, endpoints), tokens, **kwargs) == emails
     vault = curated.resources["token_vault"].for_batch()

@@ -258,8 +258,8 @@ def _options(identity, settings, endpoints) -> dict[str, str]:
         "AWS_REGION": settings.s3_region,
         "AWS_ACCESS_KEY_ID": keys["access_key_id"],
         "AWS_SECRET_ACCESS_KEY": keys["secret_access_key"],
-        "AWS_ALLOW_HTTP": "true",
         "AWS_S3_ADDRESSING_STYLE": "path",
+        "certificate_path": str(settings.server_ca("s3")),
     }
 
 

@@ -12,7 +12,6 @@ import io
 import json
 
 import dagster as dg
-import hvac
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -29,6 +28,7 @@ from mlsec_platform.definitions import defs
 from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.defs.silver.assets import silver_assets
 from mlsec_platform.errors import ConfigurationError
+from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.ops.operator import child_token
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
 from mlsec_platform.privacy.scrubbing import CPF, EMAIL
@@ -232,7 +232,7 @@ def test_a_new_source_is_gated_and_de_identified_from_its_three_pieces(
     # Only the reveal policy turns them back, through the vault and OpenBao; the pipeline's
     # identity cannot.
     operator = operator_vault(settings, endpoints)
-    revealer = hvac.Client(url=operator.url, token=child_token(operator, REVEAL_POLICY))
+    revealer = vault_client(operator.url, child_token(operator, REVEAL_POLICY))
     reader = vault_reader(settings, endpoints)
     clear = reveal(
         revealer,
