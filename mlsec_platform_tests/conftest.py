@@ -19,8 +19,9 @@ import pytest
 from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 from mlsec_platform.stack.servers.base import ManagedServer
 
-#: Session fixtures shared across packages: the curated data set (``curated``).
-pytest_plugins = ["mlsec_platform_tests.curated_data"]
+#: Session fixtures shared across packages: the curated data set (``curated``), and a stack of
+#: its own on which both engines curate one Raw snapshot (``spark_stack``).
+pytest_plugins = ["mlsec_platform_tests.curated_data", "mlsec_platform_tests.spark_stack"]
 
 READER_TTL_SECONDS = 8
 
@@ -34,8 +35,9 @@ TEST_ENV = {
 
 #: Fixtures that start servers. A test whose fixture closure holds one (directly or through
 #: other fixtures) is marked ``stack``. ``demo_output`` (ops/test_demo.py) runs `mlsec demo`,
-#: which starts a stack of its own; so does ``rootless_stack`` (ops/test_operator_login.py).
-SERVER_FIXTURES = frozenset({"supervisor", "demo_output", "rootless_stack"})
+#: which starts a stack of its own; so do ``rootless_stack`` (ops/test_operator_login.py) and
+#: ``spark_stack`` (spark_stack.py).
+SERVER_FIXTURES = frozenset({"supervisor", "demo_output", "rootless_stack", "spark_stack"})
 
 #: Tests that read what the session stack wrote (its secrets, the identities' AppRole files)
 #: while requesting only ``settings``: they are stack tests and get the session stack set up

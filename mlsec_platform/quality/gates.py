@@ -27,6 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.quality.engine_gate import (
+    counts_sql,
+    duplicate_keys_sql,
+    engine_rules,
+    failing_rows_sql,
+    key_check_name,
+)
 from mlsec_platform.quality.schemas import UNIQUE_KEY_CHECK, schema_for, validation_frame
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -99,9 +106,65 @@ class QualityGate:
             },
         )
 
+    def commit_on_engine(
+        self,
+        context: dg.AssetExecutionContext,
+        spark: Any,
+        view: str,
+        staged: Any,
+        lake: S3LakeResource,
+        *,
+        metadata: dict[str, Any] | None = None,
+        measures: dict[str, str] | None = None,
+        **params: Any,
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        """The same gate on the Spark engine, over the staged batch registered as ``view``
+        (``quality/engine_gate.py``): yield ``staged`` as the output (the IO manager commits
+        it) and a passing check, or quarantine the failing rows and raise ``dg.Failure``.
+        ``measures`` (name -> aggregate SQL over the batch) go into the output's metadata."""
+        started = time.perf_counter()
+        rules = engine_rules(self.spec, **params)
+        counts = spark.sql(counts_sql(rules, view, measures)).collect()[0].asDict()
+        metadata = {**(metadata or {})}
+        metadata |= {name: counts[f"m{j}"] for j, name in enumerate(measures or {})}
+        summary = [
+            {"column": str(r.column), "check": r.check, "failures": str(counts[f"r{i}"])}
+            for i, r in enumerate(rules)
+            if counts[f"r{i}"]
+        ]
+        duplicates_sql = duplicate_keys_sql(self.spec, view)
+        if duplicates_sql is not None:
+            [(groups,)] = spark.sql(f"SELECT count(*) FROM ({duplicates_sql})").collect()
+            if groups:
+                check = key_check_name(self.spec)
+                summary += [
+                    {"column": k, "check": check, "failures": str(groups)} for k in self.spec.key
+                ]
+        if summary:
+            every = failing_rows_sql(self.spec, rules, view, None)
+            [(failing,)] = spark.sql(f"SELECT count(*) FROM ({every})").collect()
+            rows = spark.sql(
+                failing_rows_sql(self.spec, rules, view, MAX_QUARANTINED_ROWS)
+            ).toArrow()
+            yield from self.quarantine_and_fail(
+                context, lake, rows, failing, summary, "failed its checks"
+            )
+        yield dg.Output(staged, metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name=CHECK_NAME,
+            passed=True,
+            metadata={
+                "rows": counts["rows"],
+                "rules": len(rules) + (1 if self.spec.key else 0),
+                "seconds": round(time.perf_counter() - started, 2),
+                "engine": "spark",
+            },
+        )
+
     def _fail(self, context, lake, table, failure_cases, why: str):
+        """Quarantine the failing rows pandera found in ``table``, then fail (see module)."""
         spec = self.spec
-        indices, summary, batches = [], [], []
+        indices, summary = [], []
         if failure_cases is not None:
             failure_cases = relevant_cases(failure_cases, spec.key)
             indices = sorted(
@@ -115,6 +178,25 @@ class QualityGate:
                 .to_dict("records")
             )
         rows = table.take(indices[:MAX_QUARANTINED_ROWS]) if indices else table.slice(0, 0)
+        yield from self.quarantine_and_fail(
+            context, lake, rows, len(indices), summary, why, failure_cases=failure_cases
+        )
+
+    def quarantine_and_fail(
+        self,
+        context,
+        lake: S3LakeResource,
+        rows: pa.Table,
+        failing: int,
+        summary: list[dict],
+        why: str,
+        *,
+        failure_cases: pd.DataFrame | None = None,
+    ):
+        """Keep ``rows`` (the failing rows, or the first of them), the reasons and the Raw
+        batches they came from in quarantine; audit; fail the check and the step."""
+        spec = self.spec
+        batches = []
         if "_raw_batch_id" in rows.column_names:
             batches = sorted(set(rows.column("_raw_batch_id").drop_null().to_pylist()))
         prefix = f"gate/table/{spec.zone.value}.{spec.name}/{context.run.run_id}"
@@ -133,7 +215,7 @@ class QualityGate:
             "dataset": spec.id,
             "catalog_version": spec.version,
             "run_id": context.run.run_id,
-            "failing_rows": len(indices),
+            "failing_rows": failing,
             "checks": summary,
             "raw_batches": batches,
         }
@@ -149,7 +231,7 @@ class QualityGate:
             passed=False,
             severity=dg.AssetCheckSeverity.ERROR,
             metadata={
-                "failing_rows": len(indices),
+                "failing_rows": failing,
                 "checks": dg.MetadataValue.json(summary),
                 "raw_batches": dg.MetadataValue.json(batches),
                 "quarantine": dg.MetadataValue.text(f"{bucket}/{prefix}"),
@@ -157,8 +239,8 @@ class QualityGate:
         )
         raise dg.Failure(
             description=(
-                f"{spec.id} {why}: {len(indices)} failing rows; nothing was committed. "
+                f"{spec.id} {why}: {failing} failing rows; nothing was committed. "
                 f"Failing rows and reasons are in quarantine at {bucket}/{prefix}."
             ),
-            metadata={"failing_rows": len(indices), "raw_batches": dg.MetadataValue.json(batches)},
+            metadata={"failing_rows": failing, "raw_batches": dg.MetadataValue.json(batches)},
         )

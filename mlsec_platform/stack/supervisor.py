@@ -197,7 +197,9 @@ class Supervisor:
             finally:
                 sail._credentials = None  # held by the server's process only
             what = "restarted with new keys" if restarted else "started"
-            self.progress(f"  {sail.name:<10} {what} in {time.monotonic() - t0:.1f}s  {sail.remote}")
+            self.progress(
+                f"  {sail.name:<10} {what} in {time.monotonic() - t0:.1f}s  {sail.remote}"
+            )
             self._save()
             return sail.remote
 

@@ -26,14 +26,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import dagster as dg
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
+from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.commits import committed_version
@@ -149,7 +152,9 @@ def discard(lake: S3LakeResource, staged: StagedTable) -> int:
     bucket, prefix = _bucket_key(staged.staging_uri)
     client = lake.client()
     deleted = 0
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix + "/"
+    ):
         keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
         if keys:
             client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
@@ -166,3 +171,72 @@ def _delta_schema(schema: pa.Schema):
 def _bucket_key(uri: str) -> tuple[str, str]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bucket, key.rstrip("/")
+
+
+def gated_on_engine(
+    context: dg.AssetExecutionContext,
+    gate: QualityGate,
+    spark: SparkSession,
+    frame: DataFrame,
+    lake: S3LakeResource,
+    *,
+    metadata: dict[str, Any],
+    measures: dict[str, str] | None = None,
+    **params: Any,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """``frame`` (the transform's result on the engine) staged under its table, cast to the
+    catalog's types, through the gate on the engine: the asset's output is the staged table,
+    which the IO manager commits as one version; on any failure the staged files are deleted
+    and nothing is committed."""
+    from mlsec_platform.transforms.spark import VALUE_ERRORS, conformed  # only on Spark
+
+    spec = gate.spec
+    uri = lake.table_uri(spec.zone, spec.name)
+    try:
+        staged = stage(conformed(frame, spec), uri, spec.arrow_schema())
+    except VALUE_ERRORS as exc:
+        empty = spec.arrow_schema().empty_table()
+        why = f"does not fit the catalog types: {exc}"
+        yield from gate.quarantine_and_fail(context, lake, empty, 0, [], why)
+    view = f"staged_{staged.write_id}"
+    spark.read.format("delta").load(staged.staging_uri).createOrReplaceTempView(view)
+    try:
+        yield from gate.commit_on_engine(
+            context, spark, view, staged, lake, metadata=metadata, measures=measures, **params
+        )
+    except BaseException:
+        discard(lake, staged)
+        raise
+    finally:
+        spark.catalog.dropTempView(view)
+
+
+def transform_on_engine(
+    context: dg.AssetExecutionContext,
+    gate: QualityGate,
+    spark: SparkSession,
+    sql: str,
+    inputs: Iterable[Snapshot],
+    lake: S3LakeResource,
+    *,
+    metadata: dict[str, Any],
+    columns: dict[str, Any] | None = None,
+    measures: dict[str, str] | None = None,
+    **params: Any,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """``sql`` (Spark dialect) over ``inputs`` read on the engine at their pinned versions
+    (views named by table), plus constant ``columns``, gated and staged on the engine."""
+    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
+
+    snapshots = {s.name: s for s in inputs}
+    register(spark, snapshots)
+    try:
+        frame = spark.sql(sql)
+        for name, value in (columns or {}).items():
+            frame = frame.withColumn(name, F.lit(value))
+        yield from gated_on_engine(
+            context, gate, spark, frame, lake, metadata=metadata, measures=measures, **params
+        )
+    finally:
+        for name in snapshots:
+            spark.catalog.dropTempView(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 from dagster_pyspark import LazyPySparkResource
+from pyspark.errors import ArithmeticException, DateTimeException, NumberFormatException
 from pyspark.sql import DataFrame, SparkSession
 
 from mlsec_platform.catalog.governance import DatasetSpec
@@ -22,6 +23,8 @@ SPARK_TYPES: dict[pa.DataType, str] = {
     pa.date32(): "DATE",
     pa.timestamp("us", tz="UTC"): "TIMESTAMP",
 }
+#: What the engine raises when a value does not fit its type (ANSI casts): the batch's fault.
+VALUE_ERRORS = (NumberFormatException, ArithmeticException, DateTimeException)
 #: Arrow view types Spark cannot read, and the plain types they become (same values).
 _PLAIN_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
@@ -52,7 +55,10 @@ def conformed(frame: DataFrame, spec: DatasetSpec) -> DataFrame:
     if missing:
         raise ValueError(f"{spec.id}: the transform's output lacks {missing}")
     return frame.selectExpr(
-        *(f"CAST({quoted(c.name)} AS {spark_type(c.type)}) AS {quoted(c.name)}" for c in spec.columns)
+        *(
+            f"CAST({quoted(c.name)} AS {spark_type(c.type)}) AS {quoted(c.name)}"
+            for c in spec.columns
+        )
     )
 
 

@@ -1,4 +1,9 @@
-"""DuckDB and PySpark compute identical Gold and feature tables from the same Silver input."""
+"""DuckDB and Spark Connect (Sail) compute identical Gold and feature tables from one Silver input.
+
+In memory, no stack: Sail runs in this process (``pysail``'s server on a loopback port) and the
+tables go through the Spark Connect client. The lake-to-lake path on a stack is tested in
+``defs/curated/test_spark_engine.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
 
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import DatasetSpec
@@ -97,10 +101,20 @@ def duckdb_outputs(silver_tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
 
 @pytest.fixture(scope="module")
 def spark_engine() -> Iterator[TransformEngine]:
-    """One Spark session (one JVM start) for the module, stopped by the resource's teardown."""
-    with dg.build_resources({"engine": TransformEngine(engine="spark")}) as resources:
-        yield resources.engine
-    assert SparkSession.getActiveSession() is None, "teardown left the Spark session running"
+    """Sail in this process for the module; the engine's session is closed by its teardown."""
+    from pysail.spark import SparkConnectServer
+
+    server = SparkConnectServer("127.0.0.1", 0)
+    server.start(background=True)
+    try:
+        _, port = server.listening_address
+        engine = TransformEngine(engine="spark", spark_remote=f"sc://127.0.0.1:{port}")
+        with dg.build_resources({"engine": engine}) as resources:
+            yield resources.engine
+            assert resources.engine._spark is not None
+        assert resources.engine._spark is None, "teardown left the Spark session open"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,122 @@
+"""A stack of its own with Sail, and one Raw snapshot curated by both engines.
+
+Its own (state folder, servers, Sail): the Spark runs commit new versions of every curated
+table, which would move the versions the session stack's tests and its Dagster instance expect.
+
+``spark_stack`` seeds Raw once (``SPARK_ORDERS`` generated orders), runs the real `curated`
+job on DuckDB, keeps every curated table as DuckDB committed it, then runs the same job with
+``MLSEC_ENGINE=spark`` on the same Raw snapshot. Tests that talk to this stack request
+``on_spark_stack``, which points the process's settings at it for that test only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from mlsec_platform.catalog.datasets import CATALOG
+from mlsec_platform.settings import PlatformSettings, Zone, get_settings
+
+SPARK_ORDERS = 10_000
+SEED = 31
+#: Every table the curated job commits to the lake (the warehouse loads go to Postgres).
+CURATED = sorted(i for i, s in CATALOG.items() if s.zone in (Zone.SILVER, Zone.GOLD, Zone.FEATURES))
+
+
+@dataclass
+class SparkStack:
+    settings: PlatformSettings
+    env: dict[str, str]
+    supervisor: object
+    resources: dict
+    instance: dg.DagsterInstance
+    batches: dict[str, str]
+    #: dataset id -> the table as the DuckDB run committed it.
+    duckdb: dict[str, pa.Table]
+    duckdb_result: dg.ExecuteInJobResult
+    spark_result: dg.ExecuteInJobResult
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def read_table(resources: dict, dataset_id: str, version: int | None = None) -> pa.Table:
+    spec = CATALOG[dataset_id]
+    lake = resources["lake_pipeline"]
+    uri = lake.table_uri(spec.zone, spec.name)
+    table = DeltaTable(uri, storage_options=lake.storage_options(), version=version)
+    return pa.table(table.to_pyarrow_dataset().to_table())
+
+
+def run_job(engine: str, resources: dict, instance, **kwargs) -> dg.ExecuteInJobResult:
+    from mlsec_platform_tests.curated_data import run_curated
+
+    with environment({"MLSEC_ENGINE": engine}):
+        return run_curated(resources, instance, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def spark_stack(tmp_path_factory) -> Iterator[SparkStack]:
+    from mlsec_platform.defs.resources import build_resources
+    from mlsec_platform.sample_data.olist import generate
+    from mlsec_platform.stack.bootstrap import bootstrap
+    from mlsec_platform.stack.supervisor import Supervisor
+    from mlsec_platform_tests.conftest import TEST_ENV
+    from mlsec_platform_tests.curated_data import seed_raw
+
+    env = {**TEST_ENV, "MLSEC_STATE_DIR": str(tmp_path_factory.mktemp("mlsec-spark"))}
+    with environment(env):
+        settings = get_settings()
+        supervisor = Supervisor(settings, progress=print)
+    try:
+        with environment(env):
+            bootstrap(settings, supervisor.up(), progress=print)
+            supervisor.ensure_sail()
+            resources = build_resources(settings)
+            batches = seed_raw(resources, generate(seed=SEED, orders=SPARK_ORDERS), "spark")
+            instance = dg.DagsterInstance.ephemeral()
+            duckdb_result = run_job("duckdb", resources, instance)
+            assert duckdb_result.success, [
+                e.message for e in duckdb_result.all_events if e.is_failure
+            ]
+            duckdb = {i: read_table(resources, i) for i in CURATED}
+            spark_result = run_job("spark", resources, instance)
+        yield SparkStack(
+            settings,
+            env,
+            supervisor,
+            resources,
+            instance,
+            batches,
+            duckdb,
+            duckdb_result,
+            spark_result,
+        )
+    finally:
+        with environment(env):
+            supervisor.down()
+
+
+@pytest.fixture
+def on_spark_stack(spark_stack: SparkStack) -> Iterator[SparkStack]:
+    """The spark stack, with this process's settings pointing at it during the test."""
+    with environment(spark_stack.env):
+        yield spark_stack
