@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,9 @@ def pin(lake: S3LakeResource, zone: Zone, name: str, schema: pa.Schema | None = 
 def engine_frame(spark: SparkSession, snapshot: Snapshot) -> DataFrame:
     """The snapshot read on the engine at its pinned version (an empty table: its schema)."""
     if snapshot.version is None:
-        return spark.createDataFrame(snapshot.dataset.schema.empty_table())
+        from mlsec_platform.transforms.spark import local_frame
+
+        return local_frame(spark, snapshot.dataset.schema.empty_table())
     reader = spark.read.format("delta").option("versionAsOf", snapshot.version)
     return reader.load(snapshot.uri)
 
@@ -216,27 +218,31 @@ def transform_on_engine(
     gate: QualityGate,
     spark: SparkSession,
     sql: str,
-    inputs: Iterable[Snapshot],
+    inputs: dict[str, Snapshot],
     lake: S3LakeResource,
     *,
     metadata: dict[str, Any],
-    columns: dict[str, Any] | None = None,
+    local: dict[str, pa.Table] | None = None,
+    finish: Callable[[DataFrame], DataFrame] | None = None,
     measures: dict[str, str] | None = None,
     **params: Any,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """``sql`` (Spark dialect) over ``inputs`` read on the engine at their pinned versions
-    (views named by table), plus constant ``columns``, gated and staged on the engine."""
-    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
-
-    snapshots = {s.name: s for s in inputs}
+    """``sql`` (Spark dialect) over ``inputs`` (view name -> snapshot) read on the engine at
+    their pinned versions and the small ``local`` tables sent with the query, then ``finish``
+    on its result; gated and staged on the engine."""
+    snapshots = dict(inputs)
     register(spark, snapshots)
+    from mlsec_platform.transforms.spark import local_frame
+
+    for name, table in (local or {}).items():
+        local_frame(spark, table).createOrReplaceTempView(name)
     try:
         frame = spark.sql(sql)
-        for name, value in (columns or {}).items():
-            frame = frame.withColumn(name, F.lit(value))
+        if finish is not None:
+            frame = finish(frame)
         yield from gated_on_engine(
             context, gate, spark, frame, lake, metadata=metadata, measures=measures, **params
         )
     finally:
-        for name in snapshots:
+        for name in [*snapshots, *(local or {})]:
             spark.catalog.dropTempView(name)

@@ -16,6 +16,7 @@ from mlsec_platform.catalog.governance import DatasetSpec
 #: The catalog's Arrow types as Spark SQL types (``catalog/columns.py`` uses only these).
 SPARK_TYPES: dict[pa.DataType, str] = {
     pa.string(): "STRING",
+    pa.binary(): "BINARY",
     pa.int32(): "INT",
     pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE",
@@ -62,12 +63,21 @@ def conformed(frame: DataFrame, spec: DatasetSpec) -> DataFrame:
     )
 
 
+def local_frame(spark: SparkSession, table: pa.Table) -> DataFrame:
+    """``table`` (small) sent with the query; an empty one by its schema (the client cannot
+    infer a schema from no rows)."""
+    if table.num_rows:
+        return spark.createDataFrame(_plain(table))
+    ddl = ", ".join(f"{quoted(f.name)} {spark_type(f.type)}" for f in table.schema)
+    return spark.createDataFrame([], schema=ddl)
+
+
 def run_spark_sql(spark: SparkSession, sql: str, **tables: pa.Table) -> pa.Table:
     """Run ``sql`` (Spark dialect) with ``tables`` sent through the client as temporary views
     (small inputs and tests; assets read their inputs on the engine)."""
     try:
         for name, table in tables.items():
-            spark.createDataFrame(_plain(table)).createOrReplaceTempView(name)
+            local_frame(spark, table).createOrReplaceTempView(name)
         return spark.sql(sql).toArrow()
     finally:
         for name in tables:

@@ -43,6 +43,15 @@ def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Tabl
     )
 
 
+def with_feature_columns(frame, materialized_at: datetime):
+    """The same two columns on the engine (constants of the query)."""
+    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
+
+    return frame.withColumn("feature_group_version", F.lit(FEATURE_GROUP_VERSION)).withColumn(
+        "materialized_at", F.lit(materialized_at)
+    )
+
+
 @dg.asset(
     key=asset_key(RFM),
     deps=[dg.AssetKey(["gold", "fact_order_item"])],
@@ -74,14 +83,11 @@ def customer_rfm(
             RFM_GATE,
             engine.spark_session(),
             rfm_query(engine.dialect),
-            [fact],
+            {"fact_order_item": fact},
             lake_pipeline,
             metadata=lineage_metadata([fact])
             | {"feature_group_version": FEATURE_GROUP_VERSION, "engine": engine.engine},
-            columns={
-                "feature_group_version": FEATURE_GROUP_VERSION,
-                "materialized_at": materialized_at,
-            },
+            finish=lambda frame: with_feature_columns(frame, materialized_at),
             measures={"entities": "count(DISTINCT customer_token)"},
         )
         return

@@ -66,7 +66,13 @@ def gold_asset(name: str) -> dg.AssetsDefinition:
         if engine.on_spark:
             spark, sql = engine.spark_session(), query(engine.dialect)
             yield from transform_on_engine(
-                context, gate, spark, sql, snapshots, lake_pipeline, metadata=metadata
+                context,
+                gate,
+                spark,
+                sql,
+                {s.name: s for s in snapshots},
+                lake_pipeline,
+                metadata=metadata,
             )
             return
         table = engine.run(query, **{s.name: s.dataset for s in snapshots})
