@@ -4,8 +4,8 @@ Its own (state folder, servers, Sail): the Spark runs commit new versions of eve
 table, which would move the versions the session stack's tests and its Dagster instance expect.
 
 ``spark_stack`` seeds Raw once (``SPARK_ORDERS`` generated orders), runs the real `curated`
-job on DuckDB, keeps every curated table as DuckDB committed it, then runs the same job with
-``MLSEC_ENGINE=spark`` on the same Raw snapshot. Tests that talk to this stack request
+job with ``MLSEC_ENGINE=spark`` first (so the engine mints every token), keeps every curated
+table as that run committed it, then runs the same job on DuckDB on the same Raw snapshot. Tests that talk to this stack request
 ``on_spark_stack``, which points the process's settings at it for that test only.
 """
 
@@ -38,10 +38,10 @@ class SparkStack:
     resources: dict
     instance: dg.DagsterInstance
     batches: dict[str, str]
-    #: dataset id -> the table as the DuckDB run committed it.
-    duckdb: dict[str, pa.Table]
-    duckdb_result: dg.ExecuteInJobResult
+    #: dataset id -> the table as the Spark run committed it.
+    spark: dict[str, pa.Table]
     spark_result: dg.ExecuteInJobResult
+    duckdb_result: dg.ExecuteInJobResult
 
 
 @contextmanager
@@ -93,12 +93,12 @@ def spark_stack(tmp_path_factory) -> Iterator[SparkStack]:
             resources = build_resources(settings)
             batches = seed_raw(resources, generate(seed=SEED, orders=SPARK_ORDERS), "spark")
             instance = dg.DagsterInstance.ephemeral()
-            duckdb_result = run_job("duckdb", resources, instance)
-            assert duckdb_result.success, [
-                e.message for e in duckdb_result.all_events if e.is_failure
-            ]
-            duckdb = {i: read_table(resources, i) for i in CURATED}
             spark_result = run_job("spark", resources, instance)
+            assert spark_result.success, [
+                e.message for e in spark_result.all_events if e.is_failure
+            ]
+            spark = {i: read_table(resources, i) for i in CURATED}
+            duckdb_result = run_job("duckdb", resources, instance)
         yield SparkStack(
             settings,
             env,
@@ -106,9 +106,9 @@ def spark_stack(tmp_path_factory) -> Iterator[SparkStack]:
             resources,
             instance,
             batches,
-            duckdb,
-            duckdb_result,
+            spark,
             spark_result,
+            duckdb_result,
         )
     finally:
         with environment(env):
