@@ -169,9 +169,12 @@ class Baseline:
         raw = {n: self.read(Zone.RAW, s) for n, s in SILVER_SOURCES.items()}
         raw["products"] = self.read(Zone.RAW, "olist_products")
         out = {}
+        transforms = silver.SILVER_TRANSFORMS
         for name in SILVER_SOURCES:
-            out[name] = getattr(silver, name)(raw[name])
-        out["products"] = silver.products(raw["products"], out["product_categories"])
+            out[name] = transforms[f"silver/{name}"](raw[name])
+        out["products"] = transforms["silver/products"](
+            raw["products"], product_categories=out["product_categories"]
+        )
         # The ungoverned baseline generalises as Silver does (the catalog says how), but does
         # not tokenize.
         out["customers"] = PrivacyPlan.of(dataset("silver/customers")).generalise(out["customers"])

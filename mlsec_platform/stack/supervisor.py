@@ -163,6 +163,7 @@ class Supervisor:
 
     def down(self) -> None:
         with self._locked():
+            self._load()  # Sail may have been started by another supervisor since this loaded
 
             def stop(server: ManagedServer) -> None:
                 if server.is_running():

@@ -85,6 +85,8 @@ class SailServer(ManagedServer):
         ]
 
     def process(self):
+        if "connect" not in self.ports:  # never started under this state folder
+            return None
         # The command's first word is the Python interpreter: match on the module instead.
         proc = super().process()
         if proc is not None and "pysail" not in " ".join(proc.cmdline()):
