@@ -10,7 +10,6 @@ server started by a test not marked ``stack`` fails that test).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -106,17 +105,11 @@ def _no_server_outside_stack_tests() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformSettings]:
+    from mlsec_platform_tests.helpers import environment
+
     state = tmp_path_factory.mktemp("mlsec-state")
-    saved = {k: os.environ.get(k) for k in (*TEST_ENV, "MLSEC_STATE_DIR")}
-    os.environ.update({**TEST_ENV, "MLSEC_STATE_DIR": str(state)})
-    try:
+    with environment({**TEST_ENV, "MLSEC_STATE_DIR": str(state)}):
         yield get_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

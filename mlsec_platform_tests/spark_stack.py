@@ -11,9 +11,7 @@ table as that run committed it, then runs the same job on DuckDB on the same Raw
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
@@ -23,6 +21,7 @@ from deltalake import DeltaTable
 
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.settings import PlatformSettings, Zone, get_settings
+from mlsec_platform_tests.helpers import environment
 
 SPARK_ORDERS = 10_000
 SEED = 31
@@ -42,20 +41,6 @@ class SparkStack:
     spark: dict[str, pa.Table]
     spark_result: dg.ExecuteInJobResult
     duckdb_result: dg.ExecuteInJobResult
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def read_table(resources: dict, dataset_id: str, version: int | None = None) -> pa.Table:

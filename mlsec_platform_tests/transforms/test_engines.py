@@ -24,7 +24,7 @@ from mlsec_platform.sample_data.olist import generate
 from mlsec_platform.transforms.engine import TransformEngine
 from mlsec_platform.transforms.gold import GOLD_QUERIES, Query, customer_rfm
 from mlsec_platform.transforms.silver import SILVER_TRANSFORMS
-from mlsec_platform_tests.helpers import local_token_vault
+from mlsec_platform_tests.helpers import local_token_vault, table_differences
 
 OUTPUTS = [*(f"gold/{name}" for name in GOLD_QUERIES), "features/customer_rfm"]
 #: The Silver inputs of Gold, inputs of a transform before the transform.
@@ -128,21 +128,6 @@ def by_key(spec: DatasetSpec, table: pa.Table) -> pa.Table:
     return table.sort_by([(k, "ascending") for k in spec.key])
 
 
-def differences(a: pa.Table, b: pa.Table) -> list[str]:
-    """Per differing column, its first differing row (a readable failure instead of False)."""
-    if a.schema != b.schema or a.num_rows != b.num_rows:
-        return [f"schema/rows differ:\n{a.schema}\n{a.num_rows} vs\n{b.schema}\n{b.num_rows}"]
-    out = []
-    for name in a.column_names:
-        x, y = a.column(name).to_pylist(), b.column(name).to_pylist()
-        diff = [i for i, (p, q) in enumerate(zip(x, y, strict=True)) if p != q]
-        if diff:
-            out.append(
-                f"{name}: {len(diff)} rows, e.g. row {diff[0]}: {x[diff[0]]!r} != {y[diff[0]]!r}"
-            )
-    return out
-
-
 @pytest.mark.parametrize("dataset_id", OUTPUTS)
 def test_spark_and_duckdb_compute_identical_tables(
     dataset_id: str, duckdb_outputs: dict[str, pa.Table], spark_outputs: dict[str, pa.Table]
@@ -150,7 +135,7 @@ def test_spark_and_duckdb_compute_identical_tables(
     spec = CATALOG[dataset_id]
     duck, spark = by_key(spec, duckdb_outputs[dataset_id]), by_key(spec, spark_outputs[dataset_id])
     assert duck.num_rows > 0
-    assert spark.equals(duck), differences(spark, duck)
+    assert spark.equals(duck), table_differences(spark, duck)
 
 
 def test_fact_has_one_row_per_silver_order_item(

@@ -26,6 +26,7 @@ from mlsec_platform.defs.raw.files import CONNECTOR, CONNECTOR_VERSION
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.engine_tables import STAGED_DIR
 from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
+from mlsec_platform_tests.helpers import table_differences
 from mlsec_platform_tests.spark_stack import CURATED, read_table, run_job
 
 #: Columns that say when a row was made, not what it holds.
@@ -38,19 +39,6 @@ def comparable(dataset_id: str, table: pa.Table) -> pa.Table:
     spec = CATALOG[dataset_id]
     keep = [c for c in table.column_names if c not in RUN_TIME_COLUMNS]
     return table.select(keep).sort_by([(k, "ascending") for k in spec.key or keep])
-
-
-def differences(a: pa.Table, b: pa.Table) -> list[str]:
-    """Per differing column, its first differing row (a readable failure instead of False)."""
-    if a.schema != b.schema or a.num_rows != b.num_rows:
-        return [f"schema/rows differ:\n{a.schema}\n{a.num_rows} vs\n{b.schema}\n{b.num_rows}"]
-    out = []
-    for name in a.column_names:
-        x, y = a.column(name).to_pylist(), b.column(name).to_pylist()
-        diff = [i for i, (p, q) in enumerate(zip(x, y, strict=True)) if p != q]
-        if diff:
-            out.append(f"{name}: {len(diff)} rows, e.g. {x[diff[0]]!r} != {y[diff[0]]!r}")
-    return out
 
 
 def materializations(result: dg.ExecuteInJobResult) -> dict[str, dict]:
@@ -80,7 +68,7 @@ def test_both_engines_commit_identical_tables(on_spark_stack, dataset_id):
     duck = comparable(dataset_id, read_table(on_spark_stack.resources, dataset_id))
     assert duck.num_rows > 0
     assert spark.schema == duck.schema
-    assert spark.equals(duck), differences(spark, duck)
+    assert spark.equals(duck), table_differences(spark, duck)
 
 
 def staged_dirs(lake, zone: Zone, name: str) -> set[str]:
