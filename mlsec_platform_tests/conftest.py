@@ -36,7 +36,9 @@ TEST_ENV = {
 #: other fixtures) is marked ``stack``. ``demo_output`` (ops/test_demo.py) runs `mlsec demo`,
 #: which starts a stack of its own; so do ``rootless_stack`` (ops/test_operator_login.py) and
 #: ``spark_stack`` (spark_stack.py).
-SERVER_FIXTURES = frozenset({"supervisor", "demo_output", "rootless_stack", "spark_stack"})
+SERVER_FIXTURES = frozenset(
+    {"supervisor", "demo_output", "rootless_stack", "spark_stack", "spark_stack_100k"}
+)
 
 #: Tests that read what the session stack wrote (its secrets, the identities' AppRole files)
 #: while requesting only ``settings``: they are stack tests and get the session stack set up
@@ -51,12 +53,18 @@ READS_THE_SESSION_STACK = frozenset(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid in READS_THE_SESSION_STACK or SERVER_FIXTURES.intersection(
             getattr(item, "fixturenames", ())
         ):
             item.add_marker(pytest.mark.stack)
+    # `slow` tests run only when asked for (`-m slow`); deselected ones are counted in the summary.
+    if "slow" not in (config.option.markexpr or ""):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(autouse=True)

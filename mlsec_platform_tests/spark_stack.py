@@ -58,8 +58,9 @@ def run_job(engine: str, resources: dict, instance, **kwargs) -> dg.ExecuteInJob
         return run_curated(resources, instance, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def spark_stack(tmp_path_factory) -> Iterator[SparkStack]:
+def curated_by_both(tmp_path_factory, orders: int) -> Iterator[SparkStack]:
+    """A stack of its own with Sail, ``orders`` generated orders in Raw, curated by the Spark
+    engine and then by DuckDB (see the module)."""
     from mlsec_platform.defs.resources import build_resources
     from mlsec_platform.sample_data.olist import generate
     from mlsec_platform.stack.bootstrap import bootstrap
@@ -76,7 +77,7 @@ def spark_stack(tmp_path_factory) -> Iterator[SparkStack]:
             bootstrap(settings, supervisor.up(), progress=print)
             supervisor.ensure_sail()
             resources = build_resources(settings)
-            batches = seed_raw(resources, generate(seed=SEED, orders=SPARK_ORDERS), "spark")
+            batches = seed_raw(resources, generate(seed=SEED, orders=orders), "spark")
             instance = dg.DagsterInstance.ephemeral()
             spark_result = run_job("spark", resources, instance)
             assert spark_result.success, [
@@ -98,6 +99,17 @@ def spark_stack(tmp_path_factory) -> Iterator[SparkStack]:
     finally:
         with environment(env):
             supervisor.down()
+
+
+@pytest.fixture(scope="session")
+def spark_stack(tmp_path_factory) -> Iterator[SparkStack]:
+    yield from curated_by_both(tmp_path_factory, SPARK_ORDERS)
+
+
+@pytest.fixture(scope="session")
+def spark_stack_100k(tmp_path_factory) -> Iterator[SparkStack]:
+    """The same at 100,000 orders (the ``slow`` parity test)."""
+    yield from curated_by_both(tmp_path_factory, 100_000)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from mlsec_platform.defs.raw.files import CONNECTOR, CONNECTOR_VERSION
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.engine_tables import STAGED_DIR
 from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
-from mlsec_platform_tests.helpers import table_differences
+from mlsec_platform_tests.helpers import environment, table_differences
 from mlsec_platform_tests.spark_stack import CURATED, read_table, run_job
 
 #: Columns that say when a row was made, not what it holds.
@@ -62,13 +62,25 @@ def test_the_spark_run_ran_every_transform_on_spark_and_minted_there(on_spark_st
     )
 
 
-@pytest.mark.parametrize("dataset_id", CURATED)
-def test_both_engines_commit_identical_tables(on_spark_stack, dataset_id):
-    spark = comparable(dataset_id, on_spark_stack.spark[dataset_id])
-    duck = comparable(dataset_id, read_table(on_spark_stack.resources, dataset_id))
+def assert_identical(stack, dataset_id: str) -> None:
+    with environment(stack.env):
+        duck = comparable(dataset_id, read_table(stack.resources, dataset_id))
+    spark = comparable(dataset_id, stack.spark[dataset_id])
     assert duck.num_rows > 0
     assert spark.schema == duck.schema
     assert spark.equals(duck), table_differences(spark, duck)
+
+
+@pytest.mark.parametrize("dataset_id", CURATED)
+def test_both_engines_commit_identical_tables(on_spark_stack, dataset_id):
+    assert_identical(on_spark_stack, dataset_id)
+
+
+@pytest.mark.slow
+def test_both_engines_commit_identical_tables_at_100k_orders(spark_stack_100k):
+    assert spark_stack_100k.spark_result.success and spark_stack_100k.duckdb_result.success
+    for dataset_id in CURATED:
+        assert_identical(spark_stack_100k, dataset_id)
 
 
 def staged_dirs(lake, zone: Zone, name: str) -> set[str]:
