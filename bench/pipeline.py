@@ -245,7 +245,8 @@ class PeakMemory:
         import psutil
 
         self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self.peak = dict.fromkeys(pids, 0)
+        self.start = {name: p.memory_info().rss for name, p in self.processes.items()}
+        self.peak = dict(self.start)
 
     def __enter__(self):
         import threading
@@ -268,7 +269,10 @@ class PeakMemory:
         self._thread.join()
 
     def __str__(self) -> str:
-        return ", ".join(f"peak {k} {v / 2**20:,.0f} MiB" for k, v in self.peak.items())
+        return ", ".join(
+            f"peak {k} {v / 2**20:,.0f} MiB (+{(v - self.start[k]) / 2**20:,.0f} over its start)"
+            for k, v in self.peak.items()
+        )
 
 
 def run_curated(executor: str):
