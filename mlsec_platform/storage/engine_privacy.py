@@ -126,8 +126,9 @@ def tokens_on_engine(
     if len(new):
 
         def still_missing(found: pa.Array) -> pa.Array:
-            again = indexed(spark.createDataFrame(pa.table({"value": found})))
-            return missing(again).toArrow().column("value").combine_chunks()
+            # The same anti-join again, against the vault as it is now (under the lock): the
+            # engine recomputes the batch's values rather than receiving ``found`` back.
+            return missing(distinct).toArrow().column("value").combine_chunks()
 
         vault.mint_values(domain, new, still_missing)
     entries = _entries(spark, vault, domain)
