@@ -7,8 +7,6 @@ counts the failures of every rule.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import pandera.errors
 import pyarrow as pa
@@ -25,6 +23,7 @@ from mlsec_platform.quality.engine_gate import (
 )
 from mlsec_platform.quality.gates import relevant_cases
 from mlsec_platform.quality.schemas import TABLE_RULE_SQL, TABLE_RULES, schema_for, validation_frame
+from mlsec_platform_tests.quality.test_schemas import _items as items
 
 
 @pytest.fixture(scope="module")
@@ -67,23 +66,6 @@ def engine_failures(spark, spec: DatasetSpec, table: pa.Table) -> tuple[set, int
         failed |= {(k, f"unique_key({', '.join(spec.key)})") for k in spec.key}
     rows = spark.sql(failing_rows_sql(spec, rules, "batch", None)).count()
     return failed, rows
-
-
-def items(keys: list[tuple[str, int]], prices: list[str]) -> pa.Table:
-    n = len(keys)
-    return pa.table(
-        {
-            "order_id": [k[0] for k in keys],
-            "order_item_id": [k[1] for k in keys],
-            "product_id": ["p1"] * n,
-            "seller_id": ["s1"] * n,
-            "shipping_limit_at": [datetime(2026, 1, 1, tzinfo=UTC)] * n,
-            "price": [Decimal(p) for p in prices],
-            "freight_value": [Decimal("1.00")] * n,
-            "_raw_batch_id": ["b1"] * n,
-        },
-        schema=dataset("silver/order_items").arrow_schema().remove_metadata(),
-    )
 
 
 def delivery(late: list[int], delivered: list[int], rate: list[float]) -> pa.Table:
