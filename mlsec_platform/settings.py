@@ -37,6 +37,8 @@ class Endpoints(BaseModel):
     postgres_host: str = "127.0.0.1"
     postgres_port: int
     nats_url: str
+    #: The Spark Connect engine the `local` profile started (Sail), if it runs.
+    spark_remote: str | None = None
 
 
 #: The servers whose clients verify their TLS certificates (see ``server_ca``).
@@ -280,6 +282,17 @@ class PlatformSettings(BaseSettings):
     engine: Literal["duckdb", "spark"] = Field(
         "duckdb", description="Engine of the curated transforms: `duckdb` or `spark`."
     )
+    spark_remote: str | None = Field(
+        None,
+        description="Spark Connect endpoint (`sc://host:port`) of the `spark` engine. Unset: "
+        "`mlsec up` starts Sail on loopback with the pipeline's S3 keys (`local`).",
+    )
+    sail_mode: Literal["local", "local-cluster"] = Field(
+        "local",
+        description="How the embedded Sail runs: one process, or a driver with workers "
+        "(`local-cluster`, `MLSEC_SAIL_WORKERS` of them) talking over loopback RPC.",
+    )
+    sail_workers: int = Field(2, ge=1, description="Workers of Sail's `local-cluster` mode.")
     committed_cache_bytes: int = Field(
         4 << 30,
         description="Memory a run may use to keep the tables it committed for its own later "

@@ -10,7 +10,6 @@ server started by a test not marked ``stack`` fails that test).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,8 +18,9 @@ import pytest
 from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 from mlsec_platform.stack.servers.base import ManagedServer
 
-#: Session fixtures shared across packages: the curated data set (``curated``).
-pytest_plugins = ["mlsec_platform_tests.curated_data"]
+#: Session fixtures shared across packages: the curated data set (``curated``), and a stack of
+#: its own on which both engines curate one Raw snapshot (``spark_stack``).
+pytest_plugins = ["mlsec_platform_tests.curated_data", "mlsec_platform_tests.spark_stack"]
 
 READER_TTL_SECONDS = 8
 
@@ -34,8 +34,11 @@ TEST_ENV = {
 
 #: Fixtures that start servers. A test whose fixture closure holds one (directly or through
 #: other fixtures) is marked ``stack``. ``demo_output`` (ops/test_demo.py) runs `mlsec demo`,
-#: which starts a stack of its own; so does ``rootless_stack`` (ops/test_operator_login.py).
-SERVER_FIXTURES = frozenset({"supervisor", "demo_output", "rootless_stack"})
+#: which starts a stack of its own; so do ``rootless_stack`` (ops/test_operator_login.py) and
+#: ``spark_stack`` (spark_stack.py).
+SERVER_FIXTURES = frozenset(
+    {"supervisor", "demo_output", "rootless_stack", "spark_stack", "spark_stack_100k"}
+)
 
 #: Tests that read what the session stack wrote (its secrets, the identities' AppRole files)
 #: while requesting only ``settings``: they are stack tests and get the session stack set up
@@ -50,12 +53,18 @@ READS_THE_SESSION_STACK = frozenset(
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid in READS_THE_SESSION_STACK or SERVER_FIXTURES.intersection(
             getattr(item, "fixturenames", ())
         ):
             item.add_marker(pytest.mark.stack)
+    # `slow` tests run only when asked for (`-m slow`); deselected ones are counted in the summary.
+    if "slow" not in (config.option.markexpr or ""):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 @pytest.fixture(autouse=True)
@@ -104,17 +113,11 @@ def _no_server_outside_stack_tests() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformSettings]:
+    from mlsec_platform_tests.helpers import environment
+
     state = tmp_path_factory.mktemp("mlsec-state")
-    saved = {k: os.environ.get(k) for k in (*TEST_ENV, "MLSEC_STATE_DIR")}
-    os.environ.update({**TEST_ENV, "MLSEC_STATE_DIR": str(state)})
-    try:
+    with environment({**TEST_ENV, "MLSEC_STATE_DIR": str(state)}):
         yield get_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,37 @@ from mlsec_platform.serving.client import ClientTls
 from mlsec_platform.settings import Endpoints, PlatformSettings
 
 BOTO = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1})
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` set in this process's environment for the block, then as they were."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def table_differences(a, b) -> list[str]:
+    """Per differing column of two Arrow tables, its first differing row (a readable failure
+    instead of False)."""
+    if a.schema != b.schema or a.num_rows != b.num_rows:
+        return [f"schema/rows differ:\n{a.schema}\n{a.num_rows} vs\n{b.schema}\n{b.num_rows}"]
+    out = []
+    for name in a.column_names:
+        x, y = a.column(name).to_pylist(), b.column(name).to_pylist()
+        diff = [i for i, (p, q) in enumerate(zip(x, y, strict=True)) if p != q]
+        if diff:
+            out.append(
+                f"{name}: {len(diff)} rows, e.g. row {diff[0]}: {x[diff[0]]!r} != {y[diff[0]]!r}"
+            )
+    return out
 
 
 def vault_as(identity: str, settings: PlatformSettings, endpoints: Endpoints) -> VaultResource:

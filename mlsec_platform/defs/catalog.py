@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mlsec_platform.catalog.governance import DatasetSpec
+from mlsec_platform.settings import get_settings
 
 
 def asset_key(spec: DatasetSpec) -> dg.AssetKey:
@@ -38,3 +39,9 @@ def asset_metadata(spec: DatasetSpec) -> dict:
         "catalog/purposes": ", ".join(sorted(p.value for p in spec.purposes)),
         "catalog/row_security_key": spec.row_security_key or "",
     }
+
+
+def engine_kinds() -> set[str]:
+    """The kinds of a curated table: Delta on S3, made by the engine the settings name (each
+    materialization's metadata also says which engine ran)."""
+    return {"delta", "s3", get_settings().engine}

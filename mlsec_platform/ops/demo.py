@@ -29,13 +29,18 @@ class DemoResult:
 
 def bring_up(settings: PlatformSettings, echo: Echo) -> None:
     """Start (local) or check (stack) the servers, then bootstrap identities idempotently."""
+    supervisor = None
     if settings.profile is Profile.LOCAL:
         echo("Starting the embedded stack")
-        endpoints = Supervisor(settings, progress=echo).up()
+        supervisor = Supervisor(settings, progress=echo)
+        endpoints = supervisor.up()
     else:
         endpoints = settings.endpoints()
     echo("Bootstrapping identities and permissions")
     bootstrap(settings, endpoints, progress=echo)
+    if supervisor is not None and settings.engine == "spark" and not settings.spark_remote:
+        echo("Starting the Spark engine (Sail) with the pipeline's S3 keys")
+        supervisor.ensure_sail()
 
 
 def demo_client(settings: PlatformSettings, subject: str):

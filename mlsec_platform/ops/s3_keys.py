@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from mlsec_platform.identities.catalog import S3_IDENTITIES
 from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.refusals import UnknownName
-from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.settings import PlatformSettings, Profile
 from mlsec_platform.stack.bootstrap import rotate_s3_keys
+from mlsec_platform.stack.supervisor import Supervisor
 
 
 class UnknownIdentity(UnknownName):
@@ -32,4 +33,8 @@ def rotate_identity_keys(
         session.audit.emit("s3.keys_rotated", {"new_key_ids": rotated})
     for name, key_id in rotated.items():
         echo(f"{name:<10} new key {key_id}, old keys deleted")
+    if "pipeline" in rotated and settings.profile is Profile.LOCAL:
+        supervisor = Supervisor(settings, progress=echo)
+        if supervisor.sail.is_running():  # it holds the deleted key: restart it with the new
+            supervisor.ensure_sail()
     return rotated

@@ -27,10 +27,20 @@ EXPRESSIONS: dict[Generalisation, Callable[[str], str]] = {
     ),
 }
 
-if set(EXPRESSIONS) != set(Generalisation):
-    raise RuntimeError(
-        f"generalisations without an expression: {sorted(set(Generalisation) - set(EXPRESSIONS))}"
-    )
+#: The same in Spark SQL, for the Spark engine (its string literals take backslash escapes).
+SPARK_EXPRESSIONS: dict[Generalisation, Callable[[str], str]] = {
+    Generalisation.ZIP3: lambda value: f"left({value}, 3)",
+    Generalisation.EMAIL_DOMAIN: lambda value: f"lower(nullif(split_part({value}, '@', 2), ''))",
+    Generalisation.PHONE_AREA_CODE: (
+        lambda value: f"nullif(regexp_extract({value}, '\\\\((\\\\d{{2}})\\\\)', 1), '')"
+    ),
+}
+
+for _table in (EXPRESSIONS, SPARK_EXPRESSIONS):
+    if set(_table) != set(Generalisation):
+        raise RuntimeError(
+            f"generalisations without an expression: {sorted(set(Generalisation) - set(_table))}"
+        )
 
 
 def generalised_columns(table: pa.Table, columns: Sequence[ColumnSpec]) -> dict[str, pa.Array]:

@@ -147,3 +147,43 @@ def _plain(value: Any) -> str | int | float | bool | None:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+# -- the Spark engine's gate (``quality/engine_gate.py``): counts per rule, no pandera cases --
+
+
+def engine_rule_counts(rules: list[Any], spec: DatasetSpec) -> dict[str, int]:
+    """How many of the engine's ``rules`` (and its key check) fall in each family."""
+    counts = dict.fromkeys(FAMILIES, 0)
+    for rule in rules:
+        counts[family_of(rule.check)] += 1
+    counts["keys"] += 1 if spec.key else 0
+    return counts
+
+
+def engine_results(
+    rows: int, summary: list[dict], rules: dict[str, int], metadata: dict[str, Any]
+) -> list[dg.AssetCheckResult]:
+    """Each family's check result from the engine's failure counts (``summary``: column,
+    check, failures): the engine counts failures per rule, so a failed family shows the
+    rules that failed and their counts rather than sample rows (those are in quarantine)."""
+    out = []
+    for name in FAMILIES:
+        failed_rules = [s for s in summary if family_of(s["check"]) == name]
+        common = {"rows": rows, "rules": rules.get(name, 0), **metadata}
+        if not failed_rules:
+            out.append(dg.AssetCheckResult(check_name=name, passed=True, metadata=common))
+            continue
+        out.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    **common,
+                    "failures": sum(int(s["failures"]) for s in failed_rules),
+                    "failed_checks": dg.MetadataValue.json(failed_rules),
+                },
+            )
+        )
+    return out

@@ -29,6 +29,13 @@ import pyarrow.parquet as pq
 
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.quality import families
+from mlsec_platform.quality.engine_gate import (
+    counts_sql,
+    duplicate_keys_sql,
+    engine_rules,
+    failing_rows_sql,
+    key_check_name,
+)
 from mlsec_platform.quality.schemas import UNIQUE_KEY_CHECK, schema_for, validation_frame
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -84,9 +91,59 @@ class QualityGate:
         yield dg.Output(table.cast(self.spec.arrow_schema()), metadata=metadata or {})
         yield from families.results(self.spec, table, None, rules, {"seconds": seconds})
 
+    def commit_on_engine(
+        self,
+        context: dg.AssetExecutionContext,
+        spark: Any,
+        view: str,
+        staged: Any,
+        lake: S3LakeResource,
+        *,
+        metadata: dict[str, Any] | None = None,
+        measures: dict[str, str] | None = None,
+        **params: Any,
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        """The same gate on the Spark engine, over the staged batch registered as ``view``
+        (``quality/engine_gate.py``): yield ``staged`` as the output (the IO manager commits
+        it) and passing family checks, or quarantine the failing rows and raise ``dg.Failure``.
+        ``measures`` (name -> aggregate SQL over the batch) go into the output's metadata."""
+        started = time.perf_counter()
+        rules = engine_rules(self.spec, **params)
+        counts = spark.sql(counts_sql(rules, view, measures)).collect()[0].asDict()
+        metadata = {**(metadata or {})}
+        metadata |= {name: counts[f"m{j}"] for j, name in enumerate(measures or {})}
+        summary = [
+            {"column": str(r.column), "check": r.check, "failures": str(counts[f"r{i}"])}
+            for i, r in enumerate(rules)
+            if counts[f"r{i}"]
+        ]
+        duplicates_sql = duplicate_keys_sql(self.spec, view)
+        if duplicates_sql is not None:
+            [(groups,)] = spark.sql(f"SELECT count(*) FROM ({duplicates_sql})").collect()
+            if groups:
+                check = key_check_name(self.spec)
+                summary += [
+                    {"column": k, "check": check, "failures": str(groups)} for k in self.spec.key
+                ]
+        per_family = families.engine_rule_counts(rules, self.spec)
+        if summary:
+            every = failing_rows_sql(self.spec, rules, view, None)
+            [(failing,)] = spark.sql(f"SELECT count(*) FROM ({every})").collect()
+            rows = spark.sql(
+                failing_rows_sql(self.spec, rules, view, MAX_QUARANTINED_ROWS)
+            ).toArrow()
+            kept = self._quarantine(context, lake, rows, failing, summary, "failed its checks")
+            yield from families.engine_results(counts["rows"], summary, per_family, kept)
+            self._raise(failing, kept, "failed its checks")
+        yield dg.Output(staged, metadata=metadata)
+        seconds = round(time.perf_counter() - started, 2)
+        yield from families.engine_results(
+            counts["rows"], [], per_family, {"seconds": seconds, "engine": "spark"}
+        )
+
     def _fail(self, context, lake, table, failure_cases, why: str, rules: dict[str, int]):
         spec = self.spec
-        indices, summary, batches = [], [], []
+        indices, summary = [], []
         if failure_cases is not None:
             indices = sorted(
                 {int(i) for i in failure_cases["index"].dropna().tolist() if i is not None}
@@ -99,6 +156,20 @@ class QualityGate:
                 .to_dict("records")
             )
         rows = table.take(indices[:MAX_QUARANTINED_ROWS]) if indices else table.slice(0, 0)
+        kept = self._quarantine(
+            context, lake, rows, len(indices), summary, why, failure_cases=failure_cases
+        )
+        if failure_cases is None:  # the batch does not even fit the types: nothing else ran
+            yield families.failed("types", table, rules, {**kept, "error": why})
+        else:
+            yield from families.results(spec, table, failure_cases, rules, failed_metadata=kept)
+        self._raise(len(indices), kept, why)
+
+    def _quarantine(self, context, lake, rows, failing, summary, why, *, failure_cases=None):
+        """Keep ``rows`` (the failing rows, or the first of them), the reasons and the Raw
+        batches they came from in quarantine; audit. Returns the metadata saying where."""
+        spec = self.spec
+        batches = []
         if "_raw_batch_id" in rows.column_names:
             batches = sorted(set(rows.column("_raw_batch_id").drop_null().to_pylist()))
         prefix = f"gate/table/{spec.zone.value}.{spec.name}/{context.run.run_id}"
@@ -117,7 +188,7 @@ class QualityGate:
             "dataset": spec.id,
             "catalog_version": spec.version,
             "run_id": context.run.run_id,
-            "failing_rows": len(indices),
+            "failing_rows": failing,
             "checks": summary,
             "raw_batches": batches,
         }
@@ -129,19 +200,16 @@ class QualityGate:
         )
         lake.audit.emit("quality.gate_failed", {**reason, "quarantine": prefix})
         # Each failed family says where its rows are kept and the batches they came from.
-        kept = {
+        return {
             "quarantine": dg.MetadataValue.text(f"{bucket}/{prefix}"),
             "raw_batches": dg.MetadataValue.json(batches),
         }
-        if failure_cases is None:  # the batch does not even fit the types: nothing else ran
-            kept["error"] = why
-            yield families.failed("types", table, rules, kept)
-        else:
-            yield from families.results(spec, table, failure_cases, rules, failed_metadata=kept)
+
+    def _raise(self, failing: int, kept: dict[str, Any], why: str) -> None:
         raise dg.Failure(
             description=(
-                f"{spec.id} {why}: {len(indices)} failing rows; nothing was committed. "
-                f"Failing rows and reasons are in quarantine at {bucket}/{prefix}."
+                f"{self.spec.id} {why}: {failing} failing rows; nothing was committed. "
+                f"Failing rows and reasons are in quarantine at {kept['quarantine'].value}."
             ),
-            metadata={"failing_rows": len(indices), "raw_batches": dg.MetadataValue.json(batches)},
+            metadata={"failing_rows": failing, "raw_batches": kept["raw_batches"]},
         )

@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from mlsec_platform.resources.identity import identity_resources
+from mlsec_platform.resources.s3_lake import S3Credentials
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.stack.ports import PortAllocator, is_free
 from mlsec_platform.stack.secret_files import ensure_private_dir
@@ -22,6 +24,7 @@ from mlsec_platform.stack.servers.base import ManagedServer
 from mlsec_platform.stack.servers.nats import NatsServer
 from mlsec_platform.stack.servers.openbao import OpenBaoServer
 from mlsec_platform.stack.servers.postgres import PostgresServer
+from mlsec_platform.stack.servers.sail import SailServer, key_fingerprint
 from mlsec_platform.stack.servers.seaweedfs import SeaweedFSServer
 
 Progress = Callable[[str], None]
@@ -40,7 +43,8 @@ class ServerStatus:
 
 
 class Supervisor:
-    """The embedded stack: OpenBao, SeaweedFS, PostgreSQL and NATS on loopback."""
+    """The embedded stack: OpenBao, SeaweedFS, PostgreSQL and NATS on loopback, and Sail
+    (the Spark engine) once identities exist, when the `spark` engine has no remote."""
 
     SERVER_TYPES: tuple[type[ManagedServer], ...] = (
         OpenBaoServer,
@@ -84,6 +88,8 @@ class Supervisor:
         for server_type in self.SERVER_TYPES:
             ports = recorded.get(server_type.name) or {}
             self.servers[server_type.name] = server_type(self.settings, dict(ports))
+        # Not in SERVER_TYPES: it needs the pipeline's keys, which exist after bootstrap.
+        self.sail = SailServer(self.settings, dict(recorded.get(SailServer.name) or {}))
 
     def _allocate_ports(self) -> None:
         allocator = PortAllocator()
@@ -108,11 +114,13 @@ class Supervisor:
             s3_endpoint=s["seaweedfs"].endpoint,
             postgres_port=s["postgres"].ports["tcp"],
             nats_url=s["nats"].url,
+            spark_remote=self.sail.remote if self.sail.is_running() else None,
         )
 
     def _save(self) -> None:
+        ports = {name: server.ports for name, server in self.servers.items()}
         state = {
-            "ports": {name: server.ports for name, server in self.servers.items()},
+            "ports": ports | ({SailServer.name: self.sail.ports} if self.sail.ports else {}),
             "endpoints": self.endpoints().model_dump(),
         }
         tmp = self.settings.stack_file.with_suffix(".tmp")
@@ -184,15 +192,46 @@ class Supervisor:
 
     def down(self) -> None:
         with self._locked():
+            self._load()  # Sail may have been started by another supervisor since this loaded
 
             def stop(server: ManagedServer) -> None:
                 if server.is_running():
                     server.stop()
                     self.progress(f"  {server.name:<10} stopped")
 
+            stop(self.sail)  # first: it reads and writes the lake
             with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
                 for future in [pool.submit(stop, s) for s in self.servers.values()]:
                     future.result()
+
+    def ensure_sail(self) -> str:
+        """Sail running with the ``pipeline`` identity's current S3 keys; its address.
+
+        The keys are read from OpenBao as the ``pipeline`` identity (audited) and handed to the
+        server's environment only. A server holding another key (rotated since it started) is
+        restarted: the old key no longer works."""
+        with self._locked():
+            endpoints = self.endpoints()
+            credentials = pipeline_s3_credentials(self.settings, endpoints)
+            sail = self.sail
+            if sail.is_running() and sail.held_key() == key_fingerprint(credentials):
+                return sail.remote
+            restarted = sail.is_running()
+            sail.stop()
+            if set(sail.ports) != {"connect"} or not is_free(sail.ports["connect"]):
+                sail.ports = {"connect": PortAllocator().take()}
+            sail.s3_endpoint, sail._credentials = endpoints.s3_endpoint, credentials
+            try:
+                t0 = time.monotonic()
+                sail.start()
+            finally:
+                sail._credentials = None  # held by the server's process only
+            what = "restarted with new keys" if restarted else "started"
+            self.progress(
+                f"  {sail.name:<10} {what} in {time.monotonic() - t0:.1f}s  {sail.remote}"
+            )
+            self._save()
+            return sail.remote
 
     def start(self, name: str) -> None:
         with self._locked():
@@ -204,7 +243,8 @@ class Supervisor:
 
     def status(self) -> list[ServerStatus]:
         result = []
-        for server in self.servers.values():
+        optional = [self.sail] if self.sail.is_running() else []
+        for server in [*self.servers.values(), *optional]:
             running = server.is_running()
             try:
                 healthy = running and server.is_healthy()
@@ -234,3 +274,13 @@ class Supervisor:
     @property
     def nats(self) -> NatsServer:
         return self.servers["nats"]  # type: ignore[return-value]
+
+
+def pipeline_s3_credentials(settings: PlatformSettings, endpoints: Endpoints) -> S3Credentials:
+    """The ``pipeline`` identity's S3 keys, read from OpenBao by that identity (audited)."""
+    chain = identity_resources(settings, "pipeline", endpoints)
+    try:
+        return chain.lake.credentials()
+    finally:
+        chain.vault.revoke()
+        chain.audit.close()

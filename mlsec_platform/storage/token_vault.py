@@ -208,6 +208,29 @@ class TokenVault:
         self.minted.setdefault(domain, (0, version))
         return tokens
 
+    def mint_values(
+        self, domain: str, values: pa.Array, still_missing: Callable[[pa.Array], pa.Array]
+    ) -> int:
+        """Mint tokens for ``values``, which a lookup elsewhere (the Spark engine's) found
+        missing: under the domain's lock ``still_missing`` re-checks them against the vault as
+        it is then, and only those are minted, in one commit. Returns how many."""
+        with self._lock(domain):
+            values = still_missing(values)
+            if len(values):
+                index = self._index().digests(domain, values, self.workers)
+                _, version = self._mint(domain, values, index)
+                self.minted[domain] = (len(values), version)
+        return len(values)
+
+    def version(self, domain: str, table: str = "entries") -> int | None:
+        """The latest version of one of the domain's tables (None: not made yet)."""
+        found = self._table(self.uri(domain, table))
+        return None if found is None else found.version()
+
+    def index_key(self) -> IndexKey:
+        """The index key for this batch (unwrapped on first use)."""
+        return self._index()
+
     def _index(self) -> IndexKey:
         if self._index_key is None:
             if self._index_key_source is None:

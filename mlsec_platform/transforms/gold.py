@@ -30,12 +30,24 @@ class Dialect:
     days_between: Callable[[str, str], str]
     #: Whole seconds from timestamp ``a`` to timestamp ``b`` (BIGINT: sums of it are exact).
     seconds_between: Callable[[str, str], str]
-    #: A DOUBLE rounded to ``n`` decimals the way DuckDB does it: half away from zero on
-    #: ``x * 10^n``. Spark's ``round(x, n)`` rounds the exact binary value instead, which
-    #: differs on near-ties (e.g. 23.1128125).
+    #: A DOUBLE rounded to ``n`` decimals, half away from zero. DuckDB rounds the exact binary
+    #: value, the Spark form rounds ``x * 10^n``: near-ties can differ (measured: 6.0665625),
+    #: so ratios of integers use :meth:`round_ratio` instead.
     round: Callable[[str, int], str]
     #: First instant of the month after the timestamp's month.
     next_month_start: Callable[[str], str]
+    #: Integer division of BIGINTs (truncating).
+    int_div: Callable[[str, str], str]
+
+    def round_ratio(self, num: str, den: str, n: int) -> str:
+        """``num / den`` (BIGINT expressions) rounded half away from zero to ``n`` decimals in
+        exact integer arithmetic, as a DOUBLE (NULL where ``den`` is 0). The engines round a
+        DOUBLE differently on near-ties (DuckDB rounds its exact binary value, Spark and Sail
+        ``x * 10^n``: 6.0665625 became 6.066562 and 6.066563); a ratio of integers has no such
+        doubt, so both compute the same value."""
+        scale = 10**n
+        q = self.int_div(f"(abs({num}) * {2 * scale} + ({den}))", f"(2 * nullif({den}, 0))")
+        return f"(CAST(sign({num}) * {q} AS DOUBLE) / CAST({scale} AS DOUBLE))"
 
 
 DUCKDB = Dialect(
@@ -45,6 +57,7 @@ DUCKDB = Dialect(
     seconds_between=lambda a, b: f"date_diff('second', {a}, {b})",
     round=lambda x, n: f"round({x}, {n})",
     next_month_start=lambda ts: f"(date_trunc('month', {ts}) + INTERVAL 1 MONTH)",
+    int_div=lambda a, b: f"CAST(({a}) // ({b}) AS BIGINT)",
 )
 SPARK = Dialect(
     "spark",
@@ -53,6 +66,7 @@ SPARK = Dialect(
     seconds_between=lambda a, b: f"(unix_seconds({b}) - unix_seconds({a}))",
     round=lambda x, n: f"(round({x} * 1E{n}) / 1E{n})",
     next_month_start=lambda ts: f"(date_trunc('MONTH', {ts}) + INTERVAL 1 MONTH)",
+    int_div=lambda a, b: f"CAST(({a}) div ({b}) AS BIGINT)",
 )
 
 Query = Callable[[Dialect], str]
@@ -101,7 +115,8 @@ def fact_order_item(d: Dialect) -> str:
     delivered_day = "CAST(o.delivered_customer_at AS DATE)"
     return f"""
         WITH review AS (
-            SELECT order_id, {d.round("avg(review_score)", 6)} AS review_score
+            SELECT order_id,
+                   {d.round_ratio("sum(review_score)", "count(review_score)", 6)} AS review_score
             FROM order_reviews GROUP BY order_id
         )
         SELECT i.order_id, i.order_item_id, c.customer_token, i.product_id, i.seller_id,
@@ -152,10 +167,9 @@ def kpi_delivery(d: Dialect) -> str:
         SELECT {d.year_month("purchased_at")} AS year_month, customer_state,
                CAST(count(*) AS BIGINT) AS delivered_orders,
                CAST(sum({late}) AS BIGINT) AS late_orders,
-               {d.round(f"avg({late})", 6)} AS late_rate,
-               {d.round(f"CAST(sum({seconds}) AS DOUBLE) / count(*) / 86400", 6)}
-                   AS avg_delivery_days,
-               {d.round(f"avg({delay})", 6)} AS avg_delay_days
+               {d.round_ratio(f"sum({late})", "count(*)", 6)} AS late_rate,
+               {d.round_ratio(f"sum({seconds})", "count(*) * 86400", 6)} AS avg_delivery_days,
+               {d.round_ratio(f"sum({delay})", "count(*)", 6)} AS avg_delay_days
         FROM o
         GROUP BY {d.year_month("purchased_at")}, customer_state
     """
@@ -172,8 +186,10 @@ def kpi_review_score(d: Dialect) -> str:
         )
         SELECT year_month, category_english, CAST(count(*) AS BIGINT) AS reviewed_orders,
                {d.round("avg(review_score)", 6)} AS avg_score,
-               {d.round("avg(CASE WHEN review_score <= 2 THEN 1 ELSE 0 END)", 6)} AS share_low,
-               {d.round("avg(CASE WHEN review_score >= 5 THEN 1 ELSE 0 END)", 6)} AS share_top
+               {d.round_ratio("sum(CASE WHEN review_score <= 2 THEN 1 ELSE 0 END)", "count(*)", 6)}
+                   AS share_low,
+               {d.round_ratio("sum(CASE WHEN review_score >= 5 THEN 1 ELSE 0 END)", "count(*)", 6)}
+                   AS share_top
         FROM oc GROUP BY year_month, category_english
     """
 
@@ -206,7 +222,7 @@ def customer_rfm(d: Dialect) -> str:
                sum(spend) OVER w AS monetary,
                {d.round("sum(score_sum) OVER w / nullif(sum(scored) OVER w, 0)", 6)}
                    AS avg_review_score,
-               {d.round("CAST(sum(late) OVER w AS DOUBLE) / nullif(sum(delivered) OVER w, 0)", 6)}
+               {d.round_ratio("CAST(sum(late) OVER w AS BIGINT)", "sum(delivered) OVER w", 6)}
                    AS late_delivery_rate
         FROM monthly
         WINDOW w AS (PARTITION BY customer_token ORDER BY event_timestamp

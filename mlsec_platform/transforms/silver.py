@@ -1,4 +1,4 @@
-"""Raw -> Silver transforms: typing and deduplication, as DuckDB SQL over Arrow.
+"""Raw -> Silver transforms: typing and deduplication, as SQL for both engines.
 
 Pure functions of Arrow tables, with no credentials, tokenization or gates: the Silver assets
 wrap them with those, and the pipeline benchmark runs them bare as its ungoverned baseline.
@@ -12,6 +12,12 @@ tokenized, generalised or scrubbed, and the Silver asset applies them
 (``privacy/deidentify.py``). Each transform is registered for its catalog dataset with
 ``@silver_transform``; with the source's contract and the catalog entry, that is all a
 Silver asset is generated from (``defs/silver``).
+
+Each transform is SQL over the views ``raw``, ``excluded`` (batch ids an operator excluded) and
+its Silver inputs by name, in the common subset of DuckDB and Spark SQL (``TRY_CAST``, window
+functions; no ``QUALIFY``, which Spark lacks): DuckDB runs it here over Arrow, Spark Connect on
+the engine over the Delta tables themselves (``defs/silver``). Calling a transform runs it on
+DuckDB.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import pyarrow.dataset as ds
 from mlsec_platform.transforms.duck import run_sql
 
 Rows = pa.Table | ds.Dataset
+#: The row-number column of the deduplication, dropped from every result.
+RANK = "_silver_rank"
 
 
 @dataclass(frozen=True)
@@ -35,13 +43,16 @@ class SilverTransform:
     dataset: str
     #: The Raw table it reads: a file source's name or ``events_<domain>``.
     source: str
-    #: ``function(raw, excluded, **inputs)``: typed, deduplicated rows, personal data clear.
-    function: Callable[..., pa.Table]
-    #: Other Silver tables it joins, passed by name (read at their latest version).
+    #: The SQL (both engines) over ``raw``, ``excluded`` and the inputs: typed, deduplicated
+    #: rows, personal data clear, plus the column :data:`RANK` (1 on every row).
+    sql: str
+    #: Other Silver tables it joins, as views of their names (read at their latest version).
     inputs: tuple[str, ...] = ()
 
     def __call__(self, raw: Rows, excluded: Iterable[str] = (), **inputs: Rows) -> pa.Table:
-        return self.function(raw, excluded=excluded, **inputs)
+        """The transform on DuckDB over in-memory (or lazily scanned) tables."""
+        table = run_sql(self.sql, raw=raw, excluded=excluded_table(excluded), **inputs)
+        return table.drop_columns([RANK])
 
 
 #: Silver dataset id -> its transform; every Silver catalog entry has one.
@@ -49,49 +60,44 @@ SILVER_TRANSFORMS: dict[str, SilverTransform] = {}
 
 
 def silver_transform(dataset: str, *, source: str, inputs: tuple[str, ...] = ()):
-    """Register the decorated function as the transform of ``dataset`` from Raw ``source``."""
+    """Register the decorated function's SQL as the transform of ``dataset`` from ``source``."""
 
-    def register(function: Callable[..., pa.Table]) -> Callable[..., pa.Table]:
+    def register(function: Callable[[], str]) -> Callable[[], str]:
         if dataset in SILVER_TRANSFORMS:
-            existing = SILVER_TRANSFORMS[dataset].function.__name__
-            raise ValueError(f"{dataset} has a transform already ({existing})")
-        SILVER_TRANSFORMS[dataset] = SilverTransform(dataset, source, function, tuple(inputs))
+            raise ValueError(f"{dataset} has a transform already ({function.__name__})")
+        SILVER_TRANSFORMS[dataset] = SilverTransform(dataset, source, function(), tuple(inputs))
         return function
 
     return register
 
 
-def _latest(key: str, select: str, source: str = "raw", where: str = "TRUE") -> str:
+def latest(key: str, select: str, source: str = "raw", where: str = "TRUE") -> str:
+    """``select`` over the latest ingested row of each ``key`` in ``source``, excluded batches
+    skipped, with the Raw batch each row came from (``_raw_batch_id``)."""
     return f"""
-        SELECT {select}, _batch_id AS _raw_batch_id
-        FROM {source}
-        WHERE _batch_id NOT IN (SELECT batch_id FROM excluded) AND ({where})
-        QUALIFY row_number() OVER (
-            PARTITION BY {key} ORDER BY _ingested_at DESC, _batch_id DESC) = 1
+        SELECT * FROM (
+            SELECT {select}, _batch_id AS _raw_batch_id,
+                   row_number() OVER (
+                       PARTITION BY {key} ORDER BY _ingested_at DESC, _batch_id DESC) AS {RANK}
+            FROM {source}
+            WHERE _batch_id NOT IN (SELECT batch_id FROM excluded) AND ({where})
+        ) ranked WHERE {RANK} = 1
     """
 
 
-def _excluded(batches: Iterable[str]) -> pa.Table:
+def excluded_table(batches: Iterable[str]) -> pa.Table:
     return pa.table({"batch_id": pa.array(sorted(batches), pa.string())})
-
-
-def latest(raw: Rows, excluded: Iterable[str], *, key: str, select: str) -> pa.Table:
-    """``select`` over the latest ingested row of each ``key`` in Raw, excluded batches
-    skipped, with the Raw batch each row came from (``_raw_batch_id``)."""
-    return run_sql(_latest(key, select), raw=raw, excluded=_excluded(excluded))
 
 
 TS = "TRY_CAST({} AS TIMESTAMP)"
 
 
 @silver_transform("silver/customers", source="olist_customers")
-def customers(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def customers() -> str:
     """Typed customers, identifiers and location as in Raw (the catalog de-identifies them)."""
     return latest(
-        raw,
-        excluded,
-        key="customer_id",
-        select="""customer_id, customer_unique_id, customer_zip_code_prefix,
+        "customer_id",
+        """customer_id, customer_unique_id, customer_zip_code_prefix,
            customer_city, customer_state,
            customer_name, customer_cpf, customer_email, customer_phone,
            customer_street_address""",
@@ -99,12 +105,10 @@ def customers(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
 
 
 @silver_transform("silver/orders", source="olist_orders")
-def orders(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def orders() -> str:
     return latest(
-        raw,
-        excluded,
-        key="order_id",
-        select=f"""order_id, customer_id, order_status,
+        "order_id",
+        f"""order_id, customer_id, order_status,
            {TS.format("order_purchase_timestamp")} AS purchased_at,
            {TS.format("order_approved_at")} AS approved_at,
            {TS.format("order_delivered_carrier_date")} AS delivered_carrier_at,
@@ -115,12 +119,10 @@ def orders(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
 
 
 @silver_transform("silver/order_items", source="olist_order_items")
-def order_items(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def order_items() -> str:
     return latest(
-        raw,
-        excluded,
-        key="order_id, order_item_id",
-        select=f"""order_id, TRY_CAST(order_item_id AS INTEGER) AS order_item_id, product_id,
+        "order_id, order_item_id",
+        f"""order_id, TRY_CAST(order_item_id AS INTEGER) AS order_item_id, product_id,
            seller_id, {TS.format("shipping_limit_date")} AS shipping_limit_at,
            TRY_CAST(price AS DECIMAL(14, 2)) AS price,
            TRY_CAST(freight_value AS DECIMAL(14, 2)) AS freight_value""",
@@ -128,25 +130,21 @@ def order_items(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
 
 
 @silver_transform("silver/order_payments", source="olist_order_payments")
-def order_payments(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def order_payments() -> str:
     return latest(
-        raw,
-        excluded,
-        key="order_id, payment_sequential",
-        select="""order_id, TRY_CAST(payment_sequential AS INTEGER) AS payment_sequential,
+        "order_id, payment_sequential",
+        """order_id, TRY_CAST(payment_sequential AS INTEGER) AS payment_sequential,
            payment_type, TRY_CAST(payment_installments AS INTEGER) AS payment_installments,
            TRY_CAST(payment_value AS DECIMAL(14, 2)) AS payment_value""",
     )
 
 
 @silver_transform("silver/order_reviews", source="olist_order_reviews")
-def order_reviews(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def order_reviews() -> str:
     """Typed reviews; free text still unscrubbed (the catalog tags it scrubbed)."""
     return latest(
-        raw,
-        excluded,
-        key="review_id, order_id",
-        select=f"""review_id, order_id, TRY_CAST(review_score AS INTEGER) AS review_score,
+        "review_id, order_id",
+        f"""review_id, order_id, TRY_CAST(review_score AS INTEGER) AS review_score,
            review_comment_title, review_comment_message,
            CAST({TS.format("review_creation_date")} AS DATE) AS review_created_on,
            {TS.format("review_answer_timestamp")} AS review_answered_at""",
@@ -154,20 +152,16 @@ def order_reviews(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
 
 
 @silver_transform("silver/product_categories", source="product_category_name_translation")
-def product_categories(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def product_categories() -> str:
     return latest(
-        raw,
-        excluded,
-        key="product_category_name",
-        select=(
-            "product_category_name AS category, product_category_name_english AS category_english"
-        ),
+        "product_category_name",
+        "product_category_name AS category, product_category_name_english AS category_english",
     )
 
 
 @silver_transform("silver/products", source="olist_products", inputs=("product_categories",))
-def products(raw: Rows, product_categories: Rows, excluded: Iterable[str] = ()) -> pa.Table:
-    typed = _latest(
+def products() -> str:
+    typed = latest(
         "product_id",
         """product_id, product_category_name AS category,
            TRY_CAST(product_name_lenght AS INTEGER) AS name_length,
@@ -178,29 +172,27 @@ def products(raw: Rows, product_categories: Rows, excluded: Iterable[str] = ()) 
            TRY_CAST(product_height_cm AS INTEGER) AS height_cm,
            TRY_CAST(product_width_cm AS INTEGER) AS width_cm""",
     )
-    sql = f"""
+    return f"""
         WITH p AS ({typed})
         SELECT p.product_id, p.category, c.category_english, p.name_length,
                p.description_length, p.photos_qty, p.weight_g, p.length_cm, p.height_cm,
-               p.width_cm, p._raw_batch_id
-        FROM p LEFT JOIN categories c ON c.category = p.category
+               p.width_cm, p._raw_batch_id, p.{RANK}
+        FROM p LEFT JOIN product_categories c ON c.category = p.category
     """
-    return run_sql(sql, raw=raw, categories=product_categories, excluded=_excluded(excluded))
 
 
 @silver_transform("silver/sellers", source="olist_sellers")
-def sellers(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def sellers() -> str:
     return latest(
-        raw,
-        excluded,
-        key="seller_id",
-        select="seller_id, seller_zip_code_prefix AS seller_zip_prefix, seller_city, seller_state",
+        "seller_id",
+        "seller_id, seller_zip_code_prefix AS seller_zip_prefix, seller_city, seller_state",
     )
 
 
 @silver_transform("silver/geolocation", source="olist_geolocation")
-def geolocation(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
-    sql = f"""
+def geolocation() -> str:
+    columns = "zip_prefix, lat, lng, city, state"
+    return f"""
         WITH typed AS (
             SELECT geolocation_zip_code_prefix AS zip_prefix,
                    TRY_CAST(geolocation_lat AS DOUBLE) AS lat,
@@ -209,22 +201,15 @@ def geolocation(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
                    _batch_id, _ingested_at
             FROM raw
         )
-        {
-        _latest(
-            "zip_prefix, lat, lng, city, state", "zip_prefix, lat, lng, city, state", source="typed"
-        )
-    }
+        {latest(columns, columns, source="typed")}
     """
-    return run_sql(sql, raw=raw, excluded=_excluded(excluded))
 
 
 @silver_transform("silver/order_events", source="events_order_status")
-def order_events(raw: Rows, excluded: Iterable[str] = ()) -> pa.Table:
+def order_events() -> str:
     return latest(
-        raw,
-        excluded,
-        key="event_id",
-        select=f"""event_id, replace(event_type, 'order_', '') AS event_type, order_id,
+        "event_id",
+        f"""event_id, replace(event_type, 'order_', '') AS event_type, order_id,
            customer_id, status,
            {TS.format("replace(replace(occurred_at, 'T', ' '), 'Z', '')")} AS occurred_at,
            seller_id""",

@@ -1,63 +1,87 @@
-"""PySpark over Arrow: the engine of the heavy Silver -> Gold transforms past one machine.
+"""Spark Connect: the session, catalog types in Spark SQL, and small in-memory queries.
 
-The same SQL as on DuckDB (``transforms/gold.py``, :data:`~mlsec_platform.transforms.gold.SPARK`
-dialect). Arrow bridges the data both ways (``createDataFrame(pa.Table)``, ``toArrow()``):
-a cluster would read Delta with delta-spark, whose jars this machine cannot download.
+The session is dagster-pyspark's lazy resource with ``spark.remote``: the same code runs
+against Sail (embedded) and any Spark Connect endpoint. Time zone UTC, as on DuckDB.
 """
 
 from __future__ import annotations
 
-import os
-
 import pyarrow as pa
 from dagster_pyspark import LazyPySparkResource
-from pyspark.sql import SparkSession
+from pyspark.errors import ArithmeticException, DateTimeException, NumberFormatException
+from pyspark.sql import DataFrame, SparkSession
 
-#: UTC like DuckDB, loopback only, Arrow transfers, no UI (the master comes separately).
-LOCAL_SPARK_CONFIG: dict[str, str] = {
-    "spark.app.name": "mlsec",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.host": "127.0.0.1",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    # Small inputs: the default 200 shuffle partitions would mostly schedule empty tasks.
-    "spark.sql.shuffle.partitions": "4",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
+from mlsec_platform.catalog.governance import DatasetSpec
+
+#: The catalog's Arrow types as Spark SQL types (``catalog/columns.py`` uses only these).
+SPARK_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "STRING",
+    pa.binary(): "BINARY",
+    pa.int32(): "INT",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.date32(): "DATE",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP",
 }
+#: What the engine raises when a value does not fit its type (ANSI casts): the batch's fault.
+VALUE_ERRORS = (NumberFormatException, ArithmeticException, DateTimeException)
 #: Arrow view types Spark cannot read, and the plain types they become (same values).
 _PLAIN_TYPES = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
 
 
-def local_session(master: str = "local[2]") -> SparkSession:
-    """A Spark session on ``master`` (local mode, two cores by default), quiet (ERROR logs).
+def connect_session(remote: str) -> SparkSession:
+    """A Spark Connect session on ``remote`` (``sc://host:port``), in UTC."""
+    config = {"spark.remote": remote, "spark.sql.session.timeZone": "UTC"}
+    return LazyPySparkResource(spark_config=config).spark_session
 
-    Created through dagster-pyspark's lazy resource; starts the JVM (seconds), so call it only
-    when the Spark engine is actually used.
-    """
-    if master.startswith("local"):
-        # Read when the JVM starts: without it Spark looks up (and warns about) a public address.
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    config = {**LOCAL_SPARK_CONFIG, "spark.master": master}
-    session = LazyPySparkResource(spark_config=config).spark_session
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+
+def quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def spark_type(type_: pa.DataType) -> str:
+    if pa.types.is_decimal(type_):
+        return f"DECIMAL({type_.precision}, {type_.scale})"
+    try:
+        return SPARK_TYPES[type_]
+    except KeyError:
+        raise TypeError(f"no Spark SQL type for the catalog type {type_}") from None
+
+
+def conformed(frame: DataFrame, spec: DatasetSpec) -> DataFrame:
+    """``frame`` with exactly the catalog's columns, in order, cast to the catalog types on the
+    engine (a value that does not fit fails the query, as the cast does on DuckDB)."""
+    missing = [c for c in spec.column_names if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{spec.id}: the transform's output lacks {missing}")
+    return frame.selectExpr(
+        *(
+            f"CAST({quoted(c.name)} AS {spark_type(c.type)}) AS {quoted(c.name)}"
+            for c in spec.columns
+        )
+    )
+
+
+def local_frame(spark: SparkSession, table: pa.Table) -> DataFrame:
+    """``table`` (small) sent with the query; an empty one by its schema (the client cannot
+    infer a schema from no rows)."""
+    if table.num_rows:
+        return spark.createDataFrame(_plain(table))
+    ddl = ", ".join(f"{quoted(f.name)} {spark_type(f.type)}" for f in table.schema)
+    return spark.createDataFrame([], schema=ddl)
 
 
 def run_spark_sql(spark: SparkSession, sql: str, **tables: pa.Table) -> pa.Table:
-    """Run ``sql`` (Spark dialect) with ``tables`` registered as temporary views by name.
-
-    The views live in a fresh child session (shared JVM and cache, own temporary views), so
-    concurrent runs on one Spark session never see each other's inputs.
-    """
-    session = spark.newSession()
+    """Run ``sql`` (Spark dialect) with ``tables`` sent through the client as temporary views
+    (small inputs and tests; assets read their inputs on the engine)."""
     try:
         for name, table in tables.items():
-            session.createDataFrame(_plain(table)).createOrReplaceTempView(name)
-        return session.sql(sql).toArrow()
+            local_frame(spark, table).createOrReplaceTempView(name)
+        return spark.sql(sql).toArrow()
     finally:
         for name in tables:
-            session.catalog.dropTempView(name)
+            spark.catalog.dropTempView(name)
 
 
 def _plain(table: pa.Table) -> pa.Table:

@@ -1,4 +1,9 @@
-"""DuckDB and PySpark compute identical Gold and feature tables from the same Silver input."""
+"""DuckDB and Spark Connect (Sail) compute identical Gold and feature tables from one Silver input.
+
+In memory, no stack: Sail runs in this process (``pysail``'s server on a loopback port) and the
+tables go through the Spark Connect client. The lake-to-lake path on a stack is tested in
+``defs/curated/test_spark_engine.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from datetime import UTC, datetime
 import dagster as dg
 import pyarrow as pa
 import pytest
-from pyspark.sql import SparkSession
 
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import DatasetSpec
@@ -20,7 +24,7 @@ from mlsec_platform.sample_data.olist import generate
 from mlsec_platform.transforms.engine import TransformEngine
 from mlsec_platform.transforms.gold import GOLD_QUERIES, Query, customer_rfm
 from mlsec_platform.transforms.silver import SILVER_TRANSFORMS
-from mlsec_platform_tests.helpers import local_token_vault
+from mlsec_platform_tests.helpers import local_token_vault, table_differences
 
 OUTPUTS = [*(f"gold/{name}" for name in GOLD_QUERIES), "features/customer_rfm"]
 #: The Silver inputs of Gold, inputs of a transform before the transform.
@@ -97,10 +101,20 @@ def duckdb_outputs(silver_tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
 
 @pytest.fixture(scope="module")
 def spark_engine() -> Iterator[TransformEngine]:
-    """One Spark session (one JVM start) for the module, stopped by the resource's teardown."""
-    with dg.build_resources({"engine": TransformEngine(engine="spark")}) as resources:
-        yield resources.engine
-    assert SparkSession.getActiveSession() is None, "teardown left the Spark session running"
+    """Sail in this process for the module; the engine's session is closed by its teardown."""
+    from pysail.spark import SparkConnectServer
+
+    server = SparkConnectServer("127.0.0.1", 0)
+    server.start(background=True)
+    try:
+        _, port = server.listening_address
+        engine = TransformEngine(engine="spark", spark_remote=f"sc://127.0.0.1:{port}")
+        with dg.build_resources({"engine": engine}) as resources:
+            yield resources.engine
+            assert resources.engine._spark is not None
+        assert resources.engine._spark is None, "teardown left the Spark session open"
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -114,21 +128,6 @@ def by_key(spec: DatasetSpec, table: pa.Table) -> pa.Table:
     return table.sort_by([(k, "ascending") for k in spec.key])
 
 
-def differences(a: pa.Table, b: pa.Table) -> list[str]:
-    """Per differing column, its first differing row (a readable failure instead of False)."""
-    if a.schema != b.schema or a.num_rows != b.num_rows:
-        return [f"schema/rows differ:\n{a.schema}\n{a.num_rows} vs\n{b.schema}\n{b.num_rows}"]
-    out = []
-    for name in a.column_names:
-        x, y = a.column(name).to_pylist(), b.column(name).to_pylist()
-        diff = [i for i, (p, q) in enumerate(zip(x, y, strict=True)) if p != q]
-        if diff:
-            out.append(
-                f"{name}: {len(diff)} rows, e.g. row {diff[0]}: {x[diff[0]]!r} != {y[diff[0]]!r}"
-            )
-    return out
-
-
 @pytest.mark.parametrize("dataset_id", OUTPUTS)
 def test_spark_and_duckdb_compute_identical_tables(
     dataset_id: str, duckdb_outputs: dict[str, pa.Table], spark_outputs: dict[str, pa.Table]
@@ -136,7 +135,7 @@ def test_spark_and_duckdb_compute_identical_tables(
     spec = CATALOG[dataset_id]
     duck, spark = by_key(spec, duckdb_outputs[dataset_id]), by_key(spec, spark_outputs[dataset_id])
     assert duck.num_rows > 0
-    assert spark.equals(duck), differences(spark, duck)
+    assert spark.equals(duck), table_differences(spark, duck)
 
 
 def test_fact_has_one_row_per_silver_order_item(

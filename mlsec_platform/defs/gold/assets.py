@@ -1,8 +1,10 @@
 """Gold: the star schema and KPI tables, in Delta (loaded into Postgres by ``defs/warehouse``).
 
 ``gold/<table>`` assets run the SQL of ``transforms/gold.py`` on the configured engine (DuckDB
-by default, PySpark when ``engine: spark``) over pinned snapshots of their inputs, and commit
-only through their quality gate.
+by default, Spark Connect when ``engine: spark``) over pinned snapshots of their inputs, and
+commit only through their quality gate. On Spark the engine reads the inputs and writes the
+result itself; the gate runs there too, and the IO manager commits the staged files
+(``storage/engine_tables.py``).
 """
 
 from datetime import date
@@ -12,10 +14,11 @@ import pyarrow.compute as pc
 
 from mlsec_platform.catalog.datasets import dataset
 from mlsec_platform.defs.automation import CONDITIONS, FRESHNESS
-from mlsec_platform.defs.catalog import asset_key, asset_metadata
+from mlsec_platform.defs.catalog import asset_key, asset_metadata, engine_kinds
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.engine_tables import pin, transform_on_engine
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.transforms import gold as transforms
 from mlsec_platform.transforms.engine import TransformEngine
@@ -46,7 +49,7 @@ def gold_asset(name: str) -> dg.AssetsDefinition:
         freshness_policy=FRESHNESS["gold"],
         io_manager_key="lakehouse_io_manager",
         code_version=CODE_VERSION,
-        kinds={"delta", "s3", "duckdb", "spark"},
+        kinds=engine_kinds(),
         owners=["team:data-platform"],
         tags=spec.asset_tags(),
         metadata=asset_metadata(spec),
@@ -59,8 +62,20 @@ def gold_asset(name: str) -> dg.AssetsDefinition:
         engine: TransformEngine,
     ):
         snapshots = read_inputs(lake_pipeline, inputs)
-        table = engine.run(query, **{s.name: s.dataset for s in snapshots})
         metadata = lineage_metadata(snapshots) | {"engine": engine.engine}
+        if engine.on_spark:
+            spark, sql = engine.spark_session(), query(engine.dialect)
+            yield from transform_on_engine(
+                context,
+                gate,
+                spark,
+                sql,
+                {s.name: s for s in snapshots},
+                lake_pipeline,
+                metadata=metadata,
+            )
+            return
+        table = engine.run(query, **{s.name: s.dataset for s in snapshots})
         yield from gate.commit(context, table, lake_pipeline, metadata=metadata)
 
     return _gold
@@ -86,11 +101,17 @@ _DIM_DATE_GATE = QualityGate(_DIM_DATE)
     metadata=asset_metadata(_DIM_DATE),
     check_specs=_DIM_DATE_GATE.check_specs,
 )
-def dim_date(context: dg.AssetExecutionContext, lake_pipeline: S3LakeResource):
+def dim_date(
+    context: dg.AssetExecutionContext, lake_pipeline: S3LakeResource, engine: TransformEngine
+):
     """Calendar days from the first to the last purchase (whole years), for the date dimension."""
-    orders = read_snapshot(lake_pipeline, Zone.SILVER, "orders", columns=["purchased_at"])
-    bounds = pc.min_max(orders.table.column("purchased_at"))
-    first, last = bounds["min"].as_py(), bounds["max"].as_py()
+    if engine.on_spark:  # two values computed on the engine, not a column fetched here
+        orders = pin(lake_pipeline, Zone.SILVER, "orders")
+        first, last = purchase_bounds_on_engine(engine, orders)
+    else:
+        orders = read_snapshot(lake_pipeline, Zone.SILVER, "orders", columns=["purchased_at"])
+        bounds = pc.min_max(orders.table.column("purchased_at"))
+        first, last = bounds["min"].as_py(), bounds["max"].as_py()
     today = date.today()
     first_day = date(first.year, 1, 1) if first else date(today.year, 1, 1)
     last_day = date(last.year, 12, 31) if last else date(today.year, 12, 31)
@@ -100,6 +121,15 @@ def dim_date(context: dg.AssetExecutionContext, lake_pipeline: S3LakeResource):
         lake_pipeline,
         metadata=lineage_metadata([orders]),
     )
+
+
+def purchase_bounds_on_engine(engine: TransformEngine, orders: Snapshot):
+    """The first and last purchase time of the pinned Silver orders, on the engine."""
+    from mlsec_platform.storage.engine_tables import engine_frame
+
+    frame = engine_frame(engine.spark_session(), orders)
+    [(first, last)] = frame.selectExpr("min(purchased_at)", "max(purchased_at)").collect()
+    return first, last
 
 
 curated_job = dg.define_asset_job(

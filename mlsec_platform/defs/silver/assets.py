@@ -7,7 +7,9 @@ version (recorded as ``lineage/inputs``), skips the Raw batches an operator excl
 gate failure, applies its transform, de-identifies the rows as the catalog tags say
 (``privacy/deidentify.py``: tokens from the token vault, new values minted there first), and
 commits only if the batch passes the pandera gate generated from the same entry. Written by
-the ``pipeline`` identity.
+the ``pipeline`` identity. On the Spark engine the same transform, de-identification and gate
+run on the engine, over the Raw table read there (``storage/engine_tables.py``,
+``storage/engine_privacy.py``); the batch never comes to this process.
 """
 
 import time
@@ -20,18 +22,25 @@ from mlsec_platform.catalog.datasets import SILVER
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.defs.automation import CONDITIONS
-from mlsec_platform.defs.catalog import asset_key, asset_metadata
+from mlsec_platform.defs.catalog import asset_key, asset_metadata, engine_kinds
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.privacy.deidentify import PrivacyPlan
 from mlsec_platform.privacy.tokens import Tokenizer
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.engine_tables import transform_on_engine
 from mlsec_platform.storage.quarantine import excluded_batches
 from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS, STREAM_COLUMNS
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.storage.token_vault_resource import TokenVaultResource
-from mlsec_platform.transforms.silver import SILVER_TRANSFORMS, Rows, SilverTransform
+from mlsec_platform.transforms.engine import TransformEngine
+from mlsec_platform.transforms.silver import (
+    SILVER_TRANSFORMS,
+    Rows,
+    SilverTransform,
+    excluded_table,
+)
 
 CODE_VERSION = "1"
 
@@ -85,7 +94,7 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
         automation_condition=CONDITIONS["silver"],
         io_manager_key="lakehouse_io_manager",
         code_version=CODE_VERSION,
-        kinds={"delta", "duckdb", "s3"},
+        kinds=engine_kinds(),
         owners=["team:data-platform"],
         tags=spec.asset_tags(),
         metadata=asset_metadata(spec),
@@ -96,26 +105,75 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
         context: dg.AssetExecutionContext,
         lake_pipeline: S3LakeResource,
         token_vault: TokenVaultResource,
+        engine: TransformEngine,
     ):
         started = time.perf_counter()
         # The batch's own vault: its index key and data keys live as long as this step.
-        tokenizer = token_vault.for_batch(context.run_id) if plan.needs_tokenizer else None
+        tokenizer = token_vault.for_batch(context.run.run_id) if plan.needs_tokenizer else None
         raw, excluded = read_raw(lake_pipeline, source)
         inputs = [read_snapshot(lake_pipeline, Zone.SILVER, name) for name in transform.inputs]
+        metadata = lineage_metadata([raw, *inputs]) | {"engine": engine.engine}
+        # Reference data of the gate's rules (the product categories: a few dozen rows).
+        params = {s.name: s.table for s in inputs}
+        if engine.on_spark:
+            yield from _on_engine(
+                context,
+                spec,
+                transform,
+                engine,
+                lake_pipeline,
+                tokenizer,
+                metadata,
+                started,
+                raw=raw,
+                inputs=inputs,
+                excluded=excluded,
+                params=params,
+            )
+            return
         table = silver_table(
             spec, transform, raw.dataset, excluded, {s.name: s.dataset for s in inputs}, tokenizer
         )
-        metadata = lineage_metadata([raw, *inputs])
-        metadata["transform_seconds"] = round(time.perf_counter() - started, 2)
-        if tokenizer is not None:
-            for domain, (minted, version) in tokenizer.minted.items():
-                metadata[f"tokens/{domain}/minted"] = minted
-                if version is not None:
-                    metadata[f"tokens/{domain}/vault_version"] = version
-        params = {s.name: s.table for s in inputs}
+        metadata |= _timing_and_tokens(started, tokenizer)
         yield from gate.commit(context, table, lake_pipeline, metadata=metadata, **params)
 
     return _silver
+
+
+def _timing_and_tokens(started: float, tokenizer) -> dict:
+    metadata = {"transform_seconds": round(time.perf_counter() - started, 2)}
+    if tokenizer is not None:
+        for domain, (minted, version) in tokenizer.minted.items():
+            metadata[f"tokens/{domain}/minted"] = minted
+            if version is not None:
+                metadata[f"tokens/{domain}/vault_version"] = version
+    return metadata
+
+
+def _on_engine(context, spec, transform, engine, lake, tokenizer, metadata, started, **read):
+    """The Silver batch made, de-identified and gated on the Spark engine."""
+    from mlsec_platform.storage.engine_privacy import deidentify_on_engine
+
+    spark, plan = engine.spark_session(), PrivacyPlan.of(spec)
+    metadata = dict(metadata)
+
+    def finish(frame):
+        frame = deidentify_on_engine(spark, frame, plan, tokenizer, spec.key)
+        metadata.update(_timing_and_tokens(started, tokenizer))
+        return frame
+
+    yield from transform_on_engine(
+        context,
+        QualityGate(spec),
+        spark,
+        transform.sql,
+        {"raw": read["raw"], **{s.name: s for s in read["inputs"]}},
+        lake,
+        metadata=metadata,
+        local={"excluded": excluded_table(read["excluded"])},
+        finish=finish,
+        **read["params"],
+    )
 
 
 def silver_assets() -> list[dg.AssetsDefinition]:

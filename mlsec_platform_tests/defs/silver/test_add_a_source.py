@@ -84,13 +84,11 @@ SILVER_LOYALTY_MEMBERS = DatasetSpec(
 
 
 # -- 3. The transform (transforms/silver.py, with @silver_transform) --------------------------
-def loyalty_members(raw, excluded=()):
+def loyalty_members() -> str:
     """Typed members, personal data as in Raw (the catalog entry de-identifies it)."""
     return latest(
-        raw,
-        excluded,
-        key="member_id",
-        select="member_id, member_email, member_cpf, member_state, "
+        "member_id",
+        "member_id, member_email, member_cpf, member_state, "
         "TRY_CAST(joined_on AS DATE) AS joined_on",
     )
 
@@ -127,7 +125,7 @@ def register(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(
         silver_transforms.SILVER_TRANSFORMS,
         SILVER_LOYALTY_MEMBERS.id,
-        SilverTransform(SILVER_LOYALTY_MEMBERS.id, LOYALTY_MEMBERS.name, loyalty_members),
+        SilverTransform(SILVER_LOYALTY_MEMBERS.id, LOYALTY_MEMBERS.name, loyalty_members()),
     )
 
 
