@@ -162,15 +162,20 @@ def engine_rule_counts(rules: list[Any], spec: DatasetSpec) -> dict[str, int]:
 
 
 def engine_results(
-    rows: int, summary: list[dict], rules: dict[str, int], metadata: dict[str, Any]
+    rows: int,
+    summary: list[dict],
+    rules: dict[str, int],
+    metadata: dict[str, Any] | None = None,
+    failed_metadata: dict[str, Any] | None = None,
 ) -> list[dg.AssetCheckResult]:
     """Each family's check result from the engine's failure counts (``summary``: column,
     check, failures): the engine counts failures per rule, so a failed family shows the
-    rules that failed and their counts rather than sample rows (those are in quarantine)."""
+    rules that failed and their counts rather than sample rows (those are in quarantine).
+    ``metadata`` goes on every result, ``failed_metadata`` on the failed ones."""
     out = []
     for name in FAMILIES:
         failed_rules = [s for s in summary if family_of(s["check"]) == name]
-        common = {"rows": rows, "rules": rules.get(name, 0), **metadata}
+        common = {"rows": rows, "rules": rules.get(name, 0), **(metadata or {})}
         if not failed_rules:
             out.append(dg.AssetCheckResult(check_name=name, passed=True, metadata=common))
             continue
@@ -183,6 +188,7 @@ def engine_results(
                     **common,
                     "failures": sum(int(s["failures"]) for s in failed_rules),
                     "failed_checks": dg.MetadataValue.json(failed_rules),
+                    **(failed_metadata or {}),
                 },
             )
         )

@@ -133,7 +133,9 @@ class QualityGate:
                 failing_rows_sql(self.spec, rules, view, MAX_QUARANTINED_ROWS)
             ).toArrow()
             kept = self._quarantine(context, lake, rows, failing, summary, "failed its checks")
-            yield from families.engine_results(counts["rows"], summary, per_family, kept)
+            yield from families.engine_results(
+                counts["rows"], summary, per_family, {"engine": "spark"}, kept
+            )
             self._raise(failing, kept, "failed its checks")
         yield dg.Output(staged, metadata=metadata)
         seconds = round(time.perf_counter() - started, 2)

@@ -99,6 +99,9 @@ class SailServer(ManagedServer):
         assert self._credentials is not None and self.s3_endpoint is not None
         options = lake_storage_options(self.s3_endpoint, self.settings.s3_region, self._credentials)
         env = {**super().environment(), **options, "SAIL_MODE": self.settings.sail_mode}
+        # S3 speaks TLS with the platform's CA: the engine's object store (rustls with the
+        # system's roots) trusts exactly the bundle named here, as delta-rs does here.
+        env["SSL_CERT_FILE"] = options.get("certificate_path") or str(self.settings.server_ca("s3"))
         if self.settings.sail_mode == "local-cluster":
             workers = str(self.settings.sail_workers)
             env |= {
