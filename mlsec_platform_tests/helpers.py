@@ -58,11 +58,26 @@ def vault_as(identity: str, settings: PlatformSettings, endpoints: Endpoints) ->
     )
 
 
+def s3_keys_of(identity: str, settings: PlatformSettings, endpoints: Endpoints) -> dict:
+    """`identity`'s S3 keys as OpenBao hands them out: to a workload through its own AppRole,
+    to an identity without one (the eraser) only through its operator command's token."""
+    from mlsec_platform.identities.catalog import S3_IDENTITIES
+    from mlsec_platform.identities.operators import OperatorLogin
+    from mlsec_platform.resources.borrowed import BorrowedVault
+
+    command = next(i.keys_read_by for i in S3_IDENTITIES if i.name == identity)
+    if command is None:
+        vault = vault_as(identity, settings, endpoints)
+        keys = vault.read_kv(f"s3/{identity}")
+        vault.revoke()
+        return keys
+    with OperatorLogin.login(settings, endpoints) as login:
+        return BorrowedVault.on(login.command_client(command), identity).read_kv(f"s3/{identity}")
+
+
 def s3_as(identity: str, settings: PlatformSettings, endpoints: Endpoints):
-    """An S3 client with the keys `identity` reads from OpenBao through its own AppRole."""
-    vault = vault_as(identity, settings, endpoints)
-    keys = vault.read_kv(f"s3/{identity}")
-    vault.revoke()
+    """An S3 client with the keys `identity` reads from OpenBao (``s3_keys_of``)."""
+    keys = s3_keys_of(identity, settings, endpoints)
     return boto3.client(
         "s3",
         endpoint_url=endpoints.s3_endpoint,

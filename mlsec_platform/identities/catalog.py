@@ -40,6 +40,9 @@ class Identity:
     purpose: str
     #: Vault database roles this identity may request credentials from.
     database_roles: tuple[str, ...] = ()
+    #: None: a workload, logging in with its own AppRole. Else the operator command whose
+    #: token alone reads this identity's S3 keys (an identity with no AppRole, no workload).
+    keys_read_by: str | None = None
 
     def vault_policy(self) -> str:
         return _read("vault", f"{self.name}.hcl")
@@ -86,8 +89,8 @@ AUDITOR = Identity(
 )
 LIFECYCLE = Identity(
     "lifecycle",
-    "moves raw partitions past retention to cold and back; the storage rights of `mlsec erase` "
-    "in raw, cold, landing, quarantine and the token vault",
+    "moves raw partitions past retention to cold and back (`mlsec erase` borrows its key to "
+    "rewrite raw and cold, the only key that deletes in raw)",
     database_roles=("audit-writer",),
 )
 REVEALER = Identity(
@@ -102,12 +105,21 @@ ORCHESTRATOR = Identity(
     "and its step logs in the dagster bucket)",
 )
 
+ERASER = Identity(
+    "eraser",
+    "the storage rights only `mlsec erase` needs: rewrite landing and quarantine objects and "
+    "delete a subject's tokens from the token vault; no AppRole, no workload runs as it",
+    keys_read_by="erase",
+)
+
+#: The workload identities: each an AppRole with its own OpenBao policy.
 IDENTITIES: dict[str, Identity] = {
     i.name: i
     for i in (GATEWAY, CONNECTOR, PIPELINE, BROKER, AUDITOR, LIFECYCLE, REVEALER, ORCHESTRATOR)
 }
 
-#: The S3 identities (the orchestrator only its step logs, in a bucket of its own).
+#: The S3 identities (the orchestrator only its step logs, in a bucket of its own; the eraser
+#: an S3 user only, whose keys the operator's `erase` token alone reads).
 S3_IDENTITIES = (
     GATEWAY,
     CONNECTOR,
@@ -117,6 +129,7 @@ S3_IDENTITIES = (
     LIFECYCLE,
     REVEALER,
     ORCHESTRATOR,
+    ERASER,
 )
 
 #: Which zones each identity may write (documentation of the JSON files, checked by tests).
@@ -127,9 +140,10 @@ WRITES: dict[str, frozenset[Zone]] = {
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES, Zone.QUARANTINE, Zone.TOKENS}),
     "broker": frozenset(),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
     "revealer": frozenset(),
     "orchestrator": frozenset({Zone.DAGSTER}),
+    "eraser": frozenset({Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
 }
 #: Which zones each identity may read objects from.
 READS: dict[str, frozenset[Zone]] = {
@@ -140,23 +154,27 @@ READS: dict[str, frozenset[Zone]] = {
     ),
     "broker": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
     # Sealed values and wrapped keys: only unwrapping a key (OpenBao) opens them.
     "revealer": frozenset({Zone.TOKENS}),
     "orchestrator": frozenset({Zone.DAGSTER}),
+    "eraser": frozenset({Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
 }
 #: Which zones each identity may delete objects from. Raw is immutable to every writer: only
 #: ``lifecycle`` may delete there, the files of batches it has archived to cold, and an
-#: erasure's (`mlsec erase` borrows its key), which also rewrites landing and quarantine
-#: objects that quote the data subject and deletes the subject's rows from the token vault
-#: (the pipeline only appends there: no workload that mints can remove a token).
+#: erasure's (`mlsec erase` borrows its key). The ``eraser``, whose keys only an erasure
+#: reads, rewrites landing and quarantine objects that quote the data subject and deletes
+#: the subject's rows from the token vault: no workload deletes there (the pipeline only
+#: appends: no workload that mints can remove a token), and none reads a sealed value but
+#: the pipeline that seals and the revealer that opens.
 DELETES: dict[str, frozenset[Zone]] = {
     "gateway": frozenset(),
     "connector": frozenset({Zone.LANDING}),
     "pipeline": frozenset({Zone.SILVER, Zone.GOLD, Zone.FEATURES}),
     "broker": frozenset(),
     "auditor": frozenset(),
-    "lifecycle": frozenset({Zone.RAW, Zone.COLD, Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
+    "lifecycle": frozenset({Zone.RAW, Zone.COLD}),
     "revealer": frozenset(),
     "orchestrator": frozenset({Zone.DAGSTER}),
+    "eraser": frozenset({Zone.LANDING, Zone.QUARANTINE, Zone.TOKENS}),
 }

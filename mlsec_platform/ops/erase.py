@@ -1,12 +1,14 @@
 """`mlsec erase`: one data subject out of every place a copy of them lives, with a signed receipt.
 
 An operator command: it logs in as the operator and runs on its `erase` token, which holds the
-`operator-erase` policy and nothing else. The storage rights are borrowed, for the length of
-the command, from the identities that already remove data: `lifecycle`'s S3 key for Raw,
-Cold, landing and quarantine (the only key that deletes in Raw), `pipeline`'s for Silver, Gold
-and features, a warehouse-writer login for the warehouse and the online store. No new
-identity holds the union of those rights at rest; the operator's token holds it for one
-erasure, and every secret it reads is in the audit log with the operator as actor.
+`operator-erase` policy and nothing else. The storage rights are read, for the length of the
+command, from the identities that already remove data: `lifecycle`'s S3 key for Raw and Cold
+(the only key that deletes in Raw), `pipeline`'s for Silver, Gold and features, a
+warehouse-writer login for the warehouse and the online store; and the `eraser`'s, an S3 user
+no workload runs as (no AppRole: only this token reads its key), for what no daily workload
+needs: rewriting landing and quarantine objects and deleting from the token vault. No identity
+holds the union of those rights at rest; the operator's token holds it for one erasure, and
+every secret it reads is in the audit log with the operator as actor.
 
 Order, so that a killed erasure is finished by running it again:
 

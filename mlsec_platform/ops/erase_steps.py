@@ -39,6 +39,22 @@ from mlsec_platform.storage.token_vault import TokenVault
 Erasure = DeltaErasure | WarehouseErasure | ObjectErasure
 
 
+def borrowed_lake(
+    settings: PlatformSettings, session: CommandSession, identity: str
+) -> S3LakeResource:
+    """The lake with ``identity``'s S3 keys, read on the operator command's token and audited
+    in its log (the token's policy says whose keys it may read)."""
+    vault = BorrowedVault.on(session.vault, identity)
+    return S3LakeResource(
+        vault=vault,
+        audit=LoggedAudit.on(session.audit, vault),
+        endpoint_url=settings.endpoints().s3_endpoint,
+        region=settings.s3_region,
+        bucket_prefix=settings.bucket_prefix,
+        committed_cache_bytes=0,
+    )
+
+
 @dataclass
 class ErasureRun:
     """One erasure's context: the operator's session, the catalog scope, its id."""
@@ -51,20 +67,17 @@ class ErasureRun:
     echo: Callable[[str], None]
 
     def _lake(self, identity: str) -> S3LakeResource:
-        vault = BorrowedVault.on(self.session.vault, identity)
-        return S3LakeResource(
-            vault=vault,
-            audit=LoggedAudit.on(self.session.audit, vault),
-            endpoint_url=self.settings.endpoints().s3_endpoint,
-            region=self.settings.s3_region,
-            bucket_prefix=self.settings.bucket_prefix,
-            committed_cache_bytes=0,
-        )
+        return borrowed_lake(self.settings, self.session, identity)
 
     @cached_property
     def lifecycle(self) -> S3LakeResource:
-        """Raw, Cold, landing and quarantine."""
+        """Raw and Cold."""
         return self._lake("lifecycle")
+
+    @cached_property
+    def eraser(self) -> S3LakeResource:
+        """Landing, quarantine and the token vault: an S3 user only erasures use."""
+        return self._lake("eraser")
 
     @cached_property
     def pipeline(self) -> S3LakeResource:
@@ -73,12 +86,12 @@ class ErasureRun:
 
     @cached_property
     def token_vault(self) -> TokenVault:
-        """The vault with lifecycle's keys (it deletes there) and the index key, which the
+        """The vault with the eraser's keys (it deletes there) and the index key, which the
         operator's token unwraps as the pipeline's does (finding tokens, opening nothing)."""
-        lake, audit = self.lifecycle, self.session.audit
+        lake, audit = self.eraser, self.session.audit
 
         def index_key() -> IndexKey:
-            key = fetch_index_key(lake.vault)  # on the operator's token, not lifecycle's
+            key = fetch_index_key(lake.vault)  # on the operator's token: the eraser has none
             audit.emit("secret.read", {"path": f"transit/decrypt/{INDEX_KEY}", "for": "erasure"})
             return key
 
@@ -136,7 +149,7 @@ def erase_everywhere(run: ErasureRun, subject: Subject) -> tuple[list[str], list
     echo(f"  curated    {len(scope.curated)} tables searched")
     # No curated table refers to the tokens any more: the vault forgets them.
     ledger.record(
-        forget_tokens(run.lifecycle, scope.token_domain, records.tokens, run.warehouse.connection)
+        forget_tokens(run.eraser, scope.token_domain, records.tokens, run.warehouse.connection)
     )
     with run.warehouse.connection() as conn:
         erased = erase_from_warehouse(conn, scope, records, versions, run.erasure_id)
@@ -145,7 +158,7 @@ def erase_everywhere(run: ErasureRun, subject: Subject) -> tuple[list[str], list
     for done in erased:
         ledger.record(done)
     for zone in (Zone.QUARANTINE, Zone.LANDING):
-        for done in erase_objects(run.lifecycle, zone, records.needles(), run.erasure_id):
+        for done in erase_objects(run.eraser, zone, records.needles(), run.erasure_id):
             ledger.record(done)
         ledger.searched.append(f"{zone.value}/*")
     echo("  warehouse, online store, quarantine and landing searched")

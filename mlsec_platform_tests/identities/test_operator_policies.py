@@ -81,6 +81,11 @@ def _lifecycle_and_pipeline_keys(vault: hvac.Client) -> object:
     ]
 
 
+def _eraser_keys(vault: hvac.Client) -> object:
+    # The eraser has no AppRole: an erasure's token is the only one that reads its keys.
+    return vault.secrets.kv.v2.read_secret_version("s3/eraser", mount_point="mlsec")
+
+
 def _unwrap_index_key(vault: hvac.Client) -> object:
     # What the pipeline does once per batch, and an erasure to find a subject's tokens.
     wrapped = _read_wrapped_index_key(vault)["data"]["data"]["wrapped"]
@@ -110,6 +115,7 @@ OWN: dict[str, list[Probe]] = {
     "bootstrap": [_root_attempt],
     "erase": [
         _lifecycle_and_pipeline_keys,
+        _eraser_keys,
         _warehouse_writer,
         _read_wrapped_index_key,
         _unwrap_index_key,
@@ -151,7 +157,8 @@ def test_the_operators_login_itself_reads_and_decrypts_nothing(operator):
     login = vault_client(operator.addr, operator._client.token)
     assert login.lookup_token()["data"]["policies"] == ["operator"]
     every = [_sign, _decrypt, _read_token_keys, _store_s3_key, _rotate_token_keys]
-    every += [_lifecycle_and_pipeline_keys, _warehouse_writer, _unwrap_index_key, _sign_receipt]
+    every += [_lifecycle_and_pipeline_keys, _eraser_keys, _warehouse_writer, _unwrap_index_key]
+    every += [_sign_receipt]
     for probe in [*every, _read_wrapped_index_key, _read_vault_reader_keys, _audit_login, *NOBODYS]:
         with pytest.raises(Forbidden):
             probe(login)

@@ -9,7 +9,7 @@ from mlsec_platform_tests.helpers import vault_as
 S3_NAMES = [i.name for i in S3_IDENTITIES]
 
 
-@pytest.mark.parametrize("identity", S3_NAMES)
+@pytest.mark.parametrize("identity", sorted(IDENTITIES))
 def test_each_identity_reads_only_its_own_s3_keys(identity, settings, endpoints):
     vault = vault_as(identity, settings, endpoints)
     assert set(vault.read_kv(f"s3/{identity}")) == {"access_key_id", "secret_access_key"}
@@ -18,6 +18,25 @@ def test_each_identity_reads_only_its_own_s3_keys(identity, settings, endpoints)
             with pytest.raises(VaultAccessDenied):
                 vault.read_kv(f"s3/{other}")
     vault.revoke()
+
+
+def test_an_s3_identity_without_an_approle_is_read_by_its_command_alone():
+    """The eraser has S3 keys and no AppRole: of every OpenBao policy, only its command's
+    reads them (the rotation's may write new ones, never read them)."""
+    from mlsec_platform.identities.operators import OPERATOR_COMMANDS
+    from mlsec_platform_tests.identities.test_who_can_decrypt import allows, policy_files
+
+    without = {i.name: i.keys_read_by for i in S3_IDENTITIES if i.name not in IDENTITIES}
+    assert without == {"eraser": "erase"}
+    assert all(i.keys_read_by is None for i in S3_IDENTITIES if i.name in IDENTITIES)
+    files = policy_files()
+    for name, command in without.items():
+        path = f"mlsec/data/s3/{name}"
+        readers = {p for p, hcl in files.items() if allows(hcl, path, "read")}
+        assert readers == {"operator-erase"}
+        assert readers <= set(OPERATOR_COMMANDS[command].policies)
+        writers = {p for p, hcl in files.items() if allows(hcl, path, "update")}
+        assert writers == {"operator-rotate-s3-keys"}
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 from hvac.exceptions import Forbidden
 
-from mlsec_platform.identities.catalog import IDENTITIES
+from mlsec_platform.identities.catalog import S3_IDENTITIES
 from mlsec_platform.privacy.reveal import reveal
 from mlsec_platform.privacy.tokens import INDEX_KEY, INDEX_KEY_PATH, WRAP_KEY
 from mlsec_platform.resources.identity import identity_resources
@@ -90,7 +90,7 @@ def what_a_policy_can(name: str, hcl: str) -> dict[str, bool]:
         for version in ("", "/1", "/latest")
     ] + [f"transit/backup/{key}" for key in (WRAP_KEY, INDEX_KEY)]
     unwrap = allows(hcl, f"transit/decrypt/{WRAP_KEY}", "update")
-    s3_keys = [n for n in IDENTITIES if allows(hcl, f"mlsec/data/s3/{n}", "read")]
+    s3_keys = [i.name for i in S3_IDENTITIES if allows(hcl, f"mlsec/data/s3/{i.name}", "read")]
     return {
         "export": any(allows(hcl, path, "read") for path in exports),
         "unwrap token-wrap": unwrap,

@@ -10,7 +10,7 @@ from dagster._serdes import serialize_value
 from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.resources.vault import VaultResource
 from mlsec_platform.stack.orchestrator import project_root
-from mlsec_platform_tests.helpers import vault_as
+from mlsec_platform_tests.helpers import s3_keys_of, vault_as
 
 
 def test_demo_materializes_the_graph_and_verifies_the_audit_chain(demo_output):
@@ -69,9 +69,8 @@ def _live_secrets(settings, endpoints) -> dict[str, str]:
     for name in IDENTITIES:
         found[f"{name}/secret_id"] = (settings.identities_dir / name / "secret_id").read_text()
     for identity in S3_IDENTITIES:
-        vault = vault_as(identity.name, settings, endpoints)
-        found[f"s3/{identity.name}"] = vault.read_kv(f"s3/{identity.name}")["secret_access_key"]
-        vault.revoke()
+        keys = s3_keys_of(identity.name, settings, endpoints)
+        found[f"s3/{identity.name}"] = keys["secret_access_key"]
     dagster = vault_as("orchestrator", settings, endpoints).read_kv("postgres/dagster")
     found["postgres/dagster"] = dagster["password"]
     assert all(len(v) >= 16 for v in found.values()), "a secret this short would be a finding too"

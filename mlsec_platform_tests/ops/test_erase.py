@@ -296,8 +296,15 @@ def test_the_audit_log_records_the_erasure_as_the_operator(erased, settings, end
             "AND payload->>'path' = 'transit/decrypt/token-index' AND payload->>'for' = 'erasure'"
         )
         unwrapped = cur.fetchall()
+        cur.execute(
+            "SELECT DISTINCT actor FROM audit.events WHERE event_type = 'secret.read' "
+            "AND payload->>'path' = 'mlsec/s3/eraser'"
+        )
+        eraser_keys = cur.fetchall()
     conn.close()
     assert unwrapped == [("operator:operator",)]  # the index key, on the operator's token
+    # The token vault's deleter: its key read by the erasure alone, never by a workload.
+    assert eraser_keys == [("operator:operator",)]
 
 
 def test_erasing_again_finds_nothing_and_says_so(erased, tmp_path):

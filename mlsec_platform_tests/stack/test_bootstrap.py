@@ -8,7 +8,7 @@ from mlsec_platform.identities.operators import ROOT_TOKEN
 from mlsec_platform.identities.vault_client import vault_client
 from mlsec_platform.stack.bootstrap import bootstrap
 from mlsec_platform.stack.secret_files import read_secret
-from mlsec_platform_tests.helpers import vault_as
+from mlsec_platform_tests.helpers import s3_keys_of, vault_as
 
 
 def _secret_ids(settings) -> dict[str, str]:
@@ -18,9 +18,7 @@ def _secret_ids(settings) -> dict[str, str]:
 def _snapshot(settings, endpoints) -> dict:
     keys = {}
     for identity in S3_IDENTITIES:
-        vault = vault_as(identity.name, settings, endpoints)
-        keys[identity.name] = vault.read_kv(f"s3/{identity.name}")["access_key_id"]
-        vault.revoke()
+        keys[identity.name] = s3_keys_of(identity.name, settings, endpoints)["access_key_id"]
     return {"s3": keys, "secret_ids": _secret_ids(settings)}
 
 

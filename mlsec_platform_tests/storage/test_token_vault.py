@@ -121,9 +121,9 @@ def test_only_a_revealer_opens_tokens(resources, domain, settings, endpoints):
     with pytest.raises(Forbidden):
         pipeline.secrets.transit.export_key(WRAP_KEY, "encryption-key")
     bucket, key = settings.bucket(Zone.TOKENS), f"{domain}/keys/_delta_log/" + "0" * 20 + ".json"
-    # lifecycle reads (and an erasure, borrowing its key, rewrites) the vault: it cannot
-    # unwrap a key (identities/test_who_can_decrypt.py), so it opens nothing.
-    for identity in ("broker", "gateway", "connector", "auditor"):
+    # Only the pipeline (seals), the revealer (opens) and the eraser (an erasure's, which
+    # unwraps nothing: identities/test_who_can_decrypt.py) read the vault's objects.
+    for identity in ("broker", "gateway", "connector", "lifecycle", "auditor", "orchestrator"):
         s3 = s3_as(identity, settings, endpoints)
         code = s3_error_code(lambda s3=s3: s3.get_object(Bucket=bucket, Key=key))
         assert code == "AccessDenied", identity

@@ -1,5 +1,6 @@
 """Landing and quarantine objects quoting a subject are rewritten without them (real S3, the
-lifecycle identity's key); the rest of each object stays."""
+eraser's key, read on the operator's `erase` token as `mlsec erase` reads it); the rest of
+each object stays."""
 
 from __future__ import annotations
 
@@ -10,21 +11,14 @@ import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
-from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.privacy.erasure.scope import REDACTED
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.erasure.objects import erase_objects
 
 
-@pytest.fixture(scope="module")
-def lifecycle(supervisor, settings):
-    return build_resources(settings)["lake_lifecycle"]
-
-
-def test_lines_rows_and_record_strings_quoting_the_subject_go(lifecycle):
-    s3, quarantine = lifecycle.client(), lifecycle.bucket(Zone.QUARANTINE)
+def test_lines_rows_and_record_strings_quoting_the_subject_go(eraser):
+    s3, quarantine = eraser.client(), eraser.bucket(Zone.QUARANTINE)
     who, name = f"{uuid.uuid4().hex}@example.com", "João Erasmo"
     prefix = f"gateway/file/{uuid.uuid4().hex}"
     csv = f'id,email,name\n1,{who},x\n2,other@example.com,y\n3,z,"{name}"\n'.encode()
@@ -34,12 +28,12 @@ def test_lines_rows_and_record_strings_quoting_the_subject_go(lifecycle):
     sink = io.BytesIO()
     pq.write_table(pa.table({"email": [who, "b@x.com"], "n": [1, 2]}), sink)
     s3.put_object(Bucket=quarantine, Key=f"{prefix}/failure_cases.parquet", Body=sink.getvalue())
-    landing = lifecycle.bucket(Zone.LANDING)
+    landing = eraser.bucket(Zone.LANDING)
     key = f"processed/olist_customers/{uuid.uuid4().hex}.csv"
     sha = hashlib.sha256(csv).hexdigest()
     s3.put_object(Bucket=landing, Key=key, Body=csv, Metadata={"sha256": sha, "uploader": "u"})
 
-    done = erase_objects(lifecycle, Zone.QUARANTINE, [who, name], "e1")
+    done = erase_objects(eraser, Zone.QUARANTINE, [who, name], "e1")
     places = {d.place: d.removed for d in done}
     assert places == {
         f"quarantine/{prefix}/payload": 2,
@@ -57,7 +51,7 @@ def test_lines_rows_and_record_strings_quoting_the_subject_go(lifecycle):
     cases = s3.get_object(Bucket=quarantine, Key=f"{prefix}/failure_cases.parquet")["Body"]
     assert pq.read_table(io.BytesIO(cases.read())).to_pylist() == [{"email": "b@x.com", "n": 2}]
 
-    (landed,) = erase_objects(lifecycle, Zone.LANDING, [who, name], "e1")
+    (landed,) = erase_objects(eraser, Zone.LANDING, [who, name], "e1")
     assert landed.place == f"landing/{key}"
     rewritten = s3.get_object(Bucket=landing, Key=key)
     body = rewritten["Body"].read()
@@ -67,4 +61,4 @@ def test_lines_rows_and_record_strings_quoting_the_subject_go(lifecycle):
         "uploader": "u",
         "erased-by": "e1",
     }
-    assert erase_objects(lifecycle, Zone.LANDING, [who, name], "e2") == []  # nothing left
+    assert erase_objects(eraser, Zone.LANDING, [who, name], "e2") == []  # nothing left
