@@ -22,9 +22,7 @@ def test_metrics_and_one_log_line_per_request(tmp_path) -> None:
     credential = tmp_path / "scrape"
     credential.write_text(SECRET)
     services = _Services()
-    services.settings = services.settings.model_copy(
-        update={"metrics_credential_file": credential}
-    )
+    services.settings = services.settings.model_copy(update={"metrics_credential_file": credential})
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     logger = logging.getLogger(LOGGER)
