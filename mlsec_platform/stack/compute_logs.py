@@ -47,6 +47,7 @@ def orchestrator_s3_client(settings: PlatformSettings) -> Any:
         region_name=settings.s3_region,
         aws_access_key_id=keys["access_key_id"],
         aws_secret_access_key=keys["secret_access_key"],
+        verify=str(settings.server_ca("s3")),  # S3 speaks TLS with the platform's CA
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
     )
 
@@ -98,6 +99,7 @@ class LakeComputeLogManager(S3ComputeLogManager):
             inst_data=inst_data,
             prefix=PREFIX,
             endpoint_url=settings.endpoints().s3_endpoint,
+            verify_cert_path=str(settings.server_ca("s3")),
             skip_empty_files=True,
             region=settings.s3_region,
         )

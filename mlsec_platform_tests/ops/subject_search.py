@@ -60,7 +60,9 @@ class Auditor:
             "AWS_ALLOW_HTTP": "true",
             "AWS_S3_ADDRESSING_STYLE": "path",
         }
-        self.s3, _ = admin_clients(endpoints.s3_endpoint, admin, settings.s3_region)
+        self.s3, _ = admin_clients(
+            endpoints.s3_endpoint, admin, settings.s3_region, settings.server_ca("s3")
+        )
         self.dsn = {**creds.postgres_dsn(endpoints), "dbname": settings.warehouse_db}
 
     def objects(self, zone: Zone) -> Iterable[str]:
