@@ -13,58 +13,31 @@ credentials come from:
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlsec_platform.errors import ConfigurationError
+from mlsec_platform.settings.types import (
+    Endpoints,
+    Profile,
+    ServerName,
+    Zone,
+    bucket_name,
+)
 
-
-class Profile(StrEnum):
-    LOCAL = "local"
-    STACK = "stack"
-
-
-class Endpoints(BaseModel):
-    """Where the four servers answer. Never holds a secret."""
-
-    vault_addr: str
-    s3_endpoint: str
-    postgres_host: str = "127.0.0.1"
-    postgres_port: int
-    nats_url: str
-    #: The Spark Connect engine the `local` profile started (Sail), if it runs.
-    spark_remote: str | None = None
-
-
-#: The servers whose clients verify their TLS certificates (see ``server_ca``).
-ServerName = Literal["vault", "s3", "postgres", "nats"]
-
-
-class Zone(StrEnum):
-    """Storage zones; each is one bucket."""
-
-    LANDING = "landing"
-    RAW = "raw"
-    SILVER = "silver"
-    GOLD = "gold"
-    FEATURES = "features"
-    COLD = "cold"
-    QUARANTINE = "quarantine"
-    #: The token vault (``storage/token_vault.py``): tokens, sealed values, wrapped keys.
-    TOKENS = "tokens"
-    #: Dagster's step logs (compute logs, ``stack/orchestrator.py``): no data, only the
-    #: orchestrator identity reads and writes it.
-    DAGSTER = "dagster"
-
-
-def bucket_name(prefix: str, zone: Zone | str) -> str:
-    """The bucket of ``zone`` under the deployment's bucket ``prefix``: ``mlsec-raw``."""
-    return f"{prefix}{Zone(zone).value}"
+__all__ = [
+    "Endpoints",
+    "PlatformSettings",
+    "Profile",
+    "ServerName",
+    "Zone",
+    "bucket_name",
+    "get_settings",
+]
 
 
 class PlatformSettings(BaseSettings):
