@@ -131,3 +131,9 @@ def put_tokens(
     merged = pa.concat_arrays([values.cast(pa.string()), tokens.cast(pa.string())])
     take = np.where(source >= 0, source, len(values) + np.arange(n))
     return merged.take(pa.array(take))
+
+
+def string_chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    """The chunks of ``column`` as plain strings (one for an Array)."""
+    column = column.cast(pa.string())
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]

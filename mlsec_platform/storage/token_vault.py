@@ -8,8 +8,7 @@ The vault lives in its own bucket (``<prefix>tokens``), two Delta tables per dom
     <domain>/keys      key_id, wrapped (the data key wrapped by transit ``token-wrap``),
                        created_at, run_id
 
-Public API (the Silver assets mint through ``tokenize_many``; reveal, erasure and rotation use
-the rest):
+API (Silver mints through ``tokenize_many``; reveal, erasure and rotation use the rest):
 
     vault = TokenVault.on_lake(lake, index_key=..., data_keys=..., lock=...)
     vault.tokenize_many({"email": column, ...}, domain) -> {"email": tokens}
@@ -24,18 +23,16 @@ the rest):
         needs are vacuumed: with 0, no version, old or new, holds the rows any more.
     vault.rewrap(domain, rewrap) -> keys rewrapped (one commit of ``keys``)
 
-``lookup`` and ``tokenize_many`` need the index key, ``tokenize_many`` also data keys and a
-lock; the others need only the keys of an identity that may read (or, to forget and rewrap,
-write and delete in) the bucket. Minting is concurrency-safe: the lock (a Postgres advisory lock
-per domain for the pipeline) is held from re-reading the index to the commit, so two runs
-minting the same new value get one token.
+``lookup`` needs the index key; ``tokenize_many`` also data keys and a lock (``token_lock.py``),
+held from re-reading the index to the commit, so two runs minting one new value get one token;
+the others need an identity that may read (to forget and rewrap: write, delete) the bucket.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -71,6 +68,7 @@ from mlsec_platform.storage.token_index import (
     match_tokens,
     put_tokens,
     remember_appended,
+    string_chunks,
 )
 
 ENTRIES_SCHEMA = pa.schema(
@@ -171,7 +169,7 @@ class TokenVault:
         if not names:
             return {}
         lengths = [len(columns[n]) for n in names]
-        chunks = [c for n in names for c in _chunks(columns[n])]
+        chunks = [c for n in names for c in string_chunks(columns[n])]
         encoded = pc.dictionary_encode(pa.chunked_array(chunks, pa.string()))
         # One dictionary for all chunks: the last chunk's holds every distinct value.
         distinct = encoded.chunk(encoded.num_chunks - 1).dictionary
@@ -394,23 +392,7 @@ class TokenVault:
             return None
 
 
-def _chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
-    column = column.cast(pa.string())
-    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-
-
 def _check_tokens(tokens: Sequence[str]) -> None:
     bad = sum(1 for t in tokens if not isinstance(t, str) or not TOKEN_PATTERN.fullmatch(t))
     if bad:
         raise InvalidInput(f"{bad} of {len(tokens)} values are not tokens (tok_ and 22 characters)")
-
-
-@contextmanager
-def advisory_lock(connection: Callable[[], AbstractContextManager], domain: str) -> Iterator[None]:
-    """The domain's mint lock: a Postgres transaction-level advisory lock, held until the
-    transaction ends (also when the process dies: the server ends its session)."""
-    with connection() as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"mlsec.tokens.{domain}",)
-        )
-        yield

@@ -13,7 +13,8 @@ from mlsec_platform.privacy.tokens import (
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.storage.token_index import clear_index_cache
-from mlsec_platform.storage.token_vault import TokenVault, advisory_lock
+from mlsec_platform.storage.token_lock import advisory_lock
+from mlsec_platform.storage.token_vault import TokenVault
 
 
 class TokenVaultResource(dg.ConfigurableResource):

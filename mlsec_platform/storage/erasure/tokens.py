@@ -31,7 +31,8 @@ from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.erasure.delta import DeltaErasure, cut_history, plain_strings, row_mask
 from mlsec_platform.storage.raw_writer import open_table
-from mlsec_platform.storage.token_vault import FORGOTTEN_COMMIT, TokenVault, advisory_lock
+from mlsec_platform.storage.token_lock import advisory_lock
+from mlsec_platform.storage.token_vault import FORGOTTEN_COMMIT, TokenVault
 
 #: The vault table holding each token's sealed value.
 ENTRIES = "entries"
