@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from mlsec_platform.resources.s3_lake import S3Credentials, lake_storage_options
 from mlsec_platform.settings import Endpoints, PlatformSettings, Zone
 from mlsec_platform.stack.bootstrap import BootstrapCredentials
 from mlsec_platform.stack.bootstrap.s3 import admin_clients
@@ -52,14 +53,12 @@ class Auditor:
         creds = BootstrapCredentials.load(settings)
         self.settings, self.endpoints = settings, endpoints
         admin = creds.s3_admin
-        self.options = {
-            "AWS_ENDPOINT_URL": endpoints.s3_endpoint,
-            "AWS_REGION": settings.s3_region,
-            "AWS_ACCESS_KEY_ID": admin["access_key"],
-            "AWS_SECRET_ACCESS_KEY": admin["secret_key"],
-            "AWS_ALLOW_HTTP": "true",
-            "AWS_S3_ADDRESSING_STYLE": "path",
-        }
+        # The product's own delta-rs options: the S3 server's TLS certificate is verified.
+        self.options = lake_storage_options(
+            endpoints.s3_endpoint,
+            settings.s3_region,
+            S3Credentials(admin["access_key"], admin["secret_key"]),
+        )
         self.s3, _ = admin_clients(
             endpoints.s3_endpoint, admin, settings.s3_region, settings.server_ca("s3")
         )
