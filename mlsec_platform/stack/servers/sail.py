@@ -101,7 +101,7 @@ class SailServer(ManagedServer):
         env = {**super().environment(), **options, "SAIL_MODE": self.settings.sail_mode}
         # S3 speaks TLS with the platform's CA: the engine's object store (rustls with the
         # system's roots) trusts exactly the bundle named here, as delta-rs does here.
-        env["SSL_CERT_FILE"] = options.get("certificate_path") or str(self.settings.server_ca("s3"))
+        env["SSL_CERT_FILE"] = options["certificate_path"]
         if self.settings.sail_mode == "local-cluster":
             workers = str(self.settings.sail_workers)
             env |= {
