@@ -322,8 +322,10 @@ def erase_verify(receipt: Path) -> None:
 @click.option("--body", type=click.Path(dir_okay=False, path_type=Path), help="The body file.")
 @click.option("--jwks", type=click.Path(dir_okay=False, path_type=Path), help="A JWKS file.")
 def receipt_verify(file: Path, body: Path | None, jwks: Path | None) -> None:
-    """Check a lineage receipt (FILE: the receipt line, then the body, unless --body) against
-    the receipt JWKS (the running stack's, unless --jwks); exit 1 if it does not verify."""
+    """Check a broker lineage receipt against its response body; exit 1 if it does not verify.
+
+    FILE: the receipt line, then the body (or the receipt only, with --body); the keys: the
+    running stack's receipt JWKS (or --jwks)."""
     _lazy("ops.receipts").verify_lineage_receipt(get_settings(), file, body, jwks, echo)
 
 
