@@ -116,7 +116,9 @@ class BrokerTransport(ServiceClient):
         """The broker's receipt JWKS: fetched once, again (at most every 10 s) on refresh."""
         held = self._receipt_jwks
         if held is None or (refresh and time.monotonic() - held[0] > 10):
-            response = self._http.get("/receipts/jwks", headers=self._headers(self._correlation()))
+            # Public keys: no receipt asked for them.
+            headers = {**self._bearer(), "X-Correlation-ID": self._correlation()}
+            response = self._http.get("/receipts/jwks", headers=headers)
             if not response.is_success:
                 raise BrokerError.from_response(response)
             held = self._receipt_jwks = (time.monotonic(), response.json())
