@@ -41,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import hvac
 import orjson
@@ -55,6 +54,7 @@ from broker_api.client.receipts import (
     RECEIPT_HEADER,
     RECEIPT_TYPE,
     b64url,
+    request_fingerprint,
 )
 from broker_api.errors import RequestRefused
 from broker_api.identity import transit_jwks
@@ -187,10 +187,6 @@ def _segment(value: dict[str, Any]) -> str:
     return b64url(orjson.dumps(value))
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 async def asked(request: Request, signer: ReceiptSigner) -> Asked | None:
     """The request's fingerprint if it asks for a receipt (None if not); 400 for a header
     value other than ``on``/``off``, 503 when no receipt could be signed (before any work)."""
@@ -200,16 +196,8 @@ async def asked(request: Request, signer: ReceiptSigner) -> Asked | None:
     if wanted.strip().lower() != "on":
         raise RequestRefused(f"header {RECEIPT_HEADER} must be 'on' or 'off'")
     signer.current()
-    query = urlencode(sorted(parse_qsl(request.url.query, keep_blank_values=True)))
     body = await request.body()  # the bytes FastAPI already read (cached), or none
-    return Asked(
-        {
-            "method": request.method,
-            "path": request.url.path,
-            "query_sha256": _sha256(query.encode()),
-            "body_sha256": _sha256(body),
-        }
-    )
+    return Asked(request_fingerprint(request.method, request.url.path, request.url.query, body))
 
 
 def read(request: Request, lineage: AssetLineage) -> None:
@@ -236,7 +224,10 @@ def attach(request: Request, response: Response, ask: Asked, signer: ReceiptSign
         "datasets": [
             {"dataset": dataset, **lineage_out(lin)} for lin in getattr(request.state, "reads", ())
         ],
-        "response": {"status": response.status_code, "body_sha256": _sha256(response.body)},
+        "response": {
+            "status": response.status_code,
+            "body_sha256": hashlib.sha256(response.body).hexdigest(),
+        },
     }
     response.headers[RECEIPT_HEADER] = signer.sign(claims)
     audit["receipt_id"] = receipt_id

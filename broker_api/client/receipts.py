@@ -20,6 +20,7 @@ import binascii
 import hashlib
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -125,6 +126,18 @@ def verify_receipt(token: str, body: bytes, jwks: Mapping[str, Any]) -> dict[str
     if not isinstance(response, dict) or response.get("body_sha256") != digest:
         raise ReceiptInvalid("the body is not the one the receipt was issued for")
     return claims
+
+
+def request_fingerprint(method: str, path: str, query: str, body: bytes) -> dict[str, str]:
+    """What a receipt says of its request: method, path, SHA-256 of the canonical query (its
+    pairs sorted) and of the exact body bytes. The broker and the SDK compute it alike."""
+    canonical = urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
+    return {
+        "method": method,
+        "path": path,
+        "query_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+    }
 
 
 def receipt_file(token: str, body: bytes) -> bytes:

@@ -6,7 +6,6 @@ publishes, fetched once and again for an unknown key) raises :class:`ReceiptInva
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 import uuid
@@ -18,7 +17,12 @@ from typing import Any
 import httpx
 
 from broker_api.client.errors import BrokerError, BrokerUnavailable
-from broker_api.client.receipts import RECEIPT_HEADER, ReceiptInvalid, verify_receipt
+from broker_api.client.receipts import (
+    RECEIPT_HEADER,
+    ReceiptInvalid,
+    request_fingerprint,
+    verify_receipt,
+)
 from mlsec_platform.serving.client import ClientTls, ServiceClient, Token
 
 #: Statuses that mean "not now": retried after Retry-After.
@@ -100,17 +104,9 @@ class BrokerTransport(ServiceClient):
             headers[RECEIPT_HEADER] = "on"
         return headers
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        correlation_id: str,
-        *,
-        json: Any = None,
-        params: Any = None,
-    ) -> Any:
-        """The decoded JSON answer (see :meth:`_exchange`)."""
-        return self._exchange(method, path, correlation_id, json=json, params=params)[0]
+    def _send(self, *args: Any, **kwargs: Any) -> Any:
+        """The decoded JSON answer of :meth:`_exchange` (same arguments)."""
+        return self._exchange(*args, **kwargs)[0]
 
     def _jwks(self, refresh: bool) -> dict[str, Any]:
         """The broker's receipt JWKS: fetched once, again (at most every 10 s) on refresh."""
@@ -134,11 +130,10 @@ class BrokerTransport(ServiceClient):
             claims = verify_receipt(token, response.content, self._jwks(refresh=False))
         except ReceiptInvalid:  # maybe a key version this client has not fetched yet
             claims = verify_receipt(token, response.content, self._jwks(refresh=True))
-        asked = claims.get("request") or {}
-        sent = response.request
-        if (asked.get("method"), asked.get("path")) != (sent.method, sent.url.path) or asked.get(
-            "body_sha256"
-        ) != hashlib.sha256(sent.content).hexdigest():
+        asked, sent = claims.get("request") or {}, response.request
+        query = sent.url.query.decode("ascii", "replace")
+        fingerprint = request_fingerprint(sent.method, sent.url.path, query, sent.content)
+        if any(asked.get(k) != v for k, v in fingerprint.items()):
             raise ReceiptInvalid("the receipt is about another request")
         return {"id": claims.get("jti"), "token": token, "claims": claims}
 
