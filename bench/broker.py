@@ -106,7 +106,8 @@ def bench_query(
 ) -> None:
     spec = CATALOG[QUERY["dataset"]]
     auth = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=url, headers=auth, verify=tls) as http:
+    # The first page loads the snapshot: on a loaded machine that takes longer than 5 s.
+    with httpx.Client(base_url=url, headers=auth, verify=tls, timeout=120) as http:
         first = http.post("/query", json=QUERY)
         first.raise_for_status()
         version = first.json()["lineage"]["delta_version"]
@@ -293,7 +294,7 @@ def bench_vector(
     url: str, services: BrokerServices, token: str, rate: int, seconds: float, tls: ssl.SSLContext
 ) -> None:
     auth = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=url, headers=auth, verify=tls) as http:
+    with httpx.Client(base_url=url, headers=auth, verify=tls, timeout=120) as http:
         rows = http.post(
             "/query",
             json={"dataset": "gold/dim_customer", "columns": ["customer_token"], "limit": 500},

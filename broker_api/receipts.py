@@ -7,6 +7,9 @@ policy version and ids, columns, masks, row filter, revealed columns), the datas
 their Delta versions, the Dagster runs and code versions that made them and their upstream
 versions, and the SHA-256 of the exact response body bytes. Its id (``jti``) is recorded in the
 request's audit event. ``off`` or no header: no receipt; any other value is refused (400).
+On request rather than on by default per policy: the audit event already records every answer
+for the platform, a receipt is evidence the caller keeps, and the policy files stay rules of
+access only (a receipt changes no access, and it costs each answer about 0.1 ms).
 Answers of the data and catalog routes carry receipts; refusals carry none (they disclose no
 data) and neither do ``/health`` and ``/metrics``. Every answer is a finished body today (no
 streamed or Arrow response): a streamed one would need the receipt in a trailer.
