@@ -398,7 +398,7 @@ def broker_process(settings, port: int, tls: ssl.SSLContext):
     )
     url = f"https://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine starts it slowly
         while True:
             try:
                 if httpx.get(f"{url}/health", timeout=1, verify=tls).status_code == 200:
