@@ -9,7 +9,7 @@ versions, and the SHA-256 of the exact response body bytes. Its id (``jti``) is 
 request's audit event. ``off`` or no header: no receipt; any other value is refused (400).
 On request rather than on by default per policy: the audit event already records every answer
 for the platform, a receipt is evidence the caller keeps, and the policy files stay rules of
-access only (a receipt changes no access, and it costs each answer about 0.1 ms).
+access only (a receipt changes no access).
 Answers of the data and catalog routes carry receipts; refusals carry none (they disclose no
 data) and neither do ``/health`` and ``/metrics``. Every answer is a finished body today (no
 streamed or Arrow response): a streamed one would need the receipt in a trailer.
@@ -19,7 +19,8 @@ response costs a round trip to OpenBao (milliseconds), over the 0.5 ms a receipt
 at start, and again before the certificate ends, each broker process makes an in-memory
 Ed25519 key pair and has the transit key ``broker-receipts`` sign a short-lived certificate
 for its public key (its kid, the broker instance, ``nbf``/``exp``); receipts are signed in
-process (about 50 us) and carry the certificate. The trust stays rooted in OpenBao: a
+process and carry the certificate (claims, body SHA-256 and signature of a 20 kB page: 84 us
+p50, measured on a machine loaded to 22). The trust stays rooted in OpenBao: a
 verifier checks the certificate with the receipt JWKS (the transit key's public versions,
 ``GET /receipts/jwks``), then the receipt with the certified key. The private half never
 leaves the process and lives one certificate lifetime; a stolen one signs nothing after its
