@@ -78,6 +78,15 @@ def bootstrap_cmd() -> None:
     _lazy("stack.bootstrap").bootstrap(settings, settings.endpoints(), progress=echo)
 
 
+@main.command("server-certs")
+@click.option("--listener-only", is_flag=True, help="OpenBao's only (before it starts).")
+def server_certs(listener_only: bool) -> None:
+    """Issue the servers' TLS certificates when due (`stack`); print the servers that got one."""
+    module = _lazy("stack.bootstrap.server_certs")
+    for folder in module.ensure_stack_certificates(get_settings(), listener_only=listener_only):
+        echo(folder)
+
+
 @rotate.command("s3-keys")
 @click.argument("identities", nargs=-1)
 def rotate_s3(identities: tuple[str, ...]) -> None:
