@@ -229,8 +229,8 @@ class PlatformSettings(BaseSettings):
     tls_stack_cert_ttl: int = Field(
         30 * 24 * 3600,
         gt=3600,
-        description="Lifetime of the embedded servers' certificates (s); `mlsec up` renews "
-        "each past two thirds of it.",
+        description="Lifetime of the servers' certificates (s); `mlsec up` (`local`) or `mlsec "
+        "server-certs` (`stack`) renews each past two thirds of it.",
     )
 
     # Observability: lineage to a receiver or a file, metrics to a scraper.
