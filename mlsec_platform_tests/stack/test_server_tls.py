@@ -33,6 +33,8 @@ from mlsec_platform.stack.server_tls import (
     issue_listener_certificate,
     write_server_trust,
 )
+from mlsec_platform.stack.servers.base import ServerError
+from mlsec_platform.stack.servers.postgres import PostgresServer
 from mlsec_platform.stack.supervisor import Supervisor
 from mlsec_platform_tests.helpers import s3_admin
 
@@ -261,3 +263,15 @@ def test_a_due_certificate_is_renewed_by_up_and_served(supervisor, settings):
             time.sleep(0.2)
         assert served(name) == issued, name
     assert all(s.healthy for s in supervisor.status())
+
+
+def test_a_cluster_of_another_postgres_major_is_refused_with_what_to_do(tmp_path):
+    """The server's wheel changed major version (18 -> 17, for TLS): an older state folder
+    gets a clear refusal before anything is started, never a half-started server."""
+    settings = _settings(tmp_path)
+    server = PostgresServer(settings, {"tcp": 1})
+    server.pgdata.mkdir(parents=True)
+    (server.pgdata / "PG_VERSION").write_text("18\n")
+    with pytest.raises(ServerError, match="PostgreSQL 18 cluster; the bundled server is"):
+        server.prepare()
+    assert not (server.pgdata / "pg_hba.conf").exists()
