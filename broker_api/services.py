@@ -30,6 +30,7 @@ from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics, ScrapeCredential
 from broker_api.observed import ObservedRequests
 from broker_api.policy.files import load_policy
+from broker_api.receipts import ReceiptSigner
 from broker_api.shared_limits import SharedRateLimiter, SharedRowQuota, SharedSlots
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.audit.chain import AuditWriteError
@@ -190,6 +191,7 @@ class BrokerServices:
         self.policy = load_policy(settings.broker_policy_dir)
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))
         self.cursors = CursorSigner(base64.b64decode(keys["cursor_signing_key"]))
+        self.receipts = ReceiptSigner(vault.client)
         self._share_limits(pg)
         #: Blocking work of requests (DuckDB, Postgres, OpenBao) runs here, off the event loop.
         self.executor = ThreadPoolExecutor(

@@ -26,6 +26,7 @@ from broker_api.metrics import BrokerMetrics
 from broker_api.observed import ObservedRequests
 from broker_api.policy.files import load_policy
 from broker_api.principal import Principal
+from broker_api.receipts import ReceiptSigner
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import InvalidToken
@@ -128,6 +129,10 @@ class Executor(ThreadPoolExecutor):
         return super().submit(*args, **kwargs)
 
 
+def no_openbao():
+    raise ConnectionError("no OpenBao in these tests")
+
+
 @pytest.fixture
 def broker():
     policy = load_policy()
@@ -157,6 +162,7 @@ def broker():
         engine=engine,
         masker=Masker(b"k" * 32),
         cursors=CursorSigner(b"c" * 32),
+        receipts=ReceiptSigner(no_openbao),  # receipts are tested on the stack (test_receipts)
     )
     yield services, create_app(services)
     engine.close()
