@@ -75,6 +75,7 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
         # As long as the login: an erasure rewrites every zone, then signs its receipt.
         OperatorCommand("erase", ("operator-erase", "operator-command"), ttl=None),
         OperatorCommand("erase-verify", ("operator-erase-verify", "operator-command")),
+        OperatorCommand("subjects", ("operator-subjects", "operator-command")),
     )
 }
 
@@ -88,6 +89,7 @@ OPERATOR_POLICIES = (
     "operator-bootstrap",
     "operator-erase",
     "operator-erase-verify",
+    "operator-subjects",
 )
 
 
