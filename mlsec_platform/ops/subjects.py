@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import psycopg2
-
-from mlsec_platform.ops.operator import CommandSession, operator_command
+from mlsec_platform.ops.operator import CommandSession, operator_command, warehouse_login
 from mlsec_platform.ops.refusals import NotApplicable
 from mlsec_platform.serving.disclosures import SharedDisclosures
 from mlsec_platform.settings import PlatformSettings
@@ -25,22 +23,9 @@ class NotHeld(NotApplicable):
 @contextmanager
 def _holds(settings: PlatformSettings) -> Iterator[tuple[CommandSession, SharedDisclosures]]:
     """The shared holds through a short limits-keeper login of the operator's command."""
-    endpoints = settings.endpoints()
     with operator_command(settings, "subjects") as session:
         lease = session.vault.read("database/creds/limits-keeper")
-        creds = lease["data"]
-
-        def connect():
-            return psycopg2.connect(
-                host=endpoints.postgres_host,
-                port=endpoints.postgres_port,
-                dbname=settings.warehouse_db,
-                user=creds["username"],
-                password=creds["password"],
-                **settings.postgres_tls(),
-            )
-
-        store = SharedDisclosures(connect, holder="operator")
+        store = SharedDisclosures(warehouse_login(settings, lease["data"]), holder="operator")
         try:
             yield session, store
         finally:

@@ -18,6 +18,7 @@ Keys and items arrive as keyed hashes: the tables hold no data subject's key.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -223,55 +224,49 @@ class LocalDisclosures:
         self._budgets: dict[str, tuple[float, set[str], int]] = {}
         self._sightings: dict[str, dict[str, float]] = {}
         self._holds: dict[str, Hold] = {}
+        self._lock = threading.Lock()  # request threads and the watch's keeper share it
         self.holder = "local"
 
-    def disclose(
-        self,
-        budget: str,
-        window_seconds: float,
-        keys: Sequence[str],
-        rows: int,
-        max_subjects: int,
-        max_rows: int,
-    ) -> Disclosed:
+    def disclose(self, budget: str, window_seconds: float, keys: Sequence[str], rows: int,
+                 max_subjects: int, max_rows: int) -> Disclosed:  # fmt: skip
         now = time.time()
-        start, seen, used = self._budgets.get(budget, (now, set(), 0))
-        if start + window_seconds <= now:
-            start, seen, used = now, set(), 0
-        fresh = set(keys) - seen
-        allowed = len(seen) + len(fresh) <= max_subjects and used + rows <= max_rows
-        if allowed:
-            seen, used = seen | fresh, used + rows
-            self._budgets[budget] = (start, seen, used)
+        with self._lock:
+            start, seen, used = self._budgets.get(budget, (now, set(), 0))
+            if start + window_seconds <= now:
+                start, seen, used = now, set(), 0
+            fresh = set(keys) - seen
+            allowed = len(seen) + len(fresh) <= max_subjects and used + rows <= max_rows
+            if allowed:
+                seen, used = seen | fresh, used + rows
+                self._budgets[budget] = (start, seen, used)
         return Disclosed(allowed, len(seen), used, start + window_seconds - now)
 
-    def sight(
-        self,
-        watches: Sequence[str],
-        subjects: Sequence[str],
-        items: Sequence[str],
-        windows: Sequence[float],
-    ) -> dict[str, int]:
+    def sight(self, watches: Sequence[str], subjects: Sequence[str], items: Sequence[str],
+              windows: Sequence[float]) -> dict[str, int]:  # fmt: skip
         now = time.time()
-        for watch, item, window in zip(watches, items, windows, strict=True):
-            seen = self._sightings.setdefault(watch, {})
-            seen[item] = now
-            for old in [i for i, at in seen.items() if at < now - window]:
-                del seen[old]
-        return {watch: len(self._sightings[watch]) for watch in watches}
+        with self._lock:
+            for watch, item, window in zip(watches, items, windows, strict=True):
+                seen = self._sightings.setdefault(watch, {})
+                seen[item] = now
+                for old in [i for i, at in seen.items() if at < now - window]:
+                    del seen[old]
+            return {watch: len(self._sightings[watch]) for watch in watches}
 
     def hold(self, subject: str, action: str, detector: str, seconds: float | None) -> datetime:
         now = time.time()
-        until = None if seconds is None else now + seconds
-        self._holds[subject] = Hold(subject, action, detector, now, until)
+        with self._lock:
+            until = None if seconds is None else now + seconds
+            self._holds[subject] = Hold(subject, action, detector, now, until)
         return datetime.fromtimestamp(now, UTC)
 
     def holds(self) -> list[Hold]:
         now = time.time()
-        return [h for h in self._holds.values() if h.until is None or h.until > now]
+        with self._lock:
+            return [h for h in self._holds.values() if h.until is None or h.until > now]
 
     def resume(self, subject: str) -> bool:
-        return self._holds.pop(subject, None) is not None
+        with self._lock:
+            return self._holds.pop(subject, None) is not None
 
     def close(self) -> None:
         return None

@@ -152,9 +152,14 @@ def tight_policy_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tight_broker(settings, endpoints, curated, tight_policy_dir) -> Iterator[BackgroundBroker]:
     """A second broker, in this process, under the tight policy."""
-    tight = settings.model_copy(update={"broker_policy_dir": tight_policy_dir})
-    with BackgroundBroker(tight, PortAllocator().take()) as running:
+    with broker_under(settings, tight_policy_dir) as running:
         yield running
+
+
+def broker_under(settings, policy_dir: Path) -> BackgroundBroker:
+    """A broker in this process under the policy files of ``policy_dir`` (to enter)."""
+    policy = settings.model_copy(update={"broker_policy_dir": policy_dir})
+    return BackgroundBroker(policy, PortAllocator().take())
 
 
 class BrokerProcess:
@@ -267,8 +272,7 @@ def guarded_policy_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def guarded(settings, endpoints, curated, guarded_policy_dir) -> Iterator[BackgroundBroker]:
     """A broker in this process under the guarded policy."""
-    policy = settings.model_copy(update={"broker_policy_dir": guarded_policy_dir})
-    with BackgroundBroker(policy, PortAllocator().take()) as running:
+    with broker_under(settings, guarded_policy_dir) as running:
         yield running
 
 

@@ -21,12 +21,12 @@ from mlsec_platform_tests.helpers import audit_events, audit_head
 ALERT = "broker.exfiltration.suspected"
 
 
-def _who(mint, project: str, **claims) -> tuple[str, Callable[[], str]]:
-    """A subject of its own and a way to mint it tokens."""
+def _who(mint, project: str) -> tuple[str, Callable[[], str]]:
+    """A subject of its own and a way to mint it tokens (restricted: entity lookups filter on
+    the person's token, which must be clear to them)."""
     subject = f"{project}-{uuid.uuid4().hex[:8]}"
-    return subject, lambda: mint(
-        "analyst", **{**GUARDED, "project": project, **claims}, subject=subject
-    )
+    claims = {**GUARDED, "project": project, "clearance": "restricted"}
+    return subject, lambda: mint("analyst", **claims, subject=subject)
 
 
 def _lookup(client: httpx.Client, token: str, entities: list[str]) -> httpx.Response:
