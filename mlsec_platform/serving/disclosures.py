@@ -89,25 +89,25 @@ BEGIN
         WHERE d.budget = p_budget AND d.window_start = start_;
 END $$;
 
-CREATE OR REPLACE FUNCTION limits.sight(
+DROP FUNCTION IF EXISTS limits.sight(text[], text[], text[], float8[]);
+CREATE FUNCTION limits.sight(
     p_watches text[], p_subjects text[], p_items text[], p_windows float8[]
-) RETURNS bigint[] LANGUAGE plpgsql SET search_path = pg_catalog, limits AS $$
+) RETURNS TABLE (w_watch text, w_seen bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, limits AS $$
 DECLARE
-    now_   timestamptz := clock_timestamp();
-    counts bigint[] := '{}';
-    w      record;
+    now_ timestamptz := clock_timestamp();
+    w    record;
 BEGIN
     INSERT INTO sightings
         SELECT DISTINCT ON (wa, it) wa, su, it, now_
         FROM unnest(p_watches, p_subjects, p_items) AS t(wa, su, it)
         ON CONFLICT ON CONSTRAINT sightings_pkey DO UPDATE SET seen_at = excluded.seen_at;
     FOR w IN SELECT DISTINCT wa, wi FROM unnest(p_watches, p_windows) AS t(wa, wi) LOOP
-        DELETE FROM sightings
-            WHERE watch = w.wa AND seen_at < now_ - make_interval(secs => w.wi);
+        DELETE FROM sightings s
+            WHERE s.watch = w.wa AND s.seen_at < now_ - make_interval(secs => w.wi);
     END LOOP;
-    SELECT array_agg((SELECT count(*) FROM sightings s WHERE s.watch = t.wa) ORDER BY t.n)
-        INTO counts FROM unnest(p_watches) WITH ORDINALITY AS t(wa, n);
-    RETURN counts;
+    RETURN QUERY SELECT s.watch, count(*) FROM sightings s
+        WHERE s.watch = ANY(p_watches) GROUP BY s.watch;
 END $$;
 
 CREATE OR REPLACE FUNCTION limits.hold(
@@ -196,10 +196,11 @@ class SharedDisclosures(SharedCounters):
     ) -> dict[str, int]:
         """Record the sightings (one per index); the distinct items of each watch now."""
         (counts,) = self._call(
-            "SELECT limits.sight(%s::text[], %s::text[], %s::text[], %s::float8[])",
+            "SELECT coalesce(json_object_agg(w_watch, w_seen), '{}') "
+            "FROM limits.sight(%s::text[], %s::text[], %s::text[], %s::float8[])",
             (list(watches), list(subjects), list(items), list(windows)),
         )
-        return dict(zip(watches, (int(c) for c in counts), strict=True))
+        return {watch: int(seen) for watch, seen in counts.items()}
 
     def hold(self, subject: str, action: str, detector: str, seconds: float | None) -> datetime:
         (since,) = self._call(
