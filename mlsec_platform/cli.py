@@ -47,10 +47,11 @@ quarantine = _Group("quarantine", help="Input that was refused, kept with its re
 audit = _Group("audit", help="The hash-chained audit log.")
 operator = _Group("operator", help="The operators' OpenBao access.")
 receipt = _Group("receipt", help="Broker lineage receipts: signed evidence of one answer.")
+subject = _Group("subject", help="Broker subjects held by exfiltration detection.")
 main = _Group(
     "main",
     help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
-    commands=[rotate, token, cert, quarantine, audit, operator, receipt],
+    commands=[rotate, token, cert, quarantine, audit, operator, receipt, subject],
 )
 
 
@@ -278,6 +279,14 @@ def audit_search(
 def operator_revoke_root() -> None:
     """Revoke OpenBao's root token; operator commands and bootstrap work on without it."""
     _lazy("ops.operator").revoke_root_token(get_settings(), echo)
+
+
+@subject.command("resume")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+def subject_resume(name: str, reason: str) -> None:
+    """Lift the hold detection put on subject NAME, in every broker replica."""
+    _lazy("ops.subjects").resume_subject(get_settings(), name, reason, echo)
 
 
 def _subject(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
