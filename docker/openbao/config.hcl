@@ -8,13 +8,15 @@ storage "raft" {
   node_id = "mlsec-1"
 }
 
-# Plain HTTP on the compose network only (the port is not published by compose.yaml).
-# Production must terminate TLS: set tls_cert_file / tls_key_file here, or put a TLS proxy
-# in front, and use https:// in api_addr, cluster_addr and MLSEC_VAULT_ADDR.
+# TLS only, with the certificate `mlsec server-certs --listener-only` issued from the
+# bootstrap CA (OpenBao cannot get its own from its PKI engine before it is up); compose.yaml
+# copies it here at each start. A renewed one takes a restart of the container.
 listener "tcp" {
-  address         = "0.0.0.0:8200"
-  cluster_address = "0.0.0.0:8201"
-  tls_disable     = true
+  address            = "0.0.0.0:8200"
+  cluster_address    = "0.0.0.0:8201"
+  tls_cert_file      = "/openbao/tls/server.pem"
+  tls_key_file       = "/openbao/tls/server.key"
+  tls_min_version    = "tls12"
 }
 
 # Automatic unseal from a 32-byte key mounted as a Docker secret (secrets/openbao-seal.key),
@@ -37,8 +39,8 @@ audit "file" "file" {
   }
 }
 
-api_addr     = "http://openbao:8200"
-cluster_addr = "http://openbao:8201"
+api_addr     = "https://openbao:8200"
+cluster_addr = "https://openbao:8201"
 # mlock is off as in the `local` profile (raft storage memory-maps its database, and the
 # container then needs no IPC_LOCK capability); keep swap disabled on the host instead.
 disable_mlock = true

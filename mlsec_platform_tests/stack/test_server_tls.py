@@ -7,10 +7,13 @@ import datetime as dt
 import json
 import socket
 import ssl
+import struct
 import time
+from contextlib import closing
 
 import botocore.exceptions
 import nats
+import psycopg2
 import pyarrow as pa
 import pytest
 import requests
@@ -30,6 +33,8 @@ from mlsec_platform.stack.server_tls import (
     issue_listener_certificate,
     write_server_trust,
 )
+from mlsec_platform.stack.servers.base import ServerError
+from mlsec_platform.stack.servers.postgres import PostgresServer
 from mlsec_platform.stack.supervisor import Supervisor
 from mlsec_platform_tests.helpers import s3_admin
 
@@ -86,8 +91,17 @@ def test_postgres_clients_verify_the_server_on_the_stack_profile(tmp_path):
         "sslrootcert": str(tmp_path / "pg.pem"),
     }
     assert stack.server_ca("s3") == stack.server_ca_bundle != stack.server_ca("postgres")
-    # The embedded server is built without OpenSSL: stated plainly, never negotiated.
-    assert _settings(tmp_path).postgres_tls() == {"sslmode": "disable"}
+    plaintext = _settings(tmp_path, profile="stack", postgres_sslmode="disable")
+    assert plaintext.postgres_tls() == {"sslmode": "disable"}
+
+
+def test_postgres_clients_always_verify_the_embedded_server(tmp_path):
+    """The embedded server admits TLS clients only, so `local` verifies whatever it is told."""
+    local = _settings(tmp_path, postgres_sslmode="disable")
+    assert local.postgres_tls() == {
+        "sslmode": "verify-full",
+        "sslrootcert": str(local.server_ca_bundle),
+    }
 
 
 # -- against the embedded stack -------------------------------------------------------------
@@ -109,6 +123,38 @@ def test_nats_refuses_a_plaintext_client(supervisor):
         while chunk := s.recv(65536):
             reply += chunk
     assert b"PONG" not in reply  # the server closed the connection without answering
+
+
+#: A v3 StartupMessage for user "postgres" (what a client sends first without TLS).
+_STARTUP = b"\x00\x03\x00\x00user\x00postgres\x00database\x00postgres\x00\x00"
+#: The SSLRequest code (1234 5679) a client sends first to ask for TLS.
+_SSL_REQUEST = struct.pack("!II", 8, 80877103)
+
+
+def test_postgres_refuses_a_plaintext_client(supervisor):
+    plain = {**supervisor.postgres.superuser_dsn(), "sslmode": "disable"}
+    with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+        psycopg2.connect(connect_timeout=5, **plain)
+    # A raw StartupMessage: an ErrorResponse, never an authentication request.
+    port = supervisor.postgres.ports["tcp"]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(struct.pack("!I", 4 + len(_STARTUP)) + _STARTUP)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply[:1] == b"E", reply[:1]
+    assert b"no encryption" in reply
+
+
+def test_postgres_clients_verify_the_server(supervisor, settings):
+    dsn = supervisor.postgres.superuser_dsn()
+    assert dsn["sslmode"] == "verify-full"
+    assert dsn["sslrootcert"] == str(settings.server_ca("postgres"))
+    with closing(psycopg2.connect(**dsn)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        ssl_on, version = cur.fetchone()
+    assert ssl_on is True
+    assert version in {"TLSv1.2", "TLSv1.3"}
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +189,12 @@ def test_s3_clients_with_another_ca_fail_verification(supervisor, settings, othe
     write_deltalake(uri, table, storage_options=options, mode="overwrite")
 
 
+def test_postgres_clients_with_another_ca_fail_verification(supervisor, other_ca):
+    dsn = {**supervisor.postgres.superuser_dsn(), "sslrootcert": other_ca}
+    with pytest.raises(psycopg2.OperationalError, match="certificate verify failed"):
+        psycopg2.connect(connect_timeout=5, **dsn)
+
+
 def test_nats_clients_with_another_ca_fail_verification(supervisor, other_ca):
     credentials = json.loads((supervisor.settings.secrets_dir / "nats-platform.json").read_text())
 
@@ -165,14 +217,16 @@ def test_nats_clients_with_another_ca_fail_verification(supervisor, other_ca):
     asyncio.run(connect(event_stream.tls_context()))
 
 
-def _served_serial(port: int, settings: PlatformSettings) -> int:
-    """The serial of the certificate the TLS port at ``port`` presents (verified)."""
+def _served_serial(port: int, settings: PlatformSettings, postgres: bool = False) -> int:
+    """The serial of the certificate the TLS port at ``port`` presents (verified); a
+    Postgres port is asked for TLS first, as libpq does."""
     context = ssl.create_default_context(cafile=str(settings.server_ca_bundle))
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
-    ):
-        der = tls.getpeercert(binary_form=True)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        if postgres:
+            raw.sendall(_SSL_REQUEST)
+            assert raw.recv(1) == b"S"
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            der = tls.getpeercert(binary_form=True)
     return x509.load_der_x509_certificate(der).serial_number
 
 
@@ -182,24 +236,42 @@ def _file_serial(target: ServerCertificate) -> int:
 
 def test_a_due_certificate_is_renewed_by_up_and_served(supervisor, settings):
     """Each server's certificate, once due (here: gone), is issued anew by `up`, and the
-    running server serves the new one (OpenBao and NATS reload it, SeaweedFS restarts)."""
+    running server serves the new one (OpenBao, PostgreSQL and NATS reload it, SeaweedFS
+    restarts)."""
     ports = {
         "openbao": supervisor.openbao.ports["api"],
         "seaweedfs": supervisor.seaweedfs.ports["s3"],
+        "postgres": supervisor.postgres.ports["tcp"],
         "nats": supervisor.nats.ports["monitor"],  # same TLS settings as the client port
     }
-    before = {name: _served_serial(port, settings) for name, port in ports.items()}
+
+    def served(name: str) -> int:
+        return _served_serial(ports[name], settings, postgres=name == "postgres")
+
+    before = {name: served(name) for name in ports}
     for name in ports:
         supervisor.servers[name].tls.certificate.unlink()
     Supervisor(settings).up()
-    for name, port in ports.items():
+    for name in ports:
         target = supervisor.servers[name].tls
         assert target.key.stat().st_mode & 0o777 == 0o600
         issued = _file_serial(target)
         assert issued != before[name], name
         # A reload (SIGHUP) is taken up a moment after `up` sent it.
         deadline = time.monotonic() + 10
-        while _served_serial(port, settings) != issued and time.monotonic() < deadline:
+        while served(name) != issued and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _served_serial(port, settings) == issued, name
+        assert served(name) == issued, name
     assert all(s.healthy for s in supervisor.status())
+
+
+def test_a_cluster_of_another_postgres_major_is_refused_with_what_to_do(tmp_path):
+    """The server's wheel changed major version (18 -> 17, for TLS): an older state folder
+    gets a clear refusal before anything is started, never a half-started server."""
+    settings = _settings(tmp_path)
+    server = PostgresServer(settings, {"tcp": 1})
+    server.pgdata.mkdir(parents=True)
+    (server.pgdata / "PG_VERSION").write_text("18\n")
+    with pytest.raises(ServerError, match="PostgreSQL 18 cluster; the bundled server is"):
+        server.prepare()
+    assert not (server.pgdata / "pg_hba.conf").exists()

@@ -3,7 +3,7 @@
 One internal root, "mlsec-platform CA", whose key never leaves OpenBao. Roles issue from it:
 ``broker-server`` and ``gateway-server`` (server certificates for the names in
 ``tls_server_names``; only the broker's and the gateway's identities may use them, each its
-own), ``s3-server`` and ``nats-server`` (the embedded servers'
+own), ``s3-server``, ``postgres-server`` and ``nats-server`` (the embedded servers'
 certificates, issued by the supervisor with the bootstrap's rights) and ``client``
 (short-lived client certificates for any subject, client auth only; only the operator's
 ``cert-issue`` command token may use it). Nothing is stored per certificate
@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import hvac
 from hvac.exceptions import InvalidPath, InvalidRequest
@@ -65,10 +66,20 @@ def role_definitions(settings: PlatformSettings) -> dict[str, dict[str, Any]]:
         "max_ttl": f"{SERVER_MAX_TTL}s",
     }
     roles = {role: {**server, "ou": [service]} for service, role in SERVER_CERT_ROLES.items()}
-    # The embedded servers' certificates live longer: only `mlsec up` renews them.
+    # The servers' certificates live longer: only `mlsec up` (or `mlsec server-certs`) renews
+    # them. Each role may also name the host its clients reach it at (`stack` profile), and
+    # only its own, so no other certificate of the platform CA can stand in for that server.
     stack_ttl = f"{settings.tls_stack_cert_ttl}s"
     for service, role in STACK_SERVER_CERT_ROLES.items():
-        roles[role] = {**server, "ou": [service], "ttl": stack_ttl, "max_ttl": stack_ttl}
+        host = server_host(settings, service)
+        domains = [*dns, host] if host and host not in dns else dns
+        roles[role] = {
+            **server,
+            "allowed_domains": domains,
+            "ou": [service],
+            "ttl": stack_ttl,
+            "max_ttl": stack_ttl,
+        }
     roles["client"] = {
         **_KEY,
         "allow_any_name": True,
@@ -80,6 +91,21 @@ def role_definitions(settings: PlatformSettings) -> dict[str, dict[str, Any]]:
         "max_ttl": f"{CLIENT_MAX_TTL}s",
     }
     return roles
+
+
+def server_host(settings: PlatformSettings, service: str) -> str | None:
+    """The host name the clients of a server (``openbao`` or a ``STACK_SERVER_CERT_ROLES``
+    key) reach it at on the `stack` profile; None on `local` (loopback) or when unset."""
+    if settings.profile is Profile.LOCAL:
+        return None
+    if service == "postgres":
+        return settings.postgres_host
+    address = {
+        "openbao": settings.vault_addr,
+        "seaweedfs": settings.s3_endpoint,
+        "nats": settings.nats_url,
+    }.get(service)
+    return urlsplit(address).hostname if address else None
 
 
 def bootstrap_pki(client: hvac.Client, settings: PlatformSettings) -> Path:

