@@ -22,7 +22,12 @@ from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.engine_tables import pin, transform_on_engine
-from mlsec_platform.storage.incremental import FULL_REBUILD_TAG, CuratedBatch, changed_inputs
+from mlsec_platform.storage.incremental import (
+    FULL_REBUILD_TAG,
+    CuratedBatch,
+    changed_inputs,
+    too_many,
+)
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.transforms import gold as transforms
 from mlsec_platform.transforms.duck import run_sql
@@ -106,6 +111,8 @@ def fact_order_item_inputs(context, lake, spec, snapshots, tables):
     if changes is None:
         return tables, None
     changed = run_sql(transforms.fact_changed_orders(), **changes, **tables)
+    if too_many(changed.column("order_id")):
+        return tables, None
     items = run_sql(
         "SELECT * FROM order_items WHERE order_id IN (SELECT order_id FROM changed)",
         order_items=tables["order_items"],

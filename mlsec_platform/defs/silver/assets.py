@@ -42,6 +42,7 @@ from mlsec_platform.storage.incremental import (
     added_rows,
     excluded_digest,
     last_inputs,
+    too_many,
 )
 from mlsec_platform.storage.quarantine import excluded_batches
 from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS, STREAM_COLUMNS
@@ -119,7 +120,8 @@ def rows_to_transform(
         return raw.dataset, made_from, None
     raw_column, silver_column = transform.group
     groups = added.to_table(columns=[raw_column])
-    if groups.column(0).null_count:  # a NULL is in no group: rebuild
+    # A NULL is in no group; too many groups are cheaper rebuilt than listed.
+    if groups.column(0).null_count or too_many(groups.column(0)):
         return raw.dataset, made_from, None
     return rows_of_groups(raw.dataset, groups, raw_column), made_from, silver_column
 
