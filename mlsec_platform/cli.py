@@ -383,9 +383,12 @@ def ingest() -> None:
 
 
 @main.command()
-def curate() -> None:
-    """Run the `curated` job: Raw -> Silver -> Gold -> warehouse and features, gated."""
-    sys.exit(0 if _lazy("ops.pipeline").curate(get_settings(), echo).success else 1)
+@click.option("--full", is_flag=True, help="Rebuild every table from all of Raw (no merge).")
+def curate(full: bool) -> None:
+    """Run the `curated` job: Raw -> Silver -> Gold -> warehouse and features, gated, incremental.
+
+    Only what Raw gained since the last run is merged; `--full` rebuilds every table."""
+    sys.exit(0 if _lazy("ops.pipeline").curate(get_settings(), echo, full=full).success else 1)
 
 
 @main.command()

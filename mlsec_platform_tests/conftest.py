@@ -19,8 +19,13 @@ from mlsec_platform.settings import Endpoints, PlatformSettings, get_settings
 from mlsec_platform.stack.servers.base import ManagedServer
 
 #: Session fixtures shared across packages: the curated data set (``curated``), and a stack of
-#: its own on which both engines curate one Raw snapshot (``spark_stack``).
-pytest_plugins = ["mlsec_platform_tests.curated_data", "mlsec_platform_tests.spark_stack"]
+#: its own on which both engines curate one Raw snapshot (``spark_stack``), and one on which Raw
+#: grows and is curated incrementally, then rebuilt (``incremental_stack``).
+pytest_plugins = [
+    "mlsec_platform_tests.curated_data",
+    "mlsec_platform_tests.spark_stack",
+    "mlsec_platform_tests.incremental_stack",
+]
 
 READER_TTL_SECONDS = 8
 
@@ -35,9 +40,16 @@ TEST_ENV = {
 #: Fixtures that start servers. A test whose fixture closure holds one (directly or through
 #: other fixtures) is marked ``stack``. ``demo_output`` (ops/test_demo.py) runs `mlsec demo`,
 #: which starts a stack of its own; so do ``rootless_stack`` (ops/test_operator_login.py) and
-#: ``spark_stack`` (spark_stack.py).
+#: ``spark_stack`` (spark_stack.py) and ``incremental_stack`` (incremental_stack.py).
 SERVER_FIXTURES = frozenset(
-    {"supervisor", "demo_output", "rootless_stack", "spark_stack", "spark_stack_100k"}
+    {
+        "supervisor",
+        "demo_output",
+        "rootless_stack",
+        "spark_stack",
+        "spark_stack_100k",
+        "incremental_stack",
+    }
 )
 
 #: Tests that read what the session stack wrote (its secrets, the identities' AppRole files)

@@ -36,6 +36,36 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@dataclass
+class OwnStack:
+    env: dict[str, str]
+    settings: PlatformSettings
+    supervisor: object
+
+
+@contextmanager
+def stack_of_its_own(tmp_path_factory, name: str) -> Iterator[OwnStack]:
+    """A stack with its own state folder and servers, up and bootstrapped, and stopped after
+    the block. The block runs with this process's settings as they were: wrap what talks to
+    the stack in ``environment(stack.env)`` (a session fixture must not move other tests)."""
+    from mlsec_platform.settings import get_settings
+    from mlsec_platform.stack.bootstrap import bootstrap
+    from mlsec_platform.stack.supervisor import Supervisor
+    from mlsec_platform_tests.conftest import TEST_ENV
+
+    env = {**TEST_ENV, "MLSEC_STATE_DIR": str(tmp_path_factory.mktemp(name))}
+    with environment(env):
+        settings = get_settings()
+        supervisor = Supervisor(settings, progress=print)
+    try:
+        with environment(env):
+            bootstrap(settings, supervisor.up(), progress=print)
+        yield OwnStack(env, settings, supervisor)
+    finally:
+        with environment(env):
+            supervisor.down()
+
+
 def table_differences(a, b) -> list[str]:
     """Per differing column of two Arrow tables, its first differing row (a readable failure
     instead of False)."""

@@ -20,8 +20,8 @@ import pytest
 from deltalake import DeltaTable
 
 from mlsec_platform.catalog.datasets import CATALOG
-from mlsec_platform.settings import PlatformSettings, Zone, get_settings
-from mlsec_platform_tests.helpers import environment
+from mlsec_platform.settings import PlatformSettings, Zone
+from mlsec_platform_tests.helpers import environment, stack_of_its_own
 
 SPARK_ORDERS = 10_000
 SEED = 31
@@ -63,20 +63,12 @@ def curated_by_both(tmp_path_factory, orders: int) -> Iterator[SparkStack]:
     engine and then by DuckDB (see the module)."""
     from mlsec_platform.defs.resources import build_resources
     from mlsec_platform.sample_data.olist import generate
-    from mlsec_platform.stack.bootstrap import bootstrap
-    from mlsec_platform.stack.supervisor import Supervisor
-    from mlsec_platform_tests.conftest import TEST_ENV
     from mlsec_platform_tests.curated_data import seed_raw
 
-    env = {**TEST_ENV, "MLSEC_STATE_DIR": str(tmp_path_factory.mktemp("mlsec-spark"))}
-    with environment(env):
-        settings = get_settings()
-        supervisor = Supervisor(settings, progress=print)
-    try:
-        with environment(env):
-            bootstrap(settings, supervisor.up(), progress=print)
-            supervisor.ensure_sail()
-            resources = build_resources(settings)
+    with stack_of_its_own(tmp_path_factory, "mlsec-spark") as stack:
+        with environment(stack.env):
+            stack.supervisor.ensure_sail()
+            resources = build_resources(stack.settings)
             batches = seed_raw(resources, generate(seed=SEED, orders=orders), "spark")
             instance = dg.DagsterInstance.ephemeral()
             spark_result = run_job("spark", resources, instance)
@@ -86,9 +78,9 @@ def curated_by_both(tmp_path_factory, orders: int) -> Iterator[SparkStack]:
             spark = {i: read_table(resources, i) for i in CURATED}
             duckdb_result = run_job("duckdb", resources, instance)
         yield SparkStack(
-            settings,
-            env,
-            supervisor,
+            stack.settings,
+            stack.env,
+            stack.supervisor,
             resources,
             instance,
             batches,
@@ -96,9 +88,6 @@ def curated_by_both(tmp_path_factory, orders: int) -> Iterator[SparkStack]:
             spark_result,
             duckdb_result,
         )
-    finally:
-        with environment(env):
-            supervisor.down()
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,9 @@ New Raw data reaches Silver, Gold, the warehouse and the feature groups with no 
 `curated`: each curated asset is materialized once its inputs changed and none of them is
 still being written (Dagster's ``eager`` condition). The sensor that evaluates the conditions
 runs every 30 s, so the Raw batches that land within one interval are taken by one run of
-each table rather than one run per batch; and since every table is rebuilt from its whole
-input, a run that follows several batches loses none of them.
+each table rather than one run per batch; and since a run takes everything its inputs gained
+since the versions its table's last commit recorded (``storage/incremental.py``), a run that
+follows several batches loses none of them.
 
 Silver ignores missing Raw partitions: a Raw batch that was refused (quarantined) leaves its
 partition unmaterialized for good, and ``eager`` would otherwise wait for it forever. Above

@@ -51,11 +51,15 @@ def ingest_pending(settings: PlatformSettings, echo: Echo) -> list[BatchRun]:
     return runs
 
 
-def curate(settings: PlatformSettings, echo: Echo, trigger: str = "cli") -> CurateResult:
-    """Run the `curated` job: Raw -> Silver -> Gold -> warehouse and feature groups (gated)."""
+def curate(
+    settings: PlatformSettings, echo: Echo, trigger: str = "cli", *, full: bool = False
+) -> CurateResult:
+    """Run the `curated` job: Raw -> Silver -> Gold -> warehouse and feature groups (gated);
+    ``full``: every table rebuilt from all of Raw instead of merging what Raw gained."""
     apply_environment(orchestrator_environment(settings))
     # Imported after the environment names the stack.
     from mlsec_platform.locations import location_definitions
+    from mlsec_platform.storage.incremental import FULL_REBUILD_TAG
 
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
@@ -65,7 +69,7 @@ def curate(settings: PlatformSettings, echo: Echo, trigger: str = "cli") -> Cura
             .execute_in_process(
                 instance=instance,
                 run_config=QUIET_RUN_CONFIG,
-                tags={"mlsec/trigger": trigger},
+                tags={"mlsec/trigger": trigger, **({FULL_REBUILD_TAG: "true"} if full else {})},
                 raise_on_error=False,
             )
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -69,9 +69,11 @@ class QualityGate:
         lake: S3LakeResource,
         *,
         metadata: dict[str, Any] | None = None,
+        output: Callable[[pa.Table], Any] | None = None,
         **params: Any,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-        """Yield the output and a passing check, or a failing check and raise ``dg.Failure``."""
+        """Yield the output and a passing check, or a failing check and raise ``dg.Failure``.
+        ``output`` makes the IO manager's object of the validated rows (default: the rows)."""
         schema = schema_for(self.spec, **params)
         rules = families.rules_by_family(schema)
         try:
@@ -88,8 +90,36 @@ class QualityGate:
             cases = relevant_cases(exc.failure_cases, self.spec.key)
             yield from self._fail(context, lake, table, cases, "failed its checks", rules)
         seconds = round(time.perf_counter() - started, 2)
-        yield dg.Output(table.cast(self.spec.arrow_schema()), metadata=metadata or {})
+        rows = table.cast(self.spec.arrow_schema())
+        yield dg.Output(rows if output is None else output(rows), metadata=metadata or {})
         yield from families.results(self.spec, table, None, rules, {"seconds": seconds})
+
+    def evaluate(
+        self, table: pa.Table, metadata: dict[str, Any] | None = None, **params: Any
+    ) -> list[dg.AssetCheckResult]:
+        """Each family's result on ``table`` as it stands (a committed version): the same rules
+        and metadata as at commit time, but nothing is quarantined, audited or raised."""
+        schema = schema_for(self.spec, **params)
+        rules = families.rules_by_family(schema)
+        try:
+            table = self.spec.conform(table, nullability=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            errors = {"types": f"does not fit the catalog types: {exc}"}
+            return [
+                families.failed(
+                    name,
+                    table,
+                    rules,
+                    {**(metadata or {}), "error": errors.get(name, "not evaluated: types failed")},
+                )
+                for name in families.FAMILIES
+            ]
+        try:
+            schema.validate(validation_frame(table), lazy=True)
+        except pandera.errors.SchemaErrors as exc:
+            cases = relevant_cases(exc.failure_cases, self.spec.key)
+            return families.results(self.spec, table, cases, rules, metadata)
+        return families.results(self.spec, table, None, rules, metadata)
 
     def commit_on_engine(
         self,

@@ -7,21 +7,27 @@ Spark engine wrote and staged under the table's root (``storage/engine_tables.py
 here the same way, as one version adding the staged files, without its rows ever coming to this
 process. That version,
 the row count and the table URI go into the materialization metadata, and the version becomes
-the asset's data version.
+the asset's data version. A :class:`CuratedBatch` (``storage/incremental.py``) records its inputs
+in the commit, and may replace only the rows of the keys it holds (one version, written by
+Delta's predicate overwrite: a MERGE would rewrite the files it touches with string views,
+which pyarrow cannot compare, delta-rs issue 4579).
 """
 
+import json
 import uuid
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.commits import committed_version
 from mlsec_platform.storage.engine_tables import StagedTable, commit_staged
-from mlsec_platform.storage.history import history_properties, keep_history
+from mlsec_platform.storage.history import curated_properties, keep_history, keep_properties
+from mlsec_platform.storage.incremental import INPUTS_KEY, CuratedBatch
 
 WRITE_MODE_KEY = "mlsec/write_mode"
 
@@ -42,7 +48,9 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         return Zone(key.path[0]), key.path[1]
 
     def handle_output(
-        self, context: dg.OutputContext, obj: pa.Table | pd.DataFrame | StagedTable | None
+        self,
+        context: dg.OutputContext,
+        obj: pa.Table | pd.DataFrame | StagedTable | CuratedBatch | None,
     ) -> None:
         if obj is None:
             return
@@ -55,27 +63,11 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
             "mlsec.write_id": write_id,
             "mlsec.asset": context.asset_key.to_user_string(),
         }
-        if isinstance(obj, StagedTable):
-            if mode != "overwrite" or obj.uri != uri:
-                raise dg.DagsterInvariantViolationError(
-                    f"a staged table commits by overwrite to its own table, not {mode} to {uri}"
-                )
-            version, rows = commit_staged(self.lake, obj, commit_metadata)
-            if self.history_retention_days is not None:
-                # The engine's commit carries no table properties: set them here, once.
-                keep_history(
-                    DeltaTable(uri, storage_options=self.lake.storage_options()),
-                    self.history_retention_days,
-                )
-        else:
-            table = (
-                pa.Table.from_pandas(obj, preserve_index=False)
-                if isinstance(obj, pd.DataFrame)
-                else obj
-            )
-            version, rows = self._write(uri, table, mode, commit_metadata), table.num_rows
-            if mode == "overwrite":  # the version holds exactly these rows: later steps reuse
-                self.lake.committed.remember(uri, version, table)
+        if isinstance(obj, CuratedBatch):
+            commit_metadata[INPUTS_KEY] = json.dumps(dict(obj.inputs), sort_keys=True)
+            if obj.replaces is not None:
+                mode = "replace"
+        version, rows = self._commit(uri, obj, mode, commit_metadata)
         context.add_output_metadata(
             {
                 "delta_version": version,
@@ -83,6 +75,8 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
                 "dagster/row_count": rows,
                 "zone": zone.value,
                 "write_mode": mode,
+                # The rows of the changed keys; the row count is the table's.
+                **({"replaced_rows": obj.table.num_rows} if mode == "replace" else {}),
             }
         )
         # The Delta version is the data version: downstream staleness follows real commits.
@@ -100,6 +94,35 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
             run_id=context.run_id,
         )
 
+    def _commit(self, uri: str, obj, mode: str, metadata: dict[str, str]) -> tuple[int, int]:
+        """Commit ``obj`` as one Delta version; that version and the table's rows after it."""
+        if mode == "replace":
+            return self._replace(uri, obj, metadata)
+        if isinstance(obj, CuratedBatch):
+            obj = obj.table
+        if isinstance(obj, StagedTable):
+            if mode != "overwrite" or obj.uri != uri:
+                raise dg.DagsterInvariantViolationError(
+                    f"a staged table commits by overwrite to its own table, not {mode} to {uri}"
+                )
+            version, rows = commit_staged(self.lake, obj, metadata)
+            if self.history_retention_days is not None:
+                # The engine's commit carries no table properties: set them here, once.
+                keep_history(
+                    DeltaTable(uri, storage_options=self.lake.storage_options()),
+                    self.history_retention_days,
+                )
+            return version, rows
+        table = (
+            pa.Table.from_pandas(obj, preserve_index=False)
+            if isinstance(obj, pd.DataFrame)
+            else obj
+        )
+        version = self._write(uri, table, mode, metadata)
+        if mode == "overwrite":  # the version holds exactly these rows: later steps reuse them
+            self.lake.committed.remember(uri, version, table)
+        return version, table.num_rows
+
     def _write(self, uri: str, table: pa.Table, mode: str, metadata: dict[str, str]) -> int:
         """One Delta commit of ``table``; the version it made."""
         options = self.lake.storage_options()  # fails closed (VaultUnavailable) before any write
@@ -109,16 +132,36 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
             table,
             mode=mode,
             schema_mode="overwrite" if mode == "overwrite" else None,
-            # Applied when the table is made; an older table gets it below, once.
-            configuration=history_properties(days) if days is not None else None,
+            # Applied when the table is made; an older table gets them below, once.
+            configuration=curated_properties(days),
             storage_options=options,
             commit_properties=CommitProperties(custom_metadata=metadata),
         )
         table_after = DeltaTable(uri, storage_options=options)
         version = committed_version(table_after, "mlsec.write_id", metadata["mlsec.write_id"])
-        if days is not None:
-            keep_history(table_after, days)
+        keep_properties(table_after, curated_properties(days))
         return version
+
+    def _replace(self, uri: str, batch: CuratedBatch, metadata: dict[str, str]) -> tuple[int, int]:
+        """One Delta commit replacing the rows of ``batch``'s keys with it; the version it made
+        and the table's rows after it (counted from the log, not the files)."""
+        options = self.lake.storage_options()
+        table = batch.table
+        if table.num_rows == 0:  # nothing to replace; the version still records the inputs
+            self._write(uri, table, "append", metadata)
+        else:
+            write_deltalake(
+                uri,
+                table,
+                mode="overwrite",
+                predicate=batch.predicate(),
+                storage_options=options,
+                commit_properties=CommitProperties(custom_metadata=metadata),
+            )
+        table_after = DeltaTable(uri, storage_options=options)
+        version = committed_version(table_after, "mlsec.write_id", metadata["mlsec.write_id"])
+        counts = pa.table(table_after.get_add_actions(flatten=True)).column("num_records")
+        return version, int(pc.sum(counts).as_py() or 0)
 
     def load_input(self, context: dg.InputContext) -> pa.Table | pd.DataFrame:
         zone, name = self._location(context.asset_key)

@@ -25,7 +25,21 @@ def history_properties(days: int) -> dict[str, str]:
 def keep_history(table: DeltaTable, days: int) -> bool:
     """Set the table's history retention to ``days`` if it says otherwise; True if it had to
     (one metadata commit)."""
-    wanted = history_properties(days)
+    return keep_properties(table, history_properties(days))
+
+
+#: Curated tables record their changes row by row (Delta's change data feed): an incremental
+#: run downstream reads which keys a merge changed (``storage/incremental.py``).
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
+
+
+def curated_properties(days: int | None) -> dict[str, str]:
+    """The table properties of a curated table: its change feed and ``days`` of history."""
+    return {**(history_properties(days) if days is not None else {}), **CHANGE_FEED}
+
+
+def keep_properties(table: DeltaTable, wanted: dict[str, str]) -> bool:
+    """Set ``wanted`` on the table if it says otherwise; True if it had to (one commit)."""
     held = table.metadata().configuration
     if all(held.get(k) == v for k, v in wanted.items()):
         return False

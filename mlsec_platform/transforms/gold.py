@@ -136,6 +136,33 @@ def fact_order_item(d: Dialect) -> str:
     """
 
 
+#: What each input of ``fact_order_item`` says changed: the column of its change rows that
+#: names the orders affected (directly, or through the orders or items that carry it).
+FACT_CHANGE_COLUMNS = {
+    "order_items": "order_id",
+    "orders": "order_id",
+    "order_reviews": "order_id",
+    "customers": "customer_id",
+    "sellers": "seller_id",
+}
+
+
+def fact_changed_orders() -> str:
+    """The orders whose ``fact_order_item`` rows may differ, from each input's change rows
+    (``changed_<input>``) and the current ``orders`` and ``order_items``: recomputing those
+    orders' rows and merging them gives the table a full rebuild gives, since every fact row
+    depends on its own order, item, customer, seller and reviews only. On DuckDB."""
+    return """
+        SELECT order_id FROM changed_order_items
+        UNION SELECT order_id FROM changed_orders
+        UNION SELECT order_id FROM changed_order_reviews
+        UNION SELECT order_id FROM orders
+              WHERE customer_id IN (SELECT customer_id FROM changed_customers)
+        UNION SELECT order_id FROM order_items
+              WHERE seller_id IN (SELECT seller_id FROM changed_sellers)
+    """
+
+
 def kpi_sales_monthly(d: Dialect) -> str:
     """Inputs: fact_order_item, dim_product."""
     return f"""

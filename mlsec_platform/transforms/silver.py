@@ -48,6 +48,10 @@ class SilverTransform:
     sql: str
     #: Other Silver tables it joins, as views of their names (read at their latest version).
     inputs: tuple[str, ...] = ()
+    #: A Raw column that groups the rows of each key (the key, or a coarser grouping), and the
+    #: Silver column it becomes: an incremental run recomputes every group a new Raw row falls
+    #: in (:func:`rows_of_groups`) and replaces those groups' rows. None: always rebuilt whole.
+    group: tuple[str, str] | None = None
 
     def __call__(self, raw: Rows, excluded: Iterable[str] = (), **inputs: Rows) -> pa.Table:
         """The transform on DuckDB over in-memory (or lazily scanned) tables."""
@@ -59,13 +63,23 @@ class SilverTransform:
 SILVER_TRANSFORMS: dict[str, SilverTransform] = {}
 
 
-def silver_transform(dataset: str, *, source: str, inputs: tuple[str, ...] = ()):
-    """Register the decorated function's SQL as the transform of ``dataset`` from ``source``."""
+def silver_transform(
+    dataset: str,
+    *,
+    source: str,
+    inputs: tuple[str, ...] = (),
+    group: tuple[str, str] | None = None,
+):
+    """Register the decorated function's SQL as the transform of ``dataset`` from ``source``;
+    ``group``: the Raw column that holds each key's rows together and its Silver name (see
+    :attr:`SilverTransform.group`; without it every run rebuilds the table in full)."""
 
     def register(function: Callable[[], str]) -> Callable[[], str]:
         if dataset in SILVER_TRANSFORMS:
             raise ValueError(f"{dataset} has a transform already ({function.__name__})")
-        SILVER_TRANSFORMS[dataset] = SilverTransform(dataset, source, function(), tuple(inputs))
+        SILVER_TRANSFORMS[dataset] = SilverTransform(
+            dataset, source, function(), tuple(inputs), group
+        )
         return function
 
     return register
@@ -85,6 +99,18 @@ def latest(key: str, select: str, source: str = "raw", where: str = "TRUE") -> s
     """
 
 
+def rows_of_groups(raw: Rows, added: Rows, column: str) -> pa.Table:
+    """Every row of ``raw`` (all batches) in a group (a value of ``column``) that ``added`` has
+    a row in. A transform ranks each key's rows on their own, so over these rows it gives
+    exactly what it gives over all of Raw for those groups: the rows an incremental run
+    replaces those groups' rows with."""
+    return run_sql(
+        f'SELECT * FROM raw WHERE "{column}" IN (SELECT "{column}" FROM added)',
+        raw=raw,
+        added=added,
+    )
+
+
 def excluded_table(batches: Iterable[str]) -> pa.Table:
     return pa.table({"batch_id": pa.array(sorted(batches), pa.string())})
 
@@ -92,7 +118,11 @@ def excluded_table(batches: Iterable[str]) -> pa.Table:
 TS = "TRY_CAST({} AS TIMESTAMP)"
 
 
-@silver_transform("silver/customers", source="olist_customers")
+@silver_transform(
+    "silver/customers",
+    source="olist_customers",
+    group=("customer_id", "customer_id"),
+)
 def customers() -> str:
     """Typed customers, identifiers and location as in Raw (the catalog de-identifies them)."""
     return latest(
@@ -104,7 +134,11 @@ def customers() -> str:
     )
 
 
-@silver_transform("silver/orders", source="olist_orders")
+@silver_transform(
+    "silver/orders",
+    source="olist_orders",
+    group=("order_id", "order_id"),
+)
 def orders() -> str:
     return latest(
         "order_id",
@@ -118,7 +152,11 @@ def orders() -> str:
     )
 
 
-@silver_transform("silver/order_items", source="olist_order_items")
+@silver_transform(
+    "silver/order_items",
+    source="olist_order_items",
+    group=("order_id", "order_id"),
+)
 def order_items() -> str:
     return latest(
         "order_id, order_item_id",
@@ -129,7 +167,11 @@ def order_items() -> str:
     )
 
 
-@silver_transform("silver/order_payments", source="olist_order_payments")
+@silver_transform(
+    "silver/order_payments",
+    source="olist_order_payments",
+    group=("order_id", "order_id"),
+)
 def order_payments() -> str:
     return latest(
         "order_id, payment_sequential",
@@ -139,7 +181,11 @@ def order_payments() -> str:
     )
 
 
-@silver_transform("silver/order_reviews", source="olist_order_reviews")
+@silver_transform(
+    "silver/order_reviews",
+    source="olist_order_reviews",
+    group=("order_id", "order_id"),
+)
 def order_reviews() -> str:
     """Typed reviews; free text still unscrubbed (the catalog tags it scrubbed)."""
     return latest(
@@ -151,7 +197,11 @@ def order_reviews() -> str:
     )
 
 
-@silver_transform("silver/product_categories", source="product_category_name_translation")
+@silver_transform(
+    "silver/product_categories",
+    source="product_category_name_translation",
+    group=("product_category_name", "category"),
+)
 def product_categories() -> str:
     return latest(
         "product_category_name",
@@ -159,7 +209,12 @@ def product_categories() -> str:
     )
 
 
-@silver_transform("silver/products", source="olist_products", inputs=("product_categories",))
+@silver_transform(
+    "silver/products",
+    source="olist_products",
+    group=("product_id", "product_id"),
+    inputs=("product_categories",),
+)
 def products() -> str:
     typed = latest(
         "product_id",
@@ -181,7 +236,11 @@ def products() -> str:
     """
 
 
-@silver_transform("silver/sellers", source="olist_sellers")
+@silver_transform(
+    "silver/sellers",
+    source="olist_sellers",
+    group=("seller_id", "seller_id"),
+)
 def sellers() -> str:
     return latest(
         "seller_id",
@@ -189,7 +248,11 @@ def sellers() -> str:
     )
 
 
-@silver_transform("silver/geolocation", source="olist_geolocation")
+@silver_transform(
+    "silver/geolocation",
+    source="olist_geolocation",
+    group=("geolocation_zip_code_prefix", "zip_prefix"),
+)
 def geolocation() -> str:
     columns = "zip_prefix, lat, lng, city, state"
     return f"""
@@ -205,7 +268,11 @@ def geolocation() -> str:
     """
 
 
-@silver_transform("silver/order_events", source="events_order_status")
+@silver_transform(
+    "silver/order_events",
+    source="events_order_status",
+    group=("event_id", "event_id"),
+)
 def order_events() -> str:
     return latest(
         "event_id",

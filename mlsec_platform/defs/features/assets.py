@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from mlsec_platform.catalog.datasets import dataset
 from mlsec_platform.defs.automation import CONDITIONS, FRESHNESS
-from mlsec_platform.defs.catalog import asset_key, asset_metadata, engine_kinds
+from mlsec_platform.defs.catalog import asset_metadata, engine_kinds
+from mlsec_platform.defs.gated import gated_asset
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -52,13 +53,12 @@ def with_feature_columns(frame, materialized_at: datetime):
     )
 
 
-@dg.asset(
-    key=asset_key(RFM),
+@gated_asset(
+    RFM,
     deps=[dg.AssetKey(["gold", "fact_order_item"])],
     group_name="features",
     automation_condition=CONDITIONS["features"],
     freshness_policy=FRESHNESS["features"],
-    io_manager_key="lakehouse_io_manager",
     code_version=str(RFM.version),
     kinds=engine_kinds(),
     owners=["team:ml-platform"],
@@ -68,7 +68,6 @@ def with_feature_columns(frame, materialized_at: datetime):
         "feature_group_version": f"v{RFM.version}",
     },
     metadata={**asset_metadata(RFM), "feature_group_version": FEATURE_GROUP_VERSION},
-    check_specs=RFM_GATE.check_specs,
 )
 def customer_rfm(
     context: dg.AssetExecutionContext, lake_pipeline: S3LakeResource, engine: TransformEngine

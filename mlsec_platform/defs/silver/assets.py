@@ -6,7 +6,12 @@ its transform (``transforms/silver.py``). Every asset reads its Raw table at the
 version (recorded as ``lineage/inputs``), skips the Raw batches an operator excluded after a
 gate failure, applies its transform, de-identifies the rows as the catalog tags say
 (``privacy/deidentify.py``: tokens from the token vault, new values minted there first), and
-commits only if the batch passes the pandera gate generated from the same entry. Written by
+commits only if the batch passes the pandera gate generated from the same entry.
+
+Incremental: on DuckDB a run after the first transforms only the Raw rows of the keys that
+Raw's new files touch (every batch's rows of those keys, so deduplication and tokens are
+those of a full build) and replaces those keys' rows in the table, as one Delta version
+(``storage/incremental.py`` says when a run rebuilds in full instead). Written by
 the ``pipeline`` identity. On the Spark engine the same transform, de-identification and gate
 run on the engine, over the Raw table read there (``storage/engine_tables.py``,
 ``storage/engine_privacy.py``); the batch never comes to this process.
@@ -22,7 +27,8 @@ from mlsec_platform.catalog.datasets import SILVER
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.catalog.sources import EVENT_DOMAINS, FILE_SOURCES
 from mlsec_platform.defs.automation import CONDITIONS
-from mlsec_platform.defs.catalog import asset_key, asset_metadata, engine_kinds
+from mlsec_platform.defs.catalog import asset_metadata, engine_kinds
+from mlsec_platform.defs.gated import gated_asset
 from mlsec_platform.errors import ConfigurationError
 from mlsec_platform.privacy.deidentify import PrivacyPlan
 from mlsec_platform.privacy.tokens import Tokenizer
@@ -30,6 +36,14 @@ from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.engine_tables import transform_on_engine
+from mlsec_platform.storage.incremental import (
+    FULL_REBUILD_TAG,
+    CuratedBatch,
+    added_rows,
+    excluded_digest,
+    last_inputs,
+    too_many,
+)
 from mlsec_platform.storage.quarantine import excluded_batches
 from mlsec_platform.storage.raw_writer import LINEAGE_COLUMNS, STREAM_COLUMNS
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
@@ -40,6 +54,7 @@ from mlsec_platform.transforms.silver import (
     Rows,
     SilverTransform,
     excluded_table,
+    rows_of_groups,
 )
 
 CODE_VERSION = "1"
@@ -73,6 +88,44 @@ def silver_table(
     return PrivacyPlan.of(spec).apply(table, tokenizer)
 
 
+def rows_to_transform(
+    context: dg.AssetExecutionContext,
+    lake: S3LakeResource,
+    spec: DatasetSpec,
+    transform: SilverTransform,
+    raw: Snapshot,
+    inputs: list[Snapshot],
+    excluded: set[str],
+) -> tuple[Rows, dict, str | None]:
+    """The Raw rows this run transforms, what they come from (recorded in the commit), and the
+    Silver column whose values' rows they replace: None when the run rebuilds the table."""
+    made_from = {
+        raw.asset: raw.version,
+        **{s.asset: s.version for s in inputs},
+        "excluded": excluded_digest(excluded),
+    }
+    full = context.run.tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+    before = None if full or not transform.group else last_inputs(lake, spec.zone, spec.name)
+    # Anything but Raw moved (an input table, the excluded batches): its effect is not confined
+    # to the new Raw rows' keys.
+    if (
+        before is None
+        or raw.version is None
+        or not isinstance(before.get(raw.asset), int)
+        or any(before.get(k) != v for k, v in made_from.items() if k != raw.asset)
+    ):
+        return raw.dataset, made_from, None
+    added = added_rows(lake, Zone.RAW, transform.source, before[raw.asset], raw.version)
+    if added is None:
+        return raw.dataset, made_from, None
+    raw_column, silver_column = transform.group
+    groups = added.to_table(columns=[raw_column])
+    # A NULL is in no group; too many groups are cheaper rebuilt than listed.
+    if groups.column(0).null_count or too_many(groups.column(0)):
+        return raw.dataset, made_from, None
+    return rows_of_groups(raw.dataset, groups, raw_column), made_from, silver_column
+
+
 def _known_source(source: str) -> bool:
     return source in FILE_SOURCES or source.removeprefix("events_") in EVENT_DOMAINS
 
@@ -84,21 +137,23 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
     gate = QualityGate(spec)
     plan = PrivacyPlan.of(spec)  # a bad entry fails here, when the code location loads
 
-    @dg.asset(
-        key=asset_key(spec),
+    def references(lake: S3LakeResource) -> dict[str, pa.Table]:
+        return {name: read_snapshot(lake, Zone.SILVER, name).table for name in transform.inputs}
+
+    @gated_asset(
+        spec,
+        references=references,
         deps=[
             dg.AssetKey(["raw", source]),
             *(dg.AssetKey(["silver", name]) for name in transform.inputs),
         ],
         group_name="silver",
         automation_condition=CONDITIONS["silver"],
-        io_manager_key="lakehouse_io_manager",
         code_version=CODE_VERSION,
         kinds=engine_kinds(),
         owners=["team:data-platform"],
         tags=spec.asset_tags(),
         metadata=asset_metadata(spec),
-        check_specs=gate.check_specs,
         description=f"{spec.description} From raw/{source}; gated by its pandera schema.",
     )
     def _silver(
@@ -131,11 +186,21 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
                 params=params,
             )
             return
-        table = silver_table(
-            spec, transform, raw.dataset, excluded, {s.name: s.dataset for s in inputs}, tokenizer
+        rows, made_from, replaces = rows_to_transform(
+            context, lake_pipeline, spec, transform, raw, inputs, excluded
         )
-        metadata |= _timing_and_tokens(started, tokenizer)
-        yield from gate.commit(context, table, lake_pipeline, metadata=metadata, **params)
+        table = silver_table(
+            spec, transform, rows, excluded, {s.name: s.dataset for s in inputs}, tokenizer
+        )
+        metadata |= _timing_and_tokens(started, tokenizer) | {"incremental": replaces is not None}
+        yield from gate.commit(
+            context,
+            table,
+            lake_pipeline,
+            metadata=metadata,
+            output=lambda rows: CuratedBatch(rows, made_from, replaces),
+            **params,
+        )
 
     return _silver
 

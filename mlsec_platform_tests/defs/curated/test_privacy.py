@@ -15,6 +15,7 @@ from mlsec_platform.ops.operator import child_token
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, RevealDenied, reveal
 from mlsec_platform.privacy.scrubbing import CPF, EMAIL
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.incremental import FULL_REBUILD_TAG
 from mlsec_platform_tests.defs.curated.conftest import run_curated
 from mlsec_platform_tests.defs.curated.helpers import read, version
 from mlsec_platform_tests.helpers import (
@@ -137,8 +138,12 @@ def test_tokens_join_across_tables_and_are_stable_across_runs(curated):
     assert set(fact.column(0).to_pylist()) <= people
     assert set(rfm.column(0).to_pylist()) <= people
     before = version(curated, "silver", "customers")
+    # A full rebuild: every customer tokenized again (an incremental run would take none).
     result = run_curated(
-        curated.resources, curated.instance, asset_selection=[dg_key("silver", "customers")]
+        curated.resources,
+        curated.instance,
+        asset_selection=[dg_key("silver", "customers")],
+        tags={FULL_REBUILD_TAG: "true"},
     )
     assert result.success
     assert version(curated, "silver", "customers") == before + 1

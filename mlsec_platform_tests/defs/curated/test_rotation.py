@@ -13,6 +13,7 @@ from mlsec_platform.ops.rotation import rotate_token_keys
 from mlsec_platform.privacy.reveal import REVEAL_POLICY, reveal
 from mlsec_platform.privacy.tokens import INDEX_KEY, INDEX_KEY_PATH, WRAP_KEY
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.incremental import FULL_REBUILD_TAG
 from mlsec_platform_tests.defs.curated.conftest import run_curated
 from mlsec_platform_tests.defs.curated.helpers import read, version
 from mlsec_platform_tests.helpers import audit_events, audit_head, operator_vault, vault_reader
@@ -79,10 +80,11 @@ def test_rotation_keeps_every_token_and_retires_the_old_versions(
     assert reveal(revealer, vault_reader(settings, endpoints), tokens, **kwargs) == emails
     vault = curated.resources["token_vault"].for_batch()
     assert vault.lookup("customers", pa.array(emails)).to_pylist() == tokens
-    result = run_curated(
+    result = run_curated(  # a full rebuild: every customer tokenized again after the rotation
         curated.resources,
         curated.instance,
         asset_selection=[dg.AssetKey(["silver", "customers"])],
+        tags={FULL_REBUILD_TAG: "true"},
     )
     assert result.success
     assert _emails(curated)[1] == tokens

@@ -1,0 +1,119 @@
+"""A stack of its own on which Raw grows by three batches, curated incrementally, then rebuilt.
+
+Its own (state folder, servers): its runs append to Raw and move every curated table's version,
+which the session stack's tests pin. ``incremental_stack`` curates a first Raw snapshot, then
+two more batches, each with new keys, updates to keys already curated, and rows sent again
+unchanged (duplicates across batches), each curated by the `curated` job as it runs by default
+(incrementally); it keeps every curated table as those runs left it, then runs the job with the
+full-rebuild tag over the same Raw and keeps the tables again. Tests that talk to this stack
+request ``on_incremental_stack``, which points the process's settings at it for that test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from mlsec_platform.defs.raw import files as file_connector
+from mlsec_platform.storage.incremental import FULL_REBUILD_TAG
+from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
+from mlsec_platform_tests.helpers import OwnStack, environment, stack_of_its_own
+from mlsec_platform_tests.spark_stack import CURATED, read_table
+
+ORDERS = 2_000
+SEED = 41
+
+
+@dataclass
+class IncrementalStack:
+    resources: dict
+    #: One result per run: the first (full), then two incremental ones.
+    runs: list[dg.ExecuteInJobResult]
+    #: dataset id -> the table as the incremental runs left it, and as the full rebuild made it.
+    incremental: dict[str, pa.Table]
+    full_tables: dict[str, pa.Table]
+    full: dg.ExecuteInJobResult
+    env: dict[str, str]
+    instance: dg.DagsterInstance
+
+
+def commit(resources: dict, source: str, table: pa.Table, batch: str) -> None:
+    digest = hashlib.sha256(batch.encode()).hexdigest()
+    lineage = Lineage(
+        source,
+        file_connector.CONNECTOR,
+        file_connector.CONNECTOR_VERSION,
+        batch,
+        datetime.now(UTC).isoformat(),
+        digest,
+    )
+    commit_raw_batch(resources["lake_connector"], table, lineage, run_id=None)
+
+
+def changed(table: pa.Table, column: str, value) -> pa.Table:
+    """``table`` with ``column`` set to ``value`` (an update of those keys)."""
+    index = table.schema.get_field_index(column)
+    return table.set_column(index, column, pa.array([value] * table.num_rows, pa.string()))
+
+
+def next_batch(resources: dict, first, tag: str, seed: int) -> None:
+    """New keys (a generated data set of their own), updates to the first batch's keys and
+    rows of it sent again as they were."""
+    from mlsec_platform.sample_data.olist import generate
+    from mlsec_platform_tests.curated_data import seed_raw
+
+    seed_raw(resources, generate(seed=seed, orders=ORDERS // 4), tag)
+    tables = first.tables
+    customers = tables["olist_customers"].slice(seed % 50, 40)
+    commit(resources, "olist_customers", changed(customers, "customer_city", f"{tag} city"), tag)
+    items = tables["olist_order_items"].slice(seed % 70, 60)
+    commit(resources, "olist_order_items", changed(items, "price", "12.34"), tag)
+    reviews = tables["olist_order_reviews"].slice(seed % 30, 30)
+    commit(resources, "olist_order_reviews", changed(reviews, "review_score", "1"), tag)
+    orders = tables["olist_orders"].slice(0, 100)  # the same rows again: a duplicate batch
+    commit(resources, "olist_orders", orders, f"{tag}-again")
+
+
+@pytest.fixture(scope="session")
+def incremental_stack(tmp_path_factory) -> Iterator[IncrementalStack]:
+    with stack_of_its_own(tmp_path_factory, "mlsec-incremental") as stack:
+        with environment(stack.env):
+            made = curate_three_batches_then_rebuild(stack)
+        yield made
+
+
+def curate_three_batches_then_rebuild(stack: OwnStack) -> IncrementalStack:
+    """The first Raw snapshot and two more batches, each curated as the job runs by default,
+    then the full rebuild (see the module)."""
+    from mlsec_platform.defs.resources import build_resources
+    from mlsec_platform.sample_data.olist import generate
+    from mlsec_platform_tests.curated_data import run_curated, seed_raw
+
+    resources = build_resources(stack.settings)
+    instance = dg.DagsterInstance.ephemeral()
+    first = generate(seed=SEED, orders=ORDERS)
+    seed_raw(resources, first, "first")
+    runs = [run_curated(resources, instance)]
+    for tag, seed in (("second", SEED + 1), ("third", SEED + 2)):
+        next_batch(resources, first, tag, seed)
+        runs.append(run_curated(resources, instance))
+    for run in runs:
+        assert run.success, [e.message for e in run.all_events if e.is_failure]
+    incremental = {i: read_table(resources, i) for i in CURATED}
+    full = run_curated(resources, instance, tags={FULL_REBUILD_TAG: "true"})
+    assert full.success, [e.message for e in full.all_events if e.is_failure]
+    full_tables = {i: read_table(resources, i) for i in CURATED}
+    return IncrementalStack(resources, runs, incremental, full_tables, full, stack.env, instance)
+
+
+@pytest.fixture
+def on_incremental_stack(incremental_stack: IncrementalStack) -> Iterator[IncrementalStack]:
+    """The incremental stack, with this process's settings pointing at it during the test."""
+    with environment(incremental_stack.env):
+        yield incremental_stack
