@@ -338,6 +338,18 @@ def metrics(host: str, port: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8501, show_default=True)
+@click.option("--broker", default=None, help="Broker URL (default: the running `mlsec broker`).")
+@click.option("--viewer", help="analyst, analyst-sp, analyst-public or support: issue their token.")
+def dashboard(host: str, port: int, broker: str | None, viewer: str | None) -> None:
+    """Serve the BI dashboard over Gold (Streamlit), read through the broker as one viewer
+    (--viewer, or the token in MLSEC_DASHBOARD_TOKEN and the client certificate's variables)."""
+    serve = _lazy("ops.dashboard").serve_dashboard
+    sys.exit(serve(get_settings(), host, port, viewer, broker, echo))
+
+
+@main.command()
 @click.argument("name", required=False)
 @click.option("-n", "--lines", "count", default=50, show_default=True, help="Lines from the end.")
 def logs(name: str | None, count: int) -> None:
