@@ -70,7 +70,7 @@ def down() -> None:
 
 @main.command()
 def status() -> None:
-    """Show each embedded server (ports, health) and service (UI, broker, gateway: URL, pid)."""
+    """Show each embedded server (ports, health) and service (UI, broker, ...: URL, pid)."""
     sys.exit(0 if _lazy("ops.servers").report_status(get_settings(), echo) else 1)
 
 
@@ -341,10 +341,9 @@ def metrics(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8501, show_default=True)
 @click.option("--broker", default=None, help="Broker URL (default: the running `mlsec broker`).")
-@click.option("--viewer", help="analyst, analyst-sp, analyst-public or support: issue their token.")
+@click.option("--viewer", help="analyst(-sp|-public) or support; else MLSEC_DASHBOARD_TOKEN.")
 def dashboard(host: str, port: int, broker: str | None, viewer: str | None) -> None:
-    """Serve the BI dashboard over Gold (Streamlit), read through the broker as one viewer
-    (--viewer, or the token in MLSEC_DASHBOARD_TOKEN and the client certificate's variables)."""
+    """Serve the BI dashboard over Gold (Streamlit), read through the broker as one viewer."""
     serve = _lazy("ops.dashboard").serve_dashboard
     sys.exit(serve(get_settings(), host, port, viewer, broker, echo))
 
