@@ -341,7 +341,7 @@ def metrics(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8501, show_default=True)
 @click.option("--broker", default=None, help="Broker URL (default: the running `mlsec broker`).")
-@click.option("--viewer", help="analyst(-sp|-public) or support; else MLSEC_DASHBOARD_TOKEN.")
+@click.option("--viewer", help="analyst, analyst-sp or support; else MLSEC_DASHBOARD_TOKEN.")
 def dashboard(host: str, port: int, broker: str | None, viewer: str | None) -> None:
     """Serve the BI dashboard over Gold (Streamlit), read through the broker as one viewer."""
     serve = _lazy("ops.dashboard").serve_dashboard

@@ -23,21 +23,25 @@ from mlsec_platform.dashboard.data import (
 )
 
 
-def _provenance(panel: Panel) -> None:
+def _section(title: str, panel: Panel) -> bool:
+    """The section's header and where its numbers come from; False (and the broker's reason
+    in place of the charts) when the read was refused."""
+    st.header(title)
+    if panel.refusal:
+        st.error(panel.refusal)
+        return False
     masked = ", ".join(f"{c}: {m}" for c, m in panel.masks.items()) or "none"
     st.caption(
         f"{panel.dataset} v{panel.delta_version}, {len(panel.frame)} rows read; masked: {masked}"
     )
     if panel.truncated:
         st.warning(f"Only the first {len(panel.frame)} rows of {panel.dataset} are shown.")
+    return True
 
 
 def _sales(panel: Panel) -> None:
-    st.header("Sales")
-    if panel.refusal:
-        st.error(panel.refusal)
+    if not _section("Sales", panel):
         return
-    _provenance(panel)
     st.metric("Revenue (BRL)", f"{panel.frame['revenue'].sum():,.2f}")
     st.subheader("Sales by month")
     st.bar_chart(sales_by(panel.frame, "year_month"), x="year_month", y="revenue")
@@ -51,22 +55,16 @@ def _sales(panel: Panel) -> None:
 
 
 def _delivery(panel: Panel) -> None:
-    st.header("Delivery delay")
-    if panel.refusal:
-        st.error(panel.refusal)
+    if not _section("Delivery delay", panel):
         return
-    _provenance(panel)
     monthly = delivery_by_month(panel.frame)
     st.line_chart(monthly, x="year_month", y="avg_delay_days")
     st.line_chart(monthly, x="year_month", y="late_rate")
 
 
 def _reviews(panel: Panel) -> None:
-    st.header("Review score")
-    if panel.refusal:
-        st.error(panel.refusal)
+    if not _section("Review score", panel):
         return
-    _provenance(panel)
     st.line_chart(reviews_by_month(panel.frame), x="year_month", y="avg_score")
 
 

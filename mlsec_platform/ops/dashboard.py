@@ -54,15 +54,13 @@ class Viewer:
 
 
 #: The viewers `mlsec dashboard --viewer` issues for, to see the policy at work side by side:
-#: Brazil-wide, Sao Paulo's team (its rows only), a public clearance (the state masked), and
-#: support (no grant on the KPI tables: every panel shows the refusal).
+#: Brazil-wide, Sao Paulo's team (its rows only), and support (no grant on the KPI tables:
+#: every panel shows the refusal). A clearance below `internal` is refused too: the KPIs'
+#: amounts are internal and have no mask.
 VIEWERS = {
     "analyst": Viewer("dashboard-analyst", ("analysts",), "olist-br", "analytics", "internal"),
     "analyst-sp": Viewer(
         "dashboard-analyst-sp", ("analysts",), "olist-sp", "analytics", "internal"
-    ),
-    "analyst-public": Viewer(
-        "dashboard-analyst-public", ("analysts",), "olist-br", "analytics", "public"
     ),
     "support": Viewer(
         "dashboard-support", ("support",), "olist-br", "customer_support", "confidential"
