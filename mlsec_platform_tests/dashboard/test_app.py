@@ -30,9 +30,14 @@ from mlsec_platform.stack.ports import PortAllocator
 from mlsec_platform_tests.helpers import audit_events, audit_head
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no Chromium on this machine (Debian: apt-get install chromium)"
+    ),
+    # The first test's setup curates the session's data set when run alone (about 10 min on
+    # a busy 2-core machine), then serves and reads a dashboard per viewer (about 2 min each).
+    pytest.mark.timeout(1800),
+]
 REPO = Path(__file__).resolve().parents[2]
 #: Charts on a page the broker answered: sales by month, state and category; delivery delay and
 #: late rate by month; review score by month.
