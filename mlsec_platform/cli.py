@@ -69,7 +69,7 @@ def down() -> None:
 
 @main.command()
 def status() -> None:
-    """Show each embedded server (ports, health) and service (UI, broker, gateway: URL, pid)."""
+    """Show each embedded server (ports, health) and service (UI, broker, ...: URL, pid)."""
     sys.exit(0 if _lazy("ops.servers").report_status(get_settings(), echo) else 1)
 
 
@@ -363,6 +363,17 @@ def ui(port: int, host: str) -> None:
 def metrics(host: str, port: int) -> None:
     """Serve the pipeline runs' Prometheus metrics (rows, durations, gates, tokens minted)."""
     _lazy("ops.metrics").serve_metrics(get_settings(), host, port, echo)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8501, show_default=True)
+@click.option("--broker", default=None, help="Broker URL (default: the running `mlsec broker`).")
+@click.option("--viewer", help="analyst, analyst-sp or support; else MLSEC_DASHBOARD_TOKEN.")
+def dashboard(host: str, port: int, broker: str | None, viewer: str | None) -> None:
+    """Serve the BI dashboard over Gold (Streamlit), read through the broker as one viewer."""
+    serve = _lazy("ops.dashboard").serve_dashboard
+    sys.exit(serve(get_settings(), host, port, viewer, broker, echo))
 
 
 @main.command()

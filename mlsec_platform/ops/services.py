@@ -1,11 +1,11 @@
-"""The platform's own services (Dagster UI, broker, gateway, pipeline metrics) as `mlsec
-status` shows them.
+"""The platform's own services (Dagster UI, broker, gateway, pipeline metrics, dashboard) as
+`mlsec status` shows them.
 
-Each `mlsec ui`, `mlsec broker`, `mlsec gateway` and `mlsec metrics` records its process id
-and address in ``<state_dir>/services/<name>.json`` when it starts (and removes it when it
-stops, except the UI, which becomes `dagster dev` in the same process). A service is ``up``
-when that process is alive and its port accepts connections; a record whose process is gone
-is ``down``.
+Each `mlsec ui`, `mlsec broker`, `mlsec gateway`, `mlsec metrics` and `mlsec dashboard`
+records its process id and address in ``<state_dir>/services/<name>.json`` when it starts
+(and removes it when it stops, except the UI, which becomes `dagster dev` in the same
+process). A service is ``up`` when that process is alive and its port accepts connections; a
+record whose process is gone is ``down``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import psutil
 from mlsec_platform.settings import PlatformSettings
 
 #: The services `mlsec status` lists, in this order.
-SERVICES = ("ui", "broker", "gateway", "metrics")
+SERVICES = ("ui", "broker", "gateway", "metrics", "dashboard")
 #: How long a port may take to accept a connection before the service counts as down (s).
 CONNECT_TIMEOUT = 0.5
 

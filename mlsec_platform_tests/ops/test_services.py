@@ -21,6 +21,7 @@ def test_a_service_is_up_while_its_process_listens(tmp_path) -> None:
         ("broker", False),
         ("gateway", False),
         ("metrics", False),
+        ("dashboard", False),
     ]
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
