@@ -423,7 +423,3 @@ def run() -> None:
     except MlsecError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    run()
