@@ -117,6 +117,27 @@ def popen_options(
     return {"env": dict(os.environ if env is None else env)}
 
 
+def become(settings: PlatformSettings, identity: str, give: Path | None = None) -> None:
+    """Run the rest of this process as ``identity``'s OS user, when separated (else nothing
+    changes). ``give``, a folder, is handed to that user first (e.g. where the process keeps
+    its service record). Call it before the process reads anything of the identity's.
+
+    After the switch the kernel marks the process not dumpable: its ``/proc/<pid>`` files
+    (environ, memory) belong to root, so no other identity's process can read them."""
+    if not separated(settings):
+        return
+    user = os_user(identity)
+    options = user.popen_options()
+    if give is not None:
+        give.mkdir(parents=True, exist_ok=True)
+        os.chown(give, user.uid, user.gid)
+        _traversable(give)
+    os.setgroups(options["extra_groups"])
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    os.environ.update({k: options["env"][k] for k in ("HOME", "USER", "LOGNAME")})
+
+
 def ensure_users() -> None:
     """Make the user (and its group) of every workload identity, and put the readers of the
     shared identities in their groups; what exists is kept. Root only.
