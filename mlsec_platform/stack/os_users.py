@@ -160,6 +160,17 @@ def ensure_users() -> None:
                 _run(["usermod", "--append", "--groups", user_name(shared), user_name(reader)])
 
 
+def share_dagster_home(settings: PlatformSettings) -> None:
+    """The Dagster instance's local folders (artifacts, staged step logs) are written by the
+    run workers of every location, so they belong to the ``mlsec-orchestrator`` group, whose
+    members they are: 2770, new entries inherit the group (the workers' umask is 007)."""
+    group = grp.getgrnam(user_name("orchestrator")).gr_gid
+    for folder in (settings.dagster_home, settings.dagster_home / "compute_logs"):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chown(folder, 0, group)
+        folder.chmod(0o2770)
+
+
 def _run(command: list[str]) -> None:
     try:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)

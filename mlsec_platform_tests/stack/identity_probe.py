@@ -41,6 +41,8 @@ def _environ(pid: str) -> str:
             fh.read()
     except PermissionError:
         return "denied"
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
     return "read"
 
 
