@@ -1,5 +1,8 @@
 """The platform's servers in the foreground, for an operator: gateway, broker, Dagster UI.
 
+The gateway and the broker run as their identity's OS user (``stack/os_users.py``): started
+as root on the embedded default, they switch user before they read any credential.
+
 Each runs until Ctrl-C. The gateway and the broker are imported only when served: the broker
 package is slow to import.
 """
@@ -25,7 +28,7 @@ def serve_gateway(settings: PlatformSettings, host: str, port: int | None, echo:
     port = port or settings.gateway_port
     url = f"https://{host}:{port}"
     echo(f"Ingestion gateway on {url} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
-    with serving(settings, "gateway", url, host, port):
+    with serving(settings, "gateway", url, host, port, identity="gateway"):
         serve(settings, host, port)
 
 
@@ -36,7 +39,7 @@ def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: 
     port = port or settings.broker_port
     url = f"https://{host}:{port}"
     echo(f"Access Broker on {url} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
-    with serving(settings, "broker", url, host, port):
+    with serving(settings, "broker", url, host, port, identity="broker"):
         serve(settings, host, port)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from mlsec_platform.ops.refusals import NotApplicable
 from mlsec_platform.ops.services import service_states
 from mlsec_platform.settings import PlatformSettings, Profile
+from mlsec_platform.stack.os_users import SINGLE_USER_NOTE, separated
 from mlsec_platform.stack.supervisor import Supervisor
 
 Echo = Callable[[str], None]
@@ -54,4 +55,6 @@ def report_status(settings: PlatformSettings, echo: Echo) -> bool:
     for service in service_states(settings):
         where = f"{service.url}  pid={service.pid}" if service.up else (service.url or "")
         echo(f"{service.name:<10} {'up' if service.up else 'down':<8} {where}".rstrip())
+    if not separated(settings):
+        echo(f"Note: {SINGLE_USER_NOTE}.")
     return not unhealthy

@@ -2,8 +2,8 @@
 `mlsec status` shows them.
 
 Each `mlsec ui`, `mlsec broker`, `mlsec gateway`, `mlsec metrics` and `mlsec dashboard`
-records its process id and address in ``<state_dir>/services/<name>.json`` when it starts
-(and removes it when it stops, except the UI, which becomes `dagster dev` in the same
+records its process id and address in ``<state_dir>/services/<name>/record.json`` when it
+starts (and removes it when it stops, except the UI, which becomes `dagster dev` in the same
 process). A service is ``up`` when that process is alive and its port accepts connections; a
 record whose process is gone is ``down``.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from mlsec_platform.settings import PlatformSettings
+from mlsec_platform.stack.os_users import become
 
 #: The services `mlsec status` lists, in this order.
 SERVICES = ("ui", "broker", "gateway", "metrics", "dashboard")
@@ -39,7 +40,9 @@ class ServiceState:
 
 
 def _record_file(settings: PlatformSettings, name: str) -> Path:
-    return settings.root / "services" / f"{name}.json"
+    # A folder per service: a service that runs as its identity's OS user owns its folder, so
+    # it can replace and remove its own record and no other.
+    return settings.root / "services" / name / "record.json"
 
 
 def record_service(settings: PlatformSettings, name: str, url: str, host: str, port: int) -> Path:
@@ -56,13 +59,23 @@ def record_service(settings: PlatformSettings, name: str, url: str, host: str, p
 
 @contextmanager
 def serving(
-    settings: PlatformSettings, name: str, url: str, host: str, port: int
+    settings: PlatformSettings,
+    name: str,
+    url: str,
+    host: str,
+    port: int,
+    identity: str | None = None,
 ) -> Iterator[None]:
     """The record of ``name`` for the length of the block (removed if still this process's).
+
+    With ``identity``, this process runs as that identity's OS user from here on
+    (``stack/os_users.py``; run as root on the embedded default), and its record is its own.
 
     A SIGTERM ends the block like Ctrl-C: uvicorn stops gracefully on it and then raises it
     again with the handler found at its start, which Python's default would answer by ending
     the process on the spot, record and all."""
+    if identity is not None:
+        become(settings, identity, give=_record_file(settings, name).parent)
     path = record_service(settings, name, url, host, port)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -106,6 +106,12 @@ class VaultResource(StackAddressedResource):
                 f"no AppRole credentials for identity '{self.identity}' under "
                 f"{Path(self.credentials_dir) / self.identity}: run `mlsec bootstrap`"
             ) from None
+        except PermissionError:
+            # Each identity's folder belongs to its own OS user (stack/os_users.py).
+            raise VaultAccessDenied(
+                f"the AppRole credentials of identity '{self.identity}' belong to another OS "
+                "user: run this as the identity's own user"
+            ) from None
 
     def _login(self) -> None:
         client = vault_client(self.address("addr"), timeout=self.timeout_seconds)

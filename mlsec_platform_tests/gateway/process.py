@@ -25,11 +25,20 @@ def running_gateway(
     """`mlsec gateway` on a free port with ``env`` over this process's environment; yields
     the process, its URL and its port once it answers (over mTLS: ``tls`` is the client's).
     Its standard error (the request lines) goes to ``stderr`` when given."""
+    with running_service("gateway", env, tls, stderr) as running:
+        yield running
+
+
+@contextmanager
+def running_service(
+    command: str, env: dict[str, str], tls: ClientTls, stderr: Path | None = None
+) -> Iterator[tuple[subprocess.Popen, str, int]]:
+    """As :func:`running_gateway`, for `mlsec gateway` or `mlsec broker` (``command``)."""
     port = PortAllocator().take()
     mlsec = Path(sys.executable).parent / "mlsec"
     err = stderr.open("wb") if stderr is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
-        [str(mlsec), "gateway", "--port", str(port)],
+        [str(mlsec), command, "--port", str(port)],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=err,
@@ -43,7 +52,7 @@ def running_gateway(
             except httpx.TransportError:
                 time.sleep(0.1)
         else:
-            pytest.fail("the gateway did not start")
+            pytest.fail(f"`mlsec {command}` did not start")
         yield proc, url, port
     finally:
         proc.terminate()

@@ -4,6 +4,7 @@ import pytest
 
 from mlsec_platform.identities.catalog import IDENTITIES, S3_IDENTITIES
 from mlsec_platform.resources.vault import VaultAccessDenied
+from mlsec_platform.stack.os_users import SHARED_WITH, separated
 from mlsec_platform_tests.helpers import vault_as
 
 S3_NAMES = [i.name for i in S3_IDENTITIES]
@@ -68,11 +69,14 @@ def test_approle_tokens_carry_only_their_policy(settings, endpoints):
 
 
 def test_credential_files_are_private(settings):
+    """0700/0600; a shared identity's (stack/os_users.py) opened to its group when identities
+    have OS users of their own (test_os_users.py checks the owners)."""
     for identity in IDENTITIES:
         folder = settings.identities_dir / identity
-        assert folder.stat().st_mode & 0o777 == 0o700
+        group = 0o050 if identity in SHARED_WITH and separated(settings) else 0
+        assert folder.stat().st_mode & 0o777 == 0o700 | group
         for name in ("role_id", "secret_id"):
-            assert (folder / name).stat().st_mode & 0o777 == 0o600
+            assert (folder / name).stat().st_mode & 0o777 == 0o600 | (group & 0o040)
 
 
 #: Who may issue from which PKI role: each service its own server certificate, nobody a

@@ -35,7 +35,7 @@ def test_a_service_is_up_while_its_process_listens(tmp_path) -> None:
                 f"https://127.0.0.1:{port}",
             )
     assert not service_states(settings)[1].up
-    assert not (tmp_path / "services" / "broker.json").exists()
+    assert not (tmp_path / "services" / "broker" / "record.json").exists()
 
 
 def test_a_record_whose_process_is_gone_is_down(tmp_path) -> None:

@@ -33,6 +33,12 @@ from mlsec_platform.stack.bootstrap.pki import bootstrap_pki
 from mlsec_platform.stack.bootstrap.postgres import DAGSTER_USER, bootstrap_postgres
 from mlsec_platform.stack.bootstrap.s3 import bootstrap_s3, rotate_s3_key, user_admin
 from mlsec_platform.stack.bootstrap.vault import bootstrap_vault, read_kv, write_kv
+from mlsec_platform.stack.os_users import (
+    SINGLE_USER_NOTE,
+    ensure_users,
+    separated,
+    share_dagster_home,
+)
 from mlsec_platform.stack.secret_files import (
     new_password,
     read_secret,
@@ -117,6 +123,12 @@ def bootstrap(
     progress: Callable[[str], None] = lambda _: None,
 ) -> None:
     creds = BootstrapCredentials.load(settings)
+    if separated(settings):
+        ensure_users()  # before the credentials are delivered to them
+        share_dagster_home(settings)
+        progress("  os users   one per identity (mlsec-<identity>), its credentials its own")
+    else:
+        progress(f"  os users   none: {SINGLE_USER_NOTE}")
     with creds.vault_session(endpoints) as vault:
         _bootstrap(settings, endpoints, creds, vault, progress)
 

@@ -16,6 +16,7 @@ from mlsec_platform.privacy.erasure.receipt import RECEIPT_KEY
 from mlsec_platform.privacy.tokens import INDEX_KEY, INDEX_KEY_PATH, WRAP_KEY
 from mlsec_platform.settings import Endpoints, PlatformSettings
 from mlsec_platform.stack.bootstrap.postgres import VAULT_ADMIN
+from mlsec_platform.stack.os_users import hand_over
 from mlsec_platform.stack.secret_files import ensure_private_dir, read_secret, write_secret
 
 KV_MOUNT = "mlsec"
@@ -148,9 +149,7 @@ def bootstrap_vault(
             secret_id_bound_cidrs=cidrs,
             token_bound_cidrs=cidrs,
         )
-        deliver_approle_credentials(
-            client, settings.identities_dir, identity, settings.secret_id_ttl
-        )
+        deliver_approle_credentials(client, settings, identity)
 
 
 def ensure_token_keys(client: hvac.Client) -> None:
@@ -177,9 +176,10 @@ def delete_transit_key(client: hvac.Client, name: str) -> None:
 
 
 def deliver_approle_credentials(
-    client: hvac.Client, folder: Path, identity: Identity, ttl: int
+    client: hvac.Client, settings: PlatformSettings, identity: Identity
 ) -> None:
-    """Write the identity's role_id and secret_id (0600) where its workloads will read them.
+    """Write the identity's role_id and secret_id (0600) where its workloads will read them,
+    owned by the identity's OS user when identities have their own (``stack/os_users.py``).
 
     A secret_id expires after ``ttl`` seconds, so one copied out of the folder stops working
     on its own. An existing one with more than half of ``ttl`` left is kept (bootstrap runs at
@@ -187,7 +187,15 @@ def deliver_approle_credentials(
     the one replaced is destroyed. Workloads read the file at each login, so a running one
     moves to the new secret_id at its next login.
     """
-    target = ensure_private_dir(folder / identity.name)
+    ttl = settings.secret_id_ttl
+    target = ensure_private_dir(settings.identities_dir / identity.name)
+    try:
+        _deliver(client, target, identity, ttl)
+    finally:
+        hand_over(settings, target, identity.name)
+
+
+def _deliver(client: hvac.Client, target: Path, identity: Identity, ttl: int) -> None:
     role_id = client.auth.approle.read_role_id(identity.name)["data"]["role_id"]
     secret_file = target / "secret_id"
     old = read_secret(secret_file) if secret_file.exists() else None
