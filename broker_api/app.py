@@ -20,7 +20,7 @@ from broker_api.errors import RequestRefused
 from broker_api.middleware import AuditedRequests
 from broker_api.models import VERSION
 from broker_api.responses import json_response
-from broker_api.routes import catalog, features, operations, query
+from broker_api.routes import catalog, features, operations, query, receipts
 from broker_api.services import BrokerServices
 from mlsec_platform.serving.docs import serve_docs
 
@@ -50,7 +50,7 @@ def create_app(services: BrokerServices) -> FastAPI:
     # The routers' routes become the app's own: FastAPI matches an included router as a
     # subtree of its own on every request (measured: tens of microseconds a request), and these
     # routes carry all they need (tags, problem responses, dependencies) from their router.
-    for routes in (query, features, catalog, operations):
+    for routes in (query, features, catalog, receipts, operations):
         app.router.routes.extend(routes.router.routes)
     serve_docs(app, public=("/health",))  # after the API's routes: matched after them too
     return app

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from broker_api import receipts
 from broker_api.errors import LimitReached, PolicyDenied, Unauthenticated
 from broker_api.lineage import AssetLineage, asset_key_of
 from broker_api.policy.decision import Decision
@@ -69,6 +70,7 @@ async def authenticate(request: Request) -> Principal:
         services.metrics.deny("identity")
         raise Unauthenticated(str(exc)) from None
     request.state.audit.update(principal.audit_fields())
+    services.watch.check(principal)  # a detection's hold on the caller (memory only)
     wait = await services.limiter.admit(principal, services.policy.limits_for(principal))
     if wait is not None:
         services.metrics.limit("rate")
@@ -162,6 +164,7 @@ class Authorized(Generic[T]):
         lin = lineage.latest(key) if version is None else lineage.at_version(key, version)
         self.audit.update(version=lin.delta_version, run_id=lin.run_id)
         cuts.check(self.dataset, lin.delta_version)
+        receipts.read(self.request, lin)
         return lin
 
     async def answer(self, answer: Callable[[Authorized[T]], Any]) -> Response:
@@ -184,14 +187,30 @@ async def offload(request: Request, answer: Callable[..., Any], *args: Any) -> R
     """The request's one hop to the broker's executor: ``answer(*args)`` runs there, and its
     JSON body is sealed there as the response (its audit event starts committing from that
     thread, not after the hop back; a plain executor hop also costs the loop less than the
-    default thread limiter)."""
-    executor = request.app.state.services.executor
+    default thread limiter). A request that asks for a lineage receipt gets it signed there too
+    (:mod:`broker_api.receipts`)."""
+    services = request.app.state.services
+    ask = await receipts.asked(request, services.receipts)
     return await asyncio.get_running_loop().run_in_executor(
-        executor, _answered, request, answer, args
+        services.executor, _answered, request, answer, args, ask
     )
 
 
-def _answered(request: Request, answer: Callable[..., Any], args: tuple[Any, ...]) -> Response:
-    response = json_response(answer(*args))
+def response_headers(request: Request) -> dict[str, str]:
+    """Headers the answer of ``request`` will carry besides its body's (e.g. what is left of a
+    disclosure budget); filled while it is served."""
+    return request.scope["state"].setdefault("response_headers", {})
+
+
+def _answered(
+    request: Request,
+    answer: Callable[..., Any],
+    args: tuple[Any, ...],
+    ask: receipts.Asked | None,
+) -> Response:
+    body = answer(*args)
+    response = json_response(body, headers=request.scope["state"].get("response_headers"))
+    if ask is not None:
+        receipts.attach(request, response, ask, request.app.state.services.receipts)
     request.state.seal(response)  # final: its audit event starts committing now
     return response

@@ -303,15 +303,15 @@ def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def transit_jwks(client: hvac.Client) -> dict[str, Any]:
-    """The JWKS of the OpenBao transit issuer key: one Ed25519 JWK per published version.
+def transit_jwks(client: hvac.Client, key: str = ISSUER_KEY) -> dict[str, Any]:
+    """The JWKS of an OpenBao transit key (the issuer's): one Ed25519 JWK per published version.
 
     Versions below the key's ``min_decryption_version`` are retired (transit would no longer
     verify them either) and are left out.
     """
-    data = client.secrets.transit.read_key(ISSUER_KEY)["data"]
+    data = client.secrets.transit.read_key(key)["data"]
     if data.get("type") != "ed25519":
-        raise ValueError(f"transit key {ISSUER_KEY} is {data.get('type')!r}, not ed25519")
+        raise ValueError(f"transit key {key} is {data.get('type')!r}, not ed25519")
     oldest = int(data.get("min_decryption_version") or 1)
     versions = sorted((int(v), entry) for v, entry in data["keys"].items() if int(v) >= oldest)
     return {
@@ -320,7 +320,7 @@ def transit_jwks(client: hvac.Client) -> dict[str, Any]:
                 "kty": "OKP",
                 "crv": "Ed25519",
                 "x": _b64url(base64.b64decode(entry["public_key"])),
-                "kid": f"{ISSUER_KEY}:v{version}",
+                "kid": f"{key}:v{version}",
                 "alg": "EdDSA",
                 "use": "sig",
             }

@@ -261,6 +261,8 @@ class Explanation(Strict):
     limits: dict[str, float | int]
     lineage: Lineage | None
     policy: PolicyRef
+    #: The disclosure budget the caller's project and purpose read under, and what is left.
+    budget: dict[str, Any] | None = None
 
 
 class DatasetOut(Strict):

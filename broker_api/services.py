@@ -21,7 +21,9 @@ import pyarrow as pa
 from psycopg2.extensions import connection as PgConnection
 
 from broker_api.audit import AuditSink
+from broker_api.budgets import DisclosureBudgets
 from broker_api.cursor import CursorSigner
+from broker_api.detection import ExfiltrationWatch
 from broker_api.erasures import ErasureCuts
 from broker_api.errors import RequestRefused
 from broker_api.identity import JwksVerifier, http_jwks, transit_jwks
@@ -30,6 +32,7 @@ from broker_api.masking import Masker
 from broker_api.metrics import BrokerMetrics, ScrapeCredential
 from broker_api.observed import ObservedRequests
 from broker_api.policy.files import load_policy
+from broker_api.receipts import ReceiptSigner
 from broker_api.shared_limits import SharedRateLimiter, SharedRowQuota, SharedSlots
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.audit.chain import AuditWriteError
@@ -41,6 +44,7 @@ from mlsec_platform.resources.identity import IdentityResources, identity_resour
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultError
 from mlsec_platform.serving.counters import SharedCounters
+from mlsec_platform.serving.disclosures import SharedDisclosures
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.storage.row_scope import ROW_SCOPE_SETTING, SESSION_SQL, RowScopeSigner
 from mlsec_platform.storage.token_vault import TokenVault
@@ -190,7 +194,9 @@ class BrokerServices:
         self.policy = load_policy(settings.broker_policy_dir)
         self.masker = Masker(base64.b64decode(keys["masking_hash_key"]))
         self.cursors = CursorSigner(base64.b64decode(keys["cursor_signing_key"]))
+        self.receipts = ReceiptSigner(vault.client)
         self._share_limits(pg)
+        self._guard_disclosure(pg, base64.b64decode(keys["masking_hash_key"]))
         #: Blocking work of requests (DuckDB, Postgres, OpenBao) runs here, off the event loop.
         self.executor = ThreadPoolExecutor(
             max_workers=settings.broker_max_concurrent_queries, thread_name_prefix="broker"
@@ -231,6 +237,23 @@ class BrokerServices:
         self.quota = SharedRowQuota(self.counters)
         self.concurrency = SharedSlots(
             self.counters, global_cap=self.settings.broker_max_concurrent_queries
+        )
+
+    def _guard_disclosure(self, pg: tuple[str, int], key: bytes) -> None:
+        """Disclosure budgets and exfiltration detection, counted with the other replicas in
+        Postgres (on a connection of their own, as a limits keeper)."""
+        self.disclosures = SharedDisclosures(
+            lambda: self._limits_login.connect(*pg, self.settings.warehouse_db),
+            login_id=lambda: self._limits_login.current().lease_id,
+            holder=self.counters.holder,
+        )
+        self.budgets = DisclosureBudgets(self.disclosures, key, self.metrics.registry)
+        self.watch = ExfiltrationWatch(
+            self.disclosures,
+            key,
+            lambda: self.policy.guards,
+            self.audit.emit,
+            self.metrics.registry,
         )
 
     def reveal(
@@ -315,6 +338,8 @@ class BrokerServices:
         self.observed.lineage.close(timeout=2.0)  # a receiver that is down holds nothing up
         self.concurrency.close()
         self.quota.close()
+        self.watch.close()
+        self.disclosures.close()
         self.counters.close()
         self._limits_login.revoke()
         self.sink.close()

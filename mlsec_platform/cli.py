@@ -46,10 +46,12 @@ cert = _Group("cert", help="Client certificates from the platform CA (OpenBao PK
 quarantine = _Group("quarantine", help="Input that was refused, kept with its reason.")
 audit = _Group("audit", help="The hash-chained audit log.")
 operator = _Group("operator", help="The operators' OpenBao access.")
+receipt = _Group("receipt", help="Broker lineage receipts: signed evidence of one answer.")
+subject = _Group("subject", help="Broker subjects held by exfiltration detection.")
 main = _Group(
     "main",
     help="mlsec-platform: a secure lakehouse as a Dagster asset graph.",
-    commands=[rotate, token, cert, quarantine, audit, operator],
+    commands=[rotate, token, cert, quarantine, audit, operator, receipt, subject],
 )
 
 
@@ -279,6 +281,14 @@ def operator_revoke_root() -> None:
     _lazy("ops.operator").revoke_root_token(get_settings(), echo)
 
 
+@subject.command("resume")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why (recorded in the audit log).")
+def subject_resume(name: str, reason: str) -> None:
+    """Lift the hold detection put on subject NAME, in every broker replica."""
+    _lazy("ops.subjects").resume_subject(get_settings(), name, reason, echo)
+
+
 def _subject(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """``--subject`` checked against the catalog's kinds before anything logs in."""
     if value is not None:
@@ -320,6 +330,18 @@ def erase(ctx: click.Context, subject: str | None, reason: str | None, receipt: 
 def erase_verify(receipt: Path) -> None:
     """Check an erasure receipt's signature with OpenBao; exit 1 if it was changed."""
     _lazy("ops.erase").verify_receipt_file(get_settings(), receipt, echo)
+
+
+@receipt.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--body", type=click.Path(dir_okay=False, path_type=Path), help="The body file.")
+@click.option("--jwks", type=click.Path(dir_okay=False, path_type=Path), help="A JWKS file.")
+def receipt_verify(file: Path, body: Path | None, jwks: Path | None) -> None:
+    """Check a broker lineage receipt against its response body; exit 1 if it does not verify.
+
+    FILE: the receipt line, then the body (or the receipt only, with --body); the keys: the
+    running stack's receipt JWKS (or --jwks)."""
+    _lazy("ops.receipts").verify_lineage_receipt(get_settings(), file, body, jwks, echo)
 
 
 @main.command()

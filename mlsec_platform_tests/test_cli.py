@@ -96,7 +96,7 @@ def test_token_issue_help_lists_what_the_broker_policy_knows(tmp_path):
         main, ["token", "issue", "--help"], terminal_width=400
     )
     assert result.exit_code == 0, result.output
-    assert "The broker's policy 2026.11.1 knows:" in result.output
+    assert "The broker's policy 2026.12.1 knows:" in result.output
     for known in ("analysts (analyst)", "privacy-office (privacy_officer)", "support (support)"):
         assert known in result.output
     assert "projects: olist-br, olist-south, olist-sp" in result.output

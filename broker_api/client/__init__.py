@@ -25,9 +25,13 @@ client's ``max_wait`` (else raised at once); every refusal raises a typed
 :class:`AccessDenied`, :class:`NotFound`, :class:`RateLimited`, :class:`BrokerUnavailable`)
 with the broker's reason and the ids that find its audit event.
 
+``BrokerClient(..., receipts=True)`` asks for a signed lineage receipt with every answer,
+verifies it against the broker's receipt JWKS and puts it in ``df.attrs["receipt"]``; one that
+does not verify raises :class:`ReceiptInvalid` (``receipts``: the offline check).
+
 One job a module: ``transport`` (requests, retries), ``errors`` (the typed refusals),
-``arguments`` (Python arguments as wire JSON), ``frames`` (answers as DataFrames) and
-``broker`` (the API's calls).
+``arguments`` (Python arguments as wire JSON), ``frames`` (answers as DataFrames),
+``receipts`` (verifying lineage receipts) and ``broker`` (the API's calls).
 """
 
 from broker_api.client.arguments import (
@@ -50,6 +54,7 @@ from broker_api.client.errors import (
     RateLimited,
 )
 from broker_api.client.frames import to_frame
+from broker_api.client.receipts import ReceiptInvalid, verify_receipt
 from broker_api.client.transport import MAX_RETRY_WAIT, RETRY_STATUSES, retry_delay
 from mlsec_platform.serving.client import ClientTls
 
@@ -65,6 +70,7 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "RateLimited",
+    "ReceiptInvalid",
     "FilterSpec",
     "OrderSpec",
     "entity_rows",
@@ -73,5 +79,6 @@ __all__ = [
     "normalize_order",
     "query_body",
     "retry_delay",
+    "verify_receipt",
     "to_frame",
 ]

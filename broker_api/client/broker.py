@@ -15,6 +15,14 @@ from broker_api.client.transport import BrokerTransport
 DEFAULT_PAGE_SIZE = 100
 
 
+def receipt_attrs(receipts: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """A frame's receipt attrs: ``receipt`` (its first request's) and ``receipts`` (one per
+    request, as ``request_ids``); none when the client does not ask for receipts."""
+    if not receipts or receipts[0] is None:
+        return {}
+    return {"receipt": receipts[0], "receipts": list(receipts)}
+
+
 class BrokerClient(BrokerTransport):
     """The Access Broker over HTTP; use as a context manager or call :meth:`close`."""
 
@@ -45,7 +53,8 @@ class BrokerClient(BrokerTransport):
 
         ``attrs``: ``lineage`` and ``policy`` (first page), ``masks`` ({column: mask}),
         ``request_ids`` (one per page), ``next_cursor`` (None when the query is exhausted; set
-        when ``limit`` or ``max_pages`` stopped it early) and ``correlation_id``.
+        when ``limit`` or ``max_pages`` stopped it early) and ``correlation_id``; with
+        ``receipts=True``, ``receipt`` and ``receipts`` (:func:`receipt_attrs`).
         """
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1 (or None for every row)")
@@ -65,13 +74,17 @@ class BrokerClient(BrokerTransport):
         )
         cid = self._correlation()
         pages: list[dict[str, Any]] = []
+        receipts: list[dict[str, Any] | None] = []
         rows = 0
         while True:
             # A cursor resumes its query at any page size: the last page asks only for the
             # rows still wanted, so the frame's cursor resumes exactly after them.
             size = page_size if limit is None else min(page_size, limit - rows)
-            page = self._send("POST", "/query", cid, json={**body, "limit": size, "cursor": cursor})
+            page, receipt = self._exchange(
+                "POST", "/query", cid, json={**body, "limit": size, "cursor": cursor}
+            )
             pages.append(page)
+            receipts.append(receipt)
             rows += len(page["rows"])
             cursor = page.get("next_cursor")
             if (
@@ -80,7 +93,9 @@ class BrokerClient(BrokerTransport):
                 or (max_pages is not None and len(pages) >= max_pages)
             ):
                 break
-        return answers_frame(pages, "rows", cid, decimals, next_cursor=cursor)
+        return answers_frame(
+            pages, "rows", cid, decimals, next_cursor=cursor, **receipt_attrs(receipts)
+        )
 
     def explain(
         self,
@@ -126,7 +141,7 @@ class BrokerClient(BrokerTransport):
             params += [("feature", f) for f in names(features, "features")]
         check_decimals(decimals)
         cid = self._correlation()
-        body = self._send("GET", "/feature/vector", cid, params=params)
+        body, receipt = self._exchange("GET", "/feature/vector", cid, params=params)
         return answers_frame(
             [body],
             "vectors",
@@ -135,6 +150,7 @@ class BrokerClient(BrokerTransport):
             group_version=body.get("group_version"),
             freshness=body.get("freshness"),
             missing=body.get("missing", []),
+            **receipt_attrs([receipt]),
         )
 
     def historical(
@@ -164,7 +180,7 @@ class BrokerClient(BrokerTransport):
         if not wire:
             raise ValueError("entities is empty")
         cid = self._correlation()
-        answers = []
+        answers, receipts = [], []
         for start in range(0, len(wire), chunk_size):
             body: dict[str, Any] = {
                 "group": group,
@@ -173,8 +189,10 @@ class BrokerClient(BrokerTransport):
             }
             if version is not None:
                 body["version"] = int(version)
-            answers.append(self._send("POST", "/feature/historical", cid, json=body))
-        return answers_frame(answers, "rows", cid, decimals)
+            answer, receipt = self._exchange("POST", "/feature/historical", cid, json=body)
+            answers.append(answer)
+            receipts.append(receipt)
+        return answers_frame(answers, "rows", cid, decimals, **receipt_attrs(receipts))
 
     # -- catalog and health --------------------------------------------------------------------
 

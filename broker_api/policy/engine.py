@@ -40,6 +40,7 @@ from types import MappingProxyType
 from broker_api.limits import Limits
 from broker_api.policy.decision import NO_MASKS, ColumnMasks, Decision, RowFilter
 from broker_api.policy.grants import Project, Role
+from broker_api.policy.guards import NO_GUARDS, Guards
 from broker_api.principal import REVEAL, Principal
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import DatasetSpec, Mask, Purpose, Sensitivity
@@ -138,6 +139,8 @@ class PolicyEngine:
         self.default_limits = default_limits
         #: The datasets this engine decides on.
         self.catalog: Mapping[str, DatasetSpec] = MappingProxyType(dict(catalog))
+        #: Disclosure budgets and detection thresholds (set by the file reader).
+        self.guards: Guards = NO_GUARDS
         self._views = {dataset_id: _View.of(spec) for dataset_id, spec in catalog.items()}
         by_group: dict[str, list[Role]] = {}
         for role in self.roles:

@@ -23,6 +23,7 @@ import yaml
 from broker_api.limits import Limits
 from broker_api.models import MAX_PAGE_ROWS
 from broker_api.policy.engine import PolicyEngine, Project, Role
+from broker_api.policy.guards import read_guards
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.catalog.governance import DatasetSpec, Purpose, Sensitivity
 from mlsec_platform.errors import ConfigurationError
@@ -282,7 +283,10 @@ def _parse_file(file: Path, catalog: Mapping[str, DatasetSpec]) -> PolicyEngine:
     except yaml.YAMLError as e:
         raise PolicyFileError(f"policy file {file}: not valid YAML: {e}") from None
     top = reader.mapping(
-        document, "", ("version", "roles", "projects"), ("description", "defaults")
+        document,
+        "",
+        ("version", "roles", "projects"),
+        ("description", "defaults", "budgets", "detection"),
     )
     version = reader.text(top["version"], "version")
     if _version_key(version) is None:
@@ -298,10 +302,12 @@ def _parse_file(file: Path, catalog: Mapping[str, DatasetSpec]) -> PolicyEngine:
     projects = top["projects"]
     if not isinstance(projects, dict):
         raise reader.error("projects", "expected a mapping")
-    return PolicyEngine(
+    engine = PolicyEngine(
         version,
         [reader.role(name, spec, default_limits) for name, spec in roles.items()],
         [reader.project(name, spec) for name, spec in projects.items()],
         default_limits,
         catalog=catalog,
     )
+    engine.guards = read_guards(reader, top.get("budgets"), top.get("detection"), set(projects))
+    return engine

@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from broker_api.deps import Authorized
+from broker_api.budgets import subject_column
+from broker_api.deps import Authorized, response_headers
 from broker_api.errors import LimitReached, RequestRefused
 
 
@@ -59,6 +60,21 @@ def charge_quota(asked: Authorized[Any], rows: int) -> None:
             f"project {project!r} has used its rows for today",
             retry_after=services.quota.seconds_to_reset(),
         )
+
+
+def charge_budget(asked: Authorized[Any], keys: list[Any], rows: int) -> None:
+    """Count the data subjects (``keys``, values of the dataset's subject column) and rows an
+    answer returns against the caller's disclosure budget, or 429 (:mod:`broker_api.budgets`)."""
+    services, principal = asked.services, asked.principal
+    services.budgets.charge(
+        principal,
+        services.policy.guards.budget_for(principal),
+        subject_column(asked.dataset),
+        keys,
+        rows,
+        asked.audit,
+        response_headers(asked.request),
+    )
 
 
 def returned(asked: Authorized[Any], rows: int, size: int) -> None:

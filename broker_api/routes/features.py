@@ -27,6 +27,7 @@ from broker_api.policy.decision import Decision
 from broker_api.responses import PROBLEM_RESPONSES, columns_out, lineage_out, policy_ref, records
 from broker_api.routes.caps import (
     all_within_byte_cap,
+    charge_budget,
     charge_quota,
     check_rows_per_page,
     returned,
@@ -109,9 +110,10 @@ async def feature_historical(asked: AuthorizedHistorical) -> Response:
 def vectors(asked: Authorized[VectorAsk]) -> dict[str, Any]:
     """The latest row of each entity from the online store, under the caller's row scope."""
     decision, spec, services = asked.decision, asked.dataset, asked.services
-    fg, entities = spec.feature_group, asked.asked.entities
+    fg, entities, group = spec.feature_group, asked.asked.entities, asked.asked.group
     asked.audit.update(columns=list(decision.columns), entities=len(entities))
     check_rows_per_page(asked, len(entities), "entities")
+    services.watch.looked_up(asked.principal, group, entities)
     lin = asked.lineage(None)
     scope = "*" if decision.row_filter is None else ",".join(decision.row_filter.values)
     select = ", ".join(quote(spec, c) for c in decision.columns)
@@ -124,7 +126,7 @@ def vectors(asked: Authorized[VectorAsk]) -> dict[str, Any]:
         )
     materialized = max((r[-1] for r in rows), default=None)
     found = [dict(zip(decision.columns, r[:-1], strict=True)) for r in rows]
-    present = {r[fg.entity] for r in found}
+    present = {r[fg.entity] for r in found}  # the stored keys, before any mask
     if decision.masks:  # masks are Arrow kernels: only then build a table
         schema = pa.schema(
             [spec.arrow_schema().field(c).with_nullable(True) for c in decision.columns]
@@ -132,9 +134,9 @@ def vectors(asked: Authorized[VectorAsk]) -> dict[str, Any]:
         table = pa.Table.from_pylist(found, schema=schema)
         found = records(services.masker.apply(table, decision.masks))
     size = all_within_byte_cap(found, decision.limits.max_bytes, "entities")
+    charge_budget(asked, list(present), len(found))
     charge_quota(asked, len(found))
     returned(asked, len(found), size)
-    group = asked.asked.group
     group_version = (
         found[0].get("feature_group_version")
         if found and "feature_group_version" in found[0]
@@ -179,11 +181,14 @@ def point_in_time(asked: Authorized[m.HistoricalRequest]) -> dict[str, Any]:
             {RELATION: snapshot, "entities": entities},
             timeout_seconds=decision.limits.timeout_seconds,
         )
+    # Rows matched by no feature row disclose only the key the caller sent: they cost nothing.
+    matched = result.filter(result.column(EVENT_TIME).is_valid())
     masks = decision.masks.of(result.column_names)
     if masks:
         result = services.masker.apply(result, masks)
     rows = records(result)
     size = all_within_byte_cap(rows, decision.limits.max_bytes, "entities")
+    charge_budget(asked, matched.column(0).to_pylist(), matched.num_rows)
     charge_quota(asked, len(rows))
     returned(asked, len(rows), size)
     columns = columns_out(spec, decision)

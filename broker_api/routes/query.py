@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from broker_api import models as m
+from broker_api.budgets import subject_column, subject_keys
 from broker_api.compiler import CompiledQuery, compile_query
 from broker_api.cursor import Page
 from broker_api.deps import Authorized, authenticate, decide
@@ -26,7 +27,13 @@ from broker_api.responses import (
     policy_ref,
     records,
 )
-from broker_api.routes.caps import charge_quota, check_rows_per_page, returned, within_byte_cap
+from broker_api.routes.caps import (
+    charge_budget,
+    charge_quota,
+    check_rows_per_page,
+    returned,
+    within_byte_cap,
+)
 from broker_api.snapshots import RELATION
 
 router = APIRouter(tags=["data"], responses=PROBLEM_RESPONSES)
@@ -63,8 +70,11 @@ async def explain(asked: AuthorizedQuery) -> Response:
     return await asked.answer(explanation)
 
 
-def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, CompiledQuery]:
-    """Where the page starts (its cursor), the snapshot it reads and the SQL it runs."""
+def plan(
+    asked: Authorized[m.QueryRequest], also: str | None = None
+) -> tuple[Page, AssetLineage, CompiledQuery]:
+    """Where the page starts (its cursor), the snapshot it reads and the SQL it runs (selecting
+    the column ``also`` after the decision's, if it is not one of them)."""
     body, decision = asked.asked, asked.decision
     asked.audit.update(
         columns=list(decision.columns),
@@ -79,9 +89,12 @@ def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, Compile
     if body.cursor:
         start = asked.services.cursors.open(body.cursor, body, asked.principal.subject)
     lin = asked.lineage(start.version if body.cursor else body.version)
+    columns = decision.columns
+    if also is not None and also not in columns:
+        columns = (*columns, also)
     compiled = compile_query(
         asked.dataset,
-        decision.columns,
+        columns,
         body.filters,
         body.order_by,
         relation=RELATION,
@@ -93,9 +106,13 @@ def plan(asked: Authorized[m.QueryRequest]) -> tuple[Page, AssetLineage, Compile
 
 
 def page(asked: Authorized[m.QueryRequest]) -> dict[str, Any]:
-    """The page: run, masked, revealed, cut at the byte cap, charged to the quota."""
+    """The page: run, masked, revealed, cut at the byte cap, charged to the quota and to the
+    disclosure budget (by the data subjects of its rows, requested or not)."""
     body, decision, spec, services = asked.asked, asked.decision, asked.dataset, asked.services
-    start, lin, compiled = plan(asked)
+    budgeted = services.policy.guards.budget_for(asked.principal) is not None
+    subject = subject_column(spec) if budgeted else None
+    start, lin, compiled = plan(asked, subject)
+    services.watch.paged(asked.principal, body, start.offset)
     with asked.slot():
         snapshot = services.snapshots.get(spec, lin.delta_version)
         result = services.engine.run(
@@ -103,12 +120,16 @@ def page(asked: Authorized[m.QueryRequest]) -> dict[str, Any]:
         )
     more = result.num_rows > body.limit
     result = result.slice(0, body.limit)
+    keys = subject_keys(result, subject)  # the stored keys, before any mask
+    if subject is not None and subject not in decision.columns:
+        result = result.drop_columns([subject])
     if decision.masks:
         result = services.masker.apply(result, decision.masks)
     if decision.revealed:
         result = reveal(asked, result)
     rows, size = within_byte_cap(records(result), decision.limits.max_bytes)
     more = more or len(rows) < result.num_rows
+    charge_budget(asked, keys[: len(rows)], len(rows))
     charge_quota(asked, len(rows))
     resume = Page(lin.delta_version, start.offset + len(rows))
     next_cursor = services.cursors.issue(body, asked.principal.subject, resume) if more else None
@@ -141,6 +162,9 @@ def explanation(asked: Authorized[m.QueryRequest]) -> dict[str, Any]:
         "limits": {k: v for k, v in vars(decision.limits).items()},
         "lineage": lineage_out(lin),
         "policy": policy_ref(decision),
+        "budget": asked.services.budgets.state(
+            asked.principal, asked.services.policy.guards.budget_for(asked.principal)
+        ),
     }
 
 

@@ -22,6 +22,9 @@ BROKER_KEYS = "broker/keys"
 ROW_SCOPE_SIGNING_KEY = "row_scope_signing_key"
 #: Every field of BROKER_KEYS: each a random 32-byte key, base64.
 BROKER_KEY_NAMES = ("masking_hash_key", "cursor_signing_key", ROW_SCOPE_SIGNING_KEY)
+#: The OpenBao transit key (ed25519, never exported) that certifies each broker process's
+#: in-memory lineage-receipt key (``broker_api.receipts``).
+BROKER_RECEIPT_KEY = "broker-receipts"
 
 #: The mount of OpenBao's PKI engine: the platform CA.
 PKI_MOUNT = "pki"

@@ -75,6 +75,8 @@ OPERATOR_COMMANDS: dict[str, OperatorCommand] = {
         # As long as the login: an erasure rewrites every zone, then signs its receipt.
         OperatorCommand("erase", ("operator-erase", "operator-command"), ttl=None),
         OperatorCommand("erase-verify", ("operator-erase-verify", "operator-command")),
+        OperatorCommand("receipt-verify", ("operator-receipt-verify", "operator-command")),
+        OperatorCommand("subjects", ("operator-subjects", "operator-command")),
     )
 }
 
@@ -88,6 +90,8 @@ OPERATOR_POLICIES = (
     "operator-bootstrap",
     "operator-erase",
     "operator-erase-verify",
+    "operator-receipt-verify",
+    "operator-subjects",
 )
 
 

@@ -7,12 +7,13 @@ login with the operator's OpenBao name as the actor. The root token is used by n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import hvac
 import psycopg2
+from psycopg2.extensions import connection as PgConnection
 
 from mlsec_platform.audit.chain import AuditLog
 from mlsec_platform.identities.operators import (
@@ -67,11 +68,23 @@ def operator_audit(
     settings: PlatformSettings, client: hvac.Client, actor: str
 ) -> Iterator[AuditLog]:
     """An audit log writing as ``actor``; its Postgres login is revoked afterwards."""
-    endpoints = settings.endpoints()
     lease = client.read("database/creds/audit-writer")
-    creds = lease["data"]
+    log = AuditLog(warehouse_login(settings, lease["data"]), actor=actor)
+    try:
+        log.emit("secret.read", {"path": "database/creds/audit-writer", "identity": actor})
+        yield log
+    finally:
+        log.close()
+        client.sys.revoke_lease(lease["lease_id"])
 
-    def connect():
+
+def warehouse_login(
+    settings: PlatformSettings, creds: Mapping[str, str]
+) -> Callable[[], PgConnection]:
+    """Connects to the warehouse database with a dynamic login OpenBao issued (``creds``)."""
+    endpoints = settings.endpoints()
+
+    def connect() -> PgConnection:
         return psycopg2.connect(
             host=endpoints.postgres_host,
             port=endpoints.postgres_port,
@@ -81,13 +94,7 @@ def operator_audit(
             **settings.postgres_tls(),
         )
 
-    log = AuditLog(connect, actor=actor)
-    try:
-        log.emit("secret.read", {"path": "database/creds/audit-writer", "identity": actor})
-        yield log
-    finally:
-        log.close()
-        client.sys.revoke_lease(lease["lease_id"])
+    return connect
 
 
 def revoke_root_token(settings: PlatformSettings, echo: Callable[[str], None]) -> None:

@@ -152,9 +152,14 @@ def tight_policy_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tight_broker(settings, endpoints, curated, tight_policy_dir) -> Iterator[BackgroundBroker]:
     """A second broker, in this process, under the tight policy."""
-    tight = settings.model_copy(update={"broker_policy_dir": tight_policy_dir})
-    with BackgroundBroker(tight, PortAllocator().take()) as running:
+    with broker_under(settings, tight_policy_dir) as running:
         yield running
+
+
+def broker_under(settings, policy_dir: Path) -> BackgroundBroker:
+    """A broker in this process under the policy files of ``policy_dir`` (to enter)."""
+    policy = settings.model_copy(update={"broker_policy_dir": policy_dir})
+    return BackgroundBroker(policy, PortAllocator().take())
 
 
 class BrokerProcess:
@@ -210,3 +215,93 @@ def broker_process(
         yield process
     finally:
         process.stop()
+
+
+# Budgets and exfiltration detection: two replicas under a policy with small disclosure budgets
+# and low detection thresholds; each test uses projects and subjects of its own.
+
+#: Budgeted projects (analytics): 6 distinct customers and 40 rows an hour, each its own count.
+BUDGETED = [f"budget-{i}" for i in range(6)]
+SUBJECTS_CAP, ROWS_CAP = 6, 40
+#: Projects under detection only.
+WATCHED = [f"watch-{i}" for i in range(8)]
+THRESHOLDS = {"entity_enumeration": 30, "pagination_sweep": 6, "filter_probing": 8}
+#: Who reads under this policy: the role's cap is restricted, so the token's clearance decides
+#: whether customer tokens come back clear (restricted) or masked (below).
+GUARDED = dict(groups=["guarded"], purpose="analytics", clearance="internal")
+
+
+def guarded_policy(folder: Path) -> Path:
+    """The tight test policy, plus a role, budgets and detection of its own."""
+    tight_policy(folder)
+    file = max(folder.glob("*.yaml"))
+    policy = yaml.safe_load(file.read_text())
+    policy["roles"]["guarded"] = {
+        "groups": ["guarded"],
+        "datasets": ["gold/*", "features/*"],
+        "purposes": ["analytics"],
+        "limits": {"requests_per_minute": 60_000, "burst": 1_000, "concurrency": 8},
+    }
+    for project in [*BUDGETED, *WATCHED]:
+        policy["projects"][project] = {"description": "guards under test", "scope": "*"}
+    policy["budgets"] = {
+        "probe-customers": {
+            "purpose": "analytics",
+            "projects": BUDGETED,
+            "window_seconds": 3600,
+            "subjects": SUBJECTS_CAP,
+            "rows": ROWS_CAP,
+        }
+    }
+    policy["detection"] = {
+        "entity_enumeration": {"window_seconds": 600, "action": "suspend"},
+        "pagination_sweep": {"window_seconds": 600, "action": "throttle", "throttle_seconds": 60},
+        "filter_probing": {"window_seconds": 600, "action": "reauthenticate"},
+    }
+    for name, threshold in THRESHOLDS.items():
+        policy["detection"][name]["threshold"] = threshold
+    file.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def guarded_policy_dir(tmp_path_factory) -> Path:
+    return guarded_policy(tmp_path_factory.mktemp("guarded-policy"))
+
+
+@pytest.fixture(scope="session")
+def guarded(settings, endpoints, curated, guarded_policy_dir) -> Iterator[BackgroundBroker]:
+    """A broker in this process under the guarded policy."""
+    with broker_under(settings, guarded_policy_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def guarded_replica(
+    guarded, guarded_policy_dir, tmp_path_factory, client_tls
+) -> Iterator[BrokerProcess]:
+    """A replica of ``guarded`` in a process of its own, over the same stack."""
+    process = BrokerProcess(
+        guarded_policy_dir, tmp_path_factory.mktemp("guarded") / "broker.log", client_tls
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def replicas(guarded, guarded_replica, client_tls) -> Iterator[list[httpx.Client]]:
+    """Clients of both replicas: this process's first."""
+    with (
+        https_client(guarded.url, client_tls) as here,
+        https_client(guarded_replica.url, client_tls) as there,
+    ):
+        yield [here, there]
+
+
+def query(client: httpx.Client, token: str, **body) -> httpx.Response:
+    body.setdefault("dataset", "gold/dim_customer")
+    body.setdefault("columns", ["customer_token", "orders"])
+    return client.post("/query", json=body, headers=bearer(token))

@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from broker_api.app import create_app
+from broker_api.budgets import DisclosureBudgets
 from broker_api.cursor import CursorSigner
+from broker_api.detection import ExfiltrationWatch
 from broker_api.erasures import ErasureCuts
 from broker_api.limits import ConcurrencyGate, ProjectRowQuota, RateLimiter
 from broker_api.lineage import AssetLineage, LineageUnavailable
@@ -26,9 +28,11 @@ from broker_api.metrics import BrokerMetrics
 from broker_api.observed import ObservedRequests
 from broker_api.policy.files import load_policy
 from broker_api.principal import Principal
+from broker_api.receipts import ReceiptSigner
 from broker_api.snapshots import SnapshotCache, SnapshotEngine
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 from mlsec_platform.identities.tokens import InvalidToken
+from mlsec_platform.serving.disclosures import LocalDisclosures
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.telemetry.datasets import Datasets
 from mlsec_platform.telemetry.lineage import LineageEmitter
@@ -128,12 +132,17 @@ class Executor(ThreadPoolExecutor):
         return super().submit(*args, **kwargs)
 
 
+def no_openbao():
+    raise ConnectionError("no OpenBao in these tests")
+
+
 @pytest.fixture
 def broker():
     policy = load_policy()
     snapshots = SimpleNamespace(get=lambda spec, version: spec.arrow_schema().empty_table())
     engine = SnapshotEngine(SnapshotCache(lambda spec: "", dict))
     metrics = BrokerMetrics()
+    disclosures = LocalDisclosures()
     services = SimpleNamespace(
         close=lambda: None,
         settings=PlatformSettings(),
@@ -157,8 +166,14 @@ def broker():
         engine=engine,
         masker=Masker(b"k" * 32),
         cursors=CursorSigner(b"c" * 32),
+        receipts=ReceiptSigner(no_openbao),  # receipts are tested on the stack (test_receipts)
+        budgets=DisclosureBudgets(disclosures, b"d" * 32, metrics.registry),
+        watch=ExfiltrationWatch(
+            disclosures, b"d" * 32, lambda: policy.guards, lambda *_: None, metrics.registry
+        ),
     )
     yield services, create_app(services)
+    services.watch.close()
     engine.close()
     services.executor.shutdown()
 

@@ -60,6 +60,12 @@ def _audit_login(vault: hvac.Client) -> object:
     return lease
 
 
+def _limits_login(vault: hvac.Client) -> object:
+    lease = vault.read("database/creds/limits-keeper")
+    vault.sys.revoke_lease(lease["lease_id"])
+    return lease
+
+
 def _root_attempt(vault: hvac.Client) -> object:
     return vault.adapter.get("/v1/sys/generate-root-token/attempt")
 
@@ -104,6 +110,15 @@ def _verify_receipt(vault: hvac.Client) -> object:
     )
 
 
+def _read_broker_receipt_keys(vault: hvac.Client) -> object:
+    return vault.secrets.transit.read_key("broker-receipts")
+
+
+def _sign_broker_receipt_key(vault: hvac.Client) -> object:
+    # Only a broker certifies its receipt keys: no operator command may.
+    return vault.secrets.transit.sign_data("broker-receipts", base64.b64encode(b"{}").decode())
+
+
 OWN: dict[str, list[Probe]] = {
     "issue": [_sign, _audit_login],
     "reveal": [_read_vault_reader_keys, _audit_login],
@@ -123,6 +138,8 @@ OWN: dict[str, list[Probe]] = {
         _audit_login,
     ],
     "erase-verify": [_verify_receipt, _audit_login],
+    "receipt-verify": [_read_broker_receipt_keys, _audit_login],
+    "subjects": [_limits_login, _audit_login],
 }
 
 #: Operations a command's token may do that the test does not run (they would change the
@@ -139,6 +156,7 @@ NOBODYS: list[Probe] = [
     lambda v: v.sys.list_policies(),
     lambda v: v.auth.token.create(policies=["reveal"]),
     lambda v: v.read("transit/export/encryption-key/erasure-receipts"),
+    _sign_broker_receipt_key,
     # Server certificates are the services' own; the CA's key and roles are bootstrap's.
     lambda v: v.write("pki/issue/broker-server", common_name="localhost"),
     lambda v: v.write("pki/issue/gateway-server", common_name="localhost"),

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pandas as pd
 import pandera.errors
 import pyarrow as pa
 import pytest
@@ -11,8 +12,15 @@ from mlsec_platform.catalog.columns import PEOPLE, token
 from mlsec_platform.catalog.datasets import dataset
 from mlsec_platform.catalog.governance import ColumnSpec, DatasetSpec, Purpose
 from mlsec_platform.quality.gates import relevant_cases
-from mlsec_platform.quality.schemas import TOKEN_SHAPE, schema_for, validation_frame
+from mlsec_platform.quality.schemas import (
+    TOKEN_SHAPE,
+    schema_for,
+    unique_key_check,
+    validation_frame,
+)
 from mlsec_platform.settings import Zone
+
+ARROW_STRING = pd.ArrowDtype(pa.string())
 
 
 def _sellers(ids: list[str], states: list[str | None]) -> pa.Table:
@@ -82,6 +90,20 @@ def test_a_composite_key_is_unique_as_a_whole():
     cases = _failures("silver/order_items", table)
     key_cases = cases[cases["check"] == "unique_key(order_id, order_item_id)"]
     assert sorted(set(key_cases["index"].tolist())) == [1, 3]
+
+
+def test_the_key_check_finds_one_duplicate_among_many_and_tells_swapped_parts_apart():
+    check = unique_key_check(("order_id", "seller_id"))
+    ids = [f"o{i}" for i in range(300_000)]
+    frame = pd.DataFrame({"order_id": ids, "seller_id": ids[::-1]}).astype(ARROW_STRING)
+    assert check(frame).check_passed
+    # (a, b) and (b, a) are two keys: a hash that ignored the order would call them one.
+    swapped = pd.DataFrame({"order_id": ["a", "b"], "seller_id": ["b", "a"]}).astype(ARROW_STRING)
+    assert check(swapped).check_passed
+    duplicated = pd.concat([frame, frame.iloc[[123_456]]], ignore_index=True)
+    result = check(duplicated)
+    assert not result.check_passed
+    assert sorted(result.check_output[~result.check_output].index) == [123_456, 300_000]
 
 
 def test_value_rules_and_nulls_fail_on_arrow_backed_frames():

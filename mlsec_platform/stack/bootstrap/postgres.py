@@ -27,6 +27,7 @@ from psycopg2 import sql
 from mlsec_platform.audit.schema import AUDIT_DDL
 from mlsec_platform.catalog.datasets import CATALOG
 from mlsec_platform.serving.counters import COUNTERS_DDL
+from mlsec_platform.serving.disclosures import DISCLOSURES_DDL
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage import row_scope
 
@@ -165,6 +166,7 @@ def bootstrap_postgres(
             # Shared limits: owned by the bootstrap role, so their keeper cannot alter them.
             cur.execute("CREATE SCHEMA IF NOT EXISTS limits")
             cur.execute(COUNTERS_DDL)
+            cur.execute(DISCLOSURES_DDL)
         conn.commit()
 
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import hvac
 from hvac.exceptions import InvalidPath
 
-from mlsec_platform.identities.catalog import IDENTITIES, Identity
+from mlsec_platform.identities.catalog import BROKER_RECEIPT_KEY, IDENTITIES, Identity
 from mlsec_platform.identities.catalog import _read as read_policy_file
 from mlsec_platform.privacy.erasure.receipt import RECEIPT_KEY
 from mlsec_platform.privacy.tokens import INDEX_KEY, INDEX_KEY_PATH, WRAP_KEY
@@ -103,6 +103,10 @@ def bootstrap_vault(
     except InvalidPath:
         # Never exportable: a receipt is only ever signed inside OpenBao.
         client.secrets.transit.create_key(RECEIPT_KEY, key_type="ed25519")
+    try:
+        client.secrets.transit.read_key(BROKER_RECEIPT_KEY)
+    except InvalidPath:
+        client.secrets.transit.create_key(BROKER_RECEIPT_KEY, key_type="ed25519")
 
     for identity in IDENTITIES.values():
         client.sys.create_or_update_policy(identity.name, identity.vault_policy())

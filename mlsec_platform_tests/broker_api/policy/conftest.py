@@ -10,7 +10,7 @@ from broker_api.policy.files import load_policy
 from broker_api.principal import REVEAL, Principal
 from mlsec_platform.catalog.governance import Purpose, Sensitivity
 
-VERSION = "2026.11.1"
+VERSION = "2026.12.1"
 PUBLIC, INTERNAL, CONFIDENTIAL, RESTRICTED = Sensitivity
 
 

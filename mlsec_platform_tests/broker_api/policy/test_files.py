@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def test_restricted_column_without_mask_and_domains(tmp_path: Path) -> None:
         (lambda d: d.update(owner="me"), "owner"),
         (lambda d: d.pop("roles"), "roles"),
         (lambda d: d.update(version="2026.11"), "version"),
-        (lambda d: d.update(version="2026.12.1"), "version"),
+        (lambda d: d.update(version="2026.12.2"), "version"),
         (lambda d: d.update(roles={}), "roles"),
         (lambda d: d["roles"]["analyst"].update(grants=["x"]), "roles.analyst.grants"),
         (lambda d: d["roles"]["analyst"].pop("groups"), "roles.analyst.groups"),
@@ -109,7 +110,7 @@ def test_strict_parsing_names_file_and_key(tmp_path: Path, mutate: Any, key: str
     doc = packaged()
     mutate(doc)
     path = write(tmp_path, doc)
-    with pytest.raises(ValueError, match=r"policy file .*2026\.11\.1\.yaml") as error:
+    with pytest.raises(ValueError, match=rf"policy file .*{re.escape(VERSION)}\.yaml") as error:
         load_policy(path)
     assert key in str(error.value)
 

@@ -17,6 +17,9 @@ path "database/creds/lineage-reader"    { capabilities = ["read"] }
 path "database/creds/limits-keeper"     { capabilities = ["read"] }
 # Verifying identity tokens: the issuer's public keys only (the JWKS), never signing.
 path "transit/keys/mlsec-issuer"        { capabilities = ["read"] }
+# Lineage receipts: certifying its own in-memory receipt key, and the key's public halves.
+path "transit/sign/broker-receipts"     { capabilities = ["update"] }
+path "transit/keys/broker-receipts"     { capabilities = ["read"] }
 # Its own keys: keyed-hash masking and cursor signing.
 path "mlsec/data/broker/keys"           { capabilities = ["read"] }
 # Its TLS server certificate, from the platform CA, for the configured names only.

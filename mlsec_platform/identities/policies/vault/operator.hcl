@@ -14,3 +14,4 @@ path "auth/token/create/operator-revoke-root"             { capabilities = ["upd
 path "auth/token/create/operator-bootstrap"               { capabilities = ["update"] }
 path "auth/token/create/operator-erase"                   { capabilities = ["update"] }
 path "auth/token/create/operator-erase-verify"            { capabilities = ["update"] }
+path "auth/token/create/operator-receipt-verify"          { capabilities = ["update"] }
