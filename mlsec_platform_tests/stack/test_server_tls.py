@@ -8,12 +8,14 @@ import json
 import socket
 import ssl
 import struct
+import threading
 import time
 from contextlib import closing
 
 import botocore.exceptions
 import nats
 import psycopg2
+import psycopg2.errors
 import pyarrow as pa
 import pytest
 import requests
@@ -155,6 +157,18 @@ def test_postgres_clients_verify_the_server(supervisor, settings):
         ssl_on, version = cur.fetchone()
     assert ssl_on is True
     assert version in {"TLSv1.2", "TLSv1.3"}
+
+
+def test_a_postgres_query_can_be_cancelled(supervisor):
+    """libpq sends a cancel on a new connection; `hostssl` does not stand in its way."""
+    with closing(psycopg2.connect(**supervisor.postgres.superuser_dsn())) as conn:
+        timer = threading.Timer(0.5, conn.cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(psycopg2.errors.QueryCanceled), conn.cursor() as cur:
+            cur.execute("SELECT pg_sleep(30)")
+        timer.join()
+    assert time.monotonic() - started < 10
 
 
 @pytest.fixture(scope="module")
