@@ -40,13 +40,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import (
-    ColumnProperties,
-    CommitProperties,
-    DeltaTable,
-    WriterProperties,
-    write_deltalake,
-)
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from mlsec_platform.catalog.governance import TOKEN_DOMAIN_SHAPE, TOKEN_PATTERN
@@ -70,40 +64,7 @@ from mlsec_platform.storage.token_index import (
     remember_appended,
     string_chunks,
 )
-
-ENTRIES_SCHEMA = pa.schema(
-    [
-        pa.field("index", pa.binary(), nullable=False),
-        pa.field("token", pa.string(), nullable=False),
-        pa.field("ciphertext", pa.binary(), nullable=False),
-        pa.field("key_id", pa.string(), nullable=False),
-    ]
-)
-KEYS_SCHEMA = pa.schema(
-    [
-        pa.field("key_id", pa.string(), nullable=False),
-        pa.field("wrapped", pa.string(), nullable=False),
-        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("run_id", pa.string()),
-    ]
-)
-#: Rows per Parquet row group of ``entries``, measured on 1M rows (2026-12): 16k rows made a
-#: run's full read of the index 3x slower (1.25 s against 0.41 s), 128k rows made a reveal of
-#: one token read 128k rows (0.26 s against 0.10 s); a reveal of 100 tokens takes 0.65 s.
-ROW_GROUP_ROWS = 65_536
-_RANDOM = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
-WRITER = WriterProperties(
-    # Random bytes do not compress: trying costs time and saves nothing.
-    compression="UNCOMPRESSED",
-    max_row_group_size=ROW_GROUP_ROWS,
-    column_properties={
-        "index": _RANDOM,
-        "ciphertext": _RANDOM,
-        # Statistics kept: a reveal skips the row groups whose token range misses its tokens.
-        "token": ColumnProperties(dictionary_enabled=False),
-    },
-)
-
+from mlsec_platform.storage.token_tables import ENTRIES_SCHEMA, KEYS_SCHEMA, WRITER
 
 #: Commit metadata of a forget's rewrite (the number of rows it removed).
 FORGOTTEN_COMMIT = "mlsec.forgotten"
