@@ -12,9 +12,10 @@ lineage or audit.
     .venv/bin/python bench/pipeline.py --orders 1000000 [--executor multiprocess] [--engine spark]
 
 ``--engine spark`` also starts Sail (the embedded Spark Connect engine) and runs the job on it
-first (it mints every token), then on DuckDB (tokens found in the vault), and reports both
-beside the baseline, with the peak memory of this process (the run process: the job runs in
-it) and of Sail's during each run.
+and on DuckDB, each from the same state: the token vault is emptied before each run, so each
+engine mints every token (a first load), and reports both beside the baseline, per asset, with
+the peak memory of this process (the run process: the job runs in it) and of Sail's during
+each run.
 
 The default runs the job in process (steps one after another, each using both cores). With
 ``--executor multiprocess`` steps run in forked processes two at a time, as a run launched
@@ -164,6 +165,29 @@ class Baseline:
                 cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 cur.execute(f"ALTER TABLE baseline.{name} ADD PRIMARY KEY ({', '.join(key)})")
         conn.commit()
+
+    def empty_token_vault(self) -> int:
+        """Delete every object of the token vault (the tokens bucket), so the next run starts
+        from a first load and mints every token; returns how many objects went."""
+        import boto3
+        from botocore.config import Config
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=self.options["AWS_ENDPOINT_URL"],
+            region_name=self.options["AWS_REGION"],
+            aws_access_key_id=self.options["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.options["AWS_SECRET_ACCESS_KEY"],
+            config=Config(s3={"addressing_style": "path"}),
+            verify=self.options["certificate_path"],
+        )
+        bucket, deleted = self.settings.bucket(Zone.TOKENS), 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
 
     def run(self) -> None:
         clock = Clock()
@@ -324,23 +348,42 @@ def main() -> None:
         print(f"baseline (ungoverned DuckDB script): {base:.1f}s, {busy_share(cpu, cpu_ticks())}")
 
         runs = {}
+        engines = ["spark", "duckdb"] if args.engine == "spark" else ["duckdb"]
         if args.engine == "spark":
             supervisor.ensure_sail()
-            runs["spark"] = governed_run(args.executor, "spark", supervisor)
-        runs["duckdb"] = governed_run(args.executor, "duckdb", supervisor)
+        for engine in engines:
+            # The same state for each engine: a first load, every token minted.
+            emptied = baseline.empty_token_vault()
+            print(f"\n[{engine}] token vault emptied ({emptied} objects)")
+            runs[engine] = governed_run(args.executor, engine, supervisor)
 
         print(f"\nRaw -> features, {args.orders:,} orders")
-        for engine, (real, memory) in runs.items():
+        print_steps(runs)
+        for engine, (real, memory, _) in runs.items():
             print(f"  real path, {engine:<6} : {real:8.1f} s  ({memory})")
         print(f"  baseline           : {base:8.1f} s")
-        for engine, (real, _) in runs.items():
+        for engine, (real, _, _) in runs.items():
             print(f"  ratio, {engine:<6}      : {real / base:8.2f} (real / baseline)")
         if "spark" in runs:
             print(f"  spark / duckdb     : {runs['spark'][0] / runs['duckdb'][0]:8.2f}")
         print("  target    : at most 1.5x the baseline, and under 120 s; spark within 1.5x duckdb")
 
 
-def governed_run(executor: str, engine: str, supervisor: Supervisor) -> tuple[float, PeakMemory]:
+def print_steps(runs: dict[str, tuple[float, PeakMemory, dict[str, float]]]) -> None:
+    """Each step's seconds on each engine, slowest first (by the first engine)."""
+    engines = list(runs)
+    steps = sorted(
+        {k for _, _, s in runs.values() for k in s}, key=lambda k: -runs[engines[0]][2].get(k, 0)
+    )
+    print("  step".ljust(58) + "".join(f"{e:>10}" for e in engines))
+    for step in steps:
+        cells = "".join(f"{runs[e][2].get(step, float('nan')):10.1f}" for e in engines)
+        print(f"  {step:<56}{cells}")
+
+
+def governed_run(
+    executor: str, engine: str, supervisor: Supervisor
+) -> tuple[float, PeakMemory, dict[str, float]]:
     """The curated job on ``engine``, timed, with the run process's (and Sail's) peak memory."""
     import os
 
@@ -373,7 +416,7 @@ def governed_run(executor: str, engine: str, supervisor: Supervisor) -> tuple[fl
     for asset, seconds in gates.items():
         print(f"  gate {asset:<27} {seconds}s")
     print(f"governed (curated job, {engine}): {real:.1f}s, {real_cpu}, {memory}")
-    return real, memory
+    return real, memory, steps
 
 
 if __name__ == "__main__":

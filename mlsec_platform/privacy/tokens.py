@@ -194,10 +194,16 @@ def token_array(tokens: np.ndarray) -> pa.Array:
 
 
 def seal(
-    key: DataKey, domain: str, values: pa.Array, tokens: np.ndarray, workers: int = 1
+    key: DataKey,
+    domain: str,
+    values: pa.Array,
+    tokens: np.ndarray,
+    workers: int = 1,
+    first_nonce: int = 0,
 ) -> pa.Array:
     """Binary ciphertexts of ``values`` (one each, same order) under ``key``, each bound to its
-    token. Nonces count up from 0: a data key seals one batch only."""
+    token. Nonces count up from ``first_nonce``: a data key seals one batch only, and a batch
+    sealed in chunks starts each chunk where the previous one ended."""
     data, offsets = string_buffers(values)
     n = len(offsets) - 1
     out_offsets = np.zeros(n + 1, dtype=np.int64)
@@ -207,7 +213,7 @@ def seal(
     prefix, flat = domain_prefix(domain), np.ascontiguousarray(tokens).tobytes()
 
     def job(a: int, b: int) -> None:
-        _seal_into(key.plaintext, prefix, flat, data, offsets, out, out_offsets, a, b)
+        _seal_into(key.plaintext, prefix, flat, data, offsets, out, out_offsets, a, b, first_nonce)
 
     _run_ranges(job, n, workers)
     body = pa.py_buffer(out).slice(0, size)  # the shared memory itself, no copy
@@ -271,13 +277,14 @@ def _seal_into(
     out_offsets: np.ndarray,
     start: int,
     end: int,
+    first_nonce: int = 0,
 ) -> None:
     encrypt = AESGCM(key).encrypt
     bounds = offsets[start : end + 1].tolist()
     parts = []
     append = parts.append
     for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False), start):
-        nonce = k.to_bytes(NONCE_BYTES, "big")
+        nonce = (first_nonce + k).to_bytes(NONCE_BYTES, "big")
         aad = prefix + tokens[k * TOKEN_LENGTH : (k + 1) * TOKEN_LENGTH]
         append(nonce + encrypt(nonce, data[a:b], aad))
     out[int(out_offsets[start]) : int(out_offsets[end])] = b"".join(parts)

@@ -5,15 +5,16 @@ columns replaced by their tokens, identifiers in scrubbed text replaced by their
 dropped. Here every step is a query on the engine; the batch never comes to this process.
 
 Tokens: per domain, the engine computes the batch's distinct values and their vault index
-(HMAC-SHA256 under the index key, in SQL: two SHA-256 passes over the key's padded forms),
-joins them with the vault's ``entries`` table (read on the engine from the tokens bucket), and
-only values the vault has never seen come here, to be minted (sealed here, appended to the vault
-in one commit, under the domain's lock after a re-check on the engine). Then the tokens are
-joined back on the engine. So this process holds, per batch, the NEW distinct values of a domain
-and nothing else of the table: after the first load, a batch of new customers brings only its
-new people's identifiers. Chosen over a UDF with a per-batch key: tokens are random, minted once
-and looked up ever after, so a value's token lives in the vault and no function of the value
-alone can produce it on the engine.
+(HMAC-SHA256 under the index key, in SQL: two SHA-256 passes over the key's padded forms) and
+anti-joins them with the vault's ``entries`` table (read on the engine from the tokens bucket),
+in one pass under the domain's lock; only values the vault has never seen come here, streamed
+a batch at a time, to be minted in fixed-size chunks (sealed here, all appended to the vault in
+one commit): this process holds one chunk of new values at most, whatever the batch. Then each
+row's columns find their tokens on the engine by their index in the vault's new version. After
+the first load, a batch of new customers brings only its new people's identifiers. Chosen over
+a UDF with a per-batch key: tokens are random, minted once and looked up ever after, so a
+value's token lives in the vault and no function of the value alone can produce it on the
+engine.
 
 The index key reaches the engine as a one-row table of the batch's query (never in SQL text,
 which error messages quote); the engine is the pipeline identity's own loopback process.
@@ -26,6 +27,7 @@ pieces between its identifiers and their tokens in order.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -34,6 +36,7 @@ from mlsec_platform.privacy.deidentify import PrivacyPlan
 from mlsec_platform.privacy.generalisation import SPARK_EXPRESSIONS
 from mlsec_platform.privacy.scrubbing import IDENTIFIERS
 from mlsec_platform.storage.token_vault import TokenVault
+from mlsec_platform.transforms.spark import arrow_batches
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -79,24 +82,21 @@ def deidentify_on_engine(
         union = values[0]
         for more in values[1:]:
             union = union.unionByName(more)
-        tokens = tokens_on_engine(spark, vault, domain, union)
-        for i, c in enumerate(tokenized):
-            v, t = f"_value_{i}", f"_token_{i}"
-            pairs = tokens.select(F.col("value").alias(v), F.col("token").alias(t))
-            frame = frame.join(pairs, frame[c.from_column] == pairs[v], "left")
-            frame = frame.withColumn(c.name, F.col(t)).drop(v, t)
-        for c in scrubbed:
-            frame = _scrubbed(frame, c.name, tokens, key)
+        keys = index_key_frame(spark, vault, domain)
+        distinct = mint_on_engine(vault, domain, union, keys)
+        entries = _entries(spark, vault, domain)
+        # Each row's columns are looked up by their index, computed on the row: the batch's
+        # distinct values are not computed again for every column.
+        frame = _tokenized(frame, [c.from_column for c in tokenized], keys, entries, tokenized)
+        if scrubbed:
+            tokens = _value_tokens(distinct, entries)
+            for c in scrubbed:
+                frame = _scrubbed(frame, c.name, tokens, key)
     return frame.drop(*plan.clear_columns)
 
 
-def tokens_on_engine(
-    spark: SparkSession, vault: TokenVault, domain: str, values: DataFrame
-) -> DataFrame:
-    """``value, token`` for each distinct non-null value of ``values`` (column ``value``):
-    new values minted first (only they come to this process)."""
-    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
-
+def index_key_frame(spark: SparkSession, vault: TokenVault, domain: str) -> DataFrame:
+    """The one-row table ``_ki, _ko`` of :data:`INDEX_SQL` for ``domain``."""
     prefix = domain.encode() + b"\0"
     padded = vault.index_key().key.ljust(64, b"\0")
     keys = pa.table(
@@ -105,36 +105,64 @@ def tokens_on_engine(
             "_ko": pa.array([bytes(b ^ 0x5C for b in padded)], pa.binary()),
         }
     )
-    key_frame = spark.createDataFrame(keys)
+    return spark.createDataFrame(keys)
 
-    def indexed(frame: DataFrame) -> DataFrame:
-        return frame.crossJoin(key_frame).select(
-            "value", F.expr(INDEX_SQL.format(value="value")).alias("idx")
-        )
 
-    distinct = indexed(values.where(F.col("value").isNotNull()).distinct())
+def mint_on_engine(vault: TokenVault, domain: str, values: DataFrame, keys: DataFrame) -> DataFrame:
+    """Mint the distinct non-null values of ``values`` (column ``value``) the vault lacks; the
+    distinct values and their index (``value, idx``) are returned, as a query.
 
-    def missing(candidates: DataFrame) -> DataFrame:
-        entries = _entries(spark, vault, domain)
-        if entries is None:
-            return candidates.select("value")
-        return candidates.join(entries, candidates["idx"] == entries["index"], "left_anti").select(
-            "value"
-        )
+    One pass on the engine, under the domain's lock: the batch's distinct values, their index,
+    anti-joined with the vault as it is then, streamed here a batch at a time and minted in
+    fixed-size chunks (``TokenVault.mint_stream``): this process never holds a domain's new
+    values at once, and sends nothing back (the engine reads the vault's new version)."""
+    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
 
-    new = missing(distinct).toArrow().column("value").combine_chunks()
-    if len(new):
+    distinct = (
+        values.where(F.col("value").isNotNull())
+        .distinct()
+        .crossJoin(keys)
+        .select("value", F.expr(INDEX_SQL.format(value="value")).alias("idx"))
+    )
 
-        def still_missing(found: pa.Array) -> pa.Array:
-            # The same anti-join again, against the vault as it is now (under the lock): the
-            # engine recomputes the batch's values rather than receiving ``found`` back.
-            return missing(distinct).toArrow().column("value").combine_chunks()
+    def new() -> Iterator[tuple[pa.Array, pa.Array]]:
+        entries = _entries(values.sparkSession, vault, domain)  # as it is under the lock
+        missing = distinct
+        if entries is not None:
+            missing = distinct.join(entries, distinct["idx"] == entries["index"], "left_anti")
+        for batch in arrow_batches(missing.select("value", "idx")):
+            yield batch.column("value").combine_chunks(), batch.column("idx").combine_chunks()
 
-        vault.mint_values(domain, new, still_missing)
-    entries = _entries(spark, vault, domain)
-    if entries is None:  # nothing in the batch and nothing in the vault
-        return distinct.select("value", F.lit(None).cast("string").alias("token"))
+    vault.mint_stream(domain, new)
+    return distinct
+
+
+def _tokenized(frame, columns, keys, entries, specs) -> DataFrame:
+    """``frame`` with each of ``specs``' columns set to the token of its ``columns`` value."""
+    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
+
+    if entries is None:  # nothing in the batch and nothing in the vault: every value is null
+        for c in specs:
+            frame = frame.withColumn(c.name, F.lit(None).cast("string"))
+        return frame
     # Two tokens for one value only if a mint bypassed the lock: the smallest wins, as on DuckDB.
+    tokens = entries.groupBy("index").agg(F.min("token").alias("token"))
+    frame = frame.crossJoin(keys)
+    for i, (column, c) in enumerate(zip(columns, specs, strict=True)):
+        idx, t = f"_idx_{i}", f"_token_{i}"
+        frame = frame.withColumn(idx, F.expr(INDEX_SQL.format(value=_q(column))))
+        pairs = tokens.select(F.col("index").alias(f"_index_{i}"), F.col("token").alias(t))
+        frame = frame.join(pairs, frame[idx] == pairs[f"_index_{i}"], "left")
+        frame = frame.withColumn(c.name, F.col(t)).drop(idx, t, f"_index_{i}")
+    return frame.drop("_ki", "_ko")
+
+
+def _value_tokens(distinct: DataFrame, entries: DataFrame | None) -> DataFrame:
+    """``value, token`` of the batch's distinct values (for the scrubbed texts' identifiers)."""
+    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
+
+    if entries is None:
+        return distinct.select("value", F.lit(None).cast("string").alias("token"))
     return (
         distinct.join(entries, distinct["idx"] == entries["index"])
         .groupBy("value")

@@ -9,6 +9,7 @@ domain's index once; a Delta version is immutable, so a hit is exact.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 
 import duckdb
 import numpy as np
@@ -137,3 +138,32 @@ def string_chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     """The chunks of ``column`` as plain strings (one for an Array)."""
     column = column.cast(pa.string())
     return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+
+
+def rechunked(
+    batches: Iterable[tuple[pa.Array, pa.Array]], size: int
+) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """``(values, index)`` batches regrouped into chunks of exactly ``size`` rows (the last one
+    shorter), pulling no batch before the chunk it belongs to is wanted: at most one chunk and
+    one batch are held at a time."""
+    if size < 1:
+        raise ValueError("a chunk holds at least one value")
+    held: list[tuple[pa.Array, pa.Array]] = []
+    count = 0
+    for values, index in batches:
+        start = 0
+        while start < len(values):
+            take = min(size - count, len(values) - start)
+            held.append((values.slice(start, take), index.slice(start, take)))
+            count, start = count + take, start + take
+            if count == size:
+                yield _joined(held)
+                held, count = [], 0
+    if count:
+        yield _joined(held)
+
+
+def _joined(parts: list[tuple[pa.Array, pa.Array]]) -> tuple[pa.Array, pa.Array]:
+    values = pa.chunked_array([p[0].cast(pa.string()) for p in parts], pa.string())
+    index = pa.chunked_array([p[1].cast(pa.binary()) for p in parts], pa.binary())
+    return values.combine_chunks(), index.combine_chunks()

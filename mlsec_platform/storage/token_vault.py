@@ -14,6 +14,7 @@ API (Silver mints through ``tokenize_many``; reveal, erasure and rotation use th
     vault.tokenize_many({"email": column, ...}, domain) -> {"email": tokens}
         tokens of every value (null stays null); values the vault lacks are minted, under the
         domain's lock, in one commit of ``keys`` and one of ``entries``
+    vault.mint_stream(domain, new) -> minted (the Spark engine's new values, a chunk at a time)
     vault.lookup(domain, values) -> tokens, null where the vault has no token (mints nothing)
     vault.entries(domain, tokens) -> table of token, key_id, ciphertext (the tokens it holds)
     vault.wrapped_keys(domain, key_ids=None) -> {key_id: wrapped data key} (None: all)
@@ -30,8 +31,9 @@ the others need an identity that may read (to forget and rewrap: write, delete) 
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,13 +42,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import (
-    ColumnProperties,
-    CommitProperties,
-    DeltaTable,
-    WriterProperties,
-    write_deltalake,
-)
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from mlsec_platform.catalog.governance import TOKEN_DOMAIN_SHAPE, TOKEN_PATTERN
@@ -64,47 +60,17 @@ from mlsec_platform.settings import Zone
 from mlsec_platform.storage.commits import committed_version
 from mlsec_platform.storage.token_index import (
     binary_rows,
+    index_rows,
     known_tokens,
     match_tokens,
     put_tokens,
+    rechunked,
     remember_appended,
     string_chunks,
 )
+from mlsec_platform.storage.token_tables import ENTRIES_SCHEMA, KEYS_SCHEMA, MINT_CHUNK, WRITER
 
-ENTRIES_SCHEMA = pa.schema(
-    [
-        pa.field("index", pa.binary(), nullable=False),
-        pa.field("token", pa.string(), nullable=False),
-        pa.field("ciphertext", pa.binary(), nullable=False),
-        pa.field("key_id", pa.string(), nullable=False),
-    ]
-)
-KEYS_SCHEMA = pa.schema(
-    [
-        pa.field("key_id", pa.string(), nullable=False),
-        pa.field("wrapped", pa.string(), nullable=False),
-        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("run_id", pa.string()),
-    ]
-)
-#: Rows per Parquet row group of ``entries``, measured on 1M rows (2026-12): 16k rows made a
-#: run's full read of the index 3x slower (1.25 s against 0.41 s), 128k rows made a reveal of
-#: one token read 128k rows (0.26 s against 0.10 s); a reveal of 100 tokens takes 0.65 s.
-ROW_GROUP_ROWS = 65_536
-_RANDOM = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
-WRITER = WriterProperties(
-    # Random bytes do not compress: trying costs time and saves nothing.
-    compression="UNCOMPRESSED",
-    max_row_group_size=ROW_GROUP_ROWS,
-    column_properties={
-        "index": _RANDOM,
-        "ciphertext": _RANDOM,
-        # Statistics kept: a reveal skips the row groups whose token range misses its tokens.
-        "token": ColumnProperties(dictionary_enabled=False),
-    },
-)
-
-
+Rows = pa.Table | pa.RecordBatchReader
 #: Commit metadata of a forget's rewrite (the number of rows it removed).
 FORGOTTEN_COMMIT = "mlsec.forgotten"
 
@@ -206,19 +172,43 @@ class TokenVault:
         self.minted.setdefault(domain, (0, version))
         return tokens
 
-    def mint_values(
-        self, domain: str, values: pa.Array, still_missing: Callable[[pa.Array], pa.Array]
+    def mint_stream(
+        self,
+        domain: str,
+        new: Callable[[], Iterator[tuple[pa.Array, pa.Array]]],
+        chunk_values: int = MINT_CHUNK,
     ) -> int:
-        """Mint tokens for ``values``, which a lookup elsewhere (the Spark engine's) found
-        missing: under the domain's lock ``still_missing`` re-checks them against the vault as
-        it is then, and only those are minted, in one commit. Returns how many."""
+        """Mint the values ``new()`` yields as ``(values, index)`` batches: those a lookup
+        elsewhere (the Spark engine's) finds missing, with the index it computed. ``new()`` runs
+        under the domain's lock, held until the commit, so it sees the vault as it is then.
+        Only one chunk of at most ``chunk_values`` values (and one batch) is held here at a
+        time: one data key (committed to ``keys`` first) seals them all, each chunk's nonces
+        following the last chunk's; each chunk's entries, sorted by token, are streamed by the
+        writer into ONE commit of ``entries``. Returns how many values were minted."""
         with self._lock(domain):
-            values = still_missing(values)
-            if len(values):
-                index = self._index().digests(domain, values, self.workers)
-                _, version = self._mint(domain, values, index)
-                self.minted[domain] = (len(values), version)
-        return len(values)
+            chunks = rechunked(new(), chunk_values)
+            first = next(chunks, None)
+            if first is None:
+                return 0
+            # The key is committed here: the writer below runs ``batches`` on its own runtime,
+            # from which no other Delta call can be made.
+            key, count = self._new_key(domain), 0
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                nonlocal count
+                for values, index in itertools.chain([first], chunks):
+                    entries, _ = self._sealed(key, domain, values, index_rows(index), count)
+                    count += len(values)
+                    yield from entries.to_batches()
+
+            reader = pa.RecordBatchReader.from_batches(ENTRIES_SCHEMA, batches())
+            version = self._write(self.uri(domain, "entries"), reader, "append")
+            self.minted[domain] = (count, version)
+        self._emit(
+            "tokens.minted",
+            {"domain": domain, "count": count, "key_id": key.key_id, "version": version},
+        )
+        return count
 
     def version(self, domain: str, table: str = "entries") -> int | None:
         """The latest version of one of the domain's tables (None: not made yet)."""
@@ -242,19 +232,32 @@ class TokenVault:
     def _mint(self, domain: str, values: pa.Array, index: np.ndarray) -> tuple[pa.Array, int]:
         """Fresh tokens for ``values`` (none in the vault), committed: the wrapped data key
         first (a key without entries is harmless), then every entry in one commit."""
+        key = self._new_key(domain)
+        entries, tokens = self._sealed(key, domain, values, index)
+        version = self._append(self.uri(domain, "entries"), entries, remember=True)
+        self._emit(
+            "tokens.minted",
+            {"domain": domain, "count": len(values), "key_id": key.key_id, "version": version},
+        )
+        return token_array(tokens), version
+
+    def _new_key(self, domain: str) -> DataKey:
+        """A fresh data key, its wrapped form committed to ``keys``."""
         if self._data_keys is None:
             raise InvalidInput("this token vault has no data keys: it cannot mint")
         key = self._data_keys()
+        row = [[key.key_id], [key.wrapped], [datetime.now(UTC)], [self.run_id]]
+        self._append(self.uri(domain, "keys"), pa.table(row, schema=KEYS_SCHEMA))
+        return key
+
+    def _sealed(
+        self, key: DataKey, domain: str, values: pa.Array, index: np.ndarray, first_nonce=0
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Fresh tokens for ``values`` sealed under ``key`` from nonce ``first_nonce``: (the
+        entries, sorted by token; the tokens in ``values``' order)."""
         tokens, order = new_tokens(len(values))
         rows = pa.array(order)
-        ciphertexts = seal(key, domain, values.take(rows), tokens[order], self.workers)
-        self._append(
-            self.uri(domain, "keys"),
-            pa.table(
-                [[key.key_id], [key.wrapped], [datetime.now(UTC)], [self.run_id]],
-                schema=KEYS_SCHEMA,
-            ),
-        )
+        ciphertexts = seal(key, domain, values.take(rows), tokens[order], self.workers, first_nonce)
         entries = pa.table(
             [
                 binary_rows(index[order]),
@@ -264,22 +267,20 @@ class TokenVault:
             ],
             schema=ENTRIES_SCHEMA,
         )
-        uri = self.uri(domain, "entries")
-        version = self._append(uri, entries, remember=True)
-        self._emit(
-            "tokens.minted",
-            {"domain": domain, "count": len(values), "key_id": key.key_id, "version": version},
-        )
-        return token_array(tokens), version
+        return entries, tokens
 
-    def _append(self, uri: str, table: pa.Table, *, remember: bool = False) -> int:
+    def _append(self, uri: str, table: Rows, *, remember: bool = False) -> int:
         version = self._write(uri, table, "append")
         if remember:
             remember_appended(uri, version, table)
         return version
 
     def _write(
-        self, uri: str, table: pa.Table, mode: Literal["append", "overwrite"], metadata=None
+        self,
+        uri: str,
+        table: pa.Table | pa.RecordBatchReader,
+        mode: Literal["append", "overwrite"],
+        metadata=None,
     ) -> int:
         """One commit of ``table`` (``metadata``: more of its commit's); the version it made."""
         write_id = str(uuid.uuid4())

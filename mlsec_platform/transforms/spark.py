@@ -6,6 +6,8 @@ against Sail (embedded) and any Spark Connect endpoint. Time zone UTC, as on Duc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 from dagster_pyspark import LazyPySparkResource
 from pyspark.errors import ArithmeticException, DateTimeException, NumberFormatException
@@ -82,6 +84,19 @@ def run_spark_sql(spark: SparkSession, sql: str, **tables: pa.Table) -> pa.Table
     finally:
         for name in tables:
             spark.catalog.dropTempView(name)
+
+
+def arrow_batches(frame: DataFrame) -> Iterator[pa.Table]:
+    """``frame``'s rows as Arrow tables, as the engine streams them (a few thousand rows
+    each): the caller holds one at a time, where ``toArrow`` holds the whole result. PySpark's
+    public streaming call, ``toLocalIterator``, turns every value into a Python ``Row``; this is
+    the Connect client's own Arrow stream under it (PySpark 4.0-4.2, which the dependency
+    pins)."""
+    client = frame.sparkSession.client
+    plan = frame._plan  # noqa: SLF001 - the Connect plan the public calls run
+    for part in client.to_table_as_iterator(plan.to_proto(client), plan.observations):
+        if isinstance(part, pa.Table):
+            yield part
 
 
 def _plain(table: pa.Table) -> pa.Table:

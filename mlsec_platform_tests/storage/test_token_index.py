@@ -3,7 +3,7 @@
 import numpy as np
 import pyarrow as pa
 
-from mlsec_platform.storage.token_index import binary_rows, index_rows, match_tokens
+from mlsec_platform.storage.token_index import binary_rows, index_rows, match_tokens, rechunked
 
 
 def _rows(*heads_and_tails: tuple[int, int]) -> np.ndarray:
@@ -33,3 +33,24 @@ def test_index_rows_read_chunked_and_sliced_columns():
     rows = np.arange(32 * 5, dtype=np.uint8).reshape(5, 32) % 251
     column = pa.chunked_array([binary_rows(rows[:2]), binary_rows(rows[2:]).slice(1)])
     assert np.array_equal(index_rows(column), np.concatenate([rows[:2], rows[3:]]))
+
+
+def test_rechunked_holds_one_chunk_and_the_batch_being_read_at_most():
+    values = [f"v{i}" for i in range(1_000)]
+    rows = np.arange(32 * 1_000, dtype=np.uint32).astype(np.uint8).reshape(1_000, 32)
+    pulled = 0
+
+    def batches():  # as the engine streams them: 30 rows each
+        nonlocal pulled
+        for start in range(0, 1_000, 30):
+            pulled = min(start + 30, 1_000)
+            yield pa.array(values[start : start + 30]), binary_rows(rows[start : start + 30])
+
+    passed_on, out = 0, []
+    for chunk, index in rechunked(batches(), 100):
+        passed_on += len(chunk)
+        assert len(chunk) == len(index) <= 100
+        assert pulled - passed_on < 30  # nothing read beyond the batch this chunk ends in
+        out.extend(chunk.to_pylist())
+        assert np.array_equal(index_rows(index), rows[passed_on - len(chunk) : passed_on])
+    assert out == values

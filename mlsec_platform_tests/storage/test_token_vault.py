@@ -25,7 +25,7 @@ from mlsec_platform.privacy.tokens import (
 from mlsec_platform.resources.identity import identity_resources
 from mlsec_platform.resources.vault import VaultAccessDenied
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage.token_index import clear_index_cache
+from mlsec_platform.storage.token_index import binary_rows, clear_index_cache
 from mlsec_platform.storage.token_vault import TokenVault
 from mlsec_platform_tests.helpers import audit_events, audit_head, s3_as, s3_error_code, vault_as
 
@@ -103,6 +103,37 @@ def test_a_mint_writes_its_rows_in_one_commit_sorted_by_token(resources, domain)
     assert table.version() == 0
     stored = table.to_pyarrow_table(columns=["token"]).column(0).to_pylist()
     assert stored == sorted(stored) and sorted(stored) == sorted(tokens)
+
+
+def test_a_streamed_mint_holds_one_chunk_at_a_time_and_commits_once(
+    resources, domain, settings, endpoints
+):
+    """The Spark engine's mint: new values arrive in batches and are sealed a chunk at a time
+    (each chunk sorted by token on its own: 10 runs of 100), all in one commit of ``entries``
+    under one data key whose nonces never repeat; every value opens for its token."""
+    vault = batch(resources)
+    values = [f"person-{i}@example.com" for i in range(1_000)]
+    index = vault.index_key().digests(domain, pa.array(values))
+
+    def new():  # the engine's anti-join, streamed: 64 rows a batch
+        for start in range(0, 1_000, 64):
+            yield pa.array(values[start : start + 64]), binary_rows(index[start : start + 64])
+
+    assert vault.mint_stream(domain, new, chunk_values=100) == 1_000
+    lake = resources["lake_pipeline"]
+    uri = lake.table_uri(Zone.TOKENS, f"{domain}/entries")
+    table = DeltaTable(uri, storage_options=lake.storage_options())
+    assert table.version() == 0 and vault.minted[domain] == (1_000, 0)
+    stored = table.to_pyarrow_table(columns=["token", "ciphertext", "key_id"])
+    tokens = stored.column("token").to_pylist()
+    runs = [tokens[i : i + 100] for i in range(0, 1_000, 100)]
+    assert all(run == sorted(run) for run in runs) and tokens != sorted(tokens)
+    nonces = {c[:12] for c in stored.column("ciphertext").to_pylist()}
+    assert len(nonces) == 1_000 and len(set(stored.column("key_id").to_pylist())) == 1
+    assert sorted(reveal_plainly(settings, endpoints, domain, tokens)) == sorted(values)
+    # A stream with nothing new (the values all in the vault) commits nothing.
+    assert batch(resources).mint_stream(domain, lambda: iter(()), chunk_values=100) == 0
+    assert DeltaTable(uri, storage_options=lake.storage_options()).version() == 0
 
 
 def test_only_a_revealer_opens_tokens(resources, domain, settings, endpoints):
