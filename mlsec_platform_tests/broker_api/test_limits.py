@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -129,21 +128,6 @@ def test_check_is_thread_safe() -> None:
     for t in threads:
         t.join()
     assert sum(allowed) == 500
-
-
-def test_check_is_fast() -> None:
-    rl = RateLimiter()
-    lim = Limits(requests_per_minute=10**9, burst=10**9, project_requests_per_minute=10**9)
-    principals = [who(f"user{i}", f"p{i % 10}") for i in range(1_000)]
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for p in principals * 20:
-            rl.check(p, lim)
-        best = min(best, (time.perf_counter() - start) / 20_000)
-    print(f"RateLimiter.check: {best * 1e6:.2f} us")
-    # The budget is 5 us; allow head-room for a loaded shared runner.
-    assert best < 25e-6
 
 
 def test_gate_caps_per_subject_and_globally() -> None:
