@@ -301,6 +301,8 @@ def test_limits_answer_429_with_retry_after(broker) -> None:
     services.lineage.materialized = True
     (busy,) = ask(app, ("POST", "/query", "analyst", PAGE))
     assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+    # A stopped clock refills nothing: the burst runs out however slowly the requests go.
+    services.limiter = RateLimiter(clock=lambda: 0.0)
     responses = ask(app, *[("POST", "/explain", "analyst", PAGE)] * 80)
     limited = [r for r in responses if r.status_code == 429]
     assert limited and int(limited[0].headers["retry-after"]) >= 1
