@@ -113,6 +113,7 @@ def popen_options(
     """Options that start a subprocess as ``identity``'s user (with ``env``) when separated,
     else as this process's user, with ``env``."""
     if separated(settings):
+        _reach_certificates(settings)
         return os_user(identity).popen_options(env)
     return {"env": dict(os.environ if env is None else env)}
 
@@ -128,6 +129,7 @@ def become(settings: PlatformSettings, identity: str, give: Path | None = None) 
         return
     user = os_user(identity)
     options = user.popen_options()
+    _reach_certificates(settings)
     if give is not None:
         give.mkdir(parents=True, exist_ok=True)
         os.chown(give, user.uid, user.gid)
@@ -198,6 +200,17 @@ def hand_over(settings: PlatformSettings, folder: Path, identity: str) -> None:
     # Every user traverses to its own folder (the names of the identities are no secret).
     folder.parent.chmod(0o755)
     _traversable(folder.parent)
+
+
+def _reach_certificates(settings: PlatformSettings) -> None:
+    """The CA certificates the settings name are public, but may lie anywhere: e.g.
+    ``MLSEC_CA_BUNDLE=certs/ca.pem`` from `mlsec cert issue --out certs`, in a folder only root
+    could pass. Every identity's process reads them, so the folders above them are made
+    passable (not listable) before it switches user; the files keep their own modes."""
+    named = [settings.ca_bundle, settings.server_ca_bundle, *settings.server_ca_files.values()]
+    for path in named:
+        if path is not None:
+            _traversable(Path(path).absolute())
 
 
 def _traversable(path: Path) -> None:
