@@ -132,9 +132,9 @@ class TokenVault:
     ) -> dict[str, pa.Array]:
         """The tokens of each column's values (null stays null); new values are minted."""
         names = list(columns)
-        if not names:
-            return {}
         lengths = [len(columns[n]) for n in names]
+        if not any(lengths):  # no column, or an incremental batch without rows of this table
+            return {n: pa.array([], pa.string()) for n in names}
         chunks = [c for n in names for c in string_chunks(columns[n])]
         encoded = pc.dictionary_encode(pa.chunked_array(chunks, pa.string()))
         # One dictionary for all chunks: the last chunk's holds every distinct value.

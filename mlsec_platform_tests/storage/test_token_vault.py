@@ -274,3 +274,17 @@ def test_after_a_forget_the_other_tokens_still_reveal_and_join(tmp_path):
     assert vault.tokenize_many({"v": pa.array(["value-5"])}, "people")["v"].to_pylist() != [
         tokens[5]
     ]  # minted afresh: the old token is gone for good
+
+
+def test_an_empty_batch_gets_empty_token_columns(tmp_path):
+    """An incremental run whose batch has no rows of a table tokenizes nothing: it failed
+    with 'Chunk index out of range' (no chunk to take the dictionary from)."""
+    from mlsec_platform_tests.helpers import local_token_vault
+
+    vault = local_token_vault(tmp_path)
+    empty = pa.chunked_array([], pa.string())
+    tokens = vault.tokenize_many({"email": empty, "name": pa.array([], pa.string())}, "people")
+    assert {k: (v.type, len(v)) for k, v in tokens.items()} == {
+        "email": (pa.string(), 0),
+        "name": (pa.string(), 0),
+    }
