@@ -83,7 +83,13 @@ def _select(path: Path) -> Path:
     """``path`` itself, or the policy file of the highest version in the folder ``path``."""
     if not path.is_dir():
         return path
-    files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+    try:
+        files = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+    except PermissionError:
+        raise PolicyFileError(
+            f"{path}: the policy folder cannot be read by this process (run as root, the "
+            "broker runs as the OS user mlsec-broker): make it readable, e.g. chmod o+rx"
+        ) from None
     versions = {}
     for file in files:
         key = _version_key(file.stem)

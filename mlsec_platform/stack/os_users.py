@@ -203,11 +203,13 @@ def hand_over(settings: PlatformSettings, folder: Path, identity: str) -> None:
 
 
 def _reach_certificates(settings: PlatformSettings) -> None:
-    """The CA certificates the settings name are public, but may lie anywhere: e.g.
+    """The CA certificates (and policies) the settings name are public, but may lie anywhere: e.g.
     ``MLSEC_CA_BUNDLE=certs/ca.pem`` from `mlsec cert issue --out certs`, in a folder only root
     could pass. Every identity's process reads them, so the folders above them are made
     passable (not listable) before it switches user; the files keep their own modes."""
     named = [settings.ca_bundle, settings.server_ca_bundle, *settings.server_ca_files.values()]
+    # The broker's policy folder too (its files are no secret; the folder keeps its mode).
+    named.append(settings.broker_policy_dir and settings.broker_policy_dir / "policy.yaml")
     for path in named:
         if path is not None:
             _traversable(Path(path).absolute())

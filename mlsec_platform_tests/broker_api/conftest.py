@@ -140,6 +140,7 @@ def tight_policy(folder: Path) -> Path:
     for project in PROBE_PROJECTS:
         policy["projects"][project] = {"description": "limits under test", "scope": "*"}
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # as an operator keeps it: the broker's OS user reads it
     (folder / source.name).write_text(yaml.safe_dump(policy, sort_keys=False))
     return folder
 

@@ -15,3 +15,4 @@ path "auth/token/create/operator-bootstrap"               { capabilities = ["upd
 path "auth/token/create/operator-erase"                   { capabilities = ["update"] }
 path "auth/token/create/operator-erase-verify"            { capabilities = ["update"] }
 path "auth/token/create/operator-receipt-verify"          { capabilities = ["update"] }
+path "auth/token/create/operator-subjects"                { capabilities = ["update"] }
