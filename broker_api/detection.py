@@ -198,6 +198,8 @@ class ExfiltrationWatch:
             Action.REAUTHENTICATE: REAUTHENTICATE_SECONDS,
         }[rule.action]
         since = self._store.hold(subject, rule.action.value, rule.detector.value, seconds)
+        if since is None:  # another replica held the subject first, and alerted
+            return
         stamp = since.timestamp()
         self._held[subject] = Hold(
             subject,

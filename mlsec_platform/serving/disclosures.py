@@ -115,13 +115,18 @@ CREATE OR REPLACE FUNCTION limits.hold(
 ) RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, limits AS $$
 DECLARE
     now_ timestamptz := clock_timestamp();
+    placed timestamptz;
 BEGIN
-    INSERT INTO holds VALUES (p_subject, p_action, p_detector, now_,
-                              CASE WHEN p_seconds IS NULL THEN NULL
-                                   ELSE now_ + make_interval(secs => p_seconds) END)
+    -- Only an expired hold is replaced: when two replicas cross a threshold together, the
+    -- second finds the first's hold in force and gets NULL (it neither alerts nor re-holds).
+    INSERT INTO holds AS h VALUES (p_subject, p_action, p_detector, now_,
+                                   CASE WHEN p_seconds IS NULL THEN NULL
+                                        ELSE now_ + make_interval(secs => p_seconds) END)
         ON CONFLICT (subject) DO UPDATE SET action = excluded.action,
-            detector = excluded.detector, since = excluded.since, until = excluded.until;
-    RETURN now_;
+            detector = excluded.detector, since = excluded.since, until = excluded.until
+        WHERE h.until IS NOT NULL AND h.until <= now_
+        RETURNING h.since INTO placed;
+    RETURN placed;
 END $$;
 
 CREATE OR REPLACE FUNCTION limits.holds_now()
@@ -202,7 +207,10 @@ class SharedDisclosures(SharedCounters):
         )
         return {watch: int(seen) for watch, seen in counts.items()}
 
-    def hold(self, subject: str, action: str, detector: str, seconds: float | None) -> datetime:
+    def hold(
+        self, subject: str, action: str, detector: str, seconds: float | None
+    ) -> datetime | None:
+        """When the hold was placed; None when one is in force already (another replica's)."""
         (since,) = self._call(
             "SELECT limits.hold(%s, %s, %s, %s)", (subject, action, detector, seconds)
         )
@@ -253,9 +261,14 @@ class LocalDisclosures:
                     del seen[old]
             return {watch: len(self._sightings[watch]) for watch in watches}
 
-    def hold(self, subject: str, action: str, detector: str, seconds: float | None) -> datetime:
+    def hold(
+        self, subject: str, action: str, detector: str, seconds: float | None
+    ) -> datetime | None:
         now = time.time()
         with self._lock:
+            held = self._holds.get(subject)
+            if held is not None and (held.until is None or held.until > now):
+                return None
             until = None if seconds is None else now + seconds
             self._holds[subject] = Hold(subject, action, detector, now, until)
         return datetime.fromtimestamp(now, UTC)
