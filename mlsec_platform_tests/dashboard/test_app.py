@@ -9,6 +9,7 @@ Each chart's read is a broker audit event under the viewer's own subject.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -96,6 +97,9 @@ CHARTS_DRAWN = """() => [...document.querySelectorAll("[data-testid='stVegaLiteC
     .every((chart) => chart.querySelector("canvas, svg"))"""
 
 
+STATE_ROWS = "[data-testid='stTable'] tbody tr th"
+
+
 def _read_page(url: str) -> dict:
     from playwright.sync_api import Error, sync_playwright
 
@@ -111,7 +115,10 @@ def _read_page(url: str) -> dict:
                 raise AssertionError(
                     f"{exc.message}; the page said:\n{page.inner_text('body')}"
                 ) from exc
-            table = page.locator("[data-testid='stTable'] tbody tr th")
+            # The state table may land after the charts; a refused viewer has none.
+            with contextlib.suppress(Error):
+                page.wait_for_selector(STATE_ROWS, timeout=10_000)
+            table = page.locator(STATE_ROWS)
             metric = page.locator("[data-testid='stMetricValue']")
             return {
                 "charts": page.locator("[data-testid='stVegaLiteChart']").count(),
