@@ -113,7 +113,7 @@ def popen_options(
     """Options that start a subprocess as ``identity``'s user (with ``env``) when separated,
     else as this process's user, with ``env``."""
     if separated(settings):
-        _reach_certificates(settings)
+        _reach_public_files(settings)
         return os_user(identity).popen_options(env)
     return {"env": dict(os.environ if env is None else env)}
 
@@ -129,7 +129,7 @@ def become(settings: PlatformSettings, identity: str, give: Path | None = None) 
         return
     user = os_user(identity)
     options = user.popen_options()
-    _reach_certificates(settings)
+    _reach_public_files(settings)
     if give is not None:
         give.mkdir(parents=True, exist_ok=True)
         os.chown(give, user.uid, user.gid)
@@ -202,13 +202,14 @@ def hand_over(settings: PlatformSettings, folder: Path, identity: str) -> None:
     _traversable(folder.parent)
 
 
-def _reach_certificates(settings: PlatformSettings) -> None:
-    """The CA certificates (and policies) the settings name are public, but may lie anywhere: e.g.
-    ``MLSEC_CA_BUNDLE=certs/ca.pem`` from `mlsec cert issue --out certs`, in a folder only root
-    could pass. Every identity's process reads them, so the folders above them are made
-    passable (not listable) before it switches user; the files keep their own modes."""
+def _reach_public_files(settings: PlatformSettings) -> None:
+    """The CA certificates and the policy folder the settings name are public, but may lie
+    anywhere: e.g. ``MLSEC_CA_BUNDLE=certs/ca.pem`` from `mlsec cert issue --out certs`, in a
+    folder only root could pass. Every identity's process reads them, so the folders above
+    them are made passable (not listable) before it switches user; files keep their modes."""
     named = [settings.ca_bundle, settings.server_ca_bundle, *settings.server_ca_files.values()]
-    # The broker's policy folder too (its files are no secret; the folder keeps its mode).
+    # The broker's policy folder (no secret), named by a file in it so the folder itself
+    # becomes passable too; its read bit stays as the operator set it.
     named.append(settings.broker_policy_dir and settings.broker_policy_dir / "policy.yaml")
     for path in named:
         if path is not None:
