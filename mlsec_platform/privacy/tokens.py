@@ -50,8 +50,9 @@ import base64
 import hashlib
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Protocol
@@ -79,6 +80,10 @@ NONCE_BYTES = 12
 SEALED_OVERHEAD = NONCE_BYTES + 16
 #: Below this many values one process is faster than starting workers.
 PARALLEL_THRESHOLD = 200_000
+#: Values a sealing worker takes at a time when a mint streams its entries to the writer: small
+#: enough that the writer's first part is ready early and the last one leaves little to wait
+#: for, large enough that handing parts over costs nothing (4.7M values: 36 parts).
+SEAL_PART = 131_072
 
 _CHARACTER_OF_BYTE = bytes(ALPHABET[b & 63] for b in range(256))
 
@@ -204,6 +209,32 @@ def seal(
     """Binary ciphertexts of ``values`` (one each, same order) under ``key``, each bound to its
     token. Nonces count up from ``first_nonce``: a data key seals one batch only, and a batch
     sealed in chunks starts each chunk where the previous one ended."""
+    job, n, sealed = _sealing_job(key, domain, values, tokens, first_nonce)
+    _run_ranges(job, n, workers)
+    return sealed
+
+
+@contextmanager
+def sealing(
+    key: DataKey, domain: str, values: pa.Array, tokens: np.ndarray, workers: int = 1
+) -> Iterator[Iterator[tuple[int, int, pa.Array]]]:
+    """What :func:`seal` makes, handed over a part at a time: ``(start, end, ciphertexts of
+    values[start:end])`` in order, each as soon as the workers have sealed it.
+
+    Every part is given to the workers on entry (forked here, before the caller starts
+    anything else), so while the caller writes one part the workers seal the next: a mint's
+    sealing overlaps its upload (``TokenVault._mint``), where one after the other left a core
+    idle during each. Leaving the block stops the workers, sealed or not."""
+    job, n, sealed = _sealing_job(key, domain, values, tokens, 0)
+    with _ranges_in_order(job, n, workers, SEAL_PART) as ranges:
+        yield ((a, b, sealed.slice(a, b - a)) for a, b in ranges)
+
+
+def _sealing_job(
+    key: DataKey, domain: str, values: pa.Array, tokens: np.ndarray, first_nonce: int
+) -> tuple[Callable[[int, int], None], int, pa.Array]:
+    """The job that seals ``values[a:b]`` into shared memory, ``n``, and the array over that
+    memory (each range valid once its job has run: every value's place is known up front)."""
     data, offsets = string_buffers(values)
     n = len(offsets) - 1
     out_offsets = np.zeros(n + 1, dtype=np.int64)
@@ -215,13 +246,12 @@ def seal(
     def job(a: int, b: int) -> None:
         _seal_into(key.plaintext, prefix, flat, data, offsets, out, out_offsets, a, b, first_nonce)
 
-    _run_ranges(job, n, workers)
     body = pa.py_buffer(out).slice(0, size)  # the shared memory itself, no copy
     if size < 2**31:  # binary (int32 offsets), as the vault stores it
-        return pa.Array.from_buffers(
-            pa.binary(), n, [None, pa.py_buffer(out_offsets.astype(np.int32)), body]
-        )
-    return pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(out_offsets), body])
+        offsets_buffer, kind = pa.py_buffer(out_offsets.astype(np.int32)), pa.binary()
+    else:
+        offsets_buffer, kind = pa.py_buffer(out_offsets), pa.large_binary()
+    return job, n, pa.Array.from_buffers(kind, n, [None, offsets_buffer, body])
 
 
 def open_sealed(key: bytes, domain: str, token: str, sealed: bytes) -> str:
@@ -301,17 +331,43 @@ def _worker(bounds: tuple[int, int]) -> None:
 def _run_ranges(job: Callable[[int, int], None], n: int, workers: int) -> None:
     """``job(a, b)`` over ranges covering ``0..n``: here for small ``n``, else in forked
     workers, which write into the anonymous shared memory the job closes over."""
+    with _ranges_in_order(job, n, workers) as ranges:
+        for _ in ranges:
+            pass
+
+
+@contextmanager
+def _ranges_in_order(
+    job: Callable[[int, int], None], n: int, workers: int, largest: int | None = None
+) -> Iterator[Iterator[tuple[int, int]]]:
+    """Ranges covering ``0..n`` (of at most ``largest``), each yielded once ``job`` has run on
+    it, in order. Small ``n`` runs here, when the first range is asked for; otherwise every
+    range is submitted on entry to workers forked then, which inherit the job."""
     global _JOB
     if n < PARALLEL_THRESHOLD or workers < 2:
-        job(0, n)
+
+        def here() -> Iterator[tuple[int, int]]:
+            job(0, n)
+            yield 0, n
+
+        yield here()
         return
+    step = -(-n // (workers * 4))
+    step = min(step, largest) if largest else step
+    ranges = [(i, min(i + step, n)) for i in range(0, n, step)]
     _JOB = job
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("fork"))
     try:
-        step = -(-n // (workers * 4))
-        ranges = [(i, min(i + step, n)) for i in range(0, n, step)]
-        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-            list(pool.map(_worker, ranges))
+        submitted = [(r, pool.submit(_worker, r)) for r in ranges]  # every worker forks here
+
+        def finished() -> Iterator[tuple[int, int]]:
+            for r, future in submitted:
+                future.result()  # a worker's error is raised here
+                yield r
+
+        yield finished()
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _JOB = None
 
 

@@ -16,7 +16,11 @@ import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from mlsec_platform.privacy.tokens import INDEX_BYTES
+from mlsec_platform.privacy.tokens import INDEX_BYTES, token_array
+from mlsec_platform.storage.token_tables import ENTRIES_SCHEMA
+
+#: The columns of ``entries`` a lookup needs.
+KEYED_SCHEMA = pa.schema([ENTRIES_SCHEMA.field("index"), ENTRIES_SCHEMA.field("token")])
 
 #: uri -> (version, its index and token columns).
 _INDEX_CACHE: dict[str, tuple[int, pa.Table]] = {}
@@ -61,6 +65,11 @@ def binary_rows(matrix: np.ndarray) -> pa.Array:
     offsets = np.arange(0, INDEX_BYTES * (n + 1), INDEX_BYTES, dtype=np.int32)
     data = pa.py_buffer(np.ascontiguousarray(matrix).reshape(-1))
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), data])
+
+
+def keyed_rows(index: np.ndarray, tokens: np.ndarray) -> pa.Table:
+    """``(n, 32)`` index and ``(n, 26)`` token matrices as the rows a lookup reads."""
+    return pa.table([binary_rows(index), token_array(tokens)], schema=KEYED_SCHEMA)
 
 
 def index_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -167,3 +176,18 @@ def _joined(parts: list[tuple[pa.Array, pa.Array]]) -> tuple[pa.Array, pa.Array]
     values = pa.chunked_array([p[0].cast(pa.string()) for p in parts], pa.string())
     index = pa.chunked_array([p[1].cast(pa.binary()) for p in parts], pa.binary())
     return values.combine_chunks(), index.combine_chunks()
+
+
+def entry_batches(
+    keyed: pa.Table, parts: Iterable[tuple[int, int, pa.Array]], key_id: str
+) -> pa.RecordBatchReader:
+    """Rows of ``entries``: ``keyed`` (index, token) with each part's ciphertexts (``start,
+    end, ciphertexts`` of those rows) and ``key_id``, a part at a time as ``parts`` yields."""
+    index, token = (keyed.column(c).combine_chunks() for c in ("index", "token"))
+
+    def batches():
+        for a, b, ciphertexts in parts:
+            columns = [index.slice(a, b - a), token.slice(a, b - a), ciphertexts]
+            yield pa.record_batch([*columns, pa.repeat(key_id, b - a)], schema=ENTRIES_SCHEMA)
+
+    return pa.RecordBatchReader.from_batches(ENTRIES_SCHEMA, batches())

@@ -53,6 +53,7 @@ from mlsec_platform.privacy.tokens import (
     default_workers,
     new_tokens,
     seal,
+    sealing,
     token_array,
 )
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -60,7 +61,9 @@ from mlsec_platform.settings import Zone
 from mlsec_platform.storage.commits import committed_version
 from mlsec_platform.storage.token_index import (
     binary_rows,
+    entry_batches,
     index_rows,
+    keyed_rows,
     known_tokens,
     match_tokens,
     put_tokens,
@@ -70,7 +73,6 @@ from mlsec_platform.storage.token_index import (
 )
 from mlsec_platform.storage.token_tables import ENTRIES_SCHEMA, KEYS_SCHEMA, MINT_CHUNK, WRITER
 
-Rows = pa.Table | pa.RecordBatchReader
 #: Commit metadata of a forget's rewrite (the number of rows it removed).
 FORGOTTEN_COMMIT = "mlsec.forgotten"
 
@@ -231,10 +233,15 @@ class TokenVault:
 
     def _mint(self, domain: str, values: pa.Array, index: np.ndarray) -> tuple[pa.Array, int]:
         """Fresh tokens for ``values`` (none in the vault), committed: the wrapped data key
-        first (a key without entries is harmless), then every entry in one commit."""
+        first (a key without entries is harmless), then every entry in one commit, sorted by
+        token, streamed to the writer a sealed part at a time while the next is sealed."""
         key = self._new_key(domain)
-        entries, tokens = self._sealed(key, domain, values, index)
-        version = self._append(self.uri(domain, "entries"), entries, remember=True)
+        tokens, order = new_tokens(len(values))
+        ordered, uri = tokens[order], self.uri(domain, "entries")
+        keyed = keyed_rows(index[order], ordered)  # what the cached index holds
+        with sealing(key, domain, values.take(pa.array(order)), ordered, self.workers) as parts:
+            version = self._write(uri, entry_batches(keyed, parts, key.key_id), "append")
+        remember_appended(uri, version, keyed)
         self._emit(
             "tokens.minted",
             {"domain": domain, "count": len(values), "key_id": key.key_id, "version": version},
@@ -247,7 +254,7 @@ class TokenVault:
             raise InvalidInput("this token vault has no data keys: it cannot mint")
         key = self._data_keys()
         row = [[key.key_id], [key.wrapped], [datetime.now(UTC)], [self.run_id]]
-        self._append(self.uri(domain, "keys"), pa.table(row, schema=KEYS_SCHEMA))
+        self._write(self.uri(domain, "keys"), pa.table(row, schema=KEYS_SCHEMA), "append")
         return key
 
     def _sealed(
@@ -268,12 +275,6 @@ class TokenVault:
             schema=ENTRIES_SCHEMA,
         )
         return entries, tokens
-
-    def _append(self, uri: str, table: Rows, *, remember: bool = False) -> int:
-        version = self._write(uri, table, "append")
-        if remember:
-            remember_appended(uri, version, table)
-        return version
 
     def _write(
         self,

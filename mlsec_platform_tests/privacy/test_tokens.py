@@ -15,12 +15,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from mlsec_platform.catalog.governance import TOKEN_PATTERN
 from mlsec_platform.privacy.tokens import (
     PARALLEL_THRESHOLD,
+    SEAL_PART,
     SEALED_OVERHEAD,
     DataKey,
     IndexKey,
     new_tokens,
     open_sealed,
     seal,
+    sealing,
     token_array,
 )
 
@@ -58,6 +60,35 @@ def test_worker_processes_give_the_same_index_and_sealing_as_one_process():
     for i in (0, PARALLEL_THRESHOLD // 2, len(values) - 1):
         token = bytes(tokens[i]).decode()
         assert open_sealed(data_key.plaintext, "c", token, forked[i].as_py()) == values[i].as_py()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sealing_hands_over_in_order_parts_that_are_the_sealed_batch(workers):
+    n = 2 * SEAL_PART + 1_000 if workers > 1 else 1_000
+    values = pa.array(_values(n))
+    tokens, _ = new_tokens(n)
+    data_key = DataKey("k1", "vault:v1:x", os.urandom(32))
+    with sealing(data_key, "c", values, tokens, workers) as parts:
+        handed = list(parts)
+    bounds = [(a, b) for a, b, _ in handed]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n  # every value, once, in order
+    assert all(b == a2 for (_, b), (a2, _) in zip(bounds, bounds[1:], strict=False))
+    assert all(b - a <= SEAL_PART for a, b in bounds)
+    assert (len(handed) > 1) == (workers > 1)  # one process seals the batch as one part
+    joined = pa.concat_arrays([sealed for _, _, sealed in handed])
+    assert joined.equals(seal(data_key, "c", values, tokens, workers=1))
+
+
+def test_leaving_sealing_early_stops_its_workers():
+    n = 4 * SEAL_PART
+    values, (tokens, _) = pa.array(_values(n)), new_tokens(n)
+    data_key = DataKey("k1", "vault:v1:x", os.urandom(32))
+    with pytest.raises(RuntimeError), sealing(data_key, "c", values, tokens, 2) as parts:
+        next(parts)
+        raise RuntimeError("the writer failed")
+    # A second batch seals as usual after it: nothing of the first was left behind.
+    with sealing(data_key, "c", values.slice(0, 10), tokens[:10], 2) as parts:
+        assert [(a, b) for a, b, _ in parts] == [(0, 10)]
 
 
 def test_tokens_are_random_well_formed_distinct_and_sortable():

@@ -53,6 +53,19 @@ class Target:
             t=snapshot.dataset,
         )
 
+    def row_count(self, snapshot: Snapshot) -> int:
+        """How many rows :meth:`rows` gives, without making them: an online store holds one
+        row per entity (NULL being one, as in the PARTITION BY), so it counts the entities, a
+        hash aggregate of one column instead of a sort of the whole table by entity and time."""
+        group = self.source.feature_group
+        if group is None:
+            return snapshot.dataset.count_rows()
+        counted = run_sql(
+            f'SELECT count(*) AS n FROM (SELECT DISTINCT "{group.entity}" FROM t)',
+            t=snapshot.dataset,
+        )
+        return counted.column("n")[0].as_py()
+
 
 TARGETS = [
     *(Target(dataset(f"gold/{n}"), "gold", n) for n in [*GOLD_QUERIES, "dim_date"]),

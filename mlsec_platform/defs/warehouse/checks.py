@@ -44,7 +44,7 @@ def rows_check(target: Target) -> dg.AssetChecksDefinition:
         snapshot = read_snapshot(
             lake_pipeline, target.source.zone, target.source.name, version=version
         )
-        in_delta = target.rows(snapshot).num_rows
+        in_delta = target.row_count(snapshot)
         return dg.AssetCheckResult(
             passed=in_postgres == recorded == in_delta,
             severity=dg.AssetCheckSeverity.ERROR,
