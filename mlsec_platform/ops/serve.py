@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 from mlsec_platform.ops.services import record_service, serving
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.orchestrator import orchestrator_environment, project_root
+from mlsec_platform.stack.os_users import separated
 
 Echo = Callable[[str], None]
 
@@ -43,15 +43,23 @@ def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: 
         serve(settings, host, port)
 
 
-def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> NoReturn:
-    """The Dagster webserver and daemon against the running stack, in place of this process.
+def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> None:
+    """The Dagster webserver and daemon against the running stack.
 
-    ``dagster dev`` replaces this process (exec) instead of running as its child: a SIGTERM
-    from a service manager or ``kill`` then reaches ``dagster dev`` itself, which stops its
-    webserver, daemon and code server. As a child it outlived ``mlsec ui`` (Python's default
+    Run as root on the embedded default, each code location, the webserver and the daemon run
+    as their identity's OS user, under a supervisor of their own (``ops/dagster_ui.py``).
+
+    Otherwise ``dagster dev`` replaces this process (exec) instead of running as its child: a
+    SIGTERM from a service manager or ``kill`` then reaches ``dagster dev`` itself, which stops
+    its webserver, daemon and code server. As a child it outlived ``mlsec ui`` (Python's default
     SIGTERM ends the parent without a word to the child) and kept the UI's port and the
     instance's database connections until killed by hand.
     """
+    if separated(settings):
+        from mlsec_platform.ops.dagster_ui import serve_ui_separated
+
+        serve_ui_separated(settings, host, port, echo)
+        return
     env = {**os.environ, **orchestrator_environment(settings)}
     echo(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop)")
     command = [
