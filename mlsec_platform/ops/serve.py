@@ -1,7 +1,10 @@
 """The platform's servers in the foreground, for an operator: gateway, broker, Dagster UI.
 
 The gateway and the broker run as their identity's OS user (``stack/os_users.py``): started
-as root on the embedded default, they switch user before they read any credential.
+as root on the embedded default, they switch user before they read any credential of their
+identity. The files the settings name for a service (its metrics scrape credential) are the
+operator's, so they are read before the switch, as the user who started the service, and
+only what the service keeps of them (a digest) crosses it.
 
 Each runs until Ctrl-C. The gateway and the broker are imported only when served: the broker
 package is slow to import.
@@ -24,23 +27,29 @@ Echo = Callable[[str], None]
 def serve_gateway(settings: PlatformSettings, host: str, port: int | None, echo: Echo) -> None:
     """The ingestion gateway as the `gateway` identity (port: the settings' by default)."""
     from mlsec_platform.gateway.server import serve
+    from mlsec_platform.serving.scrape import MetricsScrapeCredential
 
     port = port or settings.gateway_port
     url = f"https://{host}:{port}"
+    # Read before the switch of user: the operator's file may be readable by root alone.
+    scrape = MetricsScrapeCredential.from_file(settings.metrics_credential_file)
     echo(f"Ingestion gateway on {url} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
     with serving(settings, "gateway", url, host, port, identity="gateway"):
-        serve(settings, host, port)
+        serve(settings, host, port, scrape)
 
 
 def serve_broker(settings: PlatformSettings, host: str, port: int | None, echo: Echo) -> None:
     """The Access Broker as the `broker` identity (port: the settings' by default)."""
+    from broker_api.metrics import ScrapeCredential
     from broker_api.server import serve
 
     port = port or settings.broker_port
     url = f"https://{host}:{port}"
+    # Read before the switch of user: the operator's file may be readable by root alone.
+    scrape = ScrapeCredential.from_file(settings.broker_metrics_credential_file)
     echo(f"Access Broker on {url} (mTLS; OpenAPI at /docs; Ctrl-C to stop)")
     with serving(settings, "broker", url, host, port, identity="broker"):
-        serve(settings, host, port)
+        serve(settings, host, port, scrape)
 
 
 def serve_ui(settings: PlatformSettings, host: str, port: int, echo: Echo) -> None:
