@@ -66,7 +66,7 @@ AMBIENT_CREDENTIALS = (
 #: How long the code servers may take to load their definitions on a busy machine (s).
 LOAD_TIMEOUT = 300.0
 #: How long a process may take to stop before it is killed (s).
-STOP_TIMEOUT = 20.0
+STOP_TIMEOUT = 30.0
 
 
 @dataclass
@@ -81,6 +81,11 @@ class Child:
 def serve_ui_separated(settings: PlatformSettings, host: str, port: int, echo: Echo) -> None:
     """Code servers, webserver and daemon, each as its identity's OS user, until SIGTERM or
     SIGINT (or until one of them ends, which ends the others)."""
+    # Started in the background by a script, this process may have SIGINT ignored, and its
+    # children would inherit that: Dagster maps SIGTERM to SIGINT's handler, so they would
+    # ignore both and only SIGKILL would stop them. With a handler here, they start with the
+    # default, and this process answers SIGINT too.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     env = _environment(settings)
     url = f"http://{host}:{port}"
     folder = Path(tempfile.mkdtemp(prefix="mlsec-ui-"))  # short: a socket path has 107 bytes

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from click.testing import CliRunner
 
+from mlsec_platform.cli import main
 from mlsec_platform.ops.dagster_ui import LOCATION_IDENTITIES
 from mlsec_platform.stack.orchestrator import project_root
 from mlsec_platform.stack.os_users import os_user
@@ -52,7 +54,9 @@ class Ui:
 
 
 @contextlib.contextmanager
-def running_ui() -> Iterator[Ui]:
+def running_ui(ignoring_sigint: bool = False) -> Iterator[Ui]:
+    """`mlsec ui` on a free port; ``ignoring_sigint``: started as a script's background job
+    is, with SIGINT ignored."""
     port = PortAllocator().take()
     process = subprocess.Popen(
         [str(MLSEC), "ui", "--port", str(port)],
@@ -60,6 +64,7 @@ def running_ui() -> Iterator[Ui]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # only for the clean-up below: signals go to the pid
+        preexec_fn=_ignore_sigint if ignoring_sigint else None,  # noqa: PLW1509 - no threads
     )
     try:
         wait_until_answering(process, port, timeout=600)
@@ -156,6 +161,12 @@ def test_the_webserver_serves_every_location(ui) -> None:
     assert code_locations(ui.port) == dict.fromkeys(LOCATION_IDENTITIES, "RepositoryLocation")
 
 
+def test_mlsec_status_lists_the_ui(ui) -> None:
+    status = CliRunner().invoke(main, ["status"]).output.splitlines()
+    line = next(line for line in status if line.startswith("ui "))
+    assert line.split() == ["ui", "up", f"http://127.0.0.1:{ui.port}", f"pid={ui.process.pid}"]
+
+
 def test_a_run_executes_as_its_locations_identity(ui) -> None:
     """Dagster's run launcher has the location's code server start the run: its worker is the
     server's child, as the server's user (here the pipeline's, which alone reads the
@@ -183,9 +194,25 @@ def test_a_run_executes_as_its_locations_identity(ui) -> None:
     assert set(workers.values()) == {os_user("pipeline").uid}
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _ignored_signals(process: psutil.Process) -> set[int]:
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    mask = int(
+        next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn")), 16
+    )
+    return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+
+
 def test_sigterm_to_mlsec_ui_stops_every_process_and_removes_its_sockets(supervisor, settings):
-    with running_ui() as ui:
+    """Started as a script's background job (SIGINT ignored, which its children would inherit
+    and Dagster would extend to SIGTERM), `mlsec ui` still stops every process it started."""
+    with running_ui(ignoring_sigint=True) as ui:
         started = psutil.Process(ui.process.pid).children(recursive=True)
+        for process in started:
+            assert not {signal.SIGINT, signal.SIGTERM} & _ignored_signals(process), process
         sockets = Path(ui.code_server("ingestion").cmdline()[-1]).parent.parent
         assert len(started) >= 5 and sockets.is_dir(), started
         ui.process.send_signal(signal.SIGTERM)
