@@ -30,6 +30,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -159,10 +160,24 @@ def _await_sockets(children: list[Child], sockets: dict[str, Path]) -> None:
             )
         for name, socket in list(waiting.items()):
             if socket.is_socket():
-                os.chown(socket, orchestrator, os_user(LOCATION_IDENTITIES[name]).gid)
-                socket.chmod(0o660)
+                _open_socket(socket, orchestrator, os_user(LOCATION_IDENTITIES[name]).gid)
                 del waiting[name]
         time.sleep(0.2)
+
+
+def _open_socket(path: Path, owner: int, group: int) -> None:
+    """Give the socket at ``path`` to ``owner`` and ``group`` (0660). Its folder is the code
+    server's: whatever is there now is changed by a handle on it, never by its name again,
+    and only if it is a socket, so a link put there cannot turn root on another file."""
+    handle = os.open(path, os.O_PATH | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISSOCK(os.fstat(handle).st_mode):
+            raise ConfigurationError(f"{path} is not the code server's socket: refused")
+        # chown and chmod of an O_PATH handle go through its /proc entry (no fchmod on it).
+        os.chown(f"/proc/self/fd/{handle}", owner, group)
+        os.chmod(f"/proc/self/fd/{handle}", 0o660)
+    finally:
+        os.close(handle)
 
 
 def _write_workspace(folder: Path, sockets: dict[str, Path]) -> Path:
