@@ -100,7 +100,8 @@ def serve_ui_separated(settings: PlatformSettings, host: str, port: int, echo: E
                 command = ["-m", "dagster", "api", "grpc", "--module-name",
                            f"mlsec_platform.locations.{name}", "--location-name", name,
                            "--socket", str(socket)]  # fmt: skip
-                children.append(_start(settings, f"code server {name}", name, command, env))
+                identity = LOCATION_IDENTITIES[name]
+                children.append(_start(settings, f"code server {name}", identity, command, env))
             _await_sockets(children, sockets)
             workspace = _write_workspace(folder, sockets)
             webserver = ["-m", "dagster_webserver", "-w", str(workspace), "-h", host, "-p",
@@ -111,6 +112,10 @@ def serve_ui_separated(settings: PlatformSettings, host: str, port: int, echo: E
             echo(f"Dagster UI on {url} (one process per identity; Ctrl-C to stop)")
             _watch(children)
     finally:
+        # A second SIGTERM or Ctrl-C must not cut the clean-up short (STOP_TIMEOUT bounds it):
+        # it would leave processes running and the sockets' folder behind.
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, signal.SIG_IGN)
         stop_all(children)
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -132,9 +137,9 @@ def _socket_path(folder: Path, location: str) -> Path:
 
 
 def _start(
-    settings: PlatformSettings, name: str, location_or_identity: str, args: list[str], env: dict
+    settings: PlatformSettings, name: str, identity: str, args: list[str], env: dict
 ) -> Child:
-    identity = LOCATION_IDENTITIES.get(location_or_identity, location_or_identity)
+    """``python args`` as ``identity``'s OS user, with ``env``."""
     process = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
         [sys.executable, *args],
         cwd=project_root(),
