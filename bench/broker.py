@@ -51,7 +51,6 @@ from mlsec_platform.stack.orchestrator import (  # noqa: E402
     apply_environment,
     orchestrator_environment,
 )
-from mlsec_platform.stack.os_users import os_user, separated  # noqa: E402
 from mlsec_platform.stack.ports import PortAllocator  # noqa: E402
 
 QUERY = {
@@ -391,9 +390,8 @@ def broker_process(settings, port: int, tls: ssl.SSLContext):
     """`mlsec broker` in its own process, as deployed (not sharing the benchmark's GIL)."""
     credential = settings.root / "metrics-scrape-credential"
     credential.write_text(SCRAPE_CREDENTIAL)
+    # Root's alone when run as root: `mlsec broker` reads it before it becomes the broker's user.
     credential.chmod(0o600)
-    if separated(settings):  # the broker reads it as its own OS user (stack/os_users.py)
-        os.chown(credential, os_user("broker").uid, -1)
     env = {
         **os.environ,
         "MLSEC_BROKER_POLICY_DIR": str(bench_policy(settings.root / "policy")),

@@ -4,6 +4,7 @@ broker`) or in a thread (demo, tests, benchmarks)."""
 from __future__ import annotations
 
 from broker_api.app import create_app
+from broker_api.metrics import ScrapeCredential
 from broker_api.services import BrokerServices
 from mlsec_platform.identities.catalog import SERVER_CERT_ROLES
 from mlsec_platform.serving import server
@@ -23,8 +24,12 @@ def broker_tls(settings: PlatformSettings, services: BrokerServices) -> ServerTl
     )
 
 
-def serve(settings: PlatformSettings, host: str, port: int) -> None:
-    services = BrokerServices.from_settings(settings)
+def serve(
+    settings: PlatformSettings, host: str, port: int, scrape: ScrapeCredential | None = None
+) -> None:
+    """The broker in the foreground (`mlsec broker`); ``scrape``: its metrics credential,
+    read before the process became the broker's OS user."""
+    services = BrokerServices.from_settings(settings, scrape)
     app = create_app(services)
     server.serve(app, host, port, settings.trusted_proxies, broker_tls(settings, services))
 

@@ -140,13 +140,24 @@ class OnlineStore:
 
 
 class BrokerServices:
-    def __init__(self, settings: PlatformSettings, broker: IdentityResources) -> None:
+    def __init__(
+        self,
+        settings: PlatformSettings,
+        broker: IdentityResources,
+        scrape: ScrapeCredential | None = None,
+    ) -> None:
         endpoints = settings.endpoints()
         pg = (endpoints.postgres_host, endpoints.postgres_port)
         self.settings = settings
         self.vault = vault = broker.vault
         self.metrics = BrokerMetrics()
-        self.scrape = ScrapeCredential.from_file(settings.broker_metrics_credential_file)
+        # Read already when the process started as root and then became the broker's user,
+        # who may not read the operator's file (ops/serve.py).
+        self.scrape = (
+            scrape
+            if scrape is not None
+            else ScrapeCredential.from_file(settings.broker_metrics_credential_file)
+        )
         self.observed = ObservedRequests(
             self.metrics,
             RequestLog("broker"),
@@ -330,8 +341,10 @@ class BrokerServices:
         return self.lake.table_uri(spec.zone, spec.name)
 
     @classmethod
-    def from_settings(cls, settings: PlatformSettings) -> BrokerServices:
-        return cls(settings, identity_resources(settings, "broker", settings.endpoints()))
+    def from_settings(
+        cls, settings: PlatformSettings, scrape: ScrapeCredential | None = None
+    ) -> BrokerServices:
+        return cls(settings, identity_resources(settings, "broker", settings.endpoints()), scrape)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)

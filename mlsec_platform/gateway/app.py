@@ -28,12 +28,16 @@ from mlsec_platform.gateway.refusals import refuse
 from mlsec_platform.gateway.routes import events, files, health
 from mlsec_platform.gateway.services import GatewayServices
 from mlsec_platform.serving.docs import serve_docs
+from mlsec_platform.serving.scrape import MetricsScrapeCredential
 
 #: The statuses of refusals, each answered with a Refusal body.
 REFUSAL_STATUSES = (400, 401, 403, 404, 408, 413, 415, 422)
 
 
-def create_app(services: GatewayServices) -> FastAPI:
+def create_app(services: GatewayServices, scrape: MetricsScrapeCredential | None = None) -> FastAPI:
+    """The gateway's app over ``services``; ``scrape``: its metrics credential when read
+    already (else read from the settings' file)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         publisher = app.state.publisher = EventPublisher(
@@ -60,7 +64,7 @@ def create_app(services: GatewayServices) -> FastAPI:
         services.audit = RequestAudit(services.audit)
     serve_docs(app, public=("/health",), describe=describe_doors)
     app.state.services = services
-    app.state.observed = observed = ObservedRequests(services.settings)
+    app.state.observed = observed = ObservedRequests(services.settings, scrape)
     app.add_middleware(AuditedRequests, services=services, observed=observed)
     # Each body read holds a few blocks and a spool file: bound how many are read at once.
     app.state.upload_slots = asyncio.Semaphore(services.settings.gateway_max_concurrent_uploads)

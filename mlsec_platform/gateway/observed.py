@@ -55,10 +55,18 @@ class GatewayMetrics:
 class ObservedRequests:
     """Metrics and the log line of each answered gateway request."""
 
-    def __init__(self, settings: PlatformSettings) -> None:
+    def __init__(
+        self, settings: PlatformSettings, scrape: MetricsScrapeCredential | None = None
+    ) -> None:
+        """``scrape``: the credential when read already (before the process switched to the
+        gateway's OS user, who may not read the operator's file); else read here."""
         self.metrics = GatewayMetrics()
         self.log = RequestLog("gateway")
-        self.scrape = MetricsScrapeCredential.from_file(settings.metrics_credential_file)
+        self.scrape = (
+            scrape
+            if scrape is not None
+            else MetricsScrapeCredential.from_file(settings.metrics_credential_file)
+        )
 
     def __call__(self, scope: dict, request_id: str, status: int, received: int, seconds: float):
         route = getattr(scope.get("route"), "path", "other")

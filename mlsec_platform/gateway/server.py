@@ -13,6 +13,7 @@ from mlsec_platform.gateway.audited import EVENT_TYPE
 from mlsec_platform.gateway.services import IDENTITY, GatewayServices
 from mlsec_platform.identities.catalog import SERVER_CERT_ROLES
 from mlsec_platform.serving import server
+from mlsec_platform.serving.scrape import MetricsScrapeCredential
 from mlsec_platform.serving.tls import ServerTls, service_tls
 from mlsec_platform.settings import PlatformSettings
 
@@ -48,11 +49,17 @@ def gateway_tls(settings: PlatformSettings, services: GatewayServices) -> Server
     return service_tls(settings, services.vault.client, SERVER_CERT_ROLES[IDENTITY], record)
 
 
-def serve(settings: PlatformSettings, host: str, port: int) -> None:
-    """The gateway in the foreground, in a process of its own (`mlsec gateway`)."""
+def serve(
+    settings: PlatformSettings,
+    host: str,
+    port: int,
+    scrape: MetricsScrapeCredential | None = None,
+) -> None:
+    """The gateway in the foreground, in a process of its own (`mlsec gateway`); ``scrape``:
+    its metrics credential, read before the process became the gateway's OS user."""
     give_large_buffers_back()
     services = GatewayServices.from_settings(settings)
-    app = create_app(services)
+    app = create_app(services, scrape)
     server.serve(app, host, port, settings.trusted_proxies, gateway_tls(settings, services))
 
 

@@ -11,9 +11,8 @@ from mlsec_platform.ops.audit_verify import verify_audit_log
 from mlsec_platform.ops.certs import ephemeral_client
 from mlsec_platform.ops.operator import operator_command
 from mlsec_platform.ops.pipeline import curate, ingest_pending
-from mlsec_platform.settings import PlatformSettings, Profile
-from mlsec_platform.stack.bootstrap import bootstrap
-from mlsec_platform.stack.supervisor import Supervisor
+from mlsec_platform.ops.servers import bring_up
+from mlsec_platform.settings import PlatformSettings
 
 Echo = Callable[[str], None]
 
@@ -25,22 +24,6 @@ class DemoResult:
     materializations: dict[str, dict] = field(default_factory=dict)
     audit: VerifyReport | None = None
     reads: dict[str, object] = field(default_factory=dict)
-
-
-def bring_up(settings: PlatformSettings, echo: Echo) -> None:
-    """Start (local) or check (stack) the servers, then bootstrap identities idempotently."""
-    supervisor = None
-    if settings.profile is Profile.LOCAL:
-        echo("Starting the embedded stack")
-        supervisor = Supervisor(settings, progress=echo)
-        endpoints = supervisor.up()
-    else:
-        endpoints = settings.endpoints()
-    echo("Bootstrapping identities and permissions")
-    bootstrap(settings, endpoints, progress=echo)
-    if supervisor is not None and settings.engine == "spark" and not settings.spark_remote:
-        echo("Starting the Spark engine (Sail) with the pipeline's S3 keys")
-        supervisor.ensure_sail()
 
 
 def demo_client(settings: PlatformSettings, subject: str):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from mlsec_platform.ops.refusals import NotApplicable
 from mlsec_platform.ops.services import service_states
 from mlsec_platform.settings import PlatformSettings, Profile
+from mlsec_platform.stack.bootstrap import bootstrap
 from mlsec_platform.stack.os_users import SINGLE_USER_NOTE, separated
 from mlsec_platform.stack.supervisor import Supervisor
 
@@ -23,11 +24,25 @@ class NotLocalProfile(NotApplicable):
 
 def start_servers(settings: PlatformSettings, echo: Echo) -> None:
     """Start (local) or check (stack) the servers, bootstrap identities, say how long it took."""
-    from mlsec_platform.ops.demo import bring_up  # the demo's first step; it imports Dagster
-
     started = time.monotonic()
     bring_up(settings, echo)
     echo(f"Ready in {time.monotonic() - started:.1f}s. `mlsec status` shows the addresses.")
+
+
+def bring_up(settings: PlatformSettings, echo: Echo) -> None:
+    """Start (local) or check (stack) the servers, then bootstrap identities idempotently."""
+    supervisor = None
+    if settings.profile is Profile.LOCAL:
+        echo("Starting the embedded stack")
+        supervisor = Supervisor(settings, progress=echo)
+        endpoints = supervisor.up()
+    else:
+        endpoints = settings.endpoints()
+    echo("Bootstrapping identities and permissions")
+    bootstrap(settings, endpoints, progress=echo)
+    if supervisor is not None and settings.engine == "spark" and not settings.spark_remote:
+        echo("Starting the Spark engine (Sail) with the pipeline's S3 keys")
+        supervisor.ensure_sail()
 
 
 def local_supervisor(settings: PlatformSettings, echo: Echo) -> Supervisor:

@@ -3,9 +3,9 @@
 
 Each `mlsec ui`, `mlsec broker`, `mlsec gateway`, `mlsec metrics` and `mlsec dashboard`
 records its process id and address in ``<state_dir>/services/<name>/record.json`` when it
-starts (and removes it when it stops, except the UI, which becomes `dagster dev` in the same
-process). A service is ``up`` when that process is alive and its port accepts connections; a
-record whose process is gone is ``down``.
+starts (and removes it when it stops, except the UI when it becomes `dagster dev` in the same
+process: run by a user other than root, ``ops/serve.py``). A service is ``up`` when that
+process is alive and its port accepts connections; a record whose process is gone is ``down``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ their files 0640, readable by the members of the identity's group.
 
 - ``orchestrator``: every process that opens the Dagster instance reads the instance's
   Postgres login as it (``stack/orchestrator.py``), so the run workers of the connector, the
-  pipeline and the lifecycle (their code locations) are members of ``mlsec-orchestrator``.
+  pipeline and the lifecycle (their code locations) are members of ``mlsec-orchestrator``;
+  `mlsec ui` runs the Dagster webserver and daemon as ``mlsec-orchestrator`` itself
+  (``ops/dagster_ui.py``).
 - ``revealer``: the broker's reveal path logs in as it (``broker_api/services.py``).
 
 Run as any other user (a developer's laptop, CI without root) every process runs as that one

@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mlsec_platform.resources.identity import identity_resources
-from mlsec_platform.resources.s3_lake import S3Credentials
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.stack.ports import PortAllocator, is_free
 from mlsec_platform.stack.secret_files import ensure_private_dir
@@ -26,6 +25,9 @@ from mlsec_platform.stack.servers.openbao import OpenBaoServer
 from mlsec_platform.stack.servers.postgres import PostgresServer
 from mlsec_platform.stack.servers.sail import SailServer, key_fingerprint
 from mlsec_platform.stack.servers.seaweedfs import SeaweedFSServer
+
+if TYPE_CHECKING:
+    from mlsec_platform.resources.s3_lake import S3Credentials
 
 Progress = Callable[[str], None]
 
@@ -278,6 +280,10 @@ class Supervisor:
 
 def pipeline_s3_credentials(settings: PlatformSettings, endpoints: Endpoints) -> S3Credentials:
     """The ``pipeline`` identity's S3 keys, read from OpenBao by that identity (audited)."""
+    # Imported here: the resources import Dagster (seconds), which only Sail's start needs;
+    # `mlsec up` and `mlsec down` otherwise paid for it on every call.
+    from mlsec_platform.resources.identity import identity_resources
+
     chain = identity_resources(settings, "pipeline", endpoints)
     try:
         return chain.lake.credentials()

@@ -53,6 +53,20 @@ def _readable_by_all(path: Path, executable: bool) -> None:
             entry.chmod(mode | extra)
 
 
+def _system_user() -> pwd.struct_passwd | None:
+    """The server's system user when run as root (made on first use), else None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        pass
+    # Another `mlsec up` on this machine may make it at the same moment: its useradd or ours
+    # fails, and the user exists either way.
+    subprocess.run(["useradd", "-s", "/usr/sbin/nologin", SYSTEM_USER], check=False)
+    return pwd.getpwnam(SYSTEM_USER)
+
+
 class PostgresServer(ManagedServer):
     name = "postgres"
     pki_role = STACK_SERVER_CERT_ROLES["postgres"]
@@ -77,17 +91,15 @@ class PostgresServer(ManagedServer):
 
     @property
     def tls_owner(self) -> int | None:
-        # Postgres refuses a key file that is not its own user's (or root's with 0640).
-        return pwd.getpwnam(SYSTEM_USER).pw_uid if os.geteuid() == 0 else None
+        # Postgres refuses a key file that is not its own user's (or root's with 0640). Asked
+        # before the first start (the certificate comes first), so the user may not exist yet.
+        entry = _system_user()
+        return entry.pw_uid if entry is not None else None
 
     def _ensure_system_user(self) -> pwd.struct_passwd | None:
-        if os.geteuid() != 0:
+        entry = _system_user()
+        if entry is None:
             return None
-        try:
-            entry = pwd.getpwnam(SYSTEM_USER)
-        except KeyError:
-            subprocess.run(["useradd", "-s", "/usr/sbin/nologin", SYSTEM_USER], check=True)
-            entry = pwd.getpwnam(SYSTEM_USER)
         # The server's user must reach its state folder and the wheel's files.
         for prefix in (self.home, POSTGRES_BIN_PATH):
             for parent in prefix.parents:

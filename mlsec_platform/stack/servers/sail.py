@@ -20,10 +20,13 @@ import hashlib
 import os
 import socket
 import sys
+from typing import TYPE_CHECKING
 
-from mlsec_platform.resources.s3_lake import S3Credentials, lake_storage_options
 from mlsec_platform.settings import PlatformSettings
 from mlsec_platform.stack.servers.base import ManagedServer, ServerError
+
+if TYPE_CHECKING:
+    from mlsec_platform.resources.s3_lake import S3Credentials
 
 
 def key_fingerprint(credentials: S3Credentials) -> str:
@@ -97,6 +100,9 @@ class SailServer(ManagedServer):
         """PATH, HOME, the lake options with the pipeline's keys, and Sail's own settings; no
         other variable of this process reaches the engine."""
         assert self._credentials is not None and self.s3_endpoint is not None
+        # Imported here: the resources import Dagster (seconds), which `mlsec up` does not need.
+        from mlsec_platform.resources.s3_lake import lake_storage_options
+
         options = lake_storage_options(self.s3_endpoint, self.settings.s3_region, self._credentials)
         env = {**super().environment(), **options, "SAIL_MODE": self.settings.sail_mode}
         # S3 speaks TLS with the platform's CA: the engine's object store (rustls with the
