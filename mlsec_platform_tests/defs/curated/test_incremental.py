@@ -52,6 +52,10 @@ def test_later_runs_replace_changed_keys_and_the_full_rebuild_overwrites(increme
     assert all(f["write_mode"] == "replace" for f in facts)
     assert all(0 < f["replaced_rows"] < f["dagster/row_count"] / 2 for f in facts)
     assert full["gold/fact_order_item"]["write_mode"] == "overwrite"
+    # The order-status features recompute only the people whose events or customers changed.
+    status = [m["features/customer_order_status"] for m in later]
+    assert all(s["write_mode"] == "replace" and s["incremental"] for s in status)
+    assert all(0 < s["replaced_rows"] < s["dagster/row_count"] / 2 for s in status)
 
 
 def test_incremental_tables_equal_the_full_rebuild(incremental_stack):
