@@ -37,9 +37,10 @@ from mlsec_platform.storage.snapshots import Snapshot
 FULL_REBUILD_TAG = "mlsec/full_rebuild"
 #: The commit metadata key under which a curated commit records its inputs.
 INPUTS_KEY = "mlsec.inputs"
-#: Most key values one incremental commit replaces; a run that changed more rebuilds in full.
-#: The replace is a Delta predicate listing the values: delta-rs took 4.5 s for 5,000 values
-#: and 22.6 s for 20,000 over 200k rows here, and crashed (segmentation fault) on 100,000.
+#: Most key values one incremental commit replaces by a list; a run that changed more rebuilds
+#: in full, unless its batch merges (:attr:`CuratedBatch.merge`). The replace is a Delta
+#: predicate listing the values: delta-rs took 4.5 s for 5,000 values and 22.6 s for 20,000
+#: over 200k rows here, and crashed (segmentation fault) on 100,000.
 MAX_REPLACED_KEYS = 5_000
 
 
@@ -53,6 +54,10 @@ class CuratedBatch:
     #: What the rows were made from; recorded in the commit (see the module).
     inputs: Mapping[str, object] = field(default_factory=dict)
     replaces: str | None = None
+    #: ``replaces`` is the table's whole key (one row per value, here and in the table): the
+    #: commit is a Delta MERGE on it, which joins instead of listing the values, so it takes
+    #: any number of them (see :data:`MAX_REPLACED_KEYS` for what a list costs).
+    merge: bool = False
 
     def predicate(self) -> str:
         """The Delta predicate selecting the rows this batch replaces."""

@@ -33,7 +33,6 @@ from mlsec_platform.storage.incremental import (
     FULL_REBUILD_TAG,
     CuratedBatch,
     changed_inputs,
-    too_many,
 )
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.transforms import features as transforms
@@ -76,9 +75,9 @@ def rows_to_compute(
     )
     if changes is None:
         return tables, None
+    # However many people changed: the commit merges on the key (one row per person), so it
+    # has no list of them to outgrow (``CuratedBatch.merge``).
     people = run_sql(transforms.CHANGED_PEOPLE, **changes, customers=tables["customers"])
-    if too_many(people.column("customer_token")):
-        return tables, None
     customers = run_sql(transforms.CUSTOMERS_OF, customers=tables["customers"], people=people)
     events = run_sql(transforms.EVENTS_OF, order_events=tables["order_events"], customers=customers)
     return {"order_events": events, "customers": customers}, "customer_token"
@@ -136,7 +135,7 @@ def customer_order_status(
         lake_pipeline,
         metadata=metadata
         | {"incremental": replaces is not None, "entities_computed": table.num_rows},
-        output=lambda rows: CuratedBatch(rows, made_from, replaces),
+        output=lambda rows: CuratedBatch(rows, made_from, replaces, merge=True),
     )
 
 
