@@ -159,3 +159,26 @@ def changed_inputs(
 def too_many(keys: pa.ChunkedArray | pa.Array) -> bool:
     """More distinct values than one incremental commit replaces (:data:`MAX_REPLACED_KEYS`)."""
     return len(keys) > MAX_REPLACED_KEYS and len(pc.unique(keys)) > MAX_REPLACED_KEYS
+
+
+def only_merged(lake: S3LakeResource, zone: Zone, name: str, since: int, now: int) -> bool:
+    """Whether every commit after ``since`` up to ``now`` was a MERGE or an append: then its
+    change feed names every key whose rows changed. An overwrite (a full rebuild, an erasure's
+    rewrite) is a new table: read it whole."""
+    if since > now:
+        return False
+    try:
+        table = DeltaTable(lake.table_uri(zone, name), storage_options=lake.storage_options())
+        commits = [c for c in table.history(now - since + 1) if since < c["version"] <= now]
+    except (DeltaError, OSError):
+        return False
+    if len(commits) != now - since:
+        return False
+    return all(
+        c.get("operation") == "MERGE"
+        or (
+            c.get("operation") == "WRITE"
+            and c.get("operationParameters", {}).get("mode") == "Append"
+        )
+        for c in commits
+    )
