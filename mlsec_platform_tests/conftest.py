@@ -49,6 +49,7 @@ SERVER_FIXTURES = frozenset(
         "spark_stack",
         "spark_stack_100k",
         "incremental_stack",
+        "freshness_stack",
     }
 )
 

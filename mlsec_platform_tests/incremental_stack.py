@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -41,6 +41,8 @@ class IncrementalStack:
     full: dg.ExecuteInJobResult
     env: dict[str, str]
     instance: dg.DagsterInstance
+    #: The order-status online store as the incremental runs left it (upserted by entity).
+    online: list[tuple] = field(default_factory=list)
 
 
 def commit(resources: dict, source: str, table: pa.Table, batch: str) -> None:
@@ -106,10 +108,24 @@ def curate_three_batches_then_rebuild(stack: OwnStack) -> IncrementalStack:
     for run in runs:
         assert run.success, [e.message for e in run.all_events if e.is_failure]
     incremental = {i: read_table(resources, i) for i in CURATED}
+    online = read_online(resources)
     full = run_curated(resources, instance, tags={FULL_REBUILD_TAG: "true"})
     assert full.success, [e.message for e in full.all_events if e.is_failure]
     full_tables = {i: read_table(resources, i) for i in CURATED}
-    return IncrementalStack(resources, runs, incremental, full_tables, full, stack.env, instance)
+    return IncrementalStack(
+        resources, runs, incremental, full_tables, full, stack.env, instance, online
+    )
+
+
+#: The order-status features compared between the online store and the offline table.
+ONLINE_COLUMNS = ["customer_token", "last_order_status", "orders", "orders_open", "events"]
+
+
+def read_online(resources: dict) -> list[tuple]:
+    columns = ", ".join(ONLINE_COLUMNS)
+    with resources["warehouse"].connection() as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT {columns} FROM features.customer_order_status_online")  # noqa: S608
+        return sorted(cur.fetchall())
 
 
 @pytest.fixture

@@ -349,6 +349,29 @@ FEATURES = _datasets(
         feature_group=FeatureGroup("customer_rfm", entity="customer_token",
                                    online_schema="features", online_name="customer_rfm_online"),
     ),
+    DatasetSpec(
+        Zone.FEATURES, "customer_order_status", "orders",
+        "Feature group customer_order_status v1: per person, where their orders stand now, from "
+        "the order lifecycle events (one row per person, as of their latest event).",
+        (
+            CUSTOMER_TOKEN,
+            key("event_timestamp", "When the person's latest order event happened (UTC).", TS),
+            STATE,
+            key("last_order_status", "Status of the person's most recently changed order."),
+            key("orders", "Orders with at least one event.", I64),
+            key("orders_open", "Orders neither delivered, canceled nor unavailable.", I64),
+            key("orders_delivered", "Orders delivered.", I64),
+            key("orders_canceled", "Orders canceled or unavailable.", I64),
+            key("events", "Order events received.", I64),
+            key("feature_group_version", "customer_order_status:v<n>."),
+            key("materialized_at", "When this row was computed.", TS),
+        ),
+        key=("customer_token",), purposes=ALL_PURPOSES - {Purpose.FRAUD},
+        row_security_key="customer_state", version=1,
+        feature_group=FeatureGroup("customer_order_status", entity="customer_token",
+                                   online_schema="features",
+                                   online_name="customer_order_status_online"),
+    ),
 )  # fmt: skip
 
 CATALOG: dict[str, DatasetSpec] = {**SILVER, **GOLD, **FEATURES}

@@ -142,6 +142,11 @@ RULES: dict[str, Callable[[dict[str, Any]], Rules]] = {
         | {"frequency": [C.ge(1)], "avg_review_score": [C.in_range(1, 5)]}
         | _share("late_delivery_rate")
     ),
+    "features/customer_order_status": lambda p: (
+        _states("customer_state")
+        | _non_negative("orders_open", "orders_delivered", "orders_canceled")
+        | {"orders": [C.ge(1)], "events": [C.ge(1)], "last_order_status": [C.isin(ORDER_STATUSES)]}
+    ),
 }
 
 #: Whole-table rules (name, check) per dataset.
@@ -155,6 +160,14 @@ TABLE_RULES: dict[str, list[pa_.Check]] = {
     "gold/kpi_delivery": [
         C(lambda df: df["late_orders"] <= df["delivered_orders"], name="late_within_delivered")
     ],
+    "features/customer_order_status": [
+        C(
+            lambda df: (
+                df["orders_open"] + df["orders_delivered"] + df["orders_canceled"] == df["orders"]
+            ),
+            name="order_states_add_up",
+        )
+    ],
 }
 
 #: The same whole-table rules as SQL predicates over one row, for the gate on the Spark engine
@@ -162,6 +175,7 @@ TABLE_RULES: dict[str, list[pa_.Check]] = {
 TABLE_RULE_SQL: dict[str, str] = {
     "item_total_is_price_plus_freight": "abs(item_total - price - freight_value) < 0.005",
     "late_within_delivered": "late_orders <= delivered_orders",
+    "order_states_add_up": "orders_open + orders_delivered + orders_canceled = orders",
 }
 
 

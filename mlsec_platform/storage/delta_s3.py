@@ -149,6 +149,15 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         table = batch.table
         if table.num_rows == 0:  # nothing to replace; the version still records the inputs
             self._write(uri, table, "append", metadata)
+        elif batch.merge:
+            key = '"' + batch.replaces.replace('"', '""') + '"'
+            DeltaTable(uri, storage_options=options).merge(
+                table,
+                predicate=f"target.{key} = source.{key}",
+                source_alias="source",
+                target_alias="target",
+                commit_properties=CommitProperties(custom_metadata=metadata),
+            ).when_matched_update_all().when_not_matched_insert_all().execute()
         else:
             write_deltalake(
                 uri,

@@ -37,9 +37,10 @@ from mlsec_platform.storage.snapshots import Snapshot
 FULL_REBUILD_TAG = "mlsec/full_rebuild"
 #: The commit metadata key under which a curated commit records its inputs.
 INPUTS_KEY = "mlsec.inputs"
-#: Most key values one incremental commit replaces; a run that changed more rebuilds in full.
-#: The replace is a Delta predicate listing the values: delta-rs took 4.5 s for 5,000 values
-#: and 22.6 s for 20,000 over 200k rows here, and crashed (segmentation fault) on 100,000.
+#: Most key values one incremental commit replaces by a list; a run that changed more rebuilds
+#: in full, unless its batch merges (:attr:`CuratedBatch.merge`). The replace is a Delta
+#: predicate listing the values: delta-rs took 4.5 s for 5,000 values and 22.6 s for 20,000
+#: over 200k rows here, and crashed (segmentation fault) on 100,000.
 MAX_REPLACED_KEYS = 5_000
 
 
@@ -53,6 +54,10 @@ class CuratedBatch:
     #: What the rows were made from; recorded in the commit (see the module).
     inputs: Mapping[str, object] = field(default_factory=dict)
     replaces: str | None = None
+    #: ``replaces`` is the table's whole key (one row per value, here and in the table): the
+    #: commit is a Delta MERGE on it, which joins instead of listing the values, so it takes
+    #: any number of them (see :data:`MAX_REPLACED_KEYS` for what a list costs).
+    merge: bool = False
 
     def predicate(self) -> str:
         """The Delta predicate selecting the rows this batch replaces."""
@@ -154,3 +159,26 @@ def changed_inputs(
 def too_many(keys: pa.ChunkedArray | pa.Array) -> bool:
     """More distinct values than one incremental commit replaces (:data:`MAX_REPLACED_KEYS`)."""
     return len(keys) > MAX_REPLACED_KEYS and len(pc.unique(keys)) > MAX_REPLACED_KEYS
+
+
+def only_merged(lake: S3LakeResource, zone: Zone, name: str, since: int, now: int) -> bool:
+    """Whether every commit after ``since`` up to ``now`` was a MERGE or an append: then its
+    change feed names every key whose rows changed. An overwrite (a full rebuild, an erasure's
+    rewrite) is a new table: read it whole."""
+    if since > now:
+        return False
+    try:
+        table = DeltaTable(lake.table_uri(zone, name), storage_options=lake.storage_options())
+        commits = [c for c in table.history(now - since + 1) if since < c["version"] <= now]
+    except (DeltaError, OSError):
+        return False
+    if len(commits) != now - since:
+        return False
+    return all(
+        c.get("operation") == "MERGE"
+        or (
+            c.get("operation") == "WRITE"
+            and c.get("operationParameters", {}).get("mode") == "Append"
+        )
+        for c in commits
+    )

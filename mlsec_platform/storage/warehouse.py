@@ -141,3 +141,81 @@ def load_table(
     # The CSV is made while COPY reads it: "copy" is both, "csv" the time COPY waited for it.
     seconds = {"csv": stream.waited, "copy": t2 - t0, "key_index": t3 - t2}
     return WarehouseLoad(schema, name, table.num_rows, delta_version, seconds)
+
+
+def loaded_version(cur, schema: str, name: str) -> int | None:
+    """The Delta version ``<schema>.<name>``'s last load recorded, or None (never loaded)."""
+    tables = [f'"{schema}"."{t}"' for t in (name, LOADS_TABLE)]
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL", tables)
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute(
+        sql.SQL("SELECT delta_version FROM {} WHERE table_name = %s").format(
+            sql.Identifier(schema, LOADS_TABLE)
+        ),
+        (name,),
+    )
+    row = cur.fetchone()
+    return None if row is None else row[0]
+
+
+def upsert_rows(
+    conn,
+    spec: DatasetSpec,
+    table: pa.Table,
+    gone: list[str],
+    *,
+    schema: str,
+    name: str,
+    key: str,
+    delta_version: int | None,
+    run_id: str,
+) -> WarehouseLoad:
+    """Bring an existing ``<schema>.<name>`` (primary key ``key``) to a newer Delta version in
+    the connection's current transaction: ``table``'s rows inserted or updated by key, the
+    rows of the ``gone`` keys deleted. Readers see the old rows or the new ones, as with a
+    load, and the row-security policy stays as the last load declared it."""
+    target = sql.Identifier(schema, name)
+    columns = spec.column_names
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL TimeZone = 'UTC'")  # the CSV carries UTC times without zone
+        t0 = time.perf_counter()
+        cur.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE staged ON COMMIT DROP AS SELECT * FROM {} WITH NO DATA"
+            ).format(target)
+        )
+        buffer = io.BytesIO()
+        pacsv.write_csv(
+            _csv_ready(table.select(columns)),
+            buffer,
+            pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+        )
+        buffer.seek(0)
+        cur.copy_expert("COPY staged FROM STDIN WITH (FORMAT csv)", buffer)
+        t1 = time.perf_counter()
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in columns if c != key
+        )
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} ({}) SELECT {} FROM staged ON CONFLICT ({}) DO UPDATE SET {}"
+            ).format(target, names, names, sql.Identifier(key), updates)
+        )
+        if gone:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(target, sql.Identifier(key)),
+                (gone,),
+            )
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(target))
+        (rows,) = cur.fetchone()
+        cur.execute(
+            sql.SQL(
+                "UPDATE {} SET delta_version = %s, run_id = %s, rows = %s, loaded_at = now() "
+                "WHERE table_name = %s"
+            ).format(sql.Identifier(schema, LOADS_TABLE)),
+            (delta_version, run_id, rows, name),
+        )
+        t2 = time.perf_counter()
+    return WarehouseLoad(schema, name, rows, delta_version, {"stage": t1 - t0, "upsert": t2 - t1})

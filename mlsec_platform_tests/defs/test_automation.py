@@ -117,3 +117,28 @@ def test_gold_and_features_carry_freshness_policies(graph):
     asset_graph = graph.resolve_asset_graph()
     for key in ("gold/fact_order_item", "features/customer_rfm"):
         assert asset_graph.get(dg.AssetKey.from_user_string(key)).freshness_policy is not None
+
+
+def test_an_event_batch_reaches_the_online_store_in_one_run(graph):
+    """Order events flow to the feature group the broker serves them from, in one wave."""
+    events = dg.AssetKey(["raw", "events_order_status"])
+    with dg.DagsterInstance.ephemeral() as instance:
+        ticks = Ticks(graph, instance)
+        ticks.requested()
+        built = [
+            key.to_user_string()
+            for key in ticks.graph.get_all_asset_keys()
+            if ticks.graph.get(key).is_materializable
+            and ticks.graph.get(key).group_name in ("silver", "gold", "warehouse", "features")
+        ]
+        ticks.materialize(*built)
+        ticks.settle()
+        ticks.raw_batch(events, "events-1")
+        [wave] = ticks.settle()
+        assert {
+            "silver/order_events",
+            "features/customer_order_status",
+            "warehouse/customer_order_status_online",
+        } <= wave
+        # Nothing the events do not feed: the order facts and the RFM features stay.
+        assert not {"gold/fact_order_item", "features/customer_rfm"} & wave

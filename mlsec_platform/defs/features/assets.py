@@ -44,11 +44,11 @@ def with_feature_metadata(table: pa.Table, materialized_at: datetime) -> pa.Tabl
     )
 
 
-def with_feature_columns(frame, materialized_at: datetime):
+def with_feature_columns(frame, materialized_at: datetime, version: str = FEATURE_GROUP_VERSION):
     """The same two columns on the engine (constants of the query)."""
     from pyspark.sql import functions as F  # noqa: N812 - only on Spark
 
-    return frame.withColumn("feature_group_version", F.lit(FEATURE_GROUP_VERSION)).withColumn(
+    return frame.withColumn("feature_group_version", F.lit(version)).withColumn(
         "materialized_at", F.lit(materialized_at)
     )
 

@@ -120,8 +120,10 @@ def rows_to_transform(
         return raw.dataset, made_from, None
     raw_column, silver_column = transform.group
     groups = added.to_table(columns=[raw_column])
-    # A NULL is in no group; too many groups are cheaper rebuilt than listed.
-    if groups.column(0).null_count or too_many(groups.column(0)):
+    # A NULL is in no group; too many groups are cheaper rebuilt than listed, unless the group
+    # is the table's key and the commit merges on it instead (``CuratedBatch.merge``).
+    listed = spec.key != (silver_column,)
+    if groups.column(0).null_count or (listed and too_many(groups.column(0))):
         return raw.dataset, made_from, None
     return rows_of_groups(raw.dataset, groups, raw_column), made_from, silver_column
 
@@ -198,7 +200,9 @@ def silver_asset(spec: DatasetSpec, transform: SilverTransform) -> dg.AssetsDefi
             table,
             lake_pipeline,
             metadata=metadata,
-            output=lambda rows: CuratedBatch(rows, made_from, replaces),
+            output=lambda rows: CuratedBatch(
+                rows, made_from, replaces, merge=replaces is not None and spec.key == (replaces,)
+            ),
             **params,
         )
 

@@ -4,7 +4,9 @@ One multi-asset, ``warehouse/<table>`` per table, so the loads share a step and 
 time on their own connections (a COPY is bound by one Postgres backend; two use both cores).
 Each load is still its own transaction: it replaces the table with the latest committed Delta
 version of its source, records that version, and (re)declares row-level security on the
-catalog's row-security key. Any subset can be materialized.
+catalog's row-security key. An online store with one row per entity, once loaded, takes only
+the entities its feature table changed since (:func:`changed_entities`). Any subset can be
+materialized.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +21,15 @@ from mlsec_platform.defs.automation import CONDITIONS
 from mlsec_platform.defs.catalog import asset_key, column_schema
 from mlsec_platform.resources.postgres import PostgresWarehouseResource
 from mlsec_platform.resources.s3_lake import S3LakeResource
+from mlsec_platform.storage.incremental import changed_rows, only_merged
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
-from mlsec_platform.storage.warehouse import WarehouseLoad, ensure_loads_table, load_table
+from mlsec_platform.storage.warehouse import (
+    WarehouseLoad,
+    ensure_loads_table,
+    load_table,
+    loaded_version,
+    upsert_rows,
+)
 from mlsec_platform.transforms.duck import run_sql
 from mlsec_platform.transforms.gold import GOLD_QUERIES
 
@@ -41,6 +50,13 @@ class Target:
     @property
     def key(self) -> dg.AssetKey:
         return dg.AssetKey(["warehouse", self.name])
+
+    @property
+    def by_entity(self) -> bool:
+        """An online store holding the whole feature table, one row per entity: a newer
+        version reaches it as its changed entities' rows (:func:`changed_entities`)."""
+        group = self.source.feature_group
+        return group is not None and self.source.key == (group.entity,)
 
     def rows(self, snapshot: Snapshot) -> pa.Table:
         """What goes to Postgres: the whole table, or the latest feature row per entity."""
@@ -117,18 +133,19 @@ def warehouse_loads(
 
     def load(target: Target) -> tuple[Target, Snapshot, WarehouseLoad]:
         snapshot = read_snapshot(lake_pipeline, target.source.zone, target.source.name)
-        data = target.rows(snapshot)
         with warehouse.connection() as conn:
-            result = load_table(
-                conn,
-                target.source,
-                data,
-                schema=target.schema,
-                name=target.name,
-                delta_version=snapshot.version,
-                run_id=run_id,
-                index=target.index,
-            )
+            result = changed_entities(conn, lake_pipeline, target, snapshot, run_id)
+            if result is None:
+                result = load_table(
+                    conn,
+                    target.source,
+                    target.rows(snapshot),
+                    schema=target.schema,
+                    name=target.name,
+                    delta_version=snapshot.version,
+                    run_id=run_id,
+                    index=target.index,
+                )
         return target, snapshot, result
 
     # S3 keys and the warehouse login are fetched (and audited) here, once, so the loading
@@ -165,6 +182,46 @@ def warehouse_loads(
             },
             data_version=dg.DataVersion(str(snapshot.version)),
         )
+
+
+def changed_entities(
+    conn, lake: S3LakeResource, target: Target, snapshot: Snapshot, run_id: str
+) -> WarehouseLoad | None:
+    """For a :attr:`Target.by_entity` store loaded before: the entities the feature table's
+    change feed names since the loaded version, upserted (or deleted, when gone) in one
+    transaction; None: load it whole (another target, never loaded, a commit since that was
+    not a merge, or a feed that cannot say). An event batch changes some thousands of people
+    of a million: a reload would copy and index all of them again for each batch."""
+    if not target.by_entity or snapshot.version is None:
+        return None
+    entity = target.source.feature_group.entity
+    with conn.cursor() as cur:
+        since = loaded_version(cur, target.schema, target.name)
+    if since is None:
+        return None
+    source = target.source
+    if not only_merged(lake, source.zone, source.name, since, snapshot.version):
+        return None
+    changed = changed_rows(lake, source.zone, source.name, since, snapshot.version, [entity])
+    if changed is None:
+        return None
+    rows = run_sql(
+        f'SELECT * FROM t WHERE "{entity}" IN (SELECT "{entity}" FROM changed)',
+        t=snapshot.dataset,
+        changed=changed,
+    )
+    gone = set(changed.column(0).drop_null().to_pylist()) - set(rows.column(entity).to_pylist())
+    return upsert_rows(
+        conn,
+        source,
+        rows,
+        sorted(gone),
+        schema=target.schema,
+        name=target.name,
+        key=entity,
+        delta_version=snapshot.version,
+        run_id=run_id,
+    )
 
 
 @dg.definitions

@@ -52,6 +52,22 @@ def test_later_runs_replace_changed_keys_and_the_full_rebuild_overwrites(increme
     assert all(f["write_mode"] == "replace" for f in facts)
     assert all(0 < f["replaced_rows"] < f["dagster/row_count"] / 2 for f in facts)
     assert full["gold/fact_order_item"]["write_mode"] == "overwrite"
+    # The order-status features recompute only the people whose events or customers changed.
+    status = [m["features/customer_order_status"] for m in later]
+    assert all(s["write_mode"] == "replace" and s["incremental"] for s in status)
+    assert all(0 < s["replaced_rows"] < s["dagster/row_count"] / 2 for s in status)
+    # Its online store takes the changed people (upserted), not a reload of everyone.
+    online = [m["warehouse/customer_order_status_online"] for m in later]
+    assert all(set(o["seconds"]) == {"stage", "upsert"} for o in online), online
+    assert set(full["warehouse/customer_order_status_online"]["seconds"]) >= {"copy"}
+
+
+def test_the_upserted_online_store_holds_the_offline_table(incremental_stack):
+    from mlsec_platform_tests.incremental_stack import ONLINE_COLUMNS
+
+    offline = incremental_stack.incremental["features/customer_order_status"]
+    rows = sorted(zip(*(offline.column(c).to_pylist() for c in ONLINE_COLUMNS), strict=True))
+    assert rows and incremental_stack.online == rows
 
 
 def test_incremental_tables_equal_the_full_rebuild(incremental_stack):
