@@ -185,14 +185,8 @@ def upsert_rows(
                 "CREATE TEMP TABLE staged ON COMMIT DROP AS SELECT * FROM {} WITH NO DATA"
             ).format(target)
         )
-        buffer = io.BytesIO()
-        pacsv.write_csv(
-            _csv_ready(table.select(columns)),
-            buffer,
-            pacsv.WriteOptions(include_header=False, quoting_style="needed"),
-        )
-        buffer.seek(0)
-        cur.copy_expert("COPY staged FROM STDIN WITH (FORMAT csv)", buffer)
+        with CsvStream(_csv_ready(table.select(columns))) as stream:
+            cur.copy_expert("COPY staged FROM STDIN WITH (FORMAT csv)", stream, size=CSV_PART_BYTES)
         t1 = time.perf_counter()
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
         updates = sql.SQL(", ").join(
