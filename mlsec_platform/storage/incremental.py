@@ -84,11 +84,35 @@ def last_inputs(lake: S3LakeResource, zone: Zone, name: str) -> dict | None:
         return None
 
 
+def added_paths(
+    lake: S3LakeResource, zone: Zone, name: str, since: int, now: int
+) -> list[str] | None:
+    """The data files (paths relative to the table's root) the table gained from version
+    ``since`` to ``now``, or None when it did more than gain files (a removed or rewritten
+    file, or ``since`` no longer readable). The Spark engine reads exactly these files."""
+    added = _added(lake, zone, name, since, now)
+    return None if added is None else added[1]
+
+
 def added_rows(
     lake: S3LakeResource, zone: Zone, name: str, since: int, now: int
 ) -> ds.Dataset | None:
-    """The rows the table gained from version ``since`` to ``now``, or None when it did more
-    than gain files (a removed or rewritten file, or ``since`` no longer readable)."""
+    """The rows the table gained from version ``since`` to ``now`` (the files of
+    :func:`added_paths`), or None when it did more than gain files."""
+    added = _added(lake, zone, name, since, now)
+    if added is None:
+        return None
+    after, new = added
+    dataset = after.to_pyarrow_dataset()
+    wanted = set(new)
+    fragments = [f for f in dataset.get_fragments() if f.path in wanted]
+    return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+
+
+def _added(
+    lake: S3LakeResource, zone: Zone, name: str, since: int, now: int
+) -> tuple[DeltaTable, list[str]] | None:
+    """The table at ``now`` and the files it gained since ``since`` (None: not only gained)."""
     uri, options = lake.table_uri(zone, name), lake.storage_options()
     if since > now:
         return None
@@ -97,13 +121,16 @@ def added_rows(
         after = DeltaTable(uri, storage_options=options, version=now)
     except (DeltaError, TableNotFoundError, OSError):
         return None
-    old = set(pa.table(before.get_add_actions(flatten=True)).column("path").to_pylist())
-    dataset = after.to_pyarrow_dataset()
-    fragments = list(dataset.get_fragments())
-    new = [f for f in fragments if f.path not in old]
-    if len(fragments) - len(new) != len(old):  # some file of `since` is gone: not append-only
+    old = set(_paths(before))
+    paths = _paths(after)
+    new = [p for p in paths if p not in old]
+    if len(paths) - len(new) != len(old):  # some file of `since` is gone: not append-only
         return None
-    return ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
+    return after, new
+
+
+def _paths(table: DeltaTable) -> list[str]:
+    return pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
 
 
 def changed_rows(

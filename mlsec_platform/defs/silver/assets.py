@@ -88,7 +88,7 @@ def silver_table(
     return PrivacyPlan.of(spec).apply(table, tokenizer)
 
 
-def rows_to_transform(
+def incremental_since(
     context: dg.AssetExecutionContext,
     lake: S3LakeResource,
     spec: DatasetSpec,
@@ -96,9 +96,10 @@ def rows_to_transform(
     raw: Snapshot,
     inputs: list[Snapshot],
     excluded: set[str],
-) -> tuple[Rows, dict, str | None]:
-    """The Raw rows this run transforms, what they come from (recorded in the commit), and the
-    Silver column whose values' rows they replace: None when the run rebuilds the table."""
+) -> tuple[dict, int | None]:
+    """What the run is made from (recorded in its commit, alike on both engines) and the Raw
+    version the table's last commit read: the run recomputes only the groups of the rows Raw
+    gained since; None: the run rebuilds the table."""
     made_from = {
         raw.asset: raw.version,
         **{s.asset: s.version for s in inputs},
@@ -114,8 +115,26 @@ def rows_to_transform(
         or not isinstance(before.get(raw.asset), int)
         or any(before.get(k) != v for k, v in made_from.items() if k != raw.asset)
     ):
+        return made_from, None
+    return made_from, before[raw.asset]
+
+
+def rows_to_transform(
+    context: dg.AssetExecutionContext,
+    lake: S3LakeResource,
+    spec: DatasetSpec,
+    transform: SilverTransform,
+    raw: Snapshot,
+    inputs: list[Snapshot],
+    excluded: set[str],
+) -> tuple[Rows, dict, str | None]:
+    """The Raw rows this run transforms on DuckDB, what they come from (recorded in the
+    commit), and the Silver column whose values' rows they replace: None when the run rebuilds
+    the table."""
+    made_from, since = incremental_since(context, lake, spec, transform, raw, inputs, excluded)
+    if since is None:
         return raw.dataset, made_from, None
-    added = added_rows(lake, Zone.RAW, transform.source, before[raw.asset], raw.version)
+    added = added_rows(lake, Zone.RAW, transform.source, since, raw.version)
     if added is None:
         return raw.dataset, made_from, None
     raw_column, silver_column = transform.group
