@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +33,9 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.snapshots import Snapshot
+
+if TYPE_CHECKING:
+    from mlsec_platform.storage.engine_tables import StagedTable
 
 #: The run tag that makes every curated table rebuild from all of its inputs.
 FULL_REBUILD_TAG = "mlsec/full_rebuild"
@@ -47,12 +51,22 @@ MAX_REPLACED_KEYS = 5_000
 class CuratedBatch:
     """Rows for the IO manager: the whole table (``replaces`` None), or every row of some
     values of the column ``replaces``: the table's rows with those values are replaced by
-    these in one commit (a delete and an insert; rows of other values stay as they are)."""
+    these in one commit (a delete and an insert; rows of other values stay as they are).
 
-    table: pa.Table
+    On the Spark engine the rows are a staged table on the engine, which already holds the
+    kept rows of the files its commit removes (``storage/engine_incremental.py``)."""
+
+    table: pa.Table | StagedTable
     #: What the rows were made from; recorded in the commit (see the module).
     inputs: Mapping[str, object] = field(default_factory=dict)
     replaces: str | None = None
+    #: The rows of the replaced values, when ``table`` is staged (counted on the engine).
+    staged_rows: int | None = None
+
+    @property
+    def replaced_rows(self) -> int | None:
+        """How many rows the replaced values have now."""
+        return self.table.num_rows if isinstance(self.table, pa.Table) else self.staged_rows
 
     def predicate(self) -> str:
         """The Delta predicate selecting the rows this batch replaces."""

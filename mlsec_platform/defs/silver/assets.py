@@ -8,15 +8,18 @@ gate failure, applies its transform, de-identifies the rows as the catalog tags 
 (``privacy/deidentify.py``: tokens from the token vault, new values minted there first), and
 commits only if the batch passes the pandera gate generated from the same entry.
 
-Incremental: on DuckDB a run after the first transforms only the Raw rows of the keys that
-Raw's new files touch (every batch's rows of those keys, so deduplication and tokens are
-those of a full build) and replaces those keys' rows in the table, as one Delta version
+Incremental: a run after the first transforms only the Raw rows of the keys that Raw's new
+files touch (every batch's rows of those keys, so deduplication and tokens are those of a full
+build) and replaces those keys' rows in the table, as one Delta version
 (``storage/incremental.py`` says when a run rebuilds in full instead). Written by
 the ``pipeline`` identity. On the Spark engine the same transform, de-identification and gate
 run on the engine, over the Raw table read there (``storage/engine_tables.py``,
-``storage/engine_privacy.py``); the batch never comes to this process.
+``storage/engine_privacy.py``), and so does the increment (``storage/engine_incremental.py``:
+the engine reads the added Raw files itself); the batch never comes to this process. Both
+engines record their inputs alike, so a table may change engines between runs.
 """
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 
@@ -235,27 +238,49 @@ def _timing_and_tokens(started: float, tokenizer) -> dict:
 
 
 def _on_engine(context, spec, transform, engine, lake, tokenizer, metadata, started, **read):
-    """The Silver batch made, de-identified and gated on the Spark engine."""
+    """The Silver batch made, de-identified and gated on the Spark engine; after the first
+    run, only the groups of the rows Raw gained (``storage/engine_incremental.py``)."""
+    from mlsec_platform.storage.engine_incremental import increment_on_engine
     from mlsec_platform.storage.engine_privacy import deidentify_on_engine
 
-    spark, plan = engine.spark_session(), PrivacyPlan.of(spec)
-    metadata = dict(metadata)
+    spark, plan, raw = engine.spark_session(), PrivacyPlan.of(spec), read["raw"]
+    made_from, since = incremental_since(
+        context, lake, spec, transform, raw, read["inputs"], read["excluded"]
+    )
+    increment = None
+    if since is not None:
+        increment = increment_on_engine(
+            spark, lake, spec, raw, transform.source, transform.group, since
+        )
+    metadata = dict(metadata) | {"incremental": increment is not None}
+    replaced = []  # the replacement, made when the engine's result is planned
 
     def finish(frame):
         frame = deidentify_on_engine(spark, frame, plan, tokenizer, spec.key)
         metadata.update(_timing_and_tokens(started, tokenizer))
-        return frame
+        if increment is None:
+            return frame
+        replaced.append(increment.replace(spark, spec, frame))
+        return replaced[0].frame
+
+    def output(staged):
+        if increment is None:
+            return CuratedBatch(staged, made_from)
+        [replacement] = replaced
+        staged = dataclasses.replace(staged, removes=replacement.removes)
+        return CuratedBatch(staged, made_from, increment.column, replacement.rows)
 
     yield from transform_on_engine(
         context,
         QualityGate(spec),
         spark,
         transform.sql,
-        {"raw": read["raw"], **{s.name: s for s in read["inputs"]}},
+        {"raw": raw if increment is None else increment.raw, **{s.name: s for s in read["inputs"]}},
         lake,
         metadata=metadata,
         local={"excluded": excluded_table(read["excluded"])},
         finish=finish,
+        output=output,
         **read["params"],
     )
 
