@@ -8,8 +8,9 @@
    keys to a full rebuild as DuckDB does.
 2. The transform runs over every Raw row of those groups (a semi-join on the engine), so
    deduplication and tokens are those of a full build.
-3. The replace (:func:`replacement`): the files of the table's pinned version that hold a row
-   of a replaced key are found on the engine, each file read on its own (Sail has no
+3. The replace (:func:`replacement`): the new rows are written once beside the staged table
+   (the transform and its tokens computed once), the files of the table's pinned version that
+   hold a row of a replaced key are found on the engine, each file read on its own (Sail has no
    ``input_file_name``); the staged result is the new rows plus the other rows of those files,
    and the commit removes those files and adds the staged ones, in one Delta version
    (``storage/engine_tables.py``). Files without a replaced key stay as they are, so the change
@@ -32,7 +33,14 @@ from deltalake import DeltaTable
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage.engine_tables import engine_frame, pin
+from mlsec_platform.storage.engine_tables import (
+    StagedTable,
+    engine_frame,
+    pin,
+    stage,
+    staged_actions,
+    staged_rows,
+)
 from mlsec_platform.storage.incremental import MAX_REPLACED_KEYS, added_paths
 from mlsec_platform.storage.snapshots import Snapshot
 
@@ -55,6 +63,10 @@ class Replacement:
     removes: tuple[str, ...]
     #: How many rows the replaced keys have now (the new rows).
     rows: int
+    #: The new rows, written once under the table's root so the engine computes them once
+    #: (``frame`` reads them back); deleted after the commit. None: they did not fit the
+    #: catalog types, and the gate's own staging fails the same way and quarantines the batch.
+    scratch: StagedTable | None = None
 
 
 def file_uri(table_uri: str, path: str) -> str:
@@ -108,6 +120,7 @@ def table_files(lake: S3LakeResource, target: Snapshot) -> list[str] | None:
 
 def replacement(
     spark: SparkSession,
+    lake: S3LakeResource,
     spec: DatasetSpec,
     target: Snapshot,
     new: DataFrame,
@@ -118,9 +131,14 @@ def replacement(
     ``column`` in the pinned ``target`` with ``new`` (see the module)."""
     from pyspark.sql import functions as F
 
-    from mlsec_platform.transforms.spark import catalog_casts, conformed
+    from mlsec_platform.transforms.spark import VALUE_ERRORS, catalog_casts, conformed
 
     new = conformed(new, spec)
+    try:  # the transform and its tokens computed once, not for each use below
+        scratch = stage(new, target.uri, spec.arrow_schema())
+    except VALUE_ERRORS:
+        return Replacement(new, (), 0)
+    new = spark.read.format("delta").load(scratch.staging_uri)
     keys = new.select(column).distinct()
     casts = catalog_casts(spec)  # files of either engine's writer read as the catalog types
     removes, rest = (), None
@@ -135,7 +153,7 @@ def replacement(
     frame = new
     if rest is not None:
         frame = new.unionByName(rest.join(keys, on=column, how="left_anti").select(*new.columns))
-    return Replacement(frame, removes, new.count())
+    return Replacement(frame, removes, staged_rows(staged_actions(lake, scratch)), scratch)
 
 
 def _union(frames: list[DataFrame]) -> DataFrame:
@@ -154,9 +172,11 @@ class EngineIncrement:
     #: The Silver column whose values' rows are replaced.
     column: str
 
-    def replace(self, spark: SparkSession, spec: DatasetSpec, new: DataFrame) -> Replacement:
+    def replace(
+        self, spark: SparkSession, lake: S3LakeResource, spec: DatasetSpec, new: DataFrame
+    ) -> Replacement:
         """The staged rows and removed files of the transform's result ``new``."""
-        return replacement(spark, spec, self.target, new, self.column, self.files)
+        return replacement(spark, lake, spec, self.target, new, self.column, self.files)
 
 
 def increment_on_engine(

@@ -38,7 +38,7 @@ from mlsec_platform.privacy.tokens import Tokenizer
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage.engine_tables import transform_on_engine
+from mlsec_platform.storage.engine_tables import discard, transform_on_engine
 from mlsec_platform.storage.incremental import (
     FULL_REBUILD_TAG,
     CuratedBatch,
@@ -260,7 +260,7 @@ def _on_engine(context, spec, transform, engine, lake, tokenizer, metadata, star
         metadata.update(_timing_and_tokens(started, tokenizer))
         if increment is None:
             return frame
-        replaced.append(increment.replace(spark, spec, frame))
+        replaced.append(increment.replace(spark, lake, spec, frame))
         return replaced[0].frame
 
     def output(staged):
@@ -270,19 +270,27 @@ def _on_engine(context, spec, transform, engine, lake, tokenizer, metadata, star
         staged = dataclasses.replace(staged, removes=replacement.removes)
         return CuratedBatch(staged, made_from, increment.column, replacement.rows)
 
-    yield from transform_on_engine(
-        context,
-        QualityGate(spec),
-        spark,
-        transform.sql,
-        {"raw": raw if increment is None else increment.raw, **{s.name: s for s in read["inputs"]}},
-        lake,
-        metadata=metadata,
-        local={"excluded": excluded_table(read["excluded"])},
-        finish=finish,
-        output=output,
-        **read["params"],
-    )
+    try:
+        yield from transform_on_engine(
+            context,
+            QualityGate(spec),
+            spark,
+            transform.sql,
+            {
+                "raw": raw if increment is None else increment.raw,
+                **{s.name: s for s in read["inputs"]},
+            },
+            lake,
+            metadata=metadata,
+            local={"excluded": excluded_table(read["excluded"])},
+            finish=finish,
+            output=output,
+            **read["params"],
+        )
+    finally:  # the new rows' own copy; the commit (or the failure) is done with it
+        for replacement in replaced:
+            if replacement.scratch is not None:
+                discard(lake, replacement.scratch)
 
 
 def silver_assets() -> list[dg.AssetsDefinition]:
