@@ -6,12 +6,17 @@ items, reviews, events), and the `curated` job runs as it does by default (incre
 and ``gold/fact_order_item`` replace the changed keys' rows). Baseline, in the same run on the
 same Raw: the job with the full-rebuild tag (every table from all of Raw).
 
-    .venv/bin/python bench/incremental.py --orders 100000 [--batch-orders 1000]
+``--engine spark`` starts Sail and runs every run on the Spark engine (Silver incremental there
+too; Gold, features and the warehouse rebuild whole on it). Besides each run's time, the sum of
+its Silver steps' times is printed: the part an incremental run changes.
+
+    .venv/bin/python bench/incremental.py --orders 100000 [--batch-orders 1000] [--engine spark]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,12 +28,14 @@ from pipeline import curated_job, seed_raw  # noqa: E402
 
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.sample_data.olist import generate  # noqa: E402
+from mlsec_platform.stack.supervisor import Supervisor  # noqa: E402
 from mlsec_platform.storage.incremental import FULL_REBUILD_TAG  # noqa: E402
 from mlsec_platform_tests.curated_data import seed_raw as seed_batch  # noqa: E402
 
 
-def timed_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> tuple[float, dict]:
-    """Seconds of one `curated` run and its materializations' write modes."""
+def timed_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> tuple[float, dict, float]:
+    """Seconds of one `curated` run, its materializations' write modes and the seconds of its
+    Silver steps together."""
     started = time.perf_counter()
     result = curated_job().execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     seconds = time.perf_counter() - started
@@ -41,29 +48,39 @@ def timed_run(instance: dg.DagsterInstance, tags: dict[str, str]) -> tuple[float
         mat = event.event_specific_data.materialization
         mode = mat.metadata.get("write_mode")
         modes[mat.asset_key.to_user_string()] = mode.value if mode else None
-    return seconds, modes
+    steps = instance.get_run_step_stats(result.run_id)
+    silver = sum(s.end_time - s.start_time for s in steps if s.step_key.startswith("silver__"))
+    return seconds, modes, silver
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--batch-orders", type=int, default=1_000)
+    parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
     args = parser.parse_args()
 
     with benchmark_stack() as settings:
+        if args.engine == "spark":
+            Supervisor(settings).ensure_sail()
+        os.environ["MLSEC_ENGINE"] = args.engine
         resources = build_resources(settings)
         seed_raw(resources, args.orders)
         instance = dg.DagsterInstance.ephemeral()
-        first, _ = timed_run(instance, {})
-        print(f"first (full) build of {args.orders:,} orders: {first:.1f}s")
+        first, _, silver = timed_run(instance, {})
+        print(f"[{args.engine}] first (full) build of {args.orders:,} orders: {first:.1f}s")
+        print(f"  Silver steps: {silver:.1f}s")
         seed_batch(resources, generate(seed=97, orders=args.batch_orders), "bench-batch")
-        incremental, modes = timed_run(instance, {})
+        incremental, modes, silver_incremental = timed_run(instance, {})
         replaced = sorted(k for k, m in modes.items() if m == "replace")
         print(f"incremental run after {args.batch_orders:,} new orders: {incremental:.1f}s")
+        print(f"  Silver steps: {silver_incremental:.1f}s")
         print(f"  tables that replaced only changed keys: {', '.join(replaced)}")
-        full, _ = timed_run(instance, {FULL_REBUILD_TAG: "true"})
+        full, _, silver_full = timed_run(instance, {FULL_REBUILD_TAG: "true"})
         print(f"full rebuild of the same Raw (baseline): {full:.1f}s")
+        print(f"  Silver steps: {silver_full:.1f}s")
         print(f"ratio incremental / full: {incremental / full:.2f}")
+        print(f"ratio incremental / full, Silver steps: {silver_incremental / silver_full:.2f}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ TEST_ENV = {
 #: Fixtures that start servers. A test whose fixture closure holds one (directly or through
 #: other fixtures) is marked ``stack``. ``demo_output`` (ops/test_demo.py) runs `mlsec demo`,
 #: which starts a stack of its own; so do ``rootless_stack`` (ops/test_operator_login.py) and
-#: ``spark_stack`` (spark_stack.py) and ``incremental_stack`` (incremental_stack.py).
+#: ``spark_stack`` (spark_stack.py) and ``incremental_stack`` with its Spark twin
+#: (incremental_stack.py; ``curated_incrementally`` in defs/curated/test_incremental.py is either).
 SERVER_FIXTURES = frozenset(
     {
         "supervisor",
@@ -50,6 +51,8 @@ SERVER_FIXTURES = frozenset(
         "spark_stack_100k",
         "incremental_stack",
         "freshness_stack",
+        "spark_incremental_stack",
+        "curated_incrementally",
     }
 )
 

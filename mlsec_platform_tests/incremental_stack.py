@@ -1,4 +1,5 @@
-"""A stack of its own on which Raw grows by three batches, curated incrementally, then rebuilt.
+"""A stack of its own on which Raw grows by three batches, curated incrementally, then rebuilt;
+on DuckDB (``incremental_stack``) and on the Spark engine (``spark_incremental_stack``).
 
 Its own (state folder, servers): its runs append to Raw and move every curated table's version,
 which the session stack's tests pin. ``incremental_stack`` curates a first Raw snapshot, then
@@ -24,7 +25,7 @@ from mlsec_platform.defs.raw import files as file_connector
 from mlsec_platform.storage.incremental import FULL_REBUILD_TAG
 from mlsec_platform.storage.raw_writer import Lineage, commit_raw_batch
 from mlsec_platform_tests.helpers import OwnStack, environment, stack_of_its_own
-from mlsec_platform_tests.spark_stack import CURATED, read_table
+from mlsec_platform_tests.spark_stack import CURATED, read_table, run_job
 
 ORDERS = 2_000
 SEED = 41
@@ -43,6 +44,21 @@ class IncrementalStack:
     instance: dg.DagsterInstance
     #: The order-status online store as the incremental runs left it (upserted by entity).
     online: list[tuple] = field(default_factory=list)
+    #: The engine every run above ran on.
+    engine: str = "duckdb"
+    #: On the Spark engine: the tables DuckDB's full rebuild of the same Raw makes afterwards
+    #: (the same vault, so the same tokens).
+    duckdb_tables: dict[str, pa.Table] | None = None
+    #: On the Spark engine: two more batches after that, curated incrementally on Spark (over
+    #: DuckDB's tables) and then on DuckDB (over Spark's), and DuckDB's full rebuild after them.
+    alternated: Alternated | None = None
+
+
+@dataclass
+class Alternated:
+    runs: list[dg.ExecuteInJobResult]
+    tables: dict[str, pa.Table]
+    rebuilt: dict[str, pa.Table]
 
 
 def commit(resources: dict, source: str, table: pa.Table, batch: str) -> None:
@@ -86,35 +102,66 @@ def next_batch(resources: dict, first, tag: str, seed: int) -> None:
 def incremental_stack(tmp_path_factory) -> Iterator[IncrementalStack]:
     with stack_of_its_own(tmp_path_factory, "mlsec-incremental") as stack:
         with environment(stack.env):
-            made = curate_three_batches_then_rebuild(stack)
+            made = curate_three_batches_then_rebuild(stack, "duckdb")
         yield made
 
 
-def curate_three_batches_then_rebuild(stack: OwnStack) -> IncrementalStack:
+@pytest.fixture(scope="session")
+def spark_incremental_stack(tmp_path_factory) -> Iterator[IncrementalStack]:
+    """The same scenario with every run on the Spark engine (the stack's Sail), then DuckDB's
+    full rebuild of the same Raw."""
+    with stack_of_its_own(tmp_path_factory, "mlsec-spark-incremental") as stack:
+        with environment(stack.env):
+            stack.supervisor.ensure_sail()
+            made = curate_three_batches_then_rebuild(stack, "spark")
+        yield made
+
+
+def curate_three_batches_then_rebuild(stack: OwnStack, engine: str) -> IncrementalStack:
     """The first Raw snapshot and two more batches, each curated as the job runs by default,
-    then the full rebuild (see the module)."""
+    then the full rebuild, all on ``engine`` (see the module)."""
     from mlsec_platform.defs.resources import build_resources
     from mlsec_platform.sample_data.olist import generate
-    from mlsec_platform_tests.curated_data import run_curated, seed_raw
+    from mlsec_platform_tests.curated_data import seed_raw
 
     resources = build_resources(stack.settings)
     instance = dg.DagsterInstance.ephemeral()
     first = generate(seed=SEED, orders=ORDERS)
     seed_raw(resources, first, "first")
-    runs = [run_curated(resources, instance)]
+    runs = [run_job(engine, resources, instance)]
     for tag, seed in (("second", SEED + 1), ("third", SEED + 2)):
         next_batch(resources, first, tag, seed)
-        runs.append(run_curated(resources, instance))
+        runs.append(run_job(engine, resources, instance))
     for run in runs:
         assert run.success, [e.message for e in run.all_events if e.is_failure]
     incremental = {i: read_table(resources, i) for i in CURATED}
     online = read_online(resources)
-    full = run_curated(resources, instance, tags={FULL_REBUILD_TAG: "true"})
+    full = run_job(engine, resources, instance, tags={FULL_REBUILD_TAG: "true"})
     assert full.success, [e.message for e in full.all_events if e.is_failure]
     full_tables = {i: read_table(resources, i) for i in CURATED}
-    return IncrementalStack(
-        resources, runs, incremental, full_tables, full, stack.env, instance, online
+    made = IncrementalStack(
+        resources, runs, incremental, full_tables, full, stack.env, instance, online, engine
     )
+    if engine != "duckdb":
+        duckdb = run_job("duckdb", resources, instance, tags={FULL_REBUILD_TAG: "true"})
+        assert duckdb.success, [e.message for e in duckdb.all_events if e.is_failure]
+        made.duckdb_tables = {i: read_table(resources, i) for i in CURATED}
+        made.alternated = alternate_engines(resources, instance, first, engine)
+    return made
+
+
+def alternate_engines(resources: dict, instance, first, engine: str) -> Alternated:
+    """Two more batches: the first curated on ``engine`` over the tables DuckDB wrote last, the
+    second on DuckDB over the ones ``engine`` wrote; then DuckDB's full rebuild."""
+    runs = []
+    for tag, seed, on in (("fourth", SEED + 3, engine), ("fifth", SEED + 4, "duckdb")):
+        next_batch(resources, first, tag, seed)
+        runs.append(run_job(on, resources, instance))
+        assert runs[-1].success, [e.message for e in runs[-1].all_events if e.is_failure]
+    tables = {i: read_table(resources, i) for i in CURATED}
+    rebuilt = run_job("duckdb", resources, instance, tags={FULL_REBUILD_TAG: "true"})
+    assert rebuilt.success, [e.message for e in rebuilt.all_events if e.is_failure]
+    return Alternated(runs, tables, {i: read_table(resources, i) for i in CURATED})
 
 
 #: The order-status features compared between the online store and the offline table.

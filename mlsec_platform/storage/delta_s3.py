@@ -10,7 +10,8 @@ the row count and the table URI go into the materialization metadata, and the ve
 the asset's data version. A :class:`CuratedBatch` (``storage/incremental.py``) records its inputs
 in the commit, and may replace only the rows of the keys it holds (one version, written by
 Delta's predicate overwrite: a MERGE would rewrite the files it touches with string views,
-which pyarrow cannot compare, delta-rs issue 4579).
+which pyarrow cannot compare, delta-rs issue 4579; on the Spark engine, by removing the files
+that hold those keys and adding the staged ones, which hold their other rows too).
 """
 
 import json
@@ -26,7 +27,7 @@ from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.commits import committed_version
 from mlsec_platform.storage.engine_tables import StagedTable, commit_staged
-from mlsec_platform.storage.history import curated_properties, keep_history, keep_properties
+from mlsec_platform.storage.history import curated_properties, keep_properties
 from mlsec_platform.storage.incremental import INPUTS_KEY, CuratedBatch
 
 WRITE_MODE_KEY = "mlsec/write_mode"
@@ -76,7 +77,8 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
                 "zone": zone.value,
                 "write_mode": mode,
                 # The rows of the changed keys; the row count is the table's.
-                **({"replaced_rows": obj.table.num_rows} if mode == "replace" else {}),
+                **({"replaced_rows": obj.replaced_rows} if mode == "replace" else {}),
+                **_rewritten_files(obj),
             }
         )
         # The Delta version is the data version: downstream staleness follows real commits.
@@ -105,13 +107,13 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
                 raise dg.DagsterInvariantViolationError(
                     f"a staged table commits by overwrite to its own table, not {mode} to {uri}"
                 )
-            version, rows = commit_staged(self.lake, obj, metadata)
-            if self.history_retention_days is not None:
-                # The engine's commit carries no table properties: set them here, once.
-                keep_history(
-                    DeltaTable(uri, storage_options=self.lake.storage_options()),
-                    self.history_retention_days,
-                )
+            properties = curated_properties(self.history_retention_days)
+            version, rows = commit_staged(self.lake, obj, metadata, properties)
+            # A table made before its properties were set at creation gets them here, once.
+            keep_properties(
+                DeltaTable(uri, storage_options=self.lake.storage_options()),
+                properties,
+            )
             return version, rows
         table = (
             pa.Table.from_pandas(obj, preserve_index=False)
@@ -145,6 +147,12 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
     def _replace(self, uri: str, batch: CuratedBatch, metadata: dict[str, str]) -> tuple[int, int]:
         """One Delta commit replacing the rows of ``batch``'s keys with it; the version it made
         and the table's rows after it (counted from the log, not the files)."""
+        if isinstance(batch.table, StagedTable):  # its files, less the ones it replaces
+            if batch.table.removes is None or batch.table.uri != uri:
+                raise dg.DagsterInvariantViolationError(
+                    f"a staged replace commits the files it names to its own table, not {uri}"
+                )
+            return commit_staged(self.lake, batch.table, metadata)
         options = self.lake.storage_options()
         table = batch.table
         if table.num_rows == 0:  # nothing to replace; the version still records the inputs
@@ -181,3 +189,11 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
         if context.dagster_type.typing_type is pd.DataFrame:
             return data.to_pandas()
         return data
+
+
+def _rewritten_files(obj) -> dict[str, int]:
+    """How many files of the table an engine's replace rewrote (their other rows kept)."""
+    staged = obj.table if isinstance(obj, CuratedBatch) else None
+    if isinstance(staged, StagedTable) and staged.removes is not None:
+        return {"rewritten_files": len(staged.removes)}
+    return {}

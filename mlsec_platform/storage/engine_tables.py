@@ -14,7 +14,9 @@ Nothing of a table passes through the Dagster process on the Spark engine. The p
    relative to the target root, sizes and statistics as the engine wrote them. The commit is a
    conditional PUT like every delta-rs commit; a run that dies before it leaves only staged
    files, which no version references. Failed: the staged prefix is deleted, nothing is
-   committed.
+   committed. An incremental run's staged table names the files it replaces
+   (``StagedTable.removes``, ``storage/engine_incremental.py``): its commit removes those and
+   adds the staged ones, every other file stays.
 
 Why not let the engine write the target table itself: its commit would make the rows visible
 before the gate ran. Why not stage Parquet alone: the staging table's log already holds each
@@ -25,6 +27,7 @@ read here.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,10 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+from mlsec_platform.errors import MlsecError
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
@@ -48,6 +53,12 @@ if TYPE_CHECKING:
 STAGED_DIR = "_staged"
 
 
+class ConcurrentWrite(MlsecError):
+    """Another writer changed the table while this run computed its replacement; run again."""
+
+    http_status = 409
+
+
 @dataclass(frozen=True)
 class StagedTable:
     """A result the engine wrote under ``uri``'s root, not yet part of any version."""
@@ -55,6 +66,9 @@ class StagedTable:
     uri: str
     write_id: str
     schema: pa.Schema
+    #: Files of the target's current version the commit removes, its other files kept
+    #: (``storage/engine_incremental.py``); None: the commit replaces every file (overwrite).
+    removes: tuple[str, ...] | None = None
 
     @property
     def relative(self) -> str:
@@ -80,10 +94,11 @@ def engine_frame(spark: SparkSession, snapshot: Snapshot) -> DataFrame:
     return reader.load(snapshot.uri)
 
 
-def register(spark: SparkSession, views: dict[str, Snapshot]) -> None:
-    """Each snapshot as a temporary view of that name on the engine."""
-    for name, snapshot in views.items():
-        engine_frame(spark, snapshot).createOrReplaceTempView(name)
+def register(spark: SparkSession, views: dict[str, Snapshot | DataFrame]) -> None:
+    """Each snapshot (or frame on the engine) as a temporary view of that name on the engine."""
+    for name, view in views.items():
+        frame = engine_frame(spark, view) if isinstance(view, Snapshot) else view
+        frame.createOrReplaceTempView(name)
 
 
 def stage(frame: DataFrame, uri: str, schema: pa.Schema) -> StagedTable:
@@ -122,31 +137,62 @@ def staged_rows(actions: list[AddAction]) -> int:
 
 
 def commit_staged(
-    lake: S3LakeResource, staged: StagedTable, metadata: dict[str, str]
+    lake: S3LakeResource,
+    staged: StagedTable,
+    metadata: dict[str, str],
+    configuration: dict[str, str] | None = None,
 ) -> tuple[int, int]:
-    """One version of the target table holding exactly the staged files; (version, rows)."""
+    """One version of the target table holding exactly the staged files, or (``removes``) its
+    files but those plus the staged ones; (version, the table's rows after it).
+    ``configuration``: the table properties of a table this commit creates."""
     actions = staged_actions(lake, staged)
     options = lake.storage_options()
     properties = CommitProperties(custom_metadata=metadata)
     try:
         table = DeltaTable(staged.uri, storage_options=options)
     except TableNotFoundError:
+        table = None
+    if table is None and staged.removes is not None:
+        raise ConcurrentWrite(f"{staged.uri} was removed while this run replaced its rows")
+    if table is None:
         create_table_with_add_actions(
             staged.uri,
             _delta_schema(staged.schema),
             actions,
             mode="error",
+            configuration=configuration,
             storage_options=options,
             commit_properties=properties,
         )
-        table = DeltaTable(staged.uri, storage_options=options)
-    else:
+    elif staged.removes is None:
         table.create_write_transaction(
             actions, mode="overwrite", schema=staged.schema, commit_properties=properties
         )
-        table = DeltaTable(staged.uri, storage_options=options)
+    else:  # the files it replaces go, every other file stays
+        table.create_write_transaction(
+            [*removed_files(table, staged.removes), *actions],
+            mode="append",
+            schema=staged.schema,
+            commit_properties=properties,
+        )
+    table = DeltaTable(staged.uri, storage_options=options)
     version = committed_version(table, "mlsec.write_id", metadata["mlsec.write_id"])
-    return version, staged_rows(actions)
+    if staged.removes is None:
+        return version, staged_rows(actions)
+    counts = pa.table(table.get_add_actions(flatten=True)).column("num_records")
+    return version, int(pc.sum(counts).as_py() or 0)
+
+
+def removed_files(table: DeltaTable, paths: tuple[str, ...]) -> list[RemoveAction]:
+    """Remove actions of ``paths``, files of the table's current version (a file already gone
+    means another writer moved the table: nothing is committed)."""
+    added = pa.table(table.get_add_actions(flatten=True)).select(["path", "size_bytes"])
+    sizes = dict(zip(*(added.column(c).to_pylist() for c in added.column_names), strict=True))
+    missing = sorted(set(paths) - set(sizes))
+    if missing:
+        raise ConcurrentWrite(f"{table.table_uri}: files {missing[:3]} left the table meanwhile")
+    now = int(time.time() * 1000)
+    return [RemoveAction(p, True, now, sizes[p], {}) for p in paths]
 
 
 def discard(lake: S3LakeResource, staged: StagedTable) -> int:
@@ -184,12 +230,13 @@ def gated_on_engine(
     *,
     metadata: dict[str, Any],
     measures: dict[str, str] | None = None,
+    output: Callable[[StagedTable], Any] | None = None,
     **params: Any,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """``frame`` (the transform's result on the engine) staged under its table, cast to the
-    catalog's types, through the gate on the engine: the asset's output is the staged table,
-    which the IO manager commits as one version; on any failure the staged files are deleted
-    and nothing is committed."""
+    catalog's types, through the gate on the engine: the asset's output is the staged table
+    (or what ``output`` makes of it), which the IO manager commits as one version; on any
+    failure the staged files are deleted and nothing is committed."""
     from mlsec_platform.transforms.spark import VALUE_ERRORS, conformed  # only on Spark
 
     spec = gate.spec
@@ -204,7 +251,14 @@ def gated_on_engine(
     spark.read.format("delta").load(staged.staging_uri).createOrReplaceTempView(view)
     try:
         yield from gate.commit_on_engine(
-            context, spark, view, staged, lake, metadata=metadata, measures=measures, **params
+            context,
+            spark,
+            view,
+            staged if output is None else output(staged),
+            lake,
+            metadata=metadata,
+            measures=measures,
+            **params,
         )
     except BaseException:
         discard(lake, staged)
@@ -218,18 +272,19 @@ def transform_on_engine(
     gate: QualityGate,
     spark: SparkSession,
     sql: str,
-    inputs: dict[str, Snapshot],
+    inputs: dict[str, Snapshot | DataFrame],
     lake: S3LakeResource,
     *,
     metadata: dict[str, Any],
     local: dict[str, pa.Table] | None = None,
     finish: Callable[[DataFrame], DataFrame] | None = None,
     measures: dict[str, str] | None = None,
+    output: Callable[[StagedTable], Any] | None = None,
     **params: Any,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
-    """``sql`` (Spark dialect) over ``inputs`` (view name -> snapshot) read on the engine at
-    their pinned versions and the small ``local`` tables sent with the query, then ``finish``
-    on its result; gated and staged on the engine."""
+    """``sql`` (Spark dialect) over ``inputs`` (view name -> snapshot, or a frame already on the
+    engine) read on the engine at their pinned versions and the small ``local`` tables sent
+    with the query, then ``finish`` on its result; gated and staged on the engine."""
     snapshots = dict(inputs)
     register(spark, snapshots)
     from mlsec_platform.transforms.spark import local_frame
@@ -241,7 +296,15 @@ def transform_on_engine(
         if finish is not None:
             frame = finish(frame)
         yield from gated_on_engine(
-            context, gate, spark, frame, lake, metadata=metadata, measures=measures, **params
+            context,
+            gate,
+            spark,
+            frame,
+            lake,
+            metadata=metadata,
+            measures=measures,
+            output=output,
+            **params,
         )
     finally:
         for name in [*snapshots, *(local or {})]:

@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +33,9 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.snapshots import Snapshot
+
+if TYPE_CHECKING:
+    from mlsec_platform.storage.engine_tables import StagedTable
 
 #: The run tag that makes every curated table rebuild from all of its inputs.
 FULL_REBUILD_TAG = "mlsec/full_rebuild"
@@ -48,9 +52,12 @@ MAX_REPLACED_KEYS = 5_000
 class CuratedBatch:
     """Rows for the IO manager: the whole table (``replaces`` None), or every row of some
     values of the column ``replaces``: the table's rows with those values are replaced by
-    these in one commit (a delete and an insert; rows of other values stay as they are)."""
+    these in one commit (a delete and an insert; rows of other values stay as they are).
 
-    table: pa.Table
+    On the Spark engine the rows are a staged table on the engine, which already holds the
+    kept rows of the files its commit removes (``storage/engine_incremental.py``)."""
+
+    table: pa.Table | StagedTable
     #: What the rows were made from; recorded in the commit (see the module).
     inputs: Mapping[str, object] = field(default_factory=dict)
     replaces: str | None = None
@@ -58,6 +65,13 @@ class CuratedBatch:
     #: commit is a Delta MERGE on it, which joins instead of listing the values, so it takes
     #: any number of them (see :data:`MAX_REPLACED_KEYS` for what a list costs).
     merge: bool = False
+    #: The rows of the replaced values, when ``table`` is staged (counted on the engine).
+    staged_rows: int | None = None
+
+    @property
+    def replaced_rows(self) -> int | None:
+        """How many rows the replaced values have now."""
+        return self.table.num_rows if isinstance(self.table, pa.Table) else self.staged_rows
 
     def predicate(self) -> str:
         """The Delta predicate selecting the rows this batch replaces."""
@@ -89,11 +103,35 @@ def last_inputs(lake: S3LakeResource, zone: Zone, name: str) -> dict | None:
         return None
 
 
+def added_paths(
+    lake: S3LakeResource, zone: Zone, name: str, since: int, now: int
+) -> list[str] | None:
+    """The data files (paths relative to the table's root) the table gained from version
+    ``since`` to ``now``, or None when it did more than gain files (a removed or rewritten
+    file, or ``since`` no longer readable). The Spark engine reads exactly these files."""
+    added = _added(lake, zone, name, since, now)
+    return None if added is None else added[1]
+
+
 def added_rows(
     lake: S3LakeResource, zone: Zone, name: str, since: int, now: int
 ) -> ds.Dataset | None:
-    """The rows the table gained from version ``since`` to ``now``, or None when it did more
-    than gain files (a removed or rewritten file, or ``since`` no longer readable)."""
+    """The rows the table gained from version ``since`` to ``now`` (the files of
+    :func:`added_paths`), or None when it did more than gain files."""
+    added = _added(lake, zone, name, since, now)
+    if added is None:
+        return None
+    after, new = added
+    dataset = after.to_pyarrow_dataset()
+    wanted = set(new)
+    fragments = [f for f in dataset.get_fragments() if f.path in wanted]
+    return ds.FileSystemDataset(fragments, dataset.schema, dataset.format, dataset.filesystem)
+
+
+def _added(
+    lake: S3LakeResource, zone: Zone, name: str, since: int, now: int
+) -> tuple[DeltaTable, list[str]] | None:
+    """The table at ``now`` and the files it gained since ``since`` (None: not only gained)."""
     uri, options = lake.table_uri(zone, name), lake.storage_options()
     if since > now:
         return None
@@ -102,13 +140,16 @@ def added_rows(
         after = DeltaTable(uri, storage_options=options, version=now)
     except (DeltaError, TableNotFoundError, OSError):
         return None
-    old = set(pa.table(before.get_add_actions(flatten=True)).column("path").to_pylist())
-    dataset = after.to_pyarrow_dataset()
-    fragments = list(dataset.get_fragments())
-    new = [f for f in fragments if f.path not in old]
-    if len(fragments) - len(new) != len(old):  # some file of `since` is gone: not append-only
+    old = set(_paths(before))
+    paths = _paths(after)
+    new = [p for p in paths if p not in old]
+    if len(paths) - len(new) != len(old):  # some file of `since` is gone: not append-only
         return None
-    return ds.FileSystemDataset(new, dataset.schema, dataset.format, dataset.filesystem)
+    return after, new
+
+
+def _paths(table: DeltaTable) -> list[str]:
+    return pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
 
 
 def changed_rows(

@@ -57,12 +57,14 @@ def conformed(frame: DataFrame, spec: DatasetSpec) -> DataFrame:
     missing = [c for c in spec.column_names if c not in frame.columns]
     if missing:
         raise ValueError(f"{spec.id}: the transform's output lacks {missing}")
-    return frame.selectExpr(
-        *(
-            f"CAST({quoted(c.name)} AS {spark_type(c.type)}) AS {quoted(c.name)}"
-            for c in spec.columns
-        )
-    )
+    return frame.selectExpr(*catalog_casts(spec))
+
+
+def catalog_casts(spec: DatasetSpec) -> list[str]:
+    """The catalog's columns, in order, each cast to its catalog type (Spark SQL)."""
+    return [
+        f"CAST({quoted(c.name)} AS {spark_type(c.type)}) AS {quoted(c.name)}" for c in spec.columns
+    ]
 
 
 def local_frame(spark: SparkSession, table: pa.Table) -> DataFrame:

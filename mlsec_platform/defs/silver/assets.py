@@ -8,15 +8,18 @@ gate failure, applies its transform, de-identifies the rows as the catalog tags 
 (``privacy/deidentify.py``: tokens from the token vault, new values minted there first), and
 commits only if the batch passes the pandera gate generated from the same entry.
 
-Incremental: on DuckDB a run after the first transforms only the Raw rows of the keys that
-Raw's new files touch (every batch's rows of those keys, so deduplication and tokens are
-those of a full build) and replaces those keys' rows in the table, as one Delta version
+Incremental: a run after the first transforms only the Raw rows of the keys that Raw's new
+files touch (every batch's rows of those keys, so deduplication and tokens are those of a full
+build) and replaces those keys' rows in the table, as one Delta version
 (``storage/incremental.py`` says when a run rebuilds in full instead). Written by
 the ``pipeline`` identity. On the Spark engine the same transform, de-identification and gate
 run on the engine, over the Raw table read there (``storage/engine_tables.py``,
-``storage/engine_privacy.py``); the batch never comes to this process.
+``storage/engine_privacy.py``), and so does the increment (``storage/engine_incremental.py``:
+the engine reads the added Raw files itself); the batch never comes to this process. Both
+engines record their inputs alike, so a table may change engines between runs.
 """
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 
@@ -35,7 +38,7 @@ from mlsec_platform.privacy.tokens import Tokenizer
 from mlsec_platform.quality.gates import QualityGate
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
-from mlsec_platform.storage.engine_tables import transform_on_engine
+from mlsec_platform.storage.engine_tables import discard, transform_on_engine
 from mlsec_platform.storage.incremental import (
     FULL_REBUILD_TAG,
     CuratedBatch,
@@ -88,7 +91,7 @@ def silver_table(
     return PrivacyPlan.of(spec).apply(table, tokenizer)
 
 
-def rows_to_transform(
+def incremental_since(
     context: dg.AssetExecutionContext,
     lake: S3LakeResource,
     spec: DatasetSpec,
@@ -96,9 +99,10 @@ def rows_to_transform(
     raw: Snapshot,
     inputs: list[Snapshot],
     excluded: set[str],
-) -> tuple[Rows, dict, str | None]:
-    """The Raw rows this run transforms, what they come from (recorded in the commit), and the
-    Silver column whose values' rows they replace: None when the run rebuilds the table."""
+) -> tuple[dict, int | None]:
+    """What the run is made from (recorded in its commit, alike on both engines) and the Raw
+    version the table's last commit read: the run recomputes only the groups of the rows Raw
+    gained since; None: the run rebuilds the table."""
     made_from = {
         raw.asset: raw.version,
         **{s.asset: s.version for s in inputs},
@@ -114,8 +118,26 @@ def rows_to_transform(
         or not isinstance(before.get(raw.asset), int)
         or any(before.get(k) != v for k, v in made_from.items() if k != raw.asset)
     ):
+        return made_from, None
+    return made_from, before[raw.asset]
+
+
+def rows_to_transform(
+    context: dg.AssetExecutionContext,
+    lake: S3LakeResource,
+    spec: DatasetSpec,
+    transform: SilverTransform,
+    raw: Snapshot,
+    inputs: list[Snapshot],
+    excluded: set[str],
+) -> tuple[Rows, dict, str | None]:
+    """The Raw rows this run transforms on DuckDB, what they come from (recorded in the
+    commit), and the Silver column whose values' rows they replace: None when the run rebuilds
+    the table."""
+    made_from, since = incremental_since(context, lake, spec, transform, raw, inputs, excluded)
+    if since is None:
         return raw.dataset, made_from, None
-    added = added_rows(lake, Zone.RAW, transform.source, before[raw.asset], raw.version)
+    added = added_rows(lake, Zone.RAW, transform.source, since, raw.version)
     if added is None:
         return raw.dataset, made_from, None
     raw_column, silver_column = transform.group
@@ -220,29 +242,59 @@ def _timing_and_tokens(started: float, tokenizer) -> dict:
 
 
 def _on_engine(context, spec, transform, engine, lake, tokenizer, metadata, started, **read):
-    """The Silver batch made, de-identified and gated on the Spark engine."""
+    """The Silver batch made, de-identified and gated on the Spark engine; after the first
+    run, only the groups of the rows Raw gained (``storage/engine_incremental.py``)."""
+    from mlsec_platform.storage.engine_incremental import increment_on_engine
     from mlsec_platform.storage.engine_privacy import deidentify_on_engine
 
-    spark, plan = engine.spark_session(), PrivacyPlan.of(spec)
-    metadata = dict(metadata)
+    spark, plan, raw = engine.spark_session(), PrivacyPlan.of(spec), read["raw"]
+    made_from, since = incremental_since(
+        context, lake, spec, transform, raw, read["inputs"], read["excluded"]
+    )
+    increment = None
+    if since is not None:
+        increment = increment_on_engine(
+            spark, lake, spec, raw, transform.source, transform.group, since
+        )
+    metadata = dict(metadata) | {"incremental": increment is not None}
+    replaced = []  # the replacement, made when the engine's result is planned
 
     def finish(frame):
         frame = deidentify_on_engine(spark, frame, plan, tokenizer, spec.key)
         metadata.update(_timing_and_tokens(started, tokenizer))
-        return frame
+        if increment is None:
+            return frame
+        replaced.append(increment.replace(spark, lake, spec, frame))
+        return replaced[0].frame
 
-    yield from transform_on_engine(
-        context,
-        QualityGate(spec),
-        spark,
-        transform.sql,
-        {"raw": read["raw"], **{s.name: s for s in read["inputs"]}},
-        lake,
-        metadata=metadata,
-        local={"excluded": excluded_table(read["excluded"])},
-        finish=finish,
-        **read["params"],
-    )
+    def output(staged):
+        if increment is None:
+            return CuratedBatch(staged, made_from)
+        [replacement] = replaced
+        staged = dataclasses.replace(staged, removes=replacement.removes)
+        return CuratedBatch(staged, made_from, increment.column, replacement.rows)
+
+    try:
+        yield from transform_on_engine(
+            context,
+            QualityGate(spec),
+            spark,
+            transform.sql,
+            {
+                "raw": raw if increment is None else increment.raw,
+                **{s.name: s for s in read["inputs"]},
+            },
+            lake,
+            metadata=metadata,
+            local={"excluded": excluded_table(read["excluded"])},
+            finish=finish,
+            output=output,
+            **read["params"],
+        )
+    finally:  # the new rows' own copy; the commit (or the failure) is done with it
+        for replacement in replaced:
+            if replacement.scratch is not None:
+                discard(lake, replacement.scratch)
 
 
 def silver_assets() -> list[dg.AssetsDefinition]:
