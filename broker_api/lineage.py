@@ -219,7 +219,7 @@ class LineageReader:
         with self._lock:
             self._storage, self._url = None, None
             self._cache.clear()
-        self._latest.clear()
+        self._latest.close()
         self._revoke()
 
     # -- internals -------------------------------------------------------------------------------

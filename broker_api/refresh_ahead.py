@@ -41,6 +41,7 @@ class RefreshAhead(Generic[K, V]):
         self._clock = clock
         self._entries: dict[K, tuple[float, V]] = {}  # key -> (when its read began, value)
         self._refreshing: set[K] = set()
+        self._closed = False
         self._lock = threading.Lock()
 
     def get(self, key: K, read: Callable[[], V]) -> V:
@@ -61,8 +62,10 @@ class RefreshAhead(Generic[K, V]):
             return held[1]
         return None
 
-    def clear(self) -> None:
+    def close(self) -> None:
+        """Forget every value and start no more re-reads (e.g. their login is given back)."""
         with self._lock:
+            self._closed = True
             self._entries.clear()
 
     def _store(self, key: K, read_at: float, value: V) -> V:
@@ -76,7 +79,7 @@ class RefreshAhead(Generic[K, V]):
 
     def _refresh(self, key: K, read: Callable[[], V]) -> None:
         with self._lock:
-            if key in self._refreshing:
+            if self._closed or key in self._refreshing:
                 return
             self._refreshing.add(key)
         threading.Thread(

@@ -113,3 +113,15 @@ def test_an_older_read_never_replaces_a_newer_one(cache, clock) -> None:
     assert slow.reads == 2 and cache.peek("k") == 10
     clock.now += 0.99
     assert cache.peek("k") == 10
+
+
+def test_a_closed_cache_starts_no_reread(cache, clock) -> None:
+    source = Source()
+    cache.get("k", source.read)
+    cache.close()
+    assert cache.peek("k") is None
+    cache.get("k", source.read)  # read on the caller's path
+    clock.now += 0.6
+    assert cache.get("k", source.read) == 2
+    rereads_finished()
+    assert source.reads == 2  # no re-read in the background
