@@ -210,7 +210,13 @@ def _answered(
 ) -> Response:
     body = answer(*args)
     response = json_response(body, headers=request.scope["state"].get("response_headers"))
-    if ask is not None:
-        receipts.attach(request, response, ask, request.app.state.services.receipts)
-    request.state.seal(response)  # final: its audit event starts committing now
+    if ask is None:
+        request.state.seal(response)  # final: its audit event starts committing now
+        return response
+    receipt = receipts.prepare(request, response, ask, request.app.state.services.receipts)
+    request.state.seal(response)  # its audit event, naming the receipt, starts committing now
+    # The signature is made while the event commits (the answer waits for that commit anyway,
+    # and signing releases the GIL): off the answer's path. Nothing left can fail, so the
+    # sealed answer never leaves without the receipt it was asked for.
+    receipts.sign_into(response, receipt)
     return response

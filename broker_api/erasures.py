@@ -4,17 +4,17 @@
 and records the table's cut (``storage/erasure/delta.py``). The broker keeps recently read
 versions in memory and resolves pins and cursors to older versions, so it checks every served
 version against the cut: one older is answered 410 Gone (audited like every refusal), never
-from memory. The cut of each dataset is re-read from the lake after ``ttl_seconds`` (the same
-freshness as lineage), one small object per dataset.
+from memory. The cut of each dataset is at most ``ttl_seconds`` old (the same freshness as
+lineage), one small object per dataset re-read from the lake ahead of that.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from broker_api.refresh_ahead import RefreshAhead
 from broker_api.snapshots import SnapshotUnavailable
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.resources.s3_lake import S3LakeResource
@@ -34,12 +34,12 @@ class ErasureCutUnknown(SnapshotUnavailable):
 
 
 class ErasureCuts:
-    """The erasure cut of each curated dataset (0: never erased), cached ``ttl_seconds``."""
+    """The erasure cut of each curated dataset (0: never erased), at most ``ttl_seconds`` old
+    (re-read ahead of that, :mod:`broker_api.refresh_ahead`)."""
 
     def __init__(self, lake: S3LakeResource, *, ttl_seconds: float = 1.0) -> None:
         self._lake = lake
-        self._ttl = ttl_seconds
-        self._cuts: dict[str, tuple[float, int]] = {}
+        self._cuts: RefreshAhead[str, int] = RefreshAhead(ttl_seconds, "erasure-cuts")
         self._lock = threading.Lock()
         #: One S3 client, made again when the lake's keys change (a rotation).
         self._client: tuple[str, object] | None = None
@@ -52,18 +52,15 @@ class ErasureCuts:
             return self._client[1]
 
     def cut(self, spec: DatasetSpec) -> int:
-        hit = self._cuts.get(spec.id)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+        return self._cuts.get(spec.id, lambda: self._read(spec))
+
+    def _read(self, spec: DatasetSpec) -> int:
         try:
-            cut = read_cut(self._lake, spec.zone, spec.name, self._s3())
+            return read_cut(self._lake, spec.zone, spec.name, self._s3())
         except (ClientError, BotoCoreError) as exc:
             raise ErasureCutUnknown(
                 f"{spec.id}: cannot tell whether an erasure cut it ({type(exc).__name__})"
             ) from None
-        with self._lock:
-            self._cuts[spec.id] = (time.monotonic() + self._ttl, cut)
-        return cut
 
     def check(self, spec: DatasetSpec, version: int) -> int:
         """``version`` if it is at or after the dataset's cut; VersionErased if older."""

@@ -5,7 +5,7 @@ wrote it, when, the code version and the upstream versions that run read (``line
 see ``mlsec_platform/storage/snapshots.py``). The broker reads them with a short-lived
 ``lineage-reader`` login from OpenBao (SELECT on the Dagster tables, read-only sessions), never
 with the instance's owner login. Lineage is on every response's path, so the latest
-materialization of each asset is kept for ``ttl_seconds``.
+materialization of each asset is kept for ``ttl_seconds``, and re-read ahead of that.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from psycopg2 import errors as pg_errors
 from sqlalchemy.exc import ProgrammingError
 
 from broker_api.errors import RequestRefused
+from broker_api.refresh_ahead import RefreshAhead
 from mlsec_platform.catalog.governance import DatasetSpec
 from mlsec_platform.resources.leased_login import LeasedLogin
 from mlsec_platform.resources.vault import VaultResource
@@ -120,7 +121,12 @@ class LineageReader:
         self._lock = threading.Lock()
         self._url: str | None = None
         self._storage: PostgresEventLogStorage | None = None
-        self._cache: dict[tuple[dg.AssetKey, int | None], tuple[float, AssetLineage]] = {}
+        self._cache: dict[tuple[dg.AssetKey, int], tuple[float, AssetLineage]] = {}
+        #: The latest materialization of each asset, re-read ahead of its expiry: it is on
+        #: every answer's path (:mod:`broker_api.refresh_ahead`).
+        self._latest: RefreshAhead[dg.AssetKey, AssetLineage] = RefreshAhead(
+            ttl_seconds, "lineage", max_entries=MAX_CACHED
+        )
 
     @classmethod
     def from_vault(
@@ -160,14 +166,14 @@ class LineageReader:
 
     # -- queries ---------------------------------------------------------------------------------
     def latest(self, asset_key: dg.AssetKey) -> AssetLineage:
-        """The lineage of the asset's latest materialization (cached ``ttl_seconds``)."""
-        cached = self._cached(asset_key, None)
-        if cached is not None:
-            return cached
+        """The lineage of the asset's latest materialization (at most ``ttl_seconds`` old)."""
+        return self._latest.get(asset_key, lambda: self._read_latest(asset_key))
+
+    def _read_latest(self, asset_key: dg.AssetKey) -> AssetLineage:
         records = self._query(lambda events: events.fetch_materializations(asset_key, 1).records)
         if not records:
             raise LineageUnavailable(f"{asset_key.to_user_string()} was never materialized")
-        return self._remember(asset_key, None, lineage_of(records[0]))
+        return lineage_of(records[0])
 
     def at_version(self, asset_key: dg.AssetKey, delta_version: int) -> AssetLineage:
         """The lineage of the materialization that produced ``delta_version`` of the asset.
@@ -179,7 +185,7 @@ class LineageReader:
         cached = self._cached(asset_key, delta_version)
         if cached is not None:
             return cached
-        latest = self._cached(asset_key, None)
+        latest = self._latest.peek(asset_key)
         if latest is not None and latest.delta_version == delta_version:
             return latest
         found = self._query(lambda events: self._find(events, asset_key, delta_version))
@@ -213,17 +219,18 @@ class LineageReader:
         with self._lock:
             self._storage, self._url = None, None
             self._cache.clear()
+        self._latest.close()
         self._revoke()
 
     # -- internals -------------------------------------------------------------------------------
-    def _cached(self, asset_key: dg.AssetKey, version: int | None) -> AssetLineage | None:
+    def _cached(self, asset_key: dg.AssetKey, version: int) -> AssetLineage | None:
         hit = self._cache.get((asset_key, version))
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         return None
 
     def _remember(
-        self, asset_key: dg.AssetKey, version: int | None, lineage: AssetLineage
+        self, asset_key: dg.AssetKey, version: int, lineage: AssetLineage
     ) -> AssetLineage:
         with self._lock:
             if len(self._cache) >= MAX_CACHED:
