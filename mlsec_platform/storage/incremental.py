@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -61,6 +61,8 @@ class CuratedBatch:
     #: What the rows were made from; recorded in the commit (see the module).
     inputs: Mapping[str, object] = field(default_factory=dict)
     replaces: str | None = None
+    # How the commit is made, by name only: two flags side by side are easy to swap.
+    _: KW_ONLY
     #: ``replaces`` is the table's whole key (one row per value, here and in the table): the
     #: commit is a Delta MERGE on it, which joins instead of listing the values, so it takes
     #: any number of them (see :data:`MAX_REPLACED_KEYS` for what a list costs).

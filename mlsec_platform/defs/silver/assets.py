@@ -272,7 +272,7 @@ def _on_engine(context, spec, transform, engine, lake, tokenizer, metadata, star
             return CuratedBatch(staged, made_from)
         [replacement] = replaced
         staged = dataclasses.replace(staged, removes=replacement.removes)
-        return CuratedBatch(staged, made_from, increment.column, replacement.rows)
+        return CuratedBatch(staged, made_from, increment.column, staged_rows=replacement.rows)
 
     try:
         yield from transform_on_engine(
