@@ -77,10 +77,8 @@ class PostgresServer(ManagedServer):
 
     @property
     def tls_owner(self) -> int | None:
-        # Postgres refuses a key file that is not its own user's (or root's with 0640). On a
-        # first start the certificate is issued before the server starts: make the user now.
-        entry = self._ensure_system_user()
-        return None if entry is None else entry.pw_uid
+        # Postgres refuses a key file that is not its own user's (or root's with 0640).
+        return pwd.getpwnam(SYSTEM_USER).pw_uid if os.geteuid() == 0 else None
 
     def _ensure_system_user(self) -> pwd.struct_passwd | None:
         if os.geteuid() != 0:
