@@ -90,10 +90,16 @@ def run_spark_sql(spark: SparkSession, sql: str, **tables: pa.Table) -> pa.Table
 
 def arrow_batches(frame: DataFrame) -> Iterator[pa.Table]:
     """``frame``'s rows as Arrow tables, as the engine streams them (a few thousand rows
-    each): the caller holds one at a time, where ``toArrow`` holds the whole result. PySpark's
-    public streaming call, ``toLocalIterator``, turns every value into a Python ``Row``; this is
-    the Connect client's own Arrow stream under it (PySpark 4.0-4.2, which the dependency
-    pins)."""
+    each): the caller holds one at a time, where ``toArrow`` holds the whole result.
+
+    This is the Connect client's own Arrow stream (PySpark 4.0-4.2, which the dependency pins),
+    the one under ``toLocalIterator``, which turns every value into a Python ``Row``. The public
+    Arrow stream, ``DataFrame.__arrow_c_stream__`` (PySpark 4.2, SPARK-54337), streams as well
+    but runs a Python function on the engine (``mapInArrow``) that re-serializes each batch as
+    Arrow IPC into a one-row table: the engine then needs Python and pyarrow on every executor
+    (a remote Spark Connect cluster too), for no gain. Measured on Sail (2026-12-03, 2M rows of
+    a value and its 32-byte index, a 2-core machine at load 13-15): 14.4 s and 12.5 s here,
+    17.8 s and 11.5 s through ``__arrow_c_stream__``; both yield batches of 8,192 rows."""
     client = frame.sparkSession.client
     plan = frame._plan  # noqa: SLF001 - the Connect plan the public calls run
     for part in client.to_table_as_iterator(plan.to_proto(client), plan.observations):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from mlsec_platform.catalog.datasets import CATALOG
@@ -171,3 +172,14 @@ print("pyspark" in sys.modules)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_the_features_compare_people_with_several_months(
+    duckdb_outputs: dict[str, pa.Table],
+) -> None:
+    """customer_rfm's running totals are a window on DuckDB and a join of each month to the
+    months before it on Spark: the comparison above covers that only if someone bought in
+    several months."""
+    rfm = duckdb_outputs["features/customer_rfm"]
+    months = pc.value_counts(rfm["customer_token"]).field("counts")
+    assert pc.max(months).as_py() > 1
