@@ -57,7 +57,7 @@ from mlsec_platform.storage.raw_writer import (  # noqa: E402
     commit_raw_batch,
     with_stream_columns,
 )
-from mlsec_platform.transforms import gold, silver  # noqa: E402
+from mlsec_platform.transforms import features, gold, silver  # noqa: E402
 from mlsec_platform.transforms.duck import run_sql  # noqa: E402
 
 SILVER_SOURCES = {
@@ -238,6 +238,14 @@ class Baseline:
             "(PARTITION BY customer_token ORDER BY event_timestamp DESC) = 1",
             t=rfm,
         )
+        # The order-status group, built whole from the events as a full run builds it; its
+        # online store is the table itself (one row per person).
+        status = run_sql(
+            features.customer_order_status(gold.DUCKDB),
+            order_events=out["order_events"],
+            customers=out["customers"],
+        )
+        self.write(Zone.FEATURES, "customer_order_status", status)
         clock.lap("features")
         with psycopg2.connect(**self.dsn) as conn:
             with conn.cursor() as cur:
@@ -245,6 +253,7 @@ class Baseline:
             for name, table in gold_tables.items():
                 self.load(conn, name, table)
             self.load(conn, "customer_rfm_online", online)
+            self.load(conn, "customer_order_status_online", status)
         conn.close()
         clock.lap("warehouse loads")
         print("baseline stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in clock.laps.items()))
