@@ -85,6 +85,11 @@ class CuratedBatch:
         return f'"{self.replaces}" IN ({quoted})'
 
 
+def full_rebuild_asked(tags: Mapping[str, str]) -> bool:
+    """Whether a run's tags ask every curated table to rebuild from all of its inputs."""
+    return tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+
+
 def excluded_digest(batches: Iterable[str]) -> str:
     """A short digest of the excluded Raw batches: a change to them rebuilds the table."""
     return hashlib.sha256("\n".join(sorted(batches)).encode()).hexdigest()[:16]

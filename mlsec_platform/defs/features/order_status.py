@@ -30,9 +30,9 @@ from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.engine_tables import transform_on_engine
 from mlsec_platform.storage.incremental import (
-    FULL_REBUILD_TAG,
     CuratedBatch,
     changed_inputs,
+    full_rebuild_asked,
 )
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
 from mlsec_platform.transforms import features as transforms
@@ -123,7 +123,7 @@ def customer_order_status(
             finish=lambda frame: with_feature_columns(frame, materialized_at, GROUP_VERSION),
         )
         return
-    full = context.run.tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+    full = full_rebuild_asked(context.run.tags)
     tables, replaces = rows_to_compute(lake_pipeline, snapshots, full)
     table = with_group_columns(
         engine.run(transforms.customer_order_status, **tables), materialized_at

@@ -23,9 +23,9 @@ from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.engine_tables import pin, transform_on_engine
 from mlsec_platform.storage.incremental import (
-    FULL_REBUILD_TAG,
     CuratedBatch,
     changed_inputs,
+    full_rebuild_asked,
     too_many,
 )
 from mlsec_platform.storage.snapshots import Snapshot, lineage_metadata, read_snapshot
@@ -104,7 +104,7 @@ def fact_order_item_inputs(context, lake, spec, snapshots, tables):
     """The inputs of an incremental ``fact_order_item``: the items of the orders its inputs
     changed (``transforms.fact_changed_orders``), and the column whose values' rows they
     replace (every row of those orders); all items and None when the table is rebuilt."""
-    full = context.run.tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+    full = full_rebuild_asked(context.run.tags)
     changes = changed_inputs(
         lake, spec.zone, spec.name, snapshots, transforms.FACT_CHANGE_COLUMNS, full
     )

@@ -40,10 +40,10 @@ from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
 from mlsec_platform.storage.engine_tables import discard, transform_on_engine
 from mlsec_platform.storage.incremental import (
-    FULL_REBUILD_TAG,
     CuratedBatch,
     added_rows,
     excluded_digest,
+    full_rebuild_asked,
     last_inputs,
     too_many,
 )
@@ -108,7 +108,7 @@ def incremental_since(
         **{s.asset: s.version for s in inputs},
         "excluded": excluded_digest(excluded),
     }
-    full = context.run.tags.get(FULL_REBUILD_TAG, "").lower() == "true"
+    full = full_rebuild_asked(context.run.tags)
     before = None if full or not transform.group else last_inputs(lake, spec.zone, spec.name)
     # Anything but Raw moved (an input table, the excluded batches): its effect is not confined
     # to the new Raw rows' keys.
