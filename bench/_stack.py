@@ -101,4 +101,30 @@ def gateway_token(settings: PlatformSettings, scope: str, certificate: str) -> s
     )
 
 
-__all__ = ["Path", "bench_client", "benchmark_stack", "gateway_process", "gateway_token", "report"]
+def analyst_token(settings: PlatformSettings, certificate: str) -> str:
+    """A broker token of a Brazil-wide analyst of confidential clearance (purpose analytics),
+    issued as the operator and bound to ``certificate``: who the broker benchmarks read as."""
+    from broker_api.identity import issue_broker_token
+
+    vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
+    return issue_broker_token(
+        vault,
+        subject="bench",
+        groups=["analysts"],
+        project="olist-br",
+        purpose="analytics",
+        clearance="confidential",
+        ttl_seconds=3600,
+        certificate=certificate,
+    )
+
+
+__all__ = [
+    "Path",
+    "analyst_token",
+    "bench_client",
+    "benchmark_stack",
+    "gateway_process",
+    "gateway_token",
+    "report",
+]

@@ -37,17 +37,15 @@ import dagster as dg  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 import uvloop  # noqa: E402
-from _stack import bench_client, benchmark_stack  # noqa: E402
+from _stack import analyst_token, bench_client, benchmark_stack  # noqa: E402
 
 from broker_api.client.receipts import RECEIPT_HEADER, verify_receipt  # noqa: E402
 from broker_api.compiler import compile_query  # noqa: E402
-from broker_api.identity import issue_broker_token  # noqa: E402
 from broker_api.models import QueryRequest  # noqa: E402
 from broker_api.services import BrokerServices  # noqa: E402
 from broker_api.snapshots import RELATION  # noqa: E402
 from mlsec_platform.catalog.datasets import CATALOG  # noqa: E402
 from mlsec_platform.ops.demo import ingest_sample  # noqa: E402
-from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
 from mlsec_platform.stack.orchestrator import (  # noqa: E402
     apply_environment,
     orchestrator_environment,
@@ -459,17 +457,7 @@ def main() -> None:
         started = time.perf_counter()
         curate(settings, args.orders)
         print(f"curated {args.orders:,} orders in {time.perf_counter() - started:.1f}s")
-        vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-        token = issue_broker_token(
-            vault,
-            subject="bench",
-            groups=["analysts"],
-            project="olist-br",
-            purpose="analytics",
-            clearance="confidential",
-            ttl_seconds=3600,
-            certificate=certificate,
-        )
+        token = analyst_token(settings, certificate)
         tls = client.ssl_context()
         # The baseline reads the same snapshots with the broker's own (read-only) services.
         services = BrokerServices.from_settings(settings)

@@ -33,15 +33,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
-from _stack import bench_client, benchmark_stack, gateway_process, gateway_token  # noqa: E402
+from _stack import (  # noqa: E402
+    analyst_token,
+    bench_client,
+    benchmark_stack,
+    gateway_process,
+    gateway_token,
+)
 from broker import broker_process, percentile  # noqa: E402
 from pipeline import curated_job, seed_raw  # noqa: E402
 
-from broker_api.identity import issue_broker_token  # noqa: E402
 from mlsec_platform.catalog.sources import EVENT_DOMAINS  # noqa: E402
 from mlsec_platform.defs.resources import build_resources  # noqa: E402
 from mlsec_platform.settings import Zone  # noqa: E402
-from mlsec_platform.stack.bootstrap import BootstrapCredentials  # noqa: E402
 from mlsec_platform.stack.orchestrator import (  # noqa: E402
     apply_environment,
     orchestrator_environment,
@@ -222,17 +226,7 @@ def main() -> None:
         first = timed_curated({})
         print(f"curated {args.orders:,} orders (first build) in {first:.1f}s", flush=True)
         orders = curated_orders(resources)
-        vault = BootstrapCredentials.load(settings).vault(settings.endpoints())
-        reader = issue_broker_token(
-            vault,
-            subject="bench",
-            groups=["analysts"],
-            project="olist-br",
-            purpose="analytics",
-            clearance="confidential",
-            ttl_seconds=3600,
-            certificate=certificate,
-        )
+        reader = analyst_token(settings, certificate)
         publisher = gateway_token(settings, f"publish:{CONTRACT.domain}", certificate)
         tls = client.ssl_context()
         followed, stop = Followed(), threading.Event()
