@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from mlsec_platform.settings import Endpoints, PlatformSettings, Profile
 from mlsec_platform.stack.ports import PortAllocator, is_free
 from mlsec_platform.stack.secret_files import ensure_private_dir
-from mlsec_platform.stack.servers.base import ManagedServer
+from mlsec_platform.stack.servers.base import ManagedServer, PortTaken
 from mlsec_platform.stack.servers.nats import NatsServer
 from mlsec_platform.stack.servers.openbao import OpenBaoServer
 from mlsec_platform.stack.servers.postgres import PostgresServer
@@ -44,6 +45,10 @@ class ServerStatus:
     ports: dict[str, int]
 
 
+#: How many times a server is started on fresh ports when another process took one of its ports.
+PORT_ATTEMPTS = 3
+
+
 class Supervisor:
     """The embedded stack: OpenBao, SeaweedFS, PostgreSQL and NATS on loopback, and Sail
     (the Spark engine) once identities exist, when the `spark` engine has no remote."""
@@ -61,6 +66,8 @@ class Supervisor:
         self.settings = settings
         self.progress = progress
         self.servers: dict[str, ManagedServer] = {}
+        self._ports = PortAllocator()
+        self._saving = threading.Lock()  # servers start in parallel threads
         self._load()
 
     # -- state ---------------------------------------------------------------------------------
@@ -94,7 +101,7 @@ class Supervisor:
         self.sail = SailServer(self.settings, dict(recorded.get(SailServer.name) or {}))
 
     def _allocate_ports(self) -> None:
-        allocator = PortAllocator()
+        allocator = self._ports = PortAllocator()
         preferred = self._preferred()
         for name, server in self.servers.items():
             wanted = preferred[name]
@@ -125,9 +132,10 @@ class Supervisor:
             "ports": ports | ({SailServer.name: self.sail.ports} if self.sail.ports else {}),
             "endpoints": self.endpoints().model_dump(),
         }
-        tmp = self.settings.stack_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.settings.stack_file)
+        with self._saving:
+            tmp = self.settings.stack_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state, indent=2))
+            tmp.replace(self.settings.stack_file)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -174,7 +182,18 @@ class Supervisor:
     def _start(self, server: ManagedServer) -> None:
         was_running = server.is_running()
         t0 = time.monotonic()
-        server.start()
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                server.start()
+                break
+            except PortTaken:
+                # Another process bound a port between its choice and the server's start.
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.progress(f"  {server.name}: a port was taken meanwhile, choosing free ones")
+                with self._saving:
+                    server.ports = {label: self._ports.take() for label in server.ports}
+                self._save()
         state = "running" if was_running else f"started in {time.monotonic() - t0:.1f}s"
         self.progress(f"  {server.name:<10} {state}  {self._describe(server)}")
 

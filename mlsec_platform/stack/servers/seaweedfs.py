@@ -2,6 +2,8 @@
 
 Started without a static ``-s3.config``: identities live in the filer, created through the AWS
 IAM API on the S3 port. The one admin identity that does that is made once with ``weed shell``.
+Every other port (master, volume, filer; HTTP and gRPC) takes only the server's own parts, by
+mutual TLS (``seaweedfs_mesh.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import requests
 from mlsec_platform.identities.catalog import STACK_SERVER_CERT_ROLES
 from mlsec_platform.stack.secret_files import new_password, read_secret_json, write_secret
 from mlsec_platform.stack.servers.base import ManagedServer, ServerError
+from mlsec_platform.stack.servers.seaweedfs_mesh import MeshFiles, prepare_mesh
 
 #: Volumes the volume server may hold. Each bucket grows 7 at its first write (sparse files:
 #: nothing is reserved on disk), so 7 zones plus the default collection need 56. The
@@ -64,8 +67,28 @@ class SeaweedFSServer(ManagedServer):
     def admin_file(self) -> Path:
         return self.settings.secrets_dir / "s3-admin.json"
 
+    @property
+    def mesh(self) -> MeshFiles:
+        return MeshFiles(self.home)
+
     def prepare(self) -> None:
         (self.home / "data").mkdir(parents=True, exist_ok=True)
+        (self.home / "tmp").mkdir(mode=0o700, exist_ok=True)
+        prepare_mesh(self.home)
+
+    def environment(self) -> dict[str, str]:
+        # weed puts a Unix socket per port in the temporary folder and leaves them behind:
+        # keep them in the server's own folder (root's, 0700) rather than a shared /tmp.
+        return {**super().environment(), "TMPDIR": str(self.home / "tmp")}
+
+    def mesh_get(self, port: str, path: str, timeout: float = 2) -> requests.Response:
+        """A request to an internal port, as one of the server's own parts."""
+        return requests.get(
+            f"https://127.0.0.1:{self.ports[port]}{path}",
+            timeout=timeout,
+            cert=self.mesh.client_cert,
+            verify=str(self.mesh.ca),
+        )
 
     def command(self) -> list[str]:
         p = self.ports
@@ -100,7 +123,7 @@ class SeaweedFSServer(ManagedServer):
 
     def _ready(self) -> bool:
         requests.get(self.endpoint, timeout=2, verify=self._verify)
-        return requests.get(f"http://127.0.0.1:{self.ports['filer']}/", timeout=2).status_code < 500
+        return self.mesh_get("filer", "/").status_code < 500
 
     def after_start(self) -> None:
         if self.admin_file.exists():
@@ -125,7 +148,9 @@ class SeaweedFSServer(ManagedServer):
             capture_output=True,
             text=True,
             timeout=60,
+            # security.toml (the mesh certificate) is read from the working folder.
             cwd=self.home,
+            env=self.environment(),
         )
         if result.returncode != 0 or ADMIN_USER not in result.stdout:
             # Never echo the script or output: both contain the new admin secret.
@@ -139,5 +164,5 @@ class SeaweedFSServer(ManagedServer):
         # Anonymous requests are refused once the admin identity exists; a volume must be
         # assignable or the first write would fail.
         anonymous = requests.get(self.endpoint, timeout=2, verify=self._verify).status_code
-        assign = requests.get(f"http://127.0.0.1:{self.ports['master']}/dir/assign", timeout=5)
+        assign = self.mesh_get("master", "/dir/assign", timeout=5)
         return anonymous == 403 and assign.status_code == 200 and "fid" in assign.json()
