@@ -9,7 +9,10 @@ which deletes the old ones at once: the fingerprint of the key the server holds 
 its pidfile (a SHA-256 of the key id, no secret), and the supervisor restarts the server when
 OpenBao holds another key (``Supervisor.ensure_sail``, also run after ``mlsec rotate s3-keys``).
 
-It listens on a loopback port only. ``local-cluster`` runs a driver and ``sail_workers``
+It listens on a loopback port only. Spark Connect has no client login and Sail cannot listen on
+a Unix socket, so while it runs any local user can submit work with the pipeline's rights: the
+embedded Sail is for a machine whose local users may hold them (the README says so); elsewhere
+``MLSEC_SPARK_REMOTE`` points at an endpoint with its own authentication. ``local-cluster`` runs a driver and ``sail_workers``
 worker actors in the one process, talking over loopback RPC (the way a Sail cluster on
 Kubernetes is run), which the tests use to show tasks running on two workers.
 """
