@@ -1,0 +1,100 @@
+"""The curated job in a fresh process, as a launched run has it: its own peak memory measured.
+
+``bench/pipeline.py --spark-only`` runs the Spark job here, so the run process's peak resident
+memory is the job's own: in the benchmark's process it sits on top of whatever the seeding and
+the baseline left there (5 GB at 1M orders), which hides the figure the bound is about.
+
+The child is spawned, not forked: it starts from an empty interpreter, imports the code
+location and the job, records its resident memory then (the floor every run process pays),
+runs the job, and reports its peak (``getrusage``: the kernel's high-water mark, so no spike
+between two samples is missed) and the largest of its own children's (the forked sealing
+workers, which share its pages).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+from dataclasses import dataclass
+from queue import Empty
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class FreshRun:
+    success: bool
+    seconds: float
+    #: Resident memory once the code location and the job are loaded, before the run.
+    start_rss: int
+    #: The run process's peak resident memory over its whole life.
+    peak_rss: int
+    #: The largest peak of a process it forked (the sealing workers).
+    children_peak_rss: int
+    #: step key -> seconds.
+    steps: dict[str, float]
+    failures: list[str]
+
+    def __str__(self) -> str:
+        return (
+            f"run process (fresh) peak {self.peak_rss / MIB:,.0f} MiB, "
+            f"{self.start_rss / MIB:,.0f} MiB once loaded, "
+            f"+{(self.peak_rss - self.start_rss) / MIB:,.0f} MiB during the run; "
+            f"its largest forked worker {self.children_peak_rss / MIB:,.0f} MiB"
+        )
+
+
+def _run(engine: str, queue) -> None:
+    """In the child: the curated job on ``engine``, in process, then what it measured."""
+    import os
+
+    import dagster as dg
+    import psutil
+
+    from mlsec_platform.definitions import defs
+
+    os.environ["MLSEC_ENGINE"] = engine
+    job = defs().resolve_job_def("curated")
+    start_rss = psutil.Process().memory_info().rss
+    started = time.perf_counter()
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    seconds = time.perf_counter() - started
+    steps = {
+        e.step_key: e.event_specific_data.duration_ms / 1000
+        for e in result.all_events
+        if e.event_type_value == "STEP_SUCCESS"
+    }
+    queue.put(
+        FreshRun(
+            result.success,
+            seconds,
+            start_rss,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB on Linux
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
+            steps,
+            [e.message or "" for e in result.all_events if e.is_failure],
+        )
+    )
+
+
+def run_in_fresh_process(engine: str, on_start=None) -> FreshRun:
+    """The curated job on ``engine`` in a spawned process (the environment, and so the stack's
+    settings, inherited); ``on_start(pid)`` is called once it runs (to sample it from here)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_run, args=(engine, queue), name="curated-run")
+    child.start()
+    if on_start is not None:
+        on_start(child.pid)
+    try:
+        while True:  # read before join: a large result would block the child's exit
+            try:
+                run = queue.get(timeout=1)
+                break
+            except Empty:
+                if not child.is_alive():
+                    raise SystemExit(f"the run process died ({child.exitcode})") from None
+    finally:
+        child.join()
+    return run
