@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import threading
 import time
 from dataclasses import dataclass
 from queue import Empty
@@ -34,6 +35,9 @@ class FreshRun:
     children_peak_rss: int
     #: step key -> seconds.
     steps: dict[str, float]
+    #: step key -> the run process's resident memory at its highest while the step ran
+    #: (sampled every 50 ms; steps run one after another in process).
+    step_peaks: dict[str, int]
     failures: list[str]
 
     def __str__(self) -> str:
@@ -57,8 +61,21 @@ def _run(engine: str, queue) -> None:
     os.environ["MLSEC_ENGINE"] = engine
     job = defs().resolve_job_def("curated")
     start_rss = psutil.Process().memory_info().rss
+    instance, samples, done = dg.DagsterInstance.ephemeral(), [], threading.Event()
+
+    def sample() -> None:
+        me = psutil.Process()
+        while not done.wait(0.05):
+            samples.append((time.time(), me.memory_info().rss))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     started = time.perf_counter()
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    try:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    finally:
+        done.set()
+        sampler.join()
     seconds = time.perf_counter() - started
     steps = {
         e.step_key: e.event_specific_data.duration_ms / 1000
@@ -73,9 +90,25 @@ def _run(engine: str, queue) -> None:
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # KiB on Linux
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,
             steps,
+            _step_peaks(instance.all_logs(result.run_id), samples),
             [e.message or "" for e in result.all_events if e.is_failure],
         )
     )
+
+
+def _step_peaks(logs, samples: list[tuple[float, int]]) -> dict[str, int]:
+    """step key -> the highest sample taken between its start and its end."""
+    starts, peaks = {}, {}
+    for entry in logs:
+        kind = entry.dagster_event_type
+        if kind is None or entry.step_key is None:
+            continue
+        if kind.value == "STEP_START":
+            starts[entry.step_key] = entry.timestamp
+        elif kind.value in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in starts:
+            begin, end = starts[entry.step_key], entry.timestamp
+            peaks[entry.step_key] = max((r for t, r in samples if begin <= t <= end), default=0)
+    return peaks
 
 
 def run_in_fresh_process(engine: str, on_start=None) -> FreshRun:

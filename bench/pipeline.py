@@ -407,6 +407,11 @@ def spark_in_fresh_process(supervisor: Supervisor, baseline: Baseline, orders: i
     print(f"  real path, spark : {real:8.1f} s ({run.seconds:.1f} s in the job), {busy}")
     print(f"  {run}")
     print(f"  sail: {sail}")
+    highest = sorted(run.step_peaks.items(), key=lambda kv: -kv[1])[:6]
+    print(
+        "  run process at its highest during: "
+        + ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in highest)
+    )
 
 
 def print_steps(runs: dict[str, tuple[float, PeakMemory, dict[str, float]]]) -> None:
