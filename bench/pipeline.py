@@ -407,11 +407,13 @@ def spark_in_fresh_process(supervisor: Supervisor, baseline: Baseline, orders: i
     print(f"  real path, spark : {real:8.1f} s ({run.seconds:.1f} s in the job), {busy}")
     print(f"  {run}")
     print(f"  sail: {sail}")
-    highest = sorted(run.step_peaks.items(), key=lambda kv: -kv[1])[:6]
-    print(
-        "  run process at its highest during: "
-        + ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in highest)
-    )
+    # Steps in the order they ran, each with the peak so far: where it jumps, that step set it.
+    rising, last = [], run.start_rss
+    for step, peak in sorted(run.step_peaks.items(), key=lambda kv: kv[1]):
+        if peak - last >= 16 * 2**20:
+            rising.append(f"{step} {peak / 2**20:,.0f} MiB")
+            last = peak
+    print("  the run process's peak rose during: " + ", ".join(rising))
 
 
 def print_steps(runs: dict[str, tuple[float, PeakMemory, dict[str, float]]]) -> None:
