@@ -9,7 +9,9 @@ Tokens: per domain, the engine computes the batch's distinct values and their va
 anti-joins them with the vault's ``entries`` table (read on the engine from the tokens bucket),
 in one pass under the domain's lock; only values the vault has never seen come here, streamed
 a batch at a time, to be minted in fixed-size chunks (sealed here, all appended to the vault in
-one commit): this process holds one chunk of new values at most, whatever the batch. Then each
+one commit): this process holds one chunk of new values at most, whatever the batch. On a
+first load (no vault yet) nothing is anti-joined, so the engine sends the values alone and the
+vault indexes each chunk as it seals it (as DuckDB's path does), with no HMAC in SQL. Then each
 row's columns find their tokens on the engine by their index in the vault's new version. After
 the first load, a batch of new customers brings only its new people's identifiers. Chosen over
 a UDF with a per-batch key: tokens are random, minted once and looked up ever after, so a
