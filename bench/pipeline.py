@@ -15,7 +15,9 @@ lineage or audit.
 and on DuckDB, each from the same state: the token vault is emptied before each run, so each
 engine mints every token (a first load), and reports both beside the baseline, per asset, with
 the peak memory of this process (the run process: the job runs in it) and of Sail's during
-each run.
+each run. ``--engine spark --spark-only`` runs only the Spark job, in a fresh (spawned) run
+process, and prints that process's own peak memory (``bench/_fresh_run.py``): no baseline, no
+DuckDB run, nothing else held in it.
 
 The default runs the job in process (steps one after another, each using both cores). With
 ``--executor multiprocess`` steps run in forked processes two at a time, as a run launched
@@ -338,6 +340,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=1_000_000)
     parser.add_argument("--executor", choices=["in_process", "multiprocess"], default="in_process")
     parser.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb")
+    parser.add_argument(
+        "--spark-only",
+        action="store_true",
+        help="only the Spark run, in a fresh process: its own peak memory (no baseline)",
+    )
     args = parser.parse_args()
 
     with benchmark_stack() as settings:
@@ -351,6 +358,9 @@ def main() -> None:
         )
 
         baseline = Baseline(supervisor, settings)
+        if args.spark_only:
+            spark_in_fresh_process(supervisor, baseline, args.orders)
+            return
         started, cpu = time.perf_counter(), cpu_ticks()
         baseline.run()
         base = time.perf_counter() - started
@@ -376,6 +386,34 @@ def main() -> None:
         if "spark" in runs:
             print(f"  spark / duckdb     : {runs['spark'][0] / runs['duckdb'][0]:8.2f}")
         print("  target    : at most 1.5x the baseline, and under 120 s; spark within 1.5x duckdb")
+
+
+def spark_in_fresh_process(supervisor: Supervisor, baseline: Baseline, orders: int) -> None:
+    """The Spark run alone, in a spawned run process (``bench/_fresh_run.py``), the vault
+    empty (every token minted): its peak memory and Sail's, with nothing else in it."""
+    from _fresh_run import run_in_fresh_process
+
+    supervisor.ensure_sail()
+    print(f"[spark] token vault emptied ({baseline.empty_token_vault()} objects)")
+    started, cpu = time.perf_counter(), cpu_ticks()
+    with PeakMemory(sail=supervisor.sail.process().pid) as sail:
+        run = run_in_fresh_process("spark")
+    real = time.perf_counter() - started
+    if not run.success:
+        raise SystemExit(f"the curated job failed on spark: {run.failures[:3]}")
+    print(f"\nRaw -> features on spark, {orders:,} orders, the run in a fresh process")
+    print_steps({"spark": (real, sail, run.steps)})
+    busy = busy_share(cpu, cpu_ticks())
+    print(f"  real path, spark : {real:8.1f} s ({run.seconds:.1f} s in the job), {busy}")
+    print(f"  {run}")
+    print(f"  sail: {sail}")
+    # Steps in the order they ran, each with the peak so far: where it jumps, that step set it.
+    rising, last = [], run.start_rss
+    for step, peak in sorted(run.step_peaks.items(), key=lambda kv: kv[1]):
+        if peak - last >= 16 * 2**20:
+            rising.append(f"{step} {peak / 2**20:,.0f} MiB")
+            last = peak
+    print("  the run process's peak rose during: " + ", ".join(rising))
 
 
 def print_steps(runs: dict[str, tuple[float, PeakMemory, dict[str, float]]]) -> None:

@@ -150,20 +150,22 @@ def string_chunks(column: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
 
 
 def rechunked(
-    batches: Iterable[tuple[pa.Array, pa.Array]], size: int
-) -> Iterator[tuple[pa.Array, pa.Array]]:
+    batches: Iterable[tuple[pa.Array, pa.Array | None]], size: int
+) -> Iterator[tuple[pa.Array, pa.Array | None]]:
     """``(values, index)`` batches regrouped into chunks of exactly ``size`` rows (the last one
     shorter), pulling no batch before the chunk it belongs to is wanted: at most one chunk and
-    one batch are held at a time."""
+    one batch are held at a time. ``index`` is None in every batch or in none (None: not
+    computed yet; the chunk's is None too)."""
     if size < 1:
         raise ValueError("a chunk holds at least one value")
-    held: list[tuple[pa.Array, pa.Array]] = []
+    held: list[tuple[pa.Array, pa.Array | None]] = []
     count = 0
     for values, index in batches:
         start = 0
         while start < len(values):
             take = min(size - count, len(values) - start)
-            held.append((values.slice(start, take), index.slice(start, take)))
+            part = None if index is None else index.slice(start, take)
+            held.append((values.slice(start, take), part))
             count, start = count + take, start + take
             if count == size:
                 yield _joined(held)
@@ -172,8 +174,10 @@ def rechunked(
         yield _joined(held)
 
 
-def _joined(parts: list[tuple[pa.Array, pa.Array]]) -> tuple[pa.Array, pa.Array]:
+def _joined(parts: list[tuple[pa.Array, pa.Array | None]]) -> tuple[pa.Array, pa.Array | None]:
     values = pa.chunked_array([p[0].cast(pa.string()) for p in parts], pa.string())
+    if any(p[1] is None for p in parts):
+        return values.combine_chunks(), None
     index = pa.chunked_array([p[1].cast(pa.binary()) for p in parts], pa.binary())
     return values.combine_chunks(), index.combine_chunks()
 

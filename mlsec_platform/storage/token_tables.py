@@ -38,9 +38,10 @@ WRITER = WriterProperties(
 )
 #: Values a streamed mint (``TokenVault.mint_stream``, the Spark engine's) holds at once: with
 #: their index, token and ciphertext about 150 bytes each beyond the value, so a chunk is some
-#: 100 MiB whatever the batch. This is what bounds the Dagster run process on the Spark engine:
-#: it grows by at most 512 MiB over its start at any data size (measured: +45 MiB at 100k
-#: orders). Each chunk is one sorted run of ``entries`` (a reveal reads one row group per run
-#: its token could be in), so chunks are large: 4.7M new values, the first load of 1M orders,
-#: make 10 runs.
+#: 100 MiB whatever the batch. This is what bounds the Dagster run process's mint on the Spark
+#: engine. Measured in a fresh run process (``bench/pipeline.py --spark-only``), the step raised
+#: its peak by 264-270 MiB at 100k orders (one chunk) and 398-420 MiB at 300k (three): the part
+#: beyond the chunk still grows with the values minted (bench/README.md). Each chunk is one
+#: sorted run of ``entries`` (a reveal reads one row group per run its token could be in), so
+#: chunks are large: 4.7M new values, the first load of 1M orders, make 10 runs.
 MINT_CHUNK = 500_000

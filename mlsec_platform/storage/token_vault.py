@@ -11,17 +11,15 @@ The vault lives in its own bucket (``<prefix>tokens``), two Delta tables per dom
 API (Silver mints through ``tokenize_many``; reveal, erasure and rotation use the rest):
 
     vault = TokenVault.on_lake(lake, index_key=..., data_keys=..., lock=...)
-    vault.tokenize_many({"email": column, ...}, domain) -> {"email": tokens}
-        tokens of every value (null stays null); values the vault lacks are minted, under the
-        domain's lock, in one commit of ``keys`` and one of ``entries``
+    vault.tokenize_many({"email": column, ...}, domain) -> {"email": tokens} of every value
+        (null stays null); new values minted under the domain's lock, one commit per table
     vault.mint_stream(domain, new) -> minted (the Spark engine's new values, a chunk at a time)
     vault.lookup(domain, values) -> tokens, null where the vault has no token (mints nothing)
     vault.entries(domain, tokens) -> table of token, key_id, ciphertext (the tokens it holds)
     vault.wrapped_keys(domain, key_ids=None) -> {key_id: wrapped data key} (None: all)
-    vault.forget(domain, tokens, retention_hours=None) -> Forgotten
-        deletes the tokens' rows in one new Delta version: they resolve to nothing from then
-        on. With ``retention_hours`` (the history setting), files no version younger than that
-        needs are vacuumed: with 0, no version, old or new, holds the rows any more.
+    vault.forget(domain, tokens, retention_hours=None) -> Forgotten: the tokens' rows deleted
+        in one new Delta version (they resolve to nothing from then on); with ``retention_hours``
+        (the history setting), files no version younger than that needs are vacuumed (0: all).
     vault.rewrap(domain, rewrap) -> keys rewrapped (one commit of ``keys``)
 
 ``lookup`` needs the index key; ``tokenize_many`` also data keys and a lock (``token_lock.py``),
@@ -181,11 +179,11 @@ class TokenVault:
         chunk_values: int = MINT_CHUNK,
     ) -> int:
         """Mint the values ``new()`` yields as ``(values, index)`` batches: those a lookup
-        elsewhere (the Spark engine's) finds missing, with the index it computed. ``new()`` runs
-        under the domain's lock, held until the commit, so it sees the vault as it is then.
-        Only one chunk of at most ``chunk_values`` values (and one batch) is held here at a
-        time: one data key (committed to ``keys`` first) seals them all, each chunk's nonces
-        following the last chunk's; each chunk's entries, sorted by token, are streamed by the
+        elsewhere (the Spark engine's) finds missing, with the index it computed (None: computed
+        here a chunk at a time). ``new()`` runs under the domain's lock, held to the commit, so it
+        sees the vault as it is then. One chunk of ``chunk_values`` values (and one batch) at most
+        is held here: one data key (committed to ``keys`` first) seals them all, each chunk's
+        nonces following the last's, each chunk's entries streamed, sorted by token, by the
         writer into ONE commit of ``entries``. Returns how many values were minted."""
         with self._lock(domain):
             chunks = rechunked(new(), chunk_values)
@@ -199,6 +197,8 @@ class TokenVault:
             def batches() -> Iterator[pa.RecordBatch]:
                 nonlocal count
                 for values, index in itertools.chain([first], chunks):
+                    if index is None:  # sent without its index: computed here, as on DuckDB
+                        index = binary_rows(self._index().digests(domain, values, self.workers))
                     entries, _ = self._sealed(key, domain, values, index_rows(index), count)
                     count += len(values)
                     yield from entries.to_batches()

@@ -54,3 +54,11 @@ def test_rechunked_holds_one_chunk_and_the_batch_being_read_at_most():
         out.extend(chunk.to_pylist())
         assert np.array_equal(index_rows(index), rows[passed_on - len(chunk) : passed_on])
     assert out == values
+
+
+def test_rechunked_passes_values_without_an_index_on_as_such():
+    batches = [(pa.array([f"v{i}" for i in range(s, s + 30)]), None) for s in range(0, 90, 30)]
+    chunks = list(rechunked(iter(batches), 40))
+    assert [len(c) for c, _ in chunks] == [40, 40, 10]
+    assert all(index is None for _, index in chunks)
+    assert [v for c, _ in chunks for v in c.to_pylist()] == [f"v{i}" for i in range(90)]

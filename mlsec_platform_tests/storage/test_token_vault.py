@@ -136,6 +136,24 @@ def test_a_streamed_mint_holds_one_chunk_at_a_time_and_commits_once(
     assert DeltaTable(uri, storage_options=lake.storage_options()).version() == 0
 
 
+def test_a_stream_of_values_without_their_index_is_indexed_as_it_is_minted(resources, domain):
+    """A first load on the Spark engine sends values only: the vault computes each chunk's
+    index itself, the same index a lookup computes, so every value is found afterwards."""
+    vault = batch(resources)
+    values = [f"person-{i}@example.com" for i in range(250)]
+
+    def new():  # 64 values a batch, no index
+        for start in range(0, 250, 64):
+            yield pa.array(values[start : start + 64]), None
+
+    assert vault.mint_stream(domain, new, chunk_values=100) == 250
+    later = batch(resources)
+    tokens = later.lookup(domain, values).to_pylist()
+    assert None not in tokens and len(set(tokens)) == 250
+    again = later.tokenize_many({"v": pa.array(values)}, domain)["v"].to_pylist()
+    assert again == tokens and later.minted[domain][0] == 0  # found, none minted twice
+
+
 def test_only_a_revealer_opens_tokens(resources, domain, settings, endpoints):
     values = ["ana@example.com", "123.456.789-09", "João da Silva"]
     tokens = batch(resources).tokenize_many({"v": pa.array(values)}, domain)["v"].to_pylist()
