@@ -44,6 +44,9 @@ class IncrementalStack:
     instance: dg.DagsterInstance
     #: The order-status online store as the incremental runs left it (upserted by entity).
     online: list[tuple] = field(default_factory=list)
+    #: Warehouse table -> its rows as the incremental runs left them, and after the rebuild.
+    warehouse: dict[str, list[tuple]] = field(default_factory=dict)
+    warehouse_full: dict[str, list[tuple]] = field(default_factory=dict)
     #: The engine every run above ran on.
     engine: str = "duckdb"
     #: On the Spark engine: the tables DuckDB's full rebuild of the same Raw makes afterwards
@@ -135,13 +138,14 @@ def curate_three_batches_then_rebuild(stack: OwnStack, engine: str) -> Increment
     for run in runs:
         assert run.success, [e.message for e in run.all_events if e.is_failure]
     incremental = {i: read_table(resources, i) for i in CURATED}
-    online = read_online(resources)
+    online, warehouse = read_online(resources), read_warehouse(resources)
     full = run_job(engine, resources, instance, tags={FULL_REBUILD_TAG: "true"})
     assert full.success, [e.message for e in full.all_events if e.is_failure]
     full_tables = {i: read_table(resources, i) for i in CURATED}
     made = IncrementalStack(
-        resources, runs, incremental, full_tables, full, stack.env, instance, online, engine
+        resources, runs, incremental, full_tables, full, stack.env, instance, online, warehouse
     )
+    made.engine, made.warehouse_full = engine, read_warehouse(resources)
     if engine != "duckdb":
         duckdb = run_job("duckdb", resources, instance, tags={FULL_REBUILD_TAG: "true"})
         assert duckdb.success, [e.message for e in duckdb.all_events if e.is_failure]
@@ -173,6 +177,23 @@ def read_online(resources: dict) -> list[tuple]:
     with resources["warehouse"].connection() as conn, conn.cursor() as cur:
         cur.execute(f"SELECT {columns} FROM features.customer_order_status_online")  # noqa: S608
         return sorted(cur.fetchall())
+
+
+#: Warehouse tables that take a newer version as its changed keys' rows.
+CHANGED_BY_KEY = ["gold.fact_order_item", "features.customer_rfm_online"]
+
+
+def read_warehouse(resources: dict) -> dict[str, list[tuple]]:
+    """Every row of :data:`CHANGED_BY_KEY`'s tables, sorted (a heap has no order of its own),
+    without the time each feature row was materialized (a rebuild's is later)."""
+    out = {}
+    with resources["warehouse"].connection() as conn, conn.cursor() as cur:
+        for table in CHANGED_BY_KEY:
+            cur.execute(f"SELECT * FROM {table}")  # noqa: S608 - names of the list above
+            kept = [i for i, c in enumerate(cur.description) if c.name != "materialized_at"]
+            rows = [tuple(row[i] for i in kept) for row in cur.fetchall()]
+            out[table] = sorted(rows, key=repr)
+    return out
 
 
 @pytest.fixture

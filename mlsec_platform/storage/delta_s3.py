@@ -155,7 +155,7 @@ class DeltaLakeS3IOManager(dg.ConfigurableIOManager):
             return commit_staged(self.lake, batch.table, metadata)
         options = self.lake.storage_options()
         table = batch.table
-        if table.num_rows == 0:  # nothing to replace; the version still records the inputs
+        if table.num_rows == 0 and not batch.values:  # nothing to replace; still a version
             self._write(uri, table, "append", metadata)
         elif batch.merge:
             key = '"' + batch.replaces.replace('"', '""') + '"'

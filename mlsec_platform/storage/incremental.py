@@ -32,6 +32,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.erasure.delta import ERASURE_COMMIT
 from mlsec_platform.storage.snapshots import Snapshot
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ class CuratedBatch:
     merge: bool = False
     #: The rows of the replaced values, when ``table`` is staged (counted on the engine).
     staged_rows: int | None = None
+    #: The replaced values, when some may have no rows any more (theirs are deleted); None:
+    #: the values of ``replaces`` in ``table``.
+    values: tuple[str, ...] | None = None
 
     @property
     def replaced_rows(self) -> int | None:
@@ -80,7 +84,8 @@ class CuratedBatch:
         column = self.table.column(self.replaces)
         if not pa.types.is_string(column.type):
             raise ValueError(f"{self.replaces} is {column.type}: only text columns are replaced")
-        values = sorted(set(column.drop_null().to_pylist()))
+        named = column.drop_null().to_pylist() if self.values is None else self.values
+        values = sorted(set(named))
         quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
         return f'"{self.replaces}" IN ({quoted})'
 
@@ -210,9 +215,10 @@ def too_many(keys: pa.ChunkedArray | pa.Array) -> bool:
 
 
 def only_merged(lake: S3LakeResource, zone: Zone, name: str, since: int, now: int) -> bool:
-    """Whether every commit after ``since`` up to ``now`` was a MERGE or an append: then its
-    change feed names every key whose rows changed. An overwrite (a full rebuild, an erasure's
-    rewrite) is a new table: read it whole."""
+    """Whether every commit after ``since`` up to ``now`` was a MERGE, an append or a replace
+    of some keys' rows (an overwrite with a predicate, :class:`CuratedBatch` ``replaces``):
+    then its change feed names every key whose rows changed. An overwrite of the whole table (a
+    full rebuild, an engine's commit, an erasure's rewrite) is a new table: read it whole."""
     if since > now:
         return False
     try:
@@ -222,11 +228,16 @@ def only_merged(lake: S3LakeResource, zone: Zone, name: str, since: int, now: in
         return False
     if len(commits) != now - since:
         return False
-    return all(
-        c.get("operation") == "MERGE"
-        or (
-            c.get("operation") == "WRITE"
-            and c.get("operationParameters", {}).get("mode") == "Append"
-        )
-        for c in commits
-    )
+    return all(names_its_keys(c) for c in commits)
+
+
+def names_its_keys(commit: Mapping) -> bool:
+    """A commit whose change feed names every key it changed (see :func:`only_merged`)."""
+    if ERASURE_COMMIT in commit:  # its rows go through the warehouse's own erasure, not a feed
+        return False
+    if commit.get("operation") == "MERGE":
+        return True
+    parameters = commit.get("operationParameters", {})
+    mode = parameters.get("mode") if commit.get("operation") == "WRITE" else None
+    # delta-rs writes the change rows of a predicate overwrite (deleted and inserted rows).
+    return mode == "Append" or (mode == "Overwrite" and bool(parameters.get("predicate")))

@@ -202,14 +202,56 @@ def upsert_rows(
                 sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(target, sql.Identifier(key)),
                 (gone,),
             )
-        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(target))
-        (rows,) = cur.fetchone()
-        cur.execute(
-            sql.SQL(
-                "UPDATE {} SET delta_version = %s, run_id = %s, rows = %s, loaded_at = now() "
-                "WHERE table_name = %s"
-            ).format(sql.Identifier(schema, LOADS_TABLE)),
-            (delta_version, run_id, rows, name),
-        )
+        rows = _record_load(cur, schema, name, delta_version, run_id)
         t2 = time.perf_counter()
     return WarehouseLoad(schema, name, rows, delta_version, {"stage": t1 - t0, "upsert": t2 - t1})
+
+
+def replace_rows(
+    conn,
+    spec: DatasetSpec,
+    table: pa.Table,
+    keys: list[str],
+    *,
+    schema: str,
+    name: str,
+    key: str,
+    delta_version: int | None,
+    run_id: str,
+) -> WarehouseLoad:
+    """Bring an existing ``<schema>.<name>`` to a newer Delta version in the connection's
+    current transaction: every row whose ``key`` is one of ``keys`` deleted, ``table`` (those
+    keys' rows now) inserted. For a table with several rows per key (an order's items), where
+    :func:`upsert_rows` has no one row to update; readers see the old rows or the new ones, and
+    the row-security policy stays as the last load declared it."""
+    target = sql.Identifier(schema, name)
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL TimeZone = 'UTC'")  # the CSV carries UTC times without zone
+        t0 = time.perf_counter()
+        # One array constant: Postgres hashes it, so the scan probes each row once.
+        if keys:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(target, sql.Identifier(key)),
+                (keys,),
+            )
+        t1 = time.perf_counter()
+        copy = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(target).as_string(cur)
+        with CsvStream(_csv_ready(table.select(spec.column_names))) as stream:
+            cur.copy_expert(copy, stream, size=CSV_PART_BYTES)
+        t2 = time.perf_counter()
+        rows = _record_load(cur, schema, name, delta_version, run_id)
+    return WarehouseLoad(schema, name, rows, delta_version, {"delete": t1 - t0, "insert": t2 - t1})
+
+
+def _record_load(cur, schema: str, name: str, delta_version: int | None, run_id: str) -> int:
+    """Record the version a changed table now holds in ``<schema>.loads``; its rows."""
+    cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name)))
+    (rows,) = cur.fetchone()
+    cur.execute(
+        sql.SQL(
+            "UPDATE {} SET delta_version = %s, run_id = %s, rows = %s, loaded_at = now() "
+            "WHERE table_name = %s"
+        ).format(sql.Identifier(schema, LOADS_TABLE)),
+        (delta_version, run_id, rows, name),
+    )
+    return rows

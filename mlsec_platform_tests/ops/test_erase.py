@@ -397,3 +397,26 @@ def test_a_token_two_people_share_stays_with_the_other(erased, settings):
     assert reveal_as_operator(settings, [shared], PEOPLE, "the other person", print) == [name]
     with pytest.raises(TokensUnknown):
         reveal_as_operator(settings, [row_of[gone]["cpf_token"]], PEOPLE, "erased", print)
+
+
+def test_the_next_curated_run_rebuilds_what_the_erasure_rewrote(erased, settings, endpoints):
+    """An erasure rewrites whole tables and cuts their history, so the next `curated` run
+    cannot read what changed since its last commit: the RFM features rebuild and the warehouse
+    loads the fact table and their online store whole (no change by keys from a feed it cannot
+    read), and the subject stays gone. Last in the module: the run moves every table's version."""
+    from mlsec_platform_tests.curated_data import run_curated
+
+    run = run_curated(build_resources(settings), dg.DagsterInstance.ephemeral())
+    assert run.success, [e.message for e in run.all_events if e.is_failure]
+    made = {
+        e.event_specific_data.materialization.asset_key.to_user_string(): {
+            k: v.value for k, v in e.event_specific_data.materialization.metadata.items()
+        }
+        for e in run.get_asset_materialization_events()
+    }
+    assert made["features/customer_rfm"]["write_mode"] == "overwrite"
+    assert not made["features/customer_rfm"]["incremental"]
+    for name in ("fact_order_item", "customer_rfm_online"):
+        assert "copy" in made[f"warehouse/{name}"]["seconds"], name
+    found = Auditor(settings, endpoints).in_warehouse(list(erased["needles"]))
+    assert not found, shown(found, erased["needles"])

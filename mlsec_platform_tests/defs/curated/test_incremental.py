@@ -61,6 +61,9 @@ def test_later_runs_replace_changed_keys_and_the_full_rebuild_overwrites(curated
     assert full["gold/fact_order_item"]["write_mode"] == "overwrite"
     if curated_incrementally.engine == "spark":  # Gold on the engine is rebuilt every run
         assert all(f["write_mode"] == "overwrite" for f in facts)
+        # ... so its warehouse loads copy it whole: an overwrite does not name its keys.
+        loads = [m["warehouse/fact_order_item"]["seconds"] for m in later]
+        assert all("copy" in s for s in loads), loads
         return
     # Gold's fact table replaces the orders its inputs' change feeds name.
     assert all(f["write_mode"] == "replace" for f in facts)
@@ -73,6 +76,28 @@ def test_later_runs_replace_changed_keys_and_the_full_rebuild_overwrites(curated
     online = [m["warehouse/customer_order_status_online"] for m in later]
     assert all(set(o["seconds"]) == {"stage", "upsert"} for o in online), online
     assert set(full["warehouse/customer_order_status_online"]["seconds"]) >= {"copy"}
+    # The RFM features recompute the people whose fact rows changed, and their online store and
+    # the warehouse fact table take those people and orders; the rebuild loads both whole.
+    rfm = [m["features/customer_rfm"] for m in later]
+    assert all(r["write_mode"] == "replace" and r["incremental"] for r in rfm), rfm
+    assert all(0 < r["replaced_rows"] < r["dagster/row_count"] / 2 for r in rfm)
+    assert full["features/customer_rfm"]["write_mode"] == "overwrite"
+    for name, kind in (
+        ("fact_order_item", {"delete", "insert"}),
+        ("customer_rfm_online", {"stage", "upsert"}),
+    ):
+        loads = [m[f"warehouse/{name}"]["seconds"] for m in later]
+        assert all(set(s) == kind for s in loads), (name, loads)
+        assert "copy" in full[f"warehouse/{name}"]["seconds"]
+
+
+def test_warehouse_tables_taking_changed_keys_equal_the_rebuilds(curated_incrementally):
+    """The fact table and the RFM online store as the incremental runs' loads left them (by
+    changed keys on DuckDB, whole on Spark) hold the rows the full rebuild's loads hold."""
+    stack = curated_incrementally
+    for table, rows in stack.warehouse.items():
+        assert rows, table
+        assert rows == stack.warehouse_full[table], table
 
 
 def test_the_upserted_online_store_holds_the_offline_table(curated_incrementally):
