@@ -75,15 +75,13 @@ def deidentify_on_engine(
         tokenized = [c for c in plan.tokenized if c.token_domain == domain]
         scrubbed = [c for c in plan.scrubbed if c.token_domain == domain]
         keys = index_key_frame(spark, vault, domain)
-        distinct = mint_on_engine(vault, domain, domain_values(frame, tokenized, scrubbed), keys)
+        mint_on_engine(vault, domain, domain_values(frame, tokenized, scrubbed), keys)
         entries = _entries(spark, vault, domain)
-        # Each row's columns are looked up by their index, computed on the row: the batch's
-        # distinct values are not computed again for every column.
+        # Each row's columns (and each identifier in a text) are looked up by their index,
+        # computed on the row: the batch's distinct values are not computed again.
         frame = _tokenized(frame, [c.from_column for c in tokenized], keys, entries, tokenized)
         if scrubbed:
-            tokens = _value_tokens(distinct, entries)
-            for c in scrubbed:
-                frame = _scrubbed(frame, c.name, tokens, key)
+            frame = _scrubbed(frame, [c.name for c in scrubbed], keys, entries, key)
     return frame.drop(*plan.clear_columns)
 
 
@@ -177,19 +175,6 @@ def _tokenized(frame, columns, keys, entries, specs) -> DataFrame:
     return frame.drop("_ki", "_ko")
 
 
-def _value_tokens(distinct: DataFrame, entries: DataFrame | None) -> DataFrame:
-    """``value, token`` of the batch's distinct values (for the scrubbed texts' identifiers)."""
-    from pyspark.sql import functions as F  # noqa: N812 - only on Spark
-
-    if entries is None:
-        return distinct.select("value", F.lit(None).cast("string").alias("token"))
-    return (
-        distinct.join(entries, distinct["idx"] == entries["index"])
-        .groupBy("value")
-        .agg(F.min("token").alias("token"))
-    )
-
-
 def _entries(spark: SparkSession, vault: TokenVault, domain: str) -> DataFrame | None:
     """The vault's ``index, token`` at its latest version, on the engine (None: no vault yet)."""
     version = vault.version(domain)
@@ -200,31 +185,60 @@ def _entries(spark: SparkSession, vault: TokenVault, domain: str) -> DataFrame |
     return reader.load(uri).select("index", "token")
 
 
-def _scrubbed(frame: DataFrame, column: str, tokens: DataFrame, key: tuple[str, ...]) -> DataFrame:
-    """``frame`` with each identifier in ``column`` replaced by its token, on the engine: the
-    text split around its identifiers, put back together with their tokens in order."""
+def _scrubbed(
+    frame: DataFrame,
+    columns: list[str],
+    keys: DataFrame,
+    entries: DataFrame | None,
+    key: tuple[str, ...],
+) -> DataFrame:
+    """``frame`` with each identifier in ``columns`` replaced by its token, on the engine: each
+    text that holds identifiers split around them and put back together with their tokens in
+    order, then joined back to its row by ``key``.
+
+    Every column's texts are rebuilt from ``frame`` as it came (scrubbing a column reads that
+    column alone), and each identifier's token is found by its index in the vault: Sail 0.7
+    does not cache, so each reuse of a query runs it again, and rebuilding column after column
+    from the previous result ran the batch's transform 3^n times for n columns (9 for the
+    reviews' two texts, plus two more for each lookup of the batch's distinct values); this way
+    it runs n + 1 times."""
     from pyspark.sql import functions as F  # noqa: N812 - only on Spark
 
-    tag = uuid.uuid4().hex[:8]
-    text, scrubbed = _q(column), f"_scrubbed_{tag}"
-    hits = frame.where(F.expr(f"{text} RLIKE {PATTERN}")).select(*key, column)
-    found = hits.select(
-        *key, F.expr(f"posexplode(regexp_extract_all({text}, {PATTERN}, 0)) AS (pos, ident)")
-    )
-    found = found.join(tokens, found["ident"] == tokens["value"], "left")
-    ordered = found.groupBy(*key).agg(
-        F.expr("array_sort(collect_list(struct(pos, token)))").alias("toks")
-    )
-    # n identifiers split a text into n + 1 parts: part i and token i for each identifier,
-    # then the last part. element_at, not [i]: Sail 0.7 reads a lambda variable in [] as text.
-    parts = f"split({text}, {PATTERN}, -1)"
-    rebuilt = hits.join(ordered, list(key)).select(
-        *key,
-        F.expr(
-            f"concat(aggregate(sequence(1, size(toks)), '', (acc, i) -> concat(acc, "
-            f"element_at({parts}, i), element_at(toks, i).token)), "
-            f"element_at({parts}, size({parts})))"
-        ).alias(scrubbed),
-    )
-    frame = frame.join(rebuilt, list(key), "left")
-    return frame.withColumn(column, F.coalesce(F.col(scrubbed), F.col(column))).drop(scrubbed)
+    result = frame
+    for column in columns:
+        text, scrubbed = _q(column), f"_scrubbed_{uuid.uuid4().hex[:8]}"
+        found = frame.where(F.expr(f"{text} RLIKE {PATTERN}")).select(
+            *key,
+            F.col(column).alias("_text"),
+            F.expr(f"posexplode(regexp_extract_all({text}, {PATTERN}, 0)) AS (_pos, _ident)"),
+        )
+        found = found.crossJoin(keys).withColumn("_idx", F.expr(INDEX_SQL.format(value="_ident")))
+        found = found.drop("_ki", "_ko", "_ident")
+        if entries is None:  # no vault: nothing was ever minted, no token to put in
+            found = found.withColumn("_token", F.lit(None).cast("string"))
+        else:  # two tokens for one value only if a mint bypassed the lock: the smallest wins
+            found = (
+                found.join(entries, found["_idx"] == entries["index"], "left")
+                .groupBy(*key, "_text", "_pos")
+                .agg(F.min("token").alias("_token"))
+            )
+        ordered = found.groupBy(*key).agg(
+            F.max("_text").alias("_text"),  # the row's one text (the key is unique)
+            F.expr("array_sort(collect_list(struct(_pos, _token)))").alias("_toks"),
+        )
+        # n identifiers split a text into n + 1 parts: part i and token i for each identifier,
+        # then the last part. element_at, not [i]: Sail 0.7 reads a lambda variable in [] as
+        # text.
+        parts = f"split(_text, {PATTERN}, -1)"
+        rebuilt = ordered.select(
+            *key,
+            F.expr(
+                f"concat(aggregate(sequence(1, size(_toks)), '', (acc, i) -> concat(acc, "
+                f"element_at({parts}, i), element_at(_toks, i)._token)), "
+                f"element_at({parts}, size({parts})))"
+            ).alias(scrubbed),
+        )
+        result = result.join(rebuilt, list(key), "left")
+        result = result.withColumn(column, F.coalesce(F.col(scrubbed), F.col(column)))
+        result = result.drop(scrubbed)
+    return result

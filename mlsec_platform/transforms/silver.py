@@ -87,14 +87,21 @@ def silver_transform(
 
 def latest(key: str, select: str, source: str = "raw", where: str = "TRUE") -> str:
     """``select`` over the latest ingested row of each ``key`` in ``source``, excluded batches
-    skipped, with the Raw batch each row came from (``_raw_batch_id``)."""
+    skipped, with the Raw batch each row came from (``_raw_batch_id``).
+
+    ``NOT EXISTS``, not ``NOT IN``: Raw's ``_batch_id`` is never null, so both keep the same
+    rows, but ``NOT IN`` is a null-aware anti join, which the Spark engine (Sail) can only run
+    with Raw as its build side: the whole Raw table collected into one hash table, in one
+    partition, before the deduplication starts. ``NOT EXISTS`` builds on ``excluded`` (a few
+    rows) and scans Raw in parallel."""
     return f"""
         SELECT * FROM (
             SELECT {select}, _batch_id AS _raw_batch_id,
                    row_number() OVER (
                        PARTITION BY {key} ORDER BY _ingested_at DESC, _batch_id DESC) AS {RANK}
-            FROM {source}
-            WHERE _batch_id NOT IN (SELECT batch_id FROM excluded) AND ({where})
+            FROM {source} AS _rows
+            WHERE NOT EXISTS (SELECT 1 FROM excluded x WHERE x.batch_id = _rows._batch_id)
+                AND ({where})
         ) ranked WHERE {RANK} = 1
     """
 
