@@ -23,6 +23,19 @@ Under a steady stream a Raw batch is nearly always in flight (the event sensor s
 next as soon as one ends), and ``eager`` waiting for none to be would hold Silver, and every
 table below it, back for as long as the stream lasts. Between curated tables the wait stays:
 a table in flight is about to change what its readers would read.
+
+The sensor's runs carry :data:`RUN_TAGS` (``mlsec/job=curated_automation``,
+``mlsec/trigger=automation``), shown on each run in the UI's run list and filterable there;
+their job name stays Dagster's ``__ASSET_JOB``. Dagster 1.13 cannot name them otherwise: the
+sensor requests each run for the assets its conditions selected, and such a run belongs to
+the implicit asset job (``submit_asset_runs`` names a run only after a ``RunRequest``'s
+``job_name``, which the sensor never sets). A named job's runs come only from a job-scoped
+condition (``define_asset_job(automation_condition=...)``, preview), which launches the whole
+job, every table of ``curated``, at each change, where ``eager`` runs only the tables below
+the Raw batch that changed; and a sensor other than Dagster's default evaluates a job's
+condition only through a hidden, internal argument. The tags are what Dagster's sensor offers
+(``run_tags``), beside the ``dagster/sensor_name`` tag it sets itself. Manual `curated` runs
+carry ``mlsec/trigger`` too (``cli``, ``demo``).
 """
 
 from __future__ import annotations
@@ -62,11 +75,15 @@ FRESHNESS: dict[str, dg.FreshnessPolicy] = {
 #: (5 s, below which nothing is gained) but at every other one.
 SENSOR_INTERVAL_SECONDS = 10
 
+#: Tags every run of the sensor carries, so the UI tells its runs from other asset runs.
+RUN_TAGS = {"mlsec/job": "curated_automation", "mlsec/trigger": "automation"}
+
 curated_automation = dg.AutomationConditionSensorDefinition(
     "curated_automation",
     target=dg.AssetSelection.groups(*CONDITIONS),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    run_tags=RUN_TAGS,
     description="Keeps Silver, Gold, the warehouse and the features up with Raw.",
 )
 
