@@ -116,6 +116,8 @@ class Followed:
         # Wall-clock acceptance and sighting, to place each event on the runs' event log.
         self.accepted_at: dict[int, float] = {}
         self.seen_at: dict[int, float] = {}
+        #: Each request's time at the gateway (its 202 comes once JetStream acked the events).
+        self.requests: list[float] = []
 
     def add(self, token: str, occurred: str, accepted: float) -> None:
         at = datetime.fromisoformat(occurred.replace("Z", "+00:00"))
@@ -136,8 +138,10 @@ def publish(url, token, tls, orders, rate: int, seconds: float, every: float, fo
         while (elapsed := time.monotonic() - started) < seconds:
             chosen = rng.choices(orders, k=per_request)
             batch = [event(o) for o in chosen]
+            asked = time.monotonic()
             answer = http.post(path, content=orjson.dumps(batch))
             accepted = time.monotonic()
+            followed.requests.append(accepted - asked)
             if answer.status_code != 202:
                 raise SystemExit(f"the gateway refused a batch: {answer.status_code} {answer.text}")
             sent += len(batch)
@@ -279,6 +283,11 @@ def main() -> None:
             )
         else:
             print(f"  real path : no followed event was seen ({unseen} pending)")
+        asks = sorted(followed.requests)
+        print(
+            f"  gateway   : request -> 202 (JetStream acked) p50 {percentile(asks, 0.5):.3f}s"
+            f"  p95 {percentile(asks, 0.95):.3f}s (before acceptance, not in the latency)"
+        )
         print(f"  baseline  : full `curated` run on the same data {full:.1f}s")
         if latencies:
             print(f"  ratio     : p95 / full run {percentile(latencies, 0.95) / full:.2f}")
