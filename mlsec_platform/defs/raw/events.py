@@ -86,11 +86,8 @@ async def _consume(
             asked = min(FETCH_SIZE, max_events - len(messages))
             got = await event_stream.pull_batch(nc, event_stream.STREAM, durable, asked)
             messages += got
-            # Fewer than asked: what waited when the run began is in. Under a steady stream
-            # the pulls never come back empty, and pulling on until ``max_events`` held the
-            # batch's first events for as long as the stream took to fill it (50 s at
-            # 1,000/s); what arrives now goes to the next batch, which the sensor starts
-            # once this one ends.
+            # Fewer than asked: what waited is in; later events go to the next batch (pulling
+            # on held the first ones while a steady stream filled it: 50 s at 1,000/s).
             if len(got) < asked:
                 break
         result.fetched = len(messages)
