@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dagster as dg  # noqa: E402
 import httpx  # noqa: E402
 import orjson  # noqa: E402
+from _phases import event_phases, phase_table, run_table, runs_since  # noqa: E402
 from _stack import (  # noqa: E402
     analyst_token,
     bench_client,
@@ -112,11 +113,18 @@ class Followed:
         self.lock = threading.Lock()
         self.pending: dict[int, tuple[str, datetime, float]] = {}
         self.latency: dict[int, float] = {}
+        # Wall-clock acceptance and sighting, to place each event on the runs' event log.
+        self.accepted_at: dict[int, float] = {}
+        self.seen_at: dict[int, float] = {}
+        #: Each request's time at the gateway (its 202 comes once JetStream acked the events).
+        self.requests: list[float] = []
 
     def add(self, token: str, occurred: str, accepted: float) -> None:
         at = datetime.fromisoformat(occurred.replace("Z", "+00:00"))
         with self.lock:
-            self.pending[len(self.pending) + len(self.latency)] = (token, at, accepted)
+            i = len(self.pending) + len(self.latency)
+            self.pending[i] = (token, at, accepted)
+            self.accepted_at[i] = time.time() - (time.monotonic() - accepted)
 
 
 def publish(url, token, tls, orders, rate: int, seconds: float, every: float, followed) -> int:
@@ -130,8 +138,10 @@ def publish(url, token, tls, orders, rate: int, seconds: float, every: float, fo
         while (elapsed := time.monotonic() - started) < seconds:
             chosen = rng.choices(orders, k=per_request)
             batch = [event(o) for o in chosen]
+            asked = time.monotonic()
             answer = http.post(path, content=orjson.dumps(batch))
             accepted = time.monotonic()
+            followed.requests.append(accepted - asked)
             if answer.status_code != 202:
                 raise SystemExit(f"the gateway refused a batch: {answer.status_code} {answer.text}")
             sent += len(batch)
@@ -165,6 +175,7 @@ def poll(url, token, tls, followed: Followed, interval: float, stop: threading.E
                     for i, (person, at, accepted) in pending.items():
                         if person in stamps and stamps[person] >= at:
                             followed.latency[i] = now - accepted
+                            followed.seen_at[i] = time.time() - (time.monotonic() - now)
                             del followed.pending[i]
             stop.wait(interval)
 
@@ -198,15 +209,16 @@ def wait_for_sensors(log: Path, proc: subprocess.Popen, timeout: float = 600) ->
     return time.monotonic() - started
 
 
-def runs_by_job(since: float) -> dict[str, int]:
+def phases(since: float, followed: Followed) -> list[str]:
+    """The runs the sensors launched since ``since`` and the followed events' phases."""
     with dg.DagsterInstance.get() as instance:
-        records = instance.get_run_records(
-            dg.RunsFilter(created_after=datetime.fromtimestamp(since, UTC))
-        )
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record.dagster_run.job_name] = counts.get(record.dagster_run.job_name, 0) + 1
-    return counts
+        runs = runs_since(instance, since)
+    placed = [
+        p
+        for i, seen in followed.seen_at.items()
+        if (p := event_phases(runs, followed.accepted_at[i], seen)) is not None
+    ]
+    return run_table(runs, since) + (phase_table(placed, percentile) if placed else [])
 
 
 def main() -> None:
@@ -254,7 +266,7 @@ def main() -> None:
                     time.sleep(1)
                 stop.set()
                 poller.join()
-                runs = runs_by_job(began)
+                table = phases(began, followed)
         finally:
             proc.terminate()
             proc.wait(60)
@@ -263,7 +275,6 @@ def main() -> None:
         full = timed_curated({FULL_REBUILD_TAG: "true"})
         load = os.getloadavg()
         print(f"\nfreshness, {args.orders:,} orders, {sent:,} events at {args.rate:,}/s")
-        print(f"  runs the sensors launched: {runs}")
         if latencies:
             print(
                 f"  real path : acceptance -> /feature/vector p50 {percentile(latencies, 0.5):.1f}s"
@@ -272,11 +283,17 @@ def main() -> None:
             )
         else:
             print(f"  real path : no followed event was seen ({unseen} pending)")
+        asks = sorted(followed.requests)
+        print(
+            f"  gateway   : request -> 202 (JetStream acked) p50 {percentile(asks, 0.5):.3f}s"
+            f"  p95 {percentile(asks, 0.95):.3f}s (before acceptance, not in the latency)"
+        )
         print(f"  baseline  : full `curated` run on the same data {full:.1f}s")
         if latencies:
             print(f"  ratio     : p95 / full run {percentile(latencies, 0.95) / full:.2f}")
         print("  target    : p95 at most 60 s")
         print(f"  load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        print("\n".join(table))
         if unseen:
             print(f"  daemon log: {daemon_log} (removed with the stack)")
             print(daemon_log.read_text()[-3000:])

@@ -142,3 +142,22 @@ def test_an_event_batch_reaches_the_online_store_in_one_run(graph):
         } <= wave
         # Nothing the events do not feed: the order facts and the RFM features stay.
         assert not {"gold/fact_order_item", "features/customer_rfm"} & wave
+
+
+def test_a_raw_batch_committed_while_silver_was_written_gets_a_run_of_its_own(graph):
+    """Silver requested, then a Raw batch commits while that run writes Silver: the Silver
+    commit that follows did not read the batch, so it must not count as having handled it
+    (``eager`` alone counts any update of the asset as handling every earlier change)."""
+    events = dg.AssetKey(["raw", "events_order_status"])
+    with dg.DagsterInstance.ephemeral() as instance:
+        ticks = Ticks(graph, instance)
+        ticks.requested()
+        ticks.raw_batch(events, "events-1")
+        assert "silver/order_events" in ticks.requested()
+        # The next tick comes while the run starts (a batch committed before it is read).
+        assert "silver/order_events" not in ticks.requested()
+        ticks.raw_batch(events, "events-2")  # lands while the run is writing Silver ...
+        ticks.materialize("silver/order_events")  # ... which commits without it
+        assert "silver/order_events" in ticks.requested()
+        ticks.materialize("silver/order_events")
+        assert "silver/order_events" not in ticks.requested()  # handled once, not again

@@ -12,6 +12,7 @@ from mlsec_platform.defs.resources import build_resources
 from mlsec_platform.resources.committed import CommittedTables
 from mlsec_platform.resources.s3_lake import S3LakeResource
 from mlsec_platform.settings import Zone
+from mlsec_platform.storage.incremental import CuratedBatch
 from mlsec_platform.storage.snapshots import read_snapshot
 from mlsec_platform_tests.helpers import error_chain
 
@@ -161,3 +162,35 @@ def test_curated_tables_keep_the_configured_history(resources, settings):
         config["delta.logRetentionDuration"] == config["delta.deletedFileRetentionDuration"] == days
     )
     assert [h["operation"] for h in table.history(3)] == ["WRITE", "SET TBLPROPERTIES", "WRITE"]
+
+
+def test_a_merge_of_new_keys_appends_and_one_of_known_keys_merges(resources):
+    """A keyed batch whose keys the table holds none of is appended (the MERGE would only
+    insert them); one that holds a known key is merged: its row updated, none doubled."""
+    batches = iter(
+        [
+            CuratedBatch(pa.table({"k": ["a", "b"], "v": [1, 2]})),
+            CuratedBatch(pa.table({"k": ["c", "d"], "v": [3, 4]}), replaces="k", merge=True),
+            CuratedBatch(pa.table({"k": ["b", "e"], "v": [20, 5]}), replaces="k", merge=True),
+        ]
+    )
+
+    @dg.asset(key=["silver", "merge_probe"], io_manager_key="lakehouse_io_manager")
+    def merge_probe() -> CuratedBatch:
+        return next(batches)
+
+    lake = resources["lake_pipeline"]
+    uri = lake.table_uri(Zone.SILVER, "merge_probe")
+    operations = []
+    for _ in range(3):
+        assert dg.materialize([merge_probe], resources=resources).success
+        operations.append(DeltaTable(uri, storage_options=lake.storage_options()).history(1))
+    assert [h[0]["operation"] for h in operations[1:]] == ["WRITE", "MERGE"]
+    rows = DeltaTable(uri, storage_options=lake.storage_options()).to_pyarrow_table()
+    assert sorted(zip(rows["k"].to_pylist(), rows["v"].to_pylist(), strict=True)) == [
+        ("a", 1),
+        ("b", 20),
+        ("c", 3),
+        ("d", 4),
+        ("e", 5),
+    ]
