@@ -12,9 +12,11 @@ OpenBao holds another key (``Supervisor.ensure_sail``, also run after ``mlsec ro
 It listens on a loopback port only. Spark Connect has no client login and Sail cannot listen on
 a Unix socket, so while it runs any local user can submit work with the pipeline's rights: the
 embedded Sail is for a machine whose local users may hold them (the README says so); elsewhere
-``MLSEC_SPARK_REMOTE`` points at an endpoint with its own authentication. ``local-cluster`` runs a driver and ``sail_workers``
-worker actors in the one process, talking over loopback RPC (the way a Sail cluster on
-Kubernetes is run), which the tests use to show tasks running on two workers.
+``MLSEC_SPARK_REMOTE`` points at an endpoint with its own authentication.
+
+``local-cluster`` runs a driver and ``sail_workers`` worker actors in the one process, talking
+over loopback RPC (the way a Sail cluster on Kubernetes is run), which the tests use to show
+tasks running on two workers.
 """
 
 from __future__ import annotations
